@@ -1,0 +1,52 @@
+# hefl — thin Makefile; the real logic lives in Python (hefl CLI) and pytest.
+# Every target depends on `setup`, so a fresh clone needs nothing but
+# Python, gcc and make.
+
+PYTHON    ?= python3
+VENV      ?= .venv
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.hefl-installed
+JOBS      ?= 2
+PYTEST_ARGS ?=
+BUILD     ?= build
+
+# Keep tool caches inside the build tree, never in $HOME.
+export YOWASP_CACHE_DIR := $(abspath $(BUILD))/cache/yowasp
+export XDG_CACHE_HOME   := $(abspath $(BUILD))/cache/xdg
+export MPLBACKEND       := Agg
+
+.PHONY: setup test test-fast demo sim hw-report bench bitstream clean distclean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## test: the whole regression (golden models, Amaranth, cocotb/Verilator, host, FL)
+test: setup
+	$(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+
+## test-fast: everything but the tests marked slow
+test-fast: setup
+	$(BIN)/python -m pytest -n $(JOBS) -m 'not slow' $(PYTEST_ARGS)
+
+## demo: federated training with homomorphic aggregation (the main job)
+demo: setup
+	$(BIN)/hefl demo --out $(BUILD)/demo
+
+## hw-report: cycle counts and resource reports for the hardware cores
+hw-report: setup
+	$(BIN)/hefl hw-report --out $(BUILD)/reports
+
+## bench: the benchmark suite (writes JSON under build/reports)
+bench: setup
+	$(BIN)/hefl bench paillier --key-bits 2048 --json $(BUILD)/reports/paillier.json
+
+clean:
+	rm -rf $(BUILD) sim_build .pytest_cache .hypothesis
+
+distclean: clean
+	rm -rf $(VENV)

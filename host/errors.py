@@ -1,0 +1,80 @@
+"""Typed errors raised by hefl.
+
+Every error a user can provoke with bad input derives from :class:`HeflError`
+and says what is wrong and, where it can, what to do. Callers catch the
+specific class; the CLI catches :class:`HeflError` and prints its message
+instead of a traceback.
+"""
+
+__all__ = [
+    "HeflError",
+    "ModulusError", "OperandRangeError",
+    "CiphertextError", "CiphertextRangeError", "KeyMismatchError",
+    "SerializationError",
+    "EncodingError", "NonFiniteUpdateError", "PackingOverflowError",
+    "BackendUnavailable", "DeviceError", "DeviceTimeout", "VerificationError",
+]
+
+
+class HeflError(Exception):
+    """Base class of every error hefl raises on purpose."""
+
+
+# --- arithmetic input -------------------------------------------------------
+
+class ModulusError(HeflError, ValueError):
+    """A modulus that the arithmetic cannot use (even, too small, too wide)."""
+
+
+class OperandRangeError(HeflError, ValueError):
+    """An operand outside ``[0, modulus)`` (or a negative exponent)."""
+
+
+# --- Paillier ---------------------------------------------------------------
+
+class CiphertextError(HeflError, ValueError):
+    """A received ciphertext that must not be used."""
+
+
+class CiphertextRangeError(CiphertextError):
+    """A ciphertext outside ``0 < c < n²`` or sharing a factor with ``n``."""
+
+
+class KeyMismatchError(CiphertextError):
+    """Data made under another key (fingerprint mismatch)."""
+
+
+class SerializationError(HeflError, ValueError):
+    """A serialised key or ciphertext vector that is malformed or truncated."""
+
+
+# --- encoding ---------------------------------------------------------------
+
+class EncodingError(HeflError, ValueError):
+    """Bad encoding parameters or values that cannot be encoded."""
+
+
+class NonFiniteUpdateError(EncodingError):
+    """A model update holding NaN or infinity; nothing was encrypted."""
+
+
+class PackingOverflowError(EncodingError):
+    """A packed sum carried into a neighbouring slot; the result is unusable."""
+
+
+# --- devices ----------------------------------------------------------------
+
+class BackendUnavailable(HeflError, RuntimeError):
+    """A backend whose software or hardware is not installed here."""
+
+
+class DeviceError(HeflError, RuntimeError):
+    """The device reported an error status."""
+
+
+class DeviceTimeout(DeviceError):
+    """The device did not finish within the deadline."""
+
+
+class VerificationError(DeviceError):
+    """A device result disagreed with the CPU on a spot-check."""

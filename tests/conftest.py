@@ -1,0 +1,32 @@
+"""Shared pytest fixtures: every random test takes its seed from here.
+
+Set ``HEFL_SEED`` to reproduce a run; the seed is printed in the header
+and in each failing test's report.
+"""
+
+import os
+import random
+import secrets
+
+import pytest
+
+SEED = int(os.environ.get("HEFL_SEED", secrets.randbits(32)))
+
+
+def pytest_report_header(config):
+    return f"hefl random seed: HEFL_SEED={SEED}"
+
+
+@pytest.fixture
+def seed(request):
+    """A per-test seed derived from the run seed and the test's name."""
+    s = random.Random(f"{SEED}:{request.node.nodeid}").getrandbits(32)
+    request.node.user_properties.append(("seed", s))
+    print(f"seed={s} (HEFL_SEED={SEED})")
+    return s
+
+
+@pytest.fixture
+def rng(seed):
+    """A :class:`random.Random` seeded from :func:`seed`."""
+    return random.Random(seed)
