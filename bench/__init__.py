@@ -1,0 +1,1 @@
+"""Benchmarks (installed as ``hefl.bench``). Each writes JSON; none is a test."""
