@@ -27,11 +27,11 @@ $(STAMP): pyproject.toml
 
 ## test: the whole regression (golden models, Amaranth, cocotb/Verilator, host, FL)
 test: setup
-	$(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
 ## test-fast: everything but the tests marked slow
 test-fast: setup
-	$(BIN)/python -m pytest -n $(JOBS) -m 'not slow' $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 ## demo: federated training with homomorphic aggregation (the main job)
 demo: setup
