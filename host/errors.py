@@ -13,6 +13,7 @@ __all__ = [
     "SerializationError",
     "EncodingError", "NonFiniteUpdateError", "PackingOverflowError",
     "BackendUnavailable", "DeviceError", "DeviceTimeout", "VerificationError",
+    "PrivateKeyRequired", "VectorLengthError",
 ]
 
 
@@ -78,3 +79,13 @@ class DeviceTimeout(DeviceError):
 
 class VerificationError(DeviceError):
     """A device result disagreed with the CPU on a spot-check."""
+
+
+# --- Paillier keys (appended) ---------------------------------------------
+
+class PrivateKeyRequired(HeflError, RuntimeError):
+    """An operation (decryption, CRT encryption) needs the private key, which this party lacks."""
+
+
+class VectorLengthError(CiphertextError):
+    """Ciphertext vectors (or a vector and its scalars) of different lengths."""
