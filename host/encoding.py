@@ -53,6 +53,11 @@ What it cannot detect: a sum that is legal-looking for the ``summands``
 claimed but made of a different number of encodings. The caller must pass
 the true count (the FedAvg loop knows which clients it multiplied).
 
+Integer weights: a ciphertext raised to a non-negative integer power ``w``
+(Paillier scalar multiply) holds ``w`` copies of its encoding, offsets
+included, so it counts as ``w`` summands: ``Σ w_k·encode(x_k)`` decodes
+with ``summands = Σ w_k`` (≤ ``2**g``) to ``Σ w_k·q_k / s``.
+
 Error bound
 -----------
 Round to nearest errs by at most ``1/(2s)`` per value and stochastic
@@ -89,11 +94,11 @@ MAX_VALUE_BITS = 53
 #: ``K·Q`` offset exact in int64 as well.
 MAX_SLOT_BITS = 63
 
-# Relative float64 slack added to the error bound: the products x·s and the
-# final division q/s each round once (2**-53 relative); 2**-40 of the clipped
-# magnitude covers those and the caller's own float summation comfortably
-# while staying far below any quantisation step (b ≤ 53 ⇒ 1/s ≥ 2**-52·alpha
-# only in the degenerate b = 53 case, where the slack is documented anyway).
+# Float64 slack added to the error bound, relative to alpha: per summand,
+# x·s and the final q/s round once each (2**-53 relative, 2**-40 covers them
+# with room); the caller's own float sum of K clipped inputs can err by up to
+# K·(K·alpha)·2**-53 with naive summation, hence a K² term (2**-52). Both stay
+# far below a grid step for value_bits ≤ 40 and any practical K.
 _FLOAT_SLACK = 2.0 ** -40
 
 
@@ -404,7 +409,8 @@ class Encoder:
         length : int
             Number of values encoded.
         summands : int
-            How many encodings were added, 1 … :attr:`max_summands`.
+            How many encodings were added, 1 … :attr:`max_summands`; an
+            encoding multiplied by an integer weight ``w`` counts ``w`` times.
         modulus : int, optional
             The Paillier ``n`` the plaintexts were decrypted under; when
             given, each plaintext must lie in ``[0, n)`` and the layout must
@@ -533,9 +539,10 @@ class Encoder:
         Returns
         -------
         float
-            ``K·step/2`` (or ``K·step``) plus ``K·alpha·2**-40`` of float64
-            slack, where ``step = 1/s = alpha/Q``.
+            ``K·step/2`` (or ``K·step``) plus float64 slack
+            ``K·alpha·(2**-40 + K·2**-52)``, where ``step = 1/s = alpha/Q``.
         """
         k = _check_int("Summands", summands, 1, self.max_summands)
         per_value = (1.0 if stochastic else 0.5) / self._scale
-        return k * (per_value + self._params.alpha * _FLOAT_SLACK)
+        float_slack = self._params.alpha * (_FLOAT_SLACK + k * 2.0 ** -52)
+        return k * (per_value + float_slack)

@@ -190,6 +190,33 @@ def test_sum_round_trip(case):
     assert np.all(np.abs(got - clipped) <= enc.quantisation_bound(k))
 
 
+@HYP
+@given(st.data())
+def test_wide_slots_weighted_to_max(data):
+    # Up to 63-bit slots and 2**g summands (reached through integer weights,
+    # as Paillier scalar multiplication does): slot arithmetic must stay exact.
+    b = data.draw(st.integers(2, MAX_VALUE_BITS), label="value_bits")
+    g = data.draw(st.integers(0, MAX_SLOT_BITS - b), label="guard_bits")
+    pb = data.draw(st.integers(b + g, 4 * (b + g) + 7), label="plaintext_bits")
+    enc = Encoder(plaintext_bits=pb, alpha=2.0, value_bits=b, guard_bits=g)
+    length = data.draw(st.integers(1, 2 * enc.slots + 1), label="length")
+    # Split K = 2**g (or fewer) into up to three positive weights.
+    k = data.draw(st.sampled_from([enc.max_summands, max(1, enc.max_summands - 1), 1]), label="K")
+    cuts = sorted(data.draw(st.lists(st.integers(1, k), max_size=2), label="cuts"))
+    weights = [w for w in np.diff([0] + cuts + [k]).tolist() if w > 0]
+    vals = st.floats(-3.0, 3.0, allow_nan=False) | st.sampled_from([2.0, -2.0])
+    xs = [data.draw(st.lists(vals, min_size=length, max_size=length)) for _ in weights]
+    total = [sum(w * c for w, c in zip(weights, col))
+             for col in zip(*(enc.encode(np.array(x)) for x in xs))]
+    assert all(t < 2 ** pb for t in total)
+    got = enc.decode(total, length, sum(weights))
+    ref = [sum(w * q for w, q in zip(weights, col)) / enc.scale
+           for col in zip(*(_ref_quantise(x, 2.0, b) for x in xs))]
+    np.testing.assert_array_equal(got, ref)
+    clipped = sum(w * np.clip(np.array(x), -2, 2) for w, x in zip(weights, xs))
+    assert np.all(np.abs(got - clipped) <= enc.quantisation_bound(sum(weights)))
+
+
 def test_clipping_and_negatives():
     enc = Encoder(plaintext_bits=200, alpha=0.5, value_bits=10, guard_bits=3)
     x = np.array([-7.0, -0.5, -0.25, -1e-9, 0.0, 0.25, 0.5, 3.0, 1e300, -1e300])
@@ -211,6 +238,22 @@ def test_exactly_max_summands_extremes():
         np.testing.assert_array_equal(enc.decode(total, len(x), k), np.full(len(x), sign * k))
     with pytest.raises(PackingOverflowError, match="guard bits"):
         enc.decode(total, len(x), k + 1)
+
+
+def test_integer_weighted_sum(seed):
+    # Scalar-multiplied ciphertexts: weights w_k count as Σw summands.
+    rs = np.random.default_rng(seed)
+    enc = Encoder(plaintext_bits=500, alpha=1.0, value_bits=12, guard_bits=4)
+    weights = [1, 3, 2, 7, 3]                      # Σ = 16 = max_summands
+    xs = [rs.uniform(-1.5, 1.5, 3 * enc.slots - 1) for _ in weights]
+    total = [sum(w * c for w, c in zip(weights, col))
+             for col in zip(*(enc.encode(x) for x in xs))]
+    got = enc.decode(total, len(xs[0]), sum(weights))
+    ref = [sum(w * q for w, q in zip(weights, col)) / enc.scale
+           for col in zip(*(_ref_quantise(x, 1.0, 12) for x in xs))]
+    np.testing.assert_array_equal(got, ref)
+    assert np.all(np.abs(got - sum(w * np.clip(x, -1, 1) for w, x in zip(weights, xs)))
+                  <= enc.quantisation_bound(sum(weights)))
 
 
 def test_over_summed_plaintexts_detected():
