@@ -1,0 +1,172 @@
+"""A FedAvg client: local training, then clip, encode, encrypt, serialise.
+
+Weighting (FedAvg weights clients by their sample counts n_k, which are
+public metadata): every client multiplies its update by
+``w_k = n_k / N``, where N is the total sample count of *all* K clients of
+the federation, known before the round starts. The decrypted sum over the
+clients S that actually contributed is then ``Σ_S w_k u_k``, and the key
+holder divides it by ``Σ_S w_k`` (also public). This gives exactly the
+FedAvg mean over the survivors, ``Σ_S n_k u_k / Σ_S n_k``, however many
+clients drop out or are excluded after encrypting, and it needs no second
+message to the clients. The price is that the quantisation error of the
+sum is divided by ``Σ_S w_k`` ≤ 1 (see :meth:`KeyHolder.error_bound
+<hefl.fedavg.keyholder.KeyHolder.error_bound>`).
+
+The scaled update is clipped to ``[-alpha, alpha]`` here, before encoding,
+so the plaintext reference can use the very same clipped values; the
+encoder's own clipping is then a no-op.
+
+Ciphertexts leave the client as bytes (``CipherVector.to_bytes``), never as
+pickled objects.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import NonFiniteUpdateError
+from .model import make_model
+
+__all__ = ["Client", "LocalResult", "garble"]
+
+
+@dataclass
+class LocalResult:
+    """What one client's local training produced.
+
+    Attributes
+    ----------
+    update : np.ndarray
+        ``w_k · (θ_local − θ_global)`` clipped to ``[-alpha, alpha]``.
+    clipped : int
+        How many entries the clipping changed.
+    loss : float
+        Local training loss after training.
+    """
+
+    update: np.ndarray
+    clipped: int
+    loss: float
+
+
+class Client:
+    """One party of the federation.
+
+    Parameters
+    ----------
+    cid : int
+        Client index.
+    data : hefl.fedavg.data.ClientData
+        The private shard.
+    weight : float
+        ``n_k / N`` (see the module docstring).
+    model : str
+        Model name for :func:`hefl.fedavg.model.make_model`.
+    n_features, n_classes : int
+        Model shape.
+    epochs, lr, batch_size :
+        Local SGD settings.
+    alpha : float
+        Clipping bound of the scaled update.
+    """
+
+    def __init__(self, cid, data, weight, *, model, n_features, n_classes, epochs, lr,
+                 batch_size, alpha):
+        self.cid = cid
+        self.data = data
+        self.weight = float(weight)
+        self._model = make_model(model, n_features, n_classes)
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.alpha = float(alpha)
+
+    def train(self, global_theta, rng, *, poison_nan=False):
+        """Train from ``global_theta`` and return the scaled, clipped update.
+
+        Parameters
+        ----------
+        global_theta : np.ndarray
+            Parameters of the current global model.
+        rng : np.random.Generator
+            Batch order; the HE run and the plaintext reference pass equal
+            generators so both see the same batches.
+        poison_nan : bool
+            Test hook: plant a NaN in the update, as a diverged local model
+            would.
+
+        Raises
+        ------
+        NonFiniteUpdateError
+            The update holds NaN or infinity; nothing may be encrypted.
+        """
+        m = self._model
+        m.set_params(global_theta)
+        with np.errstate(over="ignore", invalid="ignore"):
+            m.train_epochs(self.data.x, self.data.y, epochs=self.epochs, lr=self.lr,
+                           batch_size=self.batch_size, rng=rng)
+            update = self.weight * (m.get_params() - global_theta)
+        if poison_nan:
+            update[len(update) // 2] = np.nan
+        bad = ~np.isfinite(update)
+        if bad.any():
+            raise NonFiniteUpdateError(
+                f"client {self.cid}: update holds {int(bad.sum())} non-finite value(s) "
+                f"(first at index {int(np.flatnonzero(bad)[0])}); not encrypted")
+        clipped = np.clip(update, -self.alpha, self.alpha)
+        return LocalResult(clipped, int(np.count_nonzero(clipped != update)),
+                           m.loss(self.data.x, self.data.y))
+
+    def encrypt(self, update, he, encoder, meta):
+        """Encode and encrypt ``update``; return the serialised ciphertext vector.
+
+        Parameters
+        ----------
+        update : np.ndarray
+            Output of :meth:`train`.
+        he : hefl.paillier.Paillier
+            Paillier context of the shared key.
+        encoder : hefl.encoding.Encoder
+            The federation's encoder (same parameters for every client).
+        meta : dict
+            Carried in the ciphertext vector (encoder parameters, length,
+            round); the aggregator checks it.
+
+        Returns
+        -------
+        bytes
+        """
+        plaintexts = encoder.encode(update)
+        cv = he.encrypt(plaintexts, meta=dict(meta, client=self.cid))
+        return cv.to_bytes()
+
+
+def garble(data, mode="truncate"):
+    """Corrupt a serialised ciphertext vector the way a faulty or malicious client might.
+
+    Parameters
+    ----------
+    data : bytes
+        Output of ``CipherVector.to_bytes()``.
+    mode : {"truncate", "zero", "flip"}
+        ``truncate`` cuts the last bytes off; ``zero`` sets the last
+        ciphertext to 0 (outside ``0 < c < n²``); ``flip`` inverts one byte
+        in the middle of the vector.
+
+    Returns
+    -------
+    bytes
+    """
+    b = bytearray(data)
+    if mode == "truncate":
+        return bytes(b[:-7])
+    if mode == "zero":
+        # The last ciphertext fills the tail of the record; a run of zero
+        # bytes there makes it 0 whatever its width.
+        width = max(1, min(64, len(b) // 4))
+        b[-width:] = bytes(width)
+        return bytes(b)
+    if mode == "flip":
+        b[len(b) // 2] ^= 0xFF
+        return bytes(b)
+    raise ValueError(f"unknown garble mode {mode!r}")
