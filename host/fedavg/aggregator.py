@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 
 from ..errors import CiphertextError, SerializationError
-from ..paillier import CipherVector, Paillier
+from .. import paillier
 
 __all__ = ["Aggregator", "Aggregate", "MetadataMismatchError"]
 
@@ -60,7 +60,7 @@ class Aggregator:
 
     def __init__(self, public_key, accel, expected_meta):
         self.public_key = public_key
-        self.he = Paillier(public_key, None, accel)
+        self.he = paillier.Paillier(public_key, None, accel)
         self.expected_meta = dict(expected_meta)
 
     def receive(self, cid, data, round_):
@@ -77,7 +77,7 @@ class Aggregator:
         """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise SerializationError(f"expected bytes, got {type(data).__name__}")
-        cv = CipherVector.from_bytes(bytes(data), self.public_key)
+        cv = paillier.CipherVector.from_bytes(bytes(data), self.public_key)
         # from_bytes checks the format; validate is the Paillier layer's own
         # check of every value (0 < c < n², gcd(c, n) = 1, fingerprint).
         self.he.validate(cv)

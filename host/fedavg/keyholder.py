@@ -12,7 +12,7 @@ turned into a model update.
 import numpy as np
 
 from ..errors import EncodingError, PackingOverflowError
-from ..paillier import Paillier
+from .. import paillier
 
 __all__ = ["KeyHolder"]
 
@@ -31,7 +31,7 @@ class KeyHolder:
     """
 
     def __init__(self, public_key, private_key, accel, encoder):
-        self.he = Paillier(public_key, private_key, accel)
+        self.he = paillier.Paillier(public_key, private_key, accel)
         self.encoder = encoder
         self.modulus = public_key.n
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..encoding import Encoder
 from ..errors import HeflError, NonFiniteUpdateError, PackingOverflowError
-from ..paillier import Paillier
+from .. import paillier
 from .aggregator import Aggregator
 from .client import Client, garble
 from .data import load_federated
@@ -198,7 +198,7 @@ def run_fedavg(cfg, *, accel, keypair, write=None, progress=True, on_round=None)
     pt_model = make_model(cfg.model, data.n_features, data.n_classes, seed=cfg.seed)
     size = he_model.size
     expected_meta = {"encoding": encoder.params.to_dict(), "length": size}
-    client_he = Paillier(pub, priv, accel)  # clients share the key pair (BatchCrypt model)
+    client_he = paillier.Paillier(pub, priv, accel)  # clients share the key pair (BatchCrypt model)
     aggregator = Aggregator(pub, accel, expected_meta)
     keyholder = KeyHolder(pub, priv, accel, encoder)
     x_train, y_train = data.train_union()
