@@ -6,6 +6,7 @@ and decoded sums against the float sum of the clipped inputs within
 :meth:`Encoder.quantisation_bound`.
 """
 
+import doctest
 import json
 import time
 
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import hefl.encoding
 from hefl.encoding import MAX_SLOT_BITS, MAX_VALUE_BITS, Encoder, EncodingParams
 from hefl.errors import (EncodingError, HeflError, NonFiniteUpdateError, PackingOverflowError,
                          SerializationError)
@@ -456,3 +458,8 @@ def test_real_size_round_trip(seed):
         assert encoded[0][j] == _ref_pack(_ref_quantise(sl, 1.0, 16), 16, 20, enc.slots)[0]
     # "Well under a second" with room for a loaded 2-core CI machine.
     assert t_enc < 0.5 and t_dec < 0.5
+
+
+def test_docstring_example():
+    result = doctest.testmod(hefl.encoding)
+    assert result.attempted > 0 and result.failed == 0
