@@ -14,6 +14,7 @@ __all__ = [
     "EncodingError", "NonFiniteUpdateError", "PackingOverflowError",
     "BackendUnavailable", "DeviceError", "DeviceTimeout", "VerificationError",
     "PrivateKeyRequired", "VectorLengthError",
+    "FlowerConfigError",
 ]
 
 
@@ -89,3 +90,9 @@ class PrivateKeyRequired(HeflError, RuntimeError):
 
 class VectorLengthError(CiphertextError):
     """Ciphertext vectors (or a vector and its scalars) of different lengths."""
+
+
+# --- Flower deployment (appended) -------------------------------------------
+
+class FlowerConfigError(HeflError, ValueError):
+    """A Flower node or run configuration hefl cannot use (missing key path, bad value)."""
