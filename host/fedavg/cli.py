@@ -58,7 +58,7 @@ def add_arguments(parser):
     d = parser.add_argument_group("fault injection (debugging)")
     d.add_argument("--garble-client", type=int, action="append", default=[], metavar="K",
                    help="client K uploads a corrupted ciphertext vector every round (repeatable)")
-    d.add_argument("--garble-mode", choices=["truncate", "zero", "flip"], default=_D.garble_mode)
+    d.add_argument("--garble-mode", choices=["truncate", "flip", "zero", "n2"], default=_D.garble_mode)
     d.add_argument("--nan-client", type=int, action="append", default=[], metavar="K",
                    help="client K computes a NaN update every round (repeatable)")
     d.add_argument("--overflow-client", type=int, action="append", default=[], metavar="K",

@@ -141,32 +141,36 @@ class Client:
         return cv.to_bytes()
 
 
-def garble(data, mode="truncate"):
+def garble(data, mode="truncate", public_key=None):
     """Corrupt a serialised ciphertext vector the way a faulty or malicious client might.
 
     Parameters
     ----------
     data : bytes
         Output of ``CipherVector.to_bytes()``.
-    mode : {"truncate", "zero", "flip"}
-        ``truncate`` cuts the last bytes off; ``zero`` sets the last
-        ciphertext to 0 (outside ``0 < c < n²``); ``flip`` inverts one byte
-        in the middle of the vector.
+    mode : {"truncate", "flip", "zero", "n2"}
+        ``truncate`` cuts the last bytes off and ``flip`` inverts one byte
+        in the middle (transport damage: the checksum catches both);
+        ``zero`` and ``n2`` re-serialise the vector, checksum and all, with
+        its last ciphertext set to 0 or to n² (a forger: only the range
+        check catches it).
+    public_key : PublicKey
+        Needed by ``zero`` and ``n2``.
 
     Returns
     -------
     bytes
     """
-    b = bytearray(data)
     if mode == "truncate":
-        return bytes(b[:-7])
-    if mode == "zero":
-        # The last ciphertext fills the tail of the record; a run of zero
-        # bytes there makes it 0 whatever its width.
-        width = max(1, min(64, len(b) // 4))
-        b[-width:] = bytes(width)
-        return bytes(b)
+        return bytes(data[:-7])
     if mode == "flip":
+        b = bytearray(data)
         b[len(b) // 2] ^= 0xFF
         return bytes(b)
+    if mode in ("zero", "n2"):
+        from ..paillier import CipherVector
+        cv = CipherVector.from_bytes(data, public_key, validate=False)
+        cv.ciphertexts[-1] = 0 if mode == "zero" else public_key.n2
+        # to_bytes does not validate: a forger can send anything well-formed.
+        return cv.to_bytes()
     raise ValueError(f"unknown garble mode {mode!r}")

@@ -214,7 +214,9 @@ def run_fedavg(cfg, *, accel, keypair, write=None, progress=True, on_round=None)
           f"-> {encoder.plaintexts_for(size)} ciphertexts/client ({encoder.slots} values each)")
     write(_table_header())
 
-    bar = tqdm(range(1, cfg.rounds + 1), desc="FedAvg rounds", unit="round", disable=not progress,
+    # disable=None: the bar shows on a terminal and stays out of logs and pipes.
+    bar = tqdm(range(1, cfg.rounds + 1), desc="FedAvg rounds", unit="round",
+               disable=None if progress else True,
                leave=False)
     for rnd in bar:
         drop_rng = np.random.default_rng([cfg.seed, rnd, 0xD209])
@@ -247,7 +249,7 @@ def run_fedavg(cfg, *, accel, keypair, write=None, progress=True, on_round=None)
             else:
                 uploads[k] = clients[k].encrypt(res.update, client_he, encoder, meta)
             if k in cfg.garble_clients:
-                uploads[k] = garble(uploads[k], cfg.garble_mode)
+                uploads[k] = garble(uploads[k], cfg.garble_mode, pub)
         t_enc = time.perf_counter() - t0
         bytes_up = max((len(b) for b in uploads.values()), default=0)
 
