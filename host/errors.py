@@ -15,6 +15,7 @@ __all__ = [
     "BackendUnavailable", "DeviceError", "DeviceTimeout", "VerificationError",
     "PrivateKeyRequired", "VectorLengthError",
     "FlowerConfigError",
+    "ToolNotFound", "ToolFailed", "LinkError",
 ]
 
 
@@ -96,3 +97,17 @@ class VectorLengthError(CiphertextError):
 
 class FlowerConfigError(HeflError, ValueError):
     """A Flower node or run configuration hefl cannot use (missing key path, bad value)."""
+
+
+# --- build flows and the board link (appended) -------------------------------
+
+class ToolNotFound(BackendUnavailable):
+    """A vendor tool a build flow needs (``vivado``, ``v++``) is not on ``PATH``."""
+
+
+class ToolFailed(HeflError, RuntimeError):
+    """A build tool ran and failed; the message names its log."""
+
+
+class LinkError(DeviceError):
+    """The board's serial link answered with an error status or a malformed reply."""
