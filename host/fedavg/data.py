@@ -119,7 +119,7 @@ def _dirichlet_split(y, n_clients, beta, min_samples, rng, max_tries=1000):
 
 
 def load_federated(name="digits", n_clients=8, *, seed=0, beta=0.5, test_fraction=0.2,
-                   min_samples=20):
+                   min_samples=None):
     """Load ``name`` and split it non-IID among ``n_clients`` clients.
 
     Parameters
@@ -134,8 +134,9 @@ def load_federated(name="digits", n_clients=8, *, seed=0, beta=0.5, test_fractio
         Dirichlet concentration (> 0); smaller is more skewed.
     test_fraction : float
         Share of each class held out for the test set, in ``(0, 1)``.
-    min_samples : int
-        Smallest shard any client may get.
+    min_samples : int, optional
+        Smallest shard any client may get; by default 20, or half a fair
+        share on small datasets (at least 5).
 
     Returns
     -------
@@ -155,6 +156,8 @@ def load_federated(name="digits", n_clients=8, *, seed=0, beta=0.5, test_fractio
     x, y = _load(name)
     rng = np.random.default_rng([seed, 0xDA7A])
     train, test = _stratified_test_split(y, test_fraction, rng)
+    if min_samples is None:
+        min_samples = max(5, min(20, len(train) // (2 * n_clients)))
     if n_clients * min_samples > len(train):
         raise DatasetError(
             f"{name} has {len(train)} training samples, too few for {n_clients} clients "

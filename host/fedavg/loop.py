@@ -129,7 +129,7 @@ def _table_row(r):
     if r["excluded"]:
         notes.append(f"excluded {sorted(r['excluded'])}")
     return (f"{r['round']:>5} {r['accuracy']:>7.4f} {r['plaintext_accuracy']:>7.4f} {r['loss']:>7.4f} "
-            f"{s['train']:>8.2f} {s['encrypt']:>7.2f} {s['aggregate']:>7.2f} {s['decrypt']:>7.2f} "
+            f"{s['train']:>8.3f} {s['encrypt']:>7.3f} {s['aggregate']:>7.3f} {s['decrypt']:>7.3f} "
             f"{r['bytes_up']:>12,} {cyc:>12}  {'; '.join(notes)}")
 
 
