@@ -14,7 +14,7 @@ __all__ = [
     "EncodingError", "NonFiniteUpdateError", "PackingOverflowError",
     "BackendUnavailable", "DeviceError", "DeviceTimeout", "VerificationError",
     "PrivateKeyRequired", "VectorLengthError",
-    "FlowerConfigError",
+    "FlowerConfigError", "FlowerRunError",
     "ToolNotFound", "ToolFailed", "LinkError",
 ]
 
@@ -111,3 +111,7 @@ class ToolFailed(HeflError, RuntimeError):
 
 class LinkError(DeviceError):
     """The board's serial link answered with an error status or a malformed reply."""
+
+
+class FlowerRunError(HeflError, RuntimeError):
+    """A Flower federation run that failed or timed out (processes, run, results)."""
