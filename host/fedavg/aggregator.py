@@ -113,7 +113,7 @@ class Aggregator:
             except (CiphertextError, SerializationError) as e:
                 reason = f"{type(e).__name__}: {e}"
                 excluded[cid] = reason
-                log.warning("round %d: client %d excluded: %s", round_, cid, reason)
+                log.warning("round %d: client %d excluded by the aggregator: %s", round_, cid, reason)
         if not good:
             return Aggregate(None, [], excluded)
         included = sorted(good)

@@ -65,6 +65,17 @@ def add_arguments(parser):
                    help="client K encrypts an out-of-range plaintext (decoding must detect it)")
 
 
+class _WriteHandler(logging.Handler):
+    """Route the loop's warnings (skipped/excluded clients) into the round table."""
+
+    def __init__(self, write):
+        super().__init__(logging.INFO)
+        self._write = write
+
+    def emit(self, record):
+        self._write(f"  {record.getMessage()}")
+
+
 def _open_backend(requested):
     """Return ``(accel, name)``; fall back to cpu only if sim was not asked for."""
     name = requested or DEFAULT_BACKEND
@@ -82,7 +93,6 @@ def run(args):
     """Run the demo; return the exit status."""
     from ..paillier import generate_keypair
 
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     accel, backend = _open_backend(args.backend)
     try:
         if args.key_bits is None:
@@ -105,9 +115,19 @@ def run(args):
         keypair = generate_keypair(key_bits)
         t_key = time.perf_counter() - t0
         print(f"backend: {backend}; generated the key pair in {t_key:.2f} s")
+        from tqdm import tqdm
+        write = print if args.no_progress else tqdm.write
+        fl_log = logging.getLogger("hefl.fedavg")
+        handler = _WriteHandler(write)
+        fl_log.addHandler(handler)
+        propagate, fl_log.propagate = fl_log.propagate, False
         t0 = time.perf_counter()
-        report = run_fedavg(cfg, accel=accel, keypair=keypair, progress=not args.no_progress,
-                            write=None if not args.no_progress else print)
+        try:
+            report = run_fedavg(cfg, accel=accel, keypair=keypair, progress=not args.no_progress,
+                                write=write)
+        finally:
+            fl_log.removeHandler(handler)
+            fl_log.propagate = propagate
         report["seconds"]["keygen"] = t_key
         report["seconds"]["total"] = time.perf_counter() - t0
         stats = getattr(accel, "stats", None)

@@ -157,8 +157,9 @@ def run_fedavg(cfg, *, accel, keypair, write=None, progress=True, on_round=None)
     keypair : tuple
         ``(PublicKey, PrivateKey)`` of the federation.
     write : callable, optional
-        Receives each table line and message (default: ``tqdm.write`` when
-        ``progress`` is on, else nothing).
+        Receives each table line (default: ``tqdm.write`` when ``progress``
+        is on, else nothing). Skipped and excluded clients are reported on
+        the ``hefl.fedavg`` logger at WARNING level.
     progress : bool
         Show a progress bar over rounds.
     on_round : callable, optional
@@ -235,8 +236,7 @@ def run_fedavg(cfg, *, accel, keypair, write=None, progress=True, on_round=None)
                                               poison_nan=k in cfg.nan_clients)
             except NonFiniteUpdateError as e:
                 skipped[k] = str(e)
-                log.warning("round %d: %s", rnd, e)
-                write(f"  round {rnd}: client {k} skipped: {e}")
+                log.warning("round %d: %s; client skipped", rnd, e)
         t_train = time.perf_counter() - t0
 
         # --- encode + encrypt + serialise ---------------------------------
@@ -257,8 +257,6 @@ def run_fedavg(cfg, *, accel, keypair, write=None, progress=True, on_round=None)
         t0 = time.perf_counter()
         agg = aggregator.aggregate(uploads, rnd)
         t_agg = time.perf_counter() - t0
-        for k, reason in agg.excluded.items():
-            write(f"  round {rnd}: client {k} excluded by the aggregator: {reason}")
 
         # --- decryption and the weighted mean -----------------------------
         t0 = time.perf_counter()
@@ -283,7 +281,7 @@ def run_fedavg(cfg, *, accel, keypair, write=None, progress=True, on_round=None)
             he_model.set_params(theta + mean)
         else:
             t_dec = time.perf_counter() - t0
-            write(f"  round {rnd}: no client contributed; the global model is unchanged")
+            log.warning("round %d: no client contributed; the global model is unchanged", rnd)
 
         # --- plaintext reference: same contributors, same seeds ------------
         if included:
