@@ -1,11 +1,35 @@
 """Every width and size of the gateware, in one place (cf. OTBN's otbn_pkg).
 
 Components take these as keyword parameters; tests, reports and the host
-read them from here so no number is typed twice.
+read them from here so no number is typed twice. Other engineers append
+their constants below the MontMul block.
 """
 
-__all__ = ["TILE_A_BITS", "TILE_B_BITS"]
+__all__ = [
+    "TILE_A_BITS", "TILE_B_BITS",
+    "ECP5_TILE_BITS",
+    "MONTMUL_WORD_BITS", "MONTMUL_ECP5_WORD_BITS", "MONTMUL_MIN_WORDS",
+    "MONTMUL_OPERAND_BITS",
+    "ECP5_TARGET_MHZ",
+]
 
 #: Unsigned operand widths of one DSP48E2 multiplier tile (27×18 signed).
 TILE_A_BITS = 26
 TILE_B_BITS = 17
+
+#: Unsigned operand width of one ECP5 MULT18X18D tile (18×18).
+ECP5_TILE_BITS = 18
+
+#: Default MontMul word width for DSP48E2: 51 = 2 × 26 (−1) by 3 × 17, six tiles.
+MONTMUL_WORD_BITS = 51
+#: MontMul word width for the ECP5 board: 36 = 2 × 18 by 2 × 18, four MULT18X18D.
+MONTMUL_ECP5_WORD_BITS = 36
+#: Fewest words a MontMul accepts: the t-memory read of row i+1 must not
+#: overtake the write of row i (see hw/montmul.py, "Hazards").
+MONTMUL_MIN_WORDS = 4
+
+#: Operand widths the MontMul is verified at.
+MONTMUL_OPERAND_BITS = (256, 1024, 2048, 4096)
+
+#: Clock the ECP5 board configuration must close timing at.
+ECP5_TARGET_MHZ = 100
