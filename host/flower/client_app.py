@@ -1,0 +1,194 @@
+"""Client side: a Flower ClientApp that trains, encodes, packs and encrypts.
+
+Each SuperNode is one party. Its node config names its data partition and
+its key directory::
+
+    flower-supernode --insecure --superlink 127.0.0.1:9092 \\
+        --node-config 'partition-id=0 num-partitions=3 key-dir="/keys"'
+
+On a **train** message the ClientApp
+
+1. loads the key pair from ``key-dir`` (:mod:`hefl.flower.keys`) and its
+   shard of the federated dataset (:func:`hefl.fedavg.data.load_federated`,
+   the same seeded non-IID split on every node);
+2. turns the server's ``hefl-global`` record into the current global model
+   by decrypting the packed sum, unpacking it and dividing by ``Σ w_k``
+   (:class:`hefl.fedavg.keyholder.KeyHolder`); in round 1 there is none
+   and the public initial model in ``arrays`` is used;
+3. trains locally (:mod:`hefl.fedavg.model`, seeded batch order);
+4. clips ``w_k·θ_k`` to ``[-alpha, alpha]``, encodes and packs it
+   (:class:`hefl.encoding.Encoder`) and encrypts it on the node's
+   Accelerator; the reply carries the bytes (``hefl-update``), the sample
+   count and, in reference mode only, the clipped model in the clear.
+
+On an **evaluate** message it decrypts the global model the same way and
+reports its accuracy and loss on the held-out test set (and, in reference
+mode, those of Flower's plaintext FedAvg model, plus the largest
+difference between the two).
+
+``garble-round`` / ``garble-mode`` in the node config make the node corrupt
+its upload in that round (:func:`hefl.protocol.garble_spec`), to exercise the
+server's exclusion path.
+"""
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from ..accel import get_accelerator
+from ..encoding import Encoder
+from ..errors import FlowerConfigError, NonFiniteUpdateError
+from ..fedavg.client import garble
+from ..fedavg.data import load_federated
+from ..fedavg.keyholder import KeyHolder
+from ..fedavg.model import make_model
+from ..paillier import CipherVector, Paillier
+from .keys import node_keypair
+from .protocol import GLOBAL, NUM_EXAMPLES, THETA, UPDATE, garble_spec
+
+__all__ = ["app", "Party"]
+
+app = ClientApp()
+
+
+def _node_int(node_config, key):
+    if key not in node_config:
+        raise FlowerConfigError(f"node config has no {key!r}; start the SuperNode with "
+                                f"--node-config '{key}=...'")
+    return int(node_config[key])
+
+
+class Party:
+    """Everything one node needs for one message: keys, data, encoder, model.
+
+    Parameters
+    ----------
+    config : mapping
+        The ``config`` ConfigRecord of the instruction (run settings).
+    node_config : mapping
+        The SuperNode's node config.
+    """
+
+    def __init__(self, config, node_config):
+        self.config = config
+        self.partition = _node_int(node_config, "partition-id")
+        partitions = _node_int(node_config, "num-partitions")
+        if not 0 <= self.partition < partitions:
+            raise FlowerConfigError(
+                f"partition-id {self.partition} is not in 0..{partitions - 1}")
+        self.public_key, self.private_key = node_keypair(node_config)
+        self.data = load_federated(str(config["dataset"]), partitions,
+                                   seed=int(config["data-seed"]), beta=float(config["beta"]))
+        self.shard = self.data.clients[self.partition]
+        self.model = make_model(str(config["model"]), self.data.n_features, self.data.n_classes)
+        self.encoder = Encoder(plaintext_bits=self.public_key.n.bit_length() - 1,
+                               alpha=float(config["alpha"]), value_bits=int(config["value-bits"]),
+                               guard_bits=int(config["guard-bits"]))
+        self.total = int(config["total-examples"])
+        if self.total < self.shard.n:
+            raise FlowerConfigError(
+                f"total-examples is {self.total}, less than this node's {self.shard.n} samples")
+        self.weight = self.shard.n / self.total
+        self.accel = get_accelerator(str(config["backend"]))
+        self.keyholder = KeyHolder(self.public_key, self.private_key, self.accel, self.encoder)
+
+    def close(self):
+        """Release the accelerator (worker pools, device handles)."""
+        self.accel.close()
+
+    def global_theta(self, content):
+        """The current global model: the decrypted ``hefl-global`` or the initial arrays.
+
+        Returns
+        -------
+        (np.ndarray, float or None)
+            Parameters and, when decrypted, the quantisation error bound of
+            each entry.
+        """
+        rec = content.config_records.get(GLOBAL)
+        if rec is None:
+            return _theta(content["arrays"]), None
+        cipher = CipherVector.from_bytes(rec["ciphertext"], self.public_key)
+        summands, wsum = int(rec["summands"]), float(rec["weight-sum"])
+        theta = self.keyholder.mean_update(cipher, self.model.size, summands, wsum)
+        return theta, self.keyholder.error_bound(summands, wsum)
+
+    def fit(self, theta, server_round):
+        """Local SGD from ``theta``; returns the clipped ``w_k·θ_k`` and counts."""
+        m = self.model
+        m.set_params(theta)
+        rng = np.random.default_rng([int(self.config["seed"]), self.partition, server_round])
+        with np.errstate(over="ignore", invalid="ignore"):
+            m.train_epochs(self.shard.x, self.shard.y, epochs=int(self.config["local-epochs"]),
+                           lr=float(self.config["lr"]), batch_size=int(self.config["batch-size"]),
+                           rng=rng)
+            scaled = self.weight * m.get_params()
+        bad = ~np.isfinite(scaled)
+        if bad.any():
+            raise NonFiniteUpdateError(
+                f"partition {self.partition}: local model holds {int(bad.sum())} non-finite "
+                f"value(s); nothing encrypted")
+        alpha = self.encoder.params.alpha
+        clipped = np.clip(scaled, -alpha, alpha)
+        return clipped, int(np.count_nonzero(clipped != scaled)), m.loss(self.shard.x, self.shard.y)
+
+    def encrypt(self, scaled, server_round, node_id):
+        """Encode, pack and encrypt; the bytes name the round and the sending node."""
+        meta = {"encoding": self.encoder.params.to_dict(), "length": self.model.size,
+                "round": server_round, "client": node_id}
+        he = Paillier(self.public_key, self.private_key, self.accel)
+        return he.encrypt(self.encoder.encode(scaled), meta=meta).to_bytes()
+
+
+def _theta(arrays):
+    return np.asarray(arrays[THETA].numpy(), dtype=np.float64)
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """Train locally and reply with the encrypted, weighted local model."""
+    config = msg.content["config"]
+    server_round = int(config["server-round"])
+    party = Party(config, context.node_config)
+    try:
+        theta, _ = party.global_theta(msg.content)
+        scaled, clipped, loss = party.fit(theta, server_round)
+        data = party.encrypt(scaled, server_round, int(context.node_id))
+    finally:
+        party.close()
+    spec = garble_spec(context.node_config)
+    if spec is not None and spec[0] == server_round:
+        data = garble(data, spec[1])
+    content = RecordDict({
+        "metrics": MetricRecord({NUM_EXAMPLES: party.shard.n, "partition-id": party.partition,
+                                 "train-loss": float(loss), "clipped": clipped}),
+        UPDATE: ConfigRecord({"ciphertext": data, "fingerprint": party.public_key.fingerprint}),
+    })
+    if bool(config["reference"]):
+        # What was encrypted, divided back by w_k: Flower's FedAvg of these
+        # equals the decrypted mean up to quantisation.
+        content["arrays"] = ArrayRecord({THETA: Array(scaled / party.weight)})
+    return Message(content=content, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """Decrypt the global model and test it (and Flower's plaintext one)."""
+    config = msg.content["config"]
+    party = Party(config, context.node_config)
+    try:
+        theta, bound = party.global_theta(msg.content)
+    finally:
+        party.close()
+    x, y = party.data.x_test, party.data.y_test
+    m = party.model
+    m.set_params(theta)
+    metrics = {NUM_EXAMPLES: int(len(y)), "accuracy": m.accuracy(x, y), "loss": m.loss(x, y),
+               "bound": float(bound) if bound is not None else 0.0}
+    if bool(config["reference"]):
+        ref = _theta(msg.content["arrays"])
+        metrics["max-abs-diff"] = float(np.max(np.abs(ref - theta)))
+        m.set_params(ref)
+        metrics["plaintext-accuracy"] = m.accuracy(x, y)
+        metrics["plaintext-loss"] = m.loss(x, y)
+    return Message(content=RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
