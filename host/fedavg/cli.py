@@ -24,15 +24,21 @@ __all__ = ["add_arguments", "run", "DEFAULT_BACKEND"]
 #: Backend used when ``--backend`` is not given: the hardware model.
 DEFAULT_BACKEND = "sim"
 
+BACKENDS = ["sim", "cpu", "xrt"]
+
 _D = FedAvgConfig()
 
 
 def add_arguments(parser):
     """Add the ``hefl demo`` options to ``parser``."""
     g = parser.add_argument_group("run")
-    g.add_argument("--backend", choices=["sim", "cpu", "xrt"], default=None,
-                   help=f"accelerator for every Paillier operation (default: {DEFAULT_BACKEND}, "
-                        "falling back to cpu if the simulator is unavailable)")
+    g.add_argument("--backend", choices=BACKENDS, default=None,
+                   help=f"the aggregator's accelerator, and by default everyone's (default: "
+                        f"{DEFAULT_BACKEND}, falling back to cpu if the simulator is unavailable)")
+    g.add_argument("--client-backend", choices=BACKENDS, default=None,
+                   help="accelerator the clients encrypt on (default: as --backend)")
+    g.add_argument("--keyholder-backend", choices=BACKENDS, default=None,
+                   help="accelerator the key holder decrypts on (default: as --backend)")
     g.add_argument("--key-bits", type=int, default=None,
                    help=f"Paillier modulus size (default: {DEFAULT_KEY_BITS})")
     g.add_argument("--out", default="build/demo", help="directory for report.json and accuracy.png")
@@ -76,25 +82,34 @@ class _WriteHandler(logging.Handler):
         self._write(f"  {record.getMessage()}")
 
 
-def _open_backend(requested):
-    """Return ``(accel, name)``; fall back to cpu only if sim was not asked for."""
+def _open_backend(requested, opened):
+    """Return ``(accel, name)``; fall back to cpu only if sim was not asked for.
+
+    ``opened`` maps names to accelerators already open, so roles sharing a
+    backend share one device (and one cycle counter).
+    """
     name = requested or DEFAULT_BACKEND
-    try:
-        return get_accelerator(name), name
-    except BackendUnavailable as e:
-        if requested is not None:
-            raise
-        print(f"hefl demo: backend {name!r} unavailable ({e}); falling back to 'cpu' "
-              f"(pass --backend {name} to make this an error)", file=sys.stderr)
-        return get_accelerator("cpu"), "cpu"
+    if name not in opened:
+        try:
+            opened[name] = get_accelerator(name)
+        except BackendUnavailable as e:
+            if requested is not None:
+                raise
+            print(f"hefl demo: backend {name!r} unavailable ({e}); falling back to 'cpu' "
+                  f"(pass --backend {name} to make this an error)", file=sys.stderr)
+            return _open_backend("cpu", opened)
+    return opened[name], name
 
 
 def run(args):
     """Run the demo; return the exit status."""
     from ..paillier import generate_keypair
 
-    accel, backend = _open_backend(args.backend)
+    opened = {}
     try:
+        accel, backend = _open_backend(args.backend, opened)
+        client_accel, client_backend = _open_backend(args.client_backend or backend, opened)
+        kh_accel, kh_backend = _open_backend(args.keyholder_backend or backend, opened)
         if args.key_bits is None:
             key_bits = DEFAULT_KEY_BITS
             print(f"key size: {key_bits}-bit Paillier (the default, sized so `make demo` on the "
@@ -104,7 +119,8 @@ def run(args):
             key_bits = args.key_bits
             print(f"key size: {key_bits}-bit Paillier (--key-bits)")
         cfg = FedAvgConfig(
-            backend=backend, key_bits=key_bits, clients=args.clients, rounds=args.rounds,
+            backend=backend, client_backend=client_backend, keyholder_backend=kh_backend,
+            key_bits=key_bits, clients=args.clients, rounds=args.rounds,
             dataset=args.dataset, model=args.model, local_epochs=args.local_epochs, lr=args.lr,
             batch_size=args.batch_size, seed=args.seed, drop_rate=args.drop_rate, beta=args.beta,
             alpha=args.alpha, value_bits=args.value_bits, guard_bits=args.guard_bits,
@@ -114,7 +130,8 @@ def run(args):
         t0 = time.perf_counter()
         keypair = generate_keypair(key_bits)
         t_key = time.perf_counter() - t0
-        print(f"backend: {backend}; generated the key pair in {t_key:.2f} s")
+        print(f"backends: clients encrypt on {client_backend}, the aggregator multiplies on "
+              f"{backend}, the key holder decrypts on {kh_backend}; key pair generated in {t_key:.2f} s")
         from tqdm import tqdm
         write = print if args.no_progress else tqdm.write
         fl_log = logging.getLogger("hefl.fedavg")
@@ -123,19 +140,21 @@ def run(args):
         propagate, fl_log.propagate = fl_log.propagate, False
         t0 = time.perf_counter()
         try:
-            report = run_fedavg(cfg, accel=accel, keypair=keypair, progress=not args.no_progress,
-                                write=write)
+            report = run_fedavg(cfg, accel=accel, client_accel=client_accel,
+                                keyholder_accel=kh_accel, keypair=keypair,
+                                progress=not args.no_progress, write=write)
         finally:
             fl_log.removeHandler(handler)
             fl_log.propagate = propagate
         report["seconds"]["keygen"] = t_key
         report["seconds"]["total"] = time.perf_counter() - t0
-        stats = getattr(accel, "stats", None)
-        if stats:
-            report["accelerator_stats"] = {k: v for k, v in stats.items()
-                                           if isinstance(v, (int, float, str))}
+        report["accelerator_stats"] = {
+            name: {k: v for k, v in (getattr(a, "stats", None) or {}).items()
+                   if isinstance(v, (int, float, str))}
+            for name, a in opened.items()}
     finally:
-        accel.close()
+        for a in opened.values():
+            a.close()
     path, png = write_report(report, args.out)
     print(f"final accuracy: HE {report['final_accuracy']:.4f}, plaintext "
           f"{report['plaintext_final_accuracy']:.4f} (gap {report['accuracy_gap']:.4f}); "

@@ -59,7 +59,10 @@ class AggregationMismatchError(HeflError, AssertionError):
 class FedAvgConfig:
     """Every knob of a run; stored in the report.
 
-    Attributes mirror the ``hefl demo`` options. ``garble_clients`` and
+    Attributes mirror the ``hefl demo`` options. ``backend`` is the
+    aggregator's accelerator; ``client_backend`` and ``keyholder_backend``
+    name the clients' and the key holder's (None: the same as ``backend``).
+    ``garble_clients`` and
     ``nan_clients`` are fault-injection hooks: those clients upload a
     corrupted ciphertext vector (``garble_mode``) or compute a NaN update in
     every round. ``overflow_clients`` encrypt a plaintext that no honest
@@ -68,6 +71,8 @@ class FedAvgConfig:
     """
 
     backend: str = "sim"
+    client_backend: str = None
+    keyholder_backend: str = None
     key_bits: int = DEFAULT_KEY_BITS
     clients: int = 8
     rounds: int = 10
@@ -133,9 +138,21 @@ def _table_row(r):
             f"{r['bytes_up']:>12,} {cyc:>12}  {'; '.join(notes)}")
 
 
-def _cycles(accel):
-    c = getattr(accel, "stats", {}).get("cycles")
-    return None if c is None else int(c)
+def _cycles(accels):
+    """Device cycles so far over the distinct accelerators that count them, or None."""
+    seen, total = set(), None
+    for a in accels:
+        if id(a) in seen:
+            continue
+        seen.add(id(a))
+        c = getattr(a, "stats", {}).get("cycles")
+        if c is not None:
+            total = (total or 0) + int(c)
+    return total
+
+
+def _delta(c0, c1):
+    return None if c0 is None or c1 is None else c1 - c0
 
 
 def _overflow_upload(client, encoder, he, meta, length):
@@ -145,7 +162,8 @@ def _overflow_upload(client, encoder, he, meta, length):
     return cv.to_bytes()
 
 
-def run_fedavg(cfg, *, accel, keypair, write=None, progress=True, on_round=None):
+def run_fedavg(cfg, *, accel, keypair, client_accel=None, keyholder_accel=None, write=None,
+               progress=True, on_round=None):
     """Run ``cfg.rounds`` rounds of FedAvg, encrypted and plaintext side by side.
 
     Parameters
@@ -153,7 +171,10 @@ def run_fedavg(cfg, *, accel, keypair, write=None, progress=True, on_round=None)
     cfg : FedAvgConfig
         The run's settings (checked first).
     accel : hefl.accel.Accelerator
-        Backend for every Paillier operation (clients, aggregator, key holder).
+        The aggregator's backend (ciphertext products).
+    client_accel, keyholder_accel : hefl.accel.Accelerator, optional
+        The clients' backend (encryption) and the key holder's (decryption);
+        default ``accel``.
     keypair : tuple
         ``(PublicKey, PrivateKey)`` of the federation.
     write : callable, optional
@@ -199,13 +220,19 @@ def run_fedavg(cfg, *, accel, keypair, write=None, progress=True, on_round=None)
     pt_model = make_model(cfg.model, data.n_features, data.n_classes, seed=cfg.seed)
     size = he_model.size
     expected_meta = {"encoding": encoder.params.to_dict(), "length": size}
-    client_he = paillier.Paillier(pub, priv, accel)  # clients share the key pair (BatchCrypt model)
+    client_accel = accel if client_accel is None else client_accel
+    keyholder_accel = accel if keyholder_accel is None else keyholder_accel
+    accels = (client_accel, accel, keyholder_accel)
+    # Clients share the key pair (BatchCrypt's model), so they encrypt by CRT.
+    client_he = paillier.Paillier(pub, priv, client_accel)
     aggregator = Aggregator(pub, accel, expected_meta)
-    keyholder = KeyHolder(pub, priv, accel, encoder)
+    keyholder = KeyHolder(pub, priv, keyholder_accel, encoder)
     x_train, y_train = data.train_union()
 
     report = {
         "backend": cfg.backend, "key_bits": cfg.key_bits, "config": asdict(cfg),
+        "backends": {"clients": cfg.client_backend or cfg.backend, "aggregator": cfg.backend,
+                     "keyholder": cfg.keyholder_backend or cfg.backend},
         "dataset": data.info, "model_parameters": size,
         "encoding": dict(encoder.params.to_dict(), ciphertexts_per_client=encoder.plaintexts_for(size)),
         "initial_accuracy": he_model.accuracy(data.x_test, data.y_test), "rounds": [],
@@ -224,7 +251,7 @@ def run_fedavg(cfg, *, accel, keypair, write=None, progress=True, on_round=None)
         draws = drop_rng.random(cfg.clients)
         dropped = [k for k in range(cfg.clients) if draws[k] < cfg.drop_rate]
         active = [k for k in range(cfg.clients) if k not in dropped]
-        cyc0 = _cycles(accel)
+        cyc0 = _cycles(accels)
         theta = he_model.get_params()
 
         # --- local training (HE run) ------------------------------------
@@ -251,12 +278,14 @@ def run_fedavg(cfg, *, accel, keypair, write=None, progress=True, on_round=None)
             if k in cfg.garble_clients:
                 uploads[k] = garble(uploads[k], cfg.garble_mode, pub)
         t_enc = time.perf_counter() - t0
+        cyc_enc = _cycles(accels)
         bytes_up = max((len(b) for b in uploads.values()), default=0)
 
         # --- aggregation without the key ----------------------------------
         t0 = time.perf_counter()
         agg = aggregator.aggregate(uploads, rnd)
         t_agg = time.perf_counter() - t0
+        cyc_agg = _cycles(accels)
 
         # --- decryption and the weighted mean -----------------------------
         t0 = time.perf_counter()
@@ -290,7 +319,7 @@ def run_fedavg(cfg, *, accel, keypair, write=None, progress=True, on_round=None)
                    for k in included]
             pt_model.set_params(theta_pt + sum(upd) / sum(weights[k] for k in included))
 
-        cyc1 = _cycles(accel)
+        cyc1 = _cycles(accels)
         row = {
             "round": rnd,
             "accuracy": he_model.accuracy(data.x_test, data.y_test),
@@ -299,7 +328,9 @@ def run_fedavg(cfg, *, accel, keypair, write=None, progress=True, on_round=None)
             "plaintext_loss": pt_model.loss(x_train, y_train),
             "seconds": {"train": t_train, "encrypt": t_enc, "aggregate": t_agg, "decrypt": t_dec},
             "bytes_up": bytes_up,
-            "cycles": None if cyc0 is None or cyc1 is None else cyc1 - cyc0,
+            "cycles": _delta(cyc0, cyc1),
+            "cycles_by_phase": {"encrypt": _delta(cyc0, cyc_enc), "aggregate": _delta(cyc_enc, cyc_agg),
+                                "decrypt": _delta(cyc_agg, cyc1)},
             "dropped": dropped,
             "skipped": skipped,
             "excluded": agg.excluded,
