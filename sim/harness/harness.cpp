@@ -98,6 +98,7 @@ struct hs_device {
     std::deque<Burst> rq, wq;
     std::deque<uint8_t> bq;  // write responses waiting for the B channel
     bool rvalid = false, bvalid = false;
+    bool rbeat_ok = true;  // the beat on R this cycle came from a buffer
     bool in_reset = false;
 
     // Faults.
@@ -195,6 +196,7 @@ struct hs_device {
             const Burst& b = rq.front();
             uint8_t word[kBusBytes];
             bool ok = fill_read(b, word);
+            rbeat_ok = ok;
             port_load(t.m_axi_gmem_rdata, word, kBusBytes);
             t.m_axi_gmem_rresp = ok ? 0 : 2;
             t.m_axi_gmem_rlast = (b.done + 1 == b.beats);
@@ -298,6 +300,7 @@ struct hs_device {
         if (r) {
             ++read_beats;
             Burst& rb = rq.front();
+            if (!rbeat_ok && !rb.err) error("read outside every buffer at 0x" + to_hex(rb.beat_addr(rb.done)));
             if (++rb.done == rb.beats) rq.pop_front();
             rvalid = false;
         }

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from hefl.hw.regmap import LAYOUT, REGMAP
 
-__all__ = ["standin_verilog", "write_standin"]
+__all__ = ["standin_verilog", "write_standin", "standin_library"]
 
 
 def _reg(name):
@@ -350,3 +350,12 @@ def write_standin(path, **params):
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return path
+
+
+def standin_library(**params):
+    """Build (or reuse) the simulated-device library around the stand-in; return its path."""
+    from hefl.hw.build import build_root
+    from hefl.transport.sim_build import build_sim_library
+    key = "-".join(f"{k}{v}" for k, v in sorted(params.items())) or "default"
+    v = write_standin(build_root() / "sim" / "standin" / key / "hefl_kernel.v", **params)
+    return build_sim_library(v, out_root=build_root() / "sim" / "standin_so")
