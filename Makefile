@@ -15,7 +15,7 @@ export YOWASP_CACHE_DIR := $(abspath $(BUILD))/cache/yowasp
 export XDG_CACHE_HOME   := $(abspath $(BUILD))/cache/xdg
 export MPLBACKEND       := Agg
 
-.PHONY: setup test test-fast demo sim hw-report bench bitstream clean distclean
+.PHONY: setup test test-fast demo demo-flower sim hw-report bench bitstream clean distclean
 
 setup: $(STAMP)
 
@@ -36,6 +36,10 @@ test-fast: setup
 ## demo: federated training with homomorphic aggregation (the main job)
 demo: setup
 	$(BIN)/hefl demo --out $(BUILD)/demo
+
+## demo-flower: the same FedAvg across processes on Flower (SuperLink + 3 SuperNodes on 127.0.0.1)
+demo-flower: setup
+	$(BIN)/python -c 'import flwr' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,flower]' && $(BIN)/hefl flower --out $(BUILD)/flower
 
 ## hw-report: cycle counts and resource reports for the hardware cores
 hw-report: setup

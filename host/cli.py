@@ -22,6 +22,7 @@ COMMANDS = {
     "keygen": ("hefl.paillier.cli", "generate a Paillier key pair"),
     "hw-report": ("hefl.hw.report", "cycle counts and resource reports of the cores"),
     "sim": ("hefl.sim_cli", "run random jobs on the Verilator model of the kernel"),
+    "flower": ("hefl.flower.cli", "encrypted FedAvg on a local Flower federation (SuperLink + SuperNodes)"),
 }
 
 

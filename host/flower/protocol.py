@@ -62,6 +62,7 @@ TRAIN_KEYS = (
 RUN_DEFAULTS = {
     "num-server-rounds": 3,
     "num-clients": 3,
+    "evaluate-nodes": 1,
     "dataset": "digits",
     "data-seed": 0,
     "beta": 0.5,

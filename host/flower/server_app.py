@@ -4,7 +4,7 @@ Run config keys (defaults in :data:`hefl.flower.protocol.RUN_DEFAULTS` and
 ``host/flower/app/pyproject.toml``): ``public-key`` (path of the public key;
 the server reads nothing else of the key), ``num-server-rounds``,
 ``num-clients`` (Flower waits for that many SuperNodes and samples all of
-them), ``backend`` (hefl Accelerator for the ciphertext products), the
+them for training), ``evaluate-nodes`` (how many key holders evaluate), ``backend`` (hefl Accelerator for the ciphertext products), the
 dataset, model and encoding settings forwarded to the clients, and
 ``out-dir``: where ``server.json`` (per-round history) and the per-round
 encrypted sums are written.
@@ -58,13 +58,18 @@ def main(grid: Grid, context: Context) -> None:
     clients = int(s["num-clients"])
     if clients > encoder.max_summands:
         raise FlowerConfigError(f"{clients} clients need more than {s['guard-bits']} guard bits")
+    evaluators = int(s["evaluate-nodes"])
+    if not 1 <= evaluators <= clients:
+        raise FlowerConfigError(f"evaluate-nodes must lie in 1..{clients}, not {evaluators}")
     out_dir = Path(str(s["out-dir"])) if s["out-dir"] else None
     accel = get_accelerator(str(s["backend"]))
     strategy = HomomorphicFedAvg(
         public_key=pub, accel=accel, encoder=encoder, model_size=model.size,
         total_examples=int(s["total-examples"]), reference=bool(s["reference"]),
-        out_dir=out_dir, min_train_nodes=clients, min_evaluate_nodes=clients,
-        min_available_nodes=clients)
+        out_dir=out_dir, min_train_nodes=clients, min_available_nodes=clients,
+        # Every key holder decrypts the same model: evaluating it on a few
+        # nodes (the test set is shared) saves a process start per node.
+        min_evaluate_nodes=evaluators, fraction_evaluate=min(1.0, (evaluators + 0.5) / clients))
     config = ConfigRecord({k: s[k] for k in TRAIN_KEYS})
     t0 = time.perf_counter()
     try:
