@@ -196,6 +196,10 @@ def test_bad_ciphertexts(keys256, accel, what):
         he.aggregate([CipherVector(pub, good), cv])
     with pytest.raises(CiphertextRangeError):
         he.scalar_mul(cv, 2)
+    if not what.startswith("factor"):
+        # add checks ranges only (coprimality was checked on receipt).
+        with pytest.raises(CiphertextRangeError, match="ciphertext 2"):
+            he.add(CipherVector(pub, good), cv)
 
 
 def test_length_mismatch(keys256, accel):

@@ -206,9 +206,17 @@ class Paillier:
         return out
 
     def add(self, cv1, cv2):
-        """Homomorphic sum, element by element: ``Enc(m1 + m2 mod n)``."""
-        self._check_vector(cv1, "cv1")
-        self._check_vector(cv2, "cv2")
+        """Homomorphic sum, element by element: ``Enc(m1 + m2 mod n)``.
+
+        Checks the key and the range ``0 < c < n²`` but not coprimality:
+        vectors from other parties were validated in full on receipt
+        (:meth:`CipherVector.from_bytes`), and a sum of local vectors needs
+        no more.
+        """
+        for name, cv in (("cv1", cv1), ("cv2", cv2)):
+            if not isinstance(cv, CipherVector):
+                raise TypeError(f"{name} must be a CipherVector, not {type(cv).__name__}")
+            check_ciphertexts(self.public_key, cv.ciphertexts, cv.fingerprint, coprime=False)
         if len(cv1) != len(cv2):
             raise VectorLengthError(f"cannot add vectors of {len(cv1)} and {len(cv2)} ciphertexts")
         cts = self.accel.mulmod(cv1.ciphertexts, cv2.ciphertexts, self.public_key.n2)

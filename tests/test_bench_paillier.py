@@ -1,0 +1,31 @@
+"""``hefl bench paillier --quick``: the JSON's shape, never its timings."""
+
+import json
+
+from hefl.cli import main
+
+
+def test_quick_bench_json(tmp_path, seed, capsys):
+    out = tmp_path / "reports" / "paillier.json"
+    rc = main(["bench", "paillier", "--quick", "--key-bits", "256", "--params", "500",
+               "--phe-slice", "7", "--seed", str(seed), "--json", str(out)])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert r["key_bits"] == 256 and r["quick"] is True and r["seed"] == seed
+    for op in ("encrypt", "decrypt", "add", "scalar_mul"):
+        assert r["ops"][op]["hefl_per_s"] > 0 and r["ops"][op]["phe_per_s"] > 0
+        assert abs(r["ops"][op]["speedup"] - r["ops"][op]["hefl_per_s"] / r["ops"][op]["phe_per_s"]) < 1e-9
+    f = r["fedavg_round"]
+    assert f["hefl_s"] > 0 and f["phe_s"] > 0
+    assert f["phe_extrapolated"] is True and f["phe_slice_params"] == 7 and f["params"] == 500
+    assert abs(f["phe_s"] - f["phe_slice_s"] * 500 / 7) < 1e-9
+    assert f["max_abs_error"] <= f["error_bound"]
+    # 255-bit plaintexts hold 255 // (16 + 2) = 14 slots: 500 values need 36 ciphertexts.
+    assert f["slots_per_ciphertext"] == 14 and f["ciphertexts_per_client"] == 36
+    assert set(r["targets"]) == {"encrypt", "decrypt", "fedavg_round"}
+    assert "FedAvg round" in capsys.readouterr().out
+
+
+def test_bench_without_name_prints_help(capsys):
+    assert main(["bench"]) == 2
+    assert "paillier" in capsys.readouterr().out
