@@ -80,7 +80,7 @@ class Kernel(wiring.Component):
         if word_bits > LIMB:
             raise TypeError(f"Word width must be at most {LIMB} (one word per limb), not {word_bits}")
         if max_exp_bits is None:
-            max_exp_bits = 2 * operand_bits
+            max_exp_bits = operand_bits
         ct = LAYOUT.job_field("count")
         if not isinstance(max_exp_bits, int) or not 1 <= max_exp_bits < 1 << ct.width:
             raise TypeError(f"Maximum exponent bits must be an integer from 1 to "
@@ -202,7 +202,7 @@ class Kernel(wiring.Component):
         bad_job = Signal()
         m.d.comb += bad_job.eq(
             (l_op > max(op_powmod, op_mulmod, op_product)) | (l_tag >= field("jobs"))
-            | ((l_op == op_powmod) & ((l_count == 0) | (l_count > self._x)))
+            | ((l_op == op_powmod) & (l_count > self._x))
             | ((l_op == op_mulmod) & (l_count != 2))
             | ((l_op == op_product) & (l_count == 0)))
 

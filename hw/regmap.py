@@ -338,7 +338,7 @@ class BufferLayout:
 
     The kernel rejects (status ``bad_job``) a job whose op is 3, whose tag
     is not below J, or whose count is out of range: POWMOD needs
-    ``1 <= count <= hw_max_exp_bits``, MULMOD ``count == 2``, PRODUCT
+    ``count <= hw_max_exp_bits`` (0 declares an empty exponent: result 1 mod N), MULMOD ``count == 2``, PRODUCT
     ``count >= 1``. J may be at most 2^16 (the tag width).
     """
 

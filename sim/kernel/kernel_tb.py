@@ -129,8 +129,8 @@ class KernelTB:
         for _ in range(count):
             op = self.rng.choice(ops)
             if op == POWMOD:
-                ebits = self.rng.choice([1, 2, self.w, self.w + 1, x, self.rng.randrange(1, x + 1)])
-                e = self.rng.choice([0, 1, (1 << ebits) - 1, self.rng.getrandbits(ebits)])
+                ebits = self.rng.choice([0, 1, 2, self.w, self.w + 1, x, self.rng.randrange(1, x + 1)])
+                e = self.rng.choice([0, 1 % (1 << ebits), (1 << ebits) - 1, self.rng.getrandbits(ebits)])
                 b = self.rng.choice([0, 1, n - 1, self.rng.randrange(n)])
                 jobs.append((op, [b, e], ebits, pow(b, e, n)))
             elif op == MULMOD:
@@ -325,8 +325,9 @@ async def test_bad_descriptors(dut):
         f = LAYOUT.job_field("tag")
         return (hdr & ~f.mask) | (0xFFFF << f.lsb) if t == 2 else hdr
 
-    def zero_count(t, hdr):
-        return hdr & ~LAYOUT.job_field("count").mask if t == 0 else hdr
+    def long_exp(t, hdr):
+        f = LAYOUT.job_field("count")
+        return (hdr & ~f.mask) | ((CFG["max_exp_bits"] + 1) << f.lsb) if t == 0 else hdr
 
     cases = [
         ("bad magic", dict(magic=LAYOUT.magic ^ 1), flag("bad_magic"), False),
@@ -352,9 +353,9 @@ async def test_bad_descriptors(dut):
             if got == expect:
                 done += 1
         assert done >= header["jobs_done"], f"{name}: {done} correct < {header['jobs_done']} done"
-    # POWMOD with declared count 0 is rejected too.
+    # POWMOD declaring more exponent bits than the hardware holds.
     jobs = tb.random_jobs(n, 2, ops=(POWMOD,))
-    header, _ = await tb.run_batch(n, jobs, 0x4000, 0x9000, max_cycles=500_000, job_hook=zero_count)
+    header, _ = await tb.run_batch(n, jobs, 0x4000, 0x9000, max_cycles=500_000, job_hook=long_exp)
     assert header["status"] == flag("bad_job")
     # The kernel is clean afterwards: a good batch runs normally.
     jobs = tb.random_jobs(n, 5)
