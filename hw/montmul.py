@@ -123,18 +123,22 @@ class MontMul(wiring.Component):
 
     def __init__(self, *, operand_bits, word_bits=MONTMUL_WORD_BITS,
                  tile_bits=(TILE_A_BITS, TILE_B_BITS)):
-        _check_int("Operand width", operand_bits, 2)
-        _check_int("Word width", word_bits)
-        if word_bits > 64:
-            raise TypeError(f"Word width must be at most 64, not {word_bits!r}")
-        if (not isinstance(tile_bits, tuple) or len(tile_bits) != 2):
-            raise TypeError(f"Tile widths must be a pair of integers, not {tile_bits!r}")
-        for t in tile_bits:
-            _check_int("Tile width", t)
-        words = words_for(operand_bits, word_bits)
-        if words < MONTMUL_MIN_WORDS:
-            raise ValueError(f"MontMul needs at least {MONTMUL_MIN_WORDS} words; "
-                             f"{operand_bits} bits at w = {word_bits} give {words}")
+        try:
+            _check_int("Operand width", operand_bits, 2)
+            _check_int("Word width", word_bits)
+            if word_bits > 64:
+                raise TypeError(f"Word width must be at most 64, not {word_bits!r}")
+            if (not isinstance(tile_bits, tuple) or len(tile_bits) != 2):
+                raise TypeError(f"Tile widths must be a pair of integers, not {tile_bits!r}")
+            for t in tile_bits:
+                _check_int("Tile width", t)
+            words = words_for(operand_bits, word_bits)
+            if words < MONTMUL_MIN_WORDS:
+                raise ValueError(f"MontMul needs at least {MONTMUL_MIN_WORDS} words; "
+                                 f"{operand_bits} bits at w = {word_bits} give {words}")
+        except (TypeError, ValueError):
+            self._MustUse__silence = True  # a rejected component is not "unused"
+            raise
         self._L, self._w, self._s = operand_bits, word_bits, words
         self._tiles = tile_bits
         super().__init__({

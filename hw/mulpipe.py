@@ -75,9 +75,13 @@ class MulPipe(wiring.Component):
     """
 
     def __init__(self, *, a_bits, b_bits, tile_a, tile_b):
-        for name, v in (("a_bits", a_bits), ("b_bits", b_bits),
-                        ("tile_a", tile_a), ("tile_b", tile_b)):
-            _check_width(name, v)
+        try:
+            for name, v in (("a_bits", a_bits), ("b_bits", b_bits),
+                            ("tile_a", tile_a), ("tile_b", tile_b)):
+                _check_width(name, v)
+        except TypeError:
+            self._MustUse__silence = True  # a rejected component is not "unused"
+            raise
         self._a_bits, self._b_bits = a_bits, b_bits
         self._tile_a, self._tile_b = tile_a, tile_b
         self._tiles, self._levels = tile_plan(a_bits, b_bits, tile_a, tile_b)
