@@ -48,7 +48,7 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-__all__ = ["SYNC", "Cmd", "Status", "UNIT_BYTES", "HEADER_BYTES", "MAX_LEN", "VERSION",
+__all__ = ["SYNC", "Cmd", "Status", "UNIT_BYTES", "HEADER_BYTES", "REPLY_HEADER_BYTES", "MAX_LEN", "VERSION",
            "CRC_POLY", "crc8", "encode_request", "encode_reply", "Reply", "ReplyParser",
            "request_length", "parse_info", "info_payload", "STATUS_DOCS"]
 
@@ -58,8 +58,10 @@ SYNC = 0xA5
 VERSION = 1
 #: CRC-8 generator x^8 + x^2 + x + 1 (CRC-8/SMBUS: init 0, no reflection, no xor-out).
 CRC_POLY = 0x07
-#: Bytes after SYNC up to and including HCRC: CMD, ADDR[4] (or STATUS), LEN[2], HCRC.
+#: Request bytes after SYNC up to and including HCRC: CMD, ADDR[4], LEN[2], HCRC.
 HEADER_BYTES = 8
+#: Reply bytes after SYNC up to and including HCRC: CMD, STATUS, LEN[2], HCRC.
+REPLY_HEADER_BYTES = 5
 #: Largest LEN a frame may carry (the 16-bit field).
 MAX_LEN = 0xFFFF
 
@@ -213,10 +215,11 @@ class ReplyParser:
                 self._buf.clear()
                 return out
             del self._buf[:i]
-            if len(self._buf) < 1 + HEADER_BYTES:
+            h = REPLY_HEADER_BYTES
+            if len(self._buf) < 1 + h:
                 return out
-            head = bytes(self._buf[1:HEADER_BYTES])
-            if crc8(head) != self._buf[HEADER_BYTES]:
+            head = bytes(self._buf[1:h])
+            if crc8(head) != self._buf[h]:
                 del self._buf[:1]
                 raise ValueError("reply header checksum mismatch")
             cmd, status = head[0], head[1]
@@ -224,10 +227,10 @@ class ReplyParser:
             nbytes = 0
             if status == Status.OK and length and cmd in set(Cmd) and cmd not in WRITES:
                 nbytes = length * UNIT_BYTES[Cmd(cmd)]
-            total = 1 + HEADER_BYTES + (nbytes + 1 if nbytes else 0)
+            total = 1 + h + (nbytes + 1 if nbytes else 0)
             if len(self._buf) < total:
                 return out
-            payload = bytes(self._buf[1 + HEADER_BYTES:1 + HEADER_BYTES + nbytes])
+            payload = bytes(self._buf[1 + h:1 + h + nbytes])
             if nbytes and crc8(payload) != self._buf[total - 1]:
                 del self._buf[:total]
                 raise ValueError("reply payload checksum mismatch")
