@@ -149,3 +149,14 @@ def test_bad_inputs(rng):
         modexp_schedule_counts(10, 0)
     with pytest.raises(OperandRangeError):
         modexp(2, 3, n, consts=mont_constants(n + 2, 64))
+
+
+def test_loaded_montgomery_one(rng):
+    # The hardware loads R mod N as a constant: one MontMul fewer, same result.
+    n = _odd_modulus(rng, 300)
+    for e in (0, 1, rng.getrandbits(300)):
+        b = rng.randrange(n)
+        r = modexp(b, e, n, k=4, exp_bits=300, one_loaded=True)
+        assert r.value == pow(b, e, n)
+        assert r.modmuls == modexp_schedule_counts(300, 4, one_loaded=True).total \
+            == modexp_schedule_counts(300, 4).total - 1

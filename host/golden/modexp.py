@@ -21,7 +21,8 @@ so the number of Montgomery multiplications is ``2 + (2^k - 2) + W·(k + 1) + 1`
 whatever the exponent's or the base's value: decryption exponents are secret,
 and the hardware's cycle count must not reveal them. Only ``N``, ``N'`` and
 ``R² mod N`` are needed as constants; ``R mod N`` is computed by the first
-conversion.
+conversion, or, with ``one_loaded=True``, loaded as a fourth constant (one
+Montgomery multiplication fewer; the hardware ModExp does this).
 
 A Montgomery multiplication that keeps results lazily reduced (below ``2N``)
 works too: every value it produces is fed back to it unchanged, and the final
@@ -57,7 +58,8 @@ class ScheduleCounts(NamedTuple):
     multiplies : int
         ``windows`` (one table multiply per window, entry 0 included).
     conversions : int
-        3: two in (Montgomery one and the base), one out.
+        3: two in (Montgomery one and the base), one out; 2 when the
+        Montgomery one is a loaded constant.
     total : int
         Sum of the four phases.
     """
@@ -82,7 +84,7 @@ def _check_k(k):
         raise TypeError(f"Window width must be a positive integer, not {k!r}")
 
 
-def modexp_schedule_counts(exp_bits, k=DEFAULT_K):
+def modexp_schedule_counts(exp_bits, k=DEFAULT_K, *, one_loaded=False):
     """Montgomery multiplications for a declared exponent length of ``exp_bits``.
 
     Parameters
@@ -91,6 +93,8 @@ def modexp_schedule_counts(exp_bits, k=DEFAULT_K):
         Declared exponent length in bits (≥ 0); rounded up to a multiple of ``k``.
     k : int
         Window width.
+    one_loaded : bool
+        ``R mod N`` is a loaded constant rather than ``MontMul(R² mod N, 1)``.
 
     Returns
     -------
@@ -103,7 +107,7 @@ def modexp_schedule_counts(exp_bits, k=DEFAULT_K):
     table = (1 << k) - 2
     squarings = windows * k
     multiplies = windows
-    conversions = 3
+    conversions = 2 if one_loaded else 3
     return ScheduleCounts(windows, table, squarings, multiplies, conversions,
                           table + squarings + multiplies + conversions)
 
@@ -143,7 +147,7 @@ def spec_montmul(consts):
     return montmul
 
 
-def modexp(base, exp, n, *, k=DEFAULT_K, exp_bits=None, montmul=None, consts=None):
+def modexp(base, exp, n, *, k=DEFAULT_K, exp_bits=None, montmul=None, consts=None, one_loaded=False):
     """``base^exp mod n`` with the constant fixed-window schedule.
 
     Parameters
@@ -166,12 +170,15 @@ def modexp(base, exp, n, *, k=DEFAULT_K, exp_bits=None, montmul=None, consts=Non
     consts : MontConstants, optional
         Constants matching ``montmul`` (``R² mod N`` is read from it);
         defaults to ``mont_constants(n, 64)``.
+    one_loaded : bool
+        Take the Montgomery one ``R mod N`` from ``consts`` instead of
+        computing it (one multiplication fewer).
 
     Returns
     -------
     ModexpResult
         ``(value, modmuls)``; ``modmuls`` equals
-        ``modexp_schedule_counts(exp_bits, k).total``.
+        ``modexp_schedule_counts(exp_bits, k, one_loaded=one_loaded).total``.
     """
     check_modulus(n, min_bits=2)
     if not 0 <= base < n:
@@ -193,7 +200,7 @@ def modexp(base, exp, n, *, k=DEFAULT_K, exp_bits=None, montmul=None, consts=Non
         count += 1
         return montmul(a, b)
 
-    one = mm(consts.r2_mod_n, 1)
+    one = consts.r_mod_n if one_loaded else mm(consts.r2_mod_n, 1)
     table = [one, mm(base, consts.r2_mod_n)]
     for _ in range(2, 1 << k):
         table.append(mm(table[-1], table[1]))
