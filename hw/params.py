@@ -11,6 +11,7 @@ __all__ = [
     "MONTMUL_WORD_BITS", "MONTMUL_ECP5_WORD_BITS", "MONTMUL_MIN_WORDS",
     "MONTMUL_OPERAND_BITS",
     "ECP5_TARGET_MHZ",
+    "SIM_OPERAND_BITS", "SIM_LANES", "SIM_WINDOW_BITS", "SIM_DATA_BITS",
 ]
 
 #: Unsigned operand widths of one DSP48E2 multiplier tile (27×18 signed).
@@ -33,3 +34,17 @@ MONTMUL_OPERAND_BITS = (256, 1024, 2048, 4096)
 
 #: Clock the ECP5 board configuration must close timing at.
 ECP5_TARGET_MHZ = 100
+
+# --- simulated device (the `sim` backend, hefl.accel.sim) --------------------
+
+#: Operand widths of the simulated kernels; the sim backend builds, on first
+#: use, the smallest one that holds a modulus (every modulus is padded to the
+#: kernel's width, so a right-sized kernel simulates faster). 4096 covers
+#: Paillier with 2048-bit keys (n² of 4096 bits).
+SIM_OPERAND_BITS = (256, 512, 1024, 2048, 4096)
+#: BatchEngine lanes of the simulated kernels.
+SIM_LANES = 2
+#: Modexp window of the simulated kernels.
+SIM_WINDOW_BITS = 4
+#: m_axi_gmem width in simulation (512 on Alveo; 64 keeps the model small).
+SIM_DATA_BITS = 64
