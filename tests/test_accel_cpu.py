@@ -6,7 +6,7 @@ import pytest
 
 from hefl.accel import get_accelerator
 from hefl.accel.cpu import CpuAccelerator
-from hefl.errors import ModulusError, OperandRangeError
+from hefl.errors import DeviceError, ModulusError, OperandRangeError
 
 
 def _odd(rng, bits):
@@ -135,3 +135,21 @@ def test_operands_out_of_range(serial):
 def test_bad_worker_count():
     with pytest.raises(TypeError):
         CpuAccelerator(workers=0)
+
+
+def _die(*args):
+    os._exit(3)
+
+
+def test_dead_worker_is_a_typed_error_and_recovers(rng, monkeypatch):
+    import hefl.accel.cpu as cpu
+    acc = CpuAccelerator(workers=2, parallel_threshold_s=0.0)
+    try:
+        m = _odd(rng, 128)
+        monkeypatch.setattr(cpu, "_mulmod_chunk", _die)
+        with pytest.raises(DeviceError, match="worker process died"):
+            acc.mulmod([1, 2, 3], [4, 5, 6], m)
+        monkeypatch.undo()
+        assert acc.mulmod([1, 2, 3], [4, 5, 6], m) == [4, 10, 18]
+    finally:
+        acc.close()

@@ -12,10 +12,11 @@ another party, so pickling here carries no trust issue.
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import gmpy2
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, DeviceError
 from .base import Accelerator, register_backend
 
 __all__ = ["CpuAccelerator"]
@@ -25,6 +26,8 @@ __all__ = ["CpuAccelerator"]
 # ~207k/s). Only used to decide whether a batch is worth the pool.
 _POWMOD_S_4096x2048 = 1 / 107
 _MULMOD_S_4096 = 1 / 207e3
+# Target work per chunk sent to a worker.
+_CHUNK_S = 0.025
 
 
 def _powmod_chunk(bases, exps, modulus):
@@ -123,8 +126,12 @@ class CpuAccelerator(Accelerator):
     def _parallel(self, estimate_s, count):
         return self._workers > 1 and count > 1 and estimate_s >= self._threshold
 
-    def _chunks(self, count):
-        parts = min(count, self._workers * self._chunks_per_worker)
+    def _chunks(self, count, estimate_s):
+        # At least chunks_per_worker chunks per worker, and chunks of about
+        # _CHUNK_S of work, so that the last chunk leaves a worker idle only
+        # briefly while the others finish (matters when cores are shared).
+        parts = max(self._workers * self._chunks_per_worker, int(estimate_s / _CHUNK_S))
+        parts = min(count, parts)
         size = -(-count // parts)
         return [(i, min(i + size, count)) for i in range(0, count, size)]
 
@@ -134,10 +141,17 @@ class CpuAccelerator(Accelerator):
             return fn(*make_args(0, count))
         self.stats["parallel_batches"] += 1
         pool = self._get_pool()
-        futures = [pool.submit(fn, *make_args(lo, hi)) for lo, hi in self._chunks(count)]
-        out = []
-        for f in futures:
-            out.extend(f.result())
+        try:
+            futures = [pool.submit(fn, *make_args(lo, hi)) for lo, hi in self._chunks(count, estimate_s)]
+            out = []
+            for f in futures:
+                out.extend(f.result())
+        except BrokenProcessPool as e:
+            # A worker was killed (OOM killer, signal): drop the pool so the
+            # next batch starts a fresh one, and say what happened.
+            self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise DeviceError(f"a cpu worker process died during the batch ({e}); the batch was not computed") from e
         return out
 
     # --- hooks --------------------------------------------------------------
