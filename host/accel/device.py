@@ -157,7 +157,9 @@ class DeviceAccelerator(Accelerator):
         self.hw = HardwareConfig.read(transport)
         self._consts = OrderedDict()
         self._bufs = {"desc": None, "result": None}
-        self.stats.update({"batches": 0, "device_cycles": 0, "verified": 0,
+        # "cycles": kernel cycles from the result headers (the key every device
+        # backend reports); "device_cycles" is the same number, spelled out.
+        self.stats.update({"batches": 0, "cycles": 0, "device_cycles": 0, "verified": 0,
                            "host_s": {"constants": 0.0, "pack": 0.0, "sync_to": 0.0, "run": 0.0,
                                       "sync_from": 0.0, "unpack": 0.0, "verify": 0.0}})
 
@@ -371,6 +373,7 @@ class DeviceAccelerator(Accelerator):
         cycles = int(raw[r.index("cycles")])
         done = int(raw[r.index("jobs_done")])
         self.stats["batches"] += 1
+        self.stats["cycles"] += cycles
         self.stats["device_cycles"] += cycles
         if status:
             docs = dict(LAYOUT.status_docs)

