@@ -15,7 +15,7 @@ export YOWASP_CACHE_DIR := $(abspath $(BUILD))/cache/yowasp
 export XDG_CACHE_HOME   := $(abspath $(BUILD))/cache/xdg
 export MPLBACKEND       := Agg
 
-.PHONY: setup test test-fast demo demo-flower sim hw-report bench bitstream clean distclean
+.PHONY: setup test test-fast demo demo-flower sim hw-report bench bitstream xo xclbin clean distclean
 
 setup: $(STAMP)
 
@@ -48,6 +48,17 @@ hw-report: setup
 ## bench: the benchmark suite (writes JSON under build/reports)
 bench: setup
 	$(BIN)/hefl bench paillier --key-bits 2048 --json $(BUILD)/reports/paillier.json
+
+## bitstream: ECP5 (ULX3S 85F) bitstream + build/reports/ecp5.json with the open tools
+bitstream: setup
+	$(BIN)/hefl bitstream --out $(BUILD)
+
+## xo / xclbin: the Alveo flow under build/alveo (Vivado/Vitis where installed, else a one-line error)
+xo: setup
+	$(BIN)/hefl alveo xo --out $(BUILD)/alveo
+
+xclbin: setup
+	$(BIN)/hefl alveo xclbin --platform "$(PLATFORM)" --out $(BUILD)/alveo
 
 clean:
 	rm -rf $(BUILD) sim_build .pytest_cache .hypothesis

@@ -23,6 +23,8 @@ COMMANDS = {
     "hw-report": ("hefl.hw.report", "cycle counts and resource reports of the cores"),
     "sim": ("hefl.sim_cli", "run random jobs on the Verilator model of the kernel"),
     "flower": ("hefl.flower.cli", "encrypted FedAvg on a local Flower federation (SuperLink + SuperNodes)"),
+    "alveo": ("hefl.hw.alveo", "Alveo flow: kernel Verilog, kernel.xml, package_xo Tcl, v++ (xo/xclbin)"),
+    "bitstream": ("hefl.hw.ecp5_build", "ECP5 (ULX3S 85F) bitstream and timing report with open tools"),
 }
 
 
