@@ -146,16 +146,7 @@ def test_report_and_clean_shutdown(run):
     assert on_disk["key_bits"] == 512 and on_disk["key_fingerprint"] == pub.fingerprint
     assert abs(on_disk["final_accuracy"] - on_disk["plaintext_final_accuracy"]) <= 0.005
     # No process of this run is left: none carries its FLWR_HOME.
-    marker = f"FLWR_HOME={out / 'flwr-home'}".encode()
-    leftovers = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "environ").read_bytes().split(b"\0"):
-                    leftovers.append(int(entry.name))
-            except OSError:
-                pass
-    assert leftovers == []
+    assert _processes_with(f"FLWR_HOME={out / 'flwr-home'}".encode()) == []
 
 
 def test_server_never_opens_private_key(run):
@@ -179,3 +170,24 @@ def test_key_config_errors(tmp_path):
     pub2.save(tmp_path / flkeys.PUBLIC_FILE)
     with pytest.raises(KeyMismatchError, match="belongs to key"):
         flkeys.load_keypair(tmp_path)
+
+
+def _processes_with(marker):
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def test_timeout_stops_every_process(tmp_path):
+    """A run that overruns its deadline raises and leaves no Flower process behind."""
+    from hefl.errors import FlowerRunError
+    cfg = FlowerRun(out=tmp_path, clients=2, rounds=1, key_bits=512, timeout=0.5)
+    with pytest.raises(FlowerRunError, match="did not finish"):
+        run_flower(cfg)
+    assert _processes_with(f"FLWR_HOME={tmp_path / 'flwr-home'}".encode()) == []

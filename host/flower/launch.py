@@ -339,6 +339,21 @@ def run_flower(cfg, echo=print):
     return report
 
 
+def _last_exception(log_path):
+    """The exception line of the last traceback in a Flower log, or None."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    cause, in_tb = None, False
+    for line in lines:
+        if line.startswith("Traceback"):
+            in_tb = True
+        elif in_tb and line and not line[0].isspace():
+            cause, in_tb = line.strip(), False
+    return cause
+
+
 def _fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
@@ -347,7 +362,9 @@ def make_report(out, cfg, seconds):
     """``report.json`` from the ServerApp's ``server.json``."""
     path = Path(out) / "server.json"
     if not path.is_file():
-        raise FlowerRunError(f"the ServerApp wrote no {path}; see {Path(out) / 'logs'}")
+        cause = _last_exception(Path(out) / "logs" / "flwr-run.log")
+        raise FlowerRunError(f"the ServerApp wrote no {path.name}"
+                             + (f" ({cause})" if cause else "") + f"; see {Path(out) / 'logs'}")
     server = json.loads(path.read_text())
     rounds = []
     for h in server["rounds"]:
