@@ -21,11 +21,15 @@ Design notes
 * Verilog is rewritten only when its text changes, so the runner's
   up-to-date check reuses a Verilator build from an earlier run; one build
   directory per parameter set (``build/sim/<build_name>/``).
+* Runs sharing a build directory (pytest-xdist workers, a report next to
+  the tests) are serialised by a lock file in that directory.
 * The bench returns measurements through a JSON file named by the
   environment variable ``HEFL_TB_REPORT`` (see :func:`write_tb_report`);
   the pytest runner and ``hefl hw-report`` read it back.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import sys
@@ -68,7 +72,10 @@ def verilator_path():
 def _write_if_changed(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+        # Atomic: a concurrent reader (another worker's Verilator) never sees half a file.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
     return path
 
 
@@ -159,7 +166,6 @@ def run_cocotb(sources, *, toplevel, test_module, test_dir, build_name,
     CocotbFailure
         If any cocotb test failed or the simulator exited abnormally.
     """
-    from cocotb_tools.runner import get_results
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
     build_dir = build_root() / "sim" / build_name
@@ -170,13 +176,30 @@ def run_cocotb(sources, *, toplevel, test_module, test_dir, build_name,
     run_dir = build_dir / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     report = run_dir / f"{test_module}.report.json"
-    if report.exists():
-        report.unlink()
     extra_env = {k: str(v) for k, v in (env or {}).items()}
     extra_env[TB_REPORT_ENV] = str(report)
-    # Keep make/g++ to one job: the machines are shared (and pytest -n 2 runs two).
-    extra_env.setdefault("MAKEFLAGS", "-j1")
 
+    with _locked(build_dir):
+        return _build_and_test(sources, toplevel, test_module, build_name, build_dir,
+                               run_dir, report, extra_env, testcase, seed, build_args, waves)
+
+
+@contextlib.contextmanager
+def _locked(build_dir):
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build_and_test(sources, toplevel, test_module, build_name, build_dir, run_dir,
+                    report, extra_env, testcase, seed, build_args, waves):
+    from cocotb_tools.runner import get_results
+    if report.exists():
+        report.unlink()
     runner = _verilator_runner()
     runner.build(
         sources=[str(s) for s in sources],
