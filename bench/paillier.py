@@ -41,8 +41,8 @@ __all__ = ["add_arguments", "run", "measure", "TARGETS"]
 #: Speed-ups the issue asks for (hefl / phe).
 TARGETS = {"encrypt": 1.8, "decrypt": 1.5, "fedavg_round": 100.0}
 
-_FULL = {"encrypt": 400, "encrypt_public": 200, "decrypt": 800, "add": 4000, "scalar_mul": 400,
-         "phe_encrypt": 100, "phe_decrypt": 300, "phe_add": 4000, "phe_scalar_mul": 200,
+_FULL = {"encrypt": 240, "encrypt_public": 120, "decrypt": 480, "add": 4000, "scalar_mul": 400,
+         "phe_encrypt": 60, "phe_decrypt": 160, "phe_add": 4000, "phe_scalar_mul": 200,
          "params": 100_000, "phe_slice": 200}
 _QUICK = {"encrypt": 16, "encrypt_public": 8, "decrypt": 16, "add": 100, "scalar_mul": 16,
           "phe_encrypt": 8, "phe_decrypt": 8, "phe_add": 100, "phe_scalar_mul": 8,
@@ -62,7 +62,7 @@ def add_arguments(parser):
     parser.add_argument("--alpha", type=float, default=1.0, help="clipping bound (default 1.0)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the synthetic updates")
     parser.add_argument("--repeat", type=int, default=None,
-                        help="alternating passes of the op measurements, best kept (default 3; 1 with --quick)")
+                        help="alternating passes of the op measurements, best kept (default 5; 1 with --quick)")
 
 
 def _timed(fn):
@@ -81,7 +81,7 @@ def _check(cond, what):
 
 
 class _HeflOps:
-    """hefl's four operations on fixed inputs; :meth:`once` times one pass."""
+    """hefl's operations on fixed inputs; each method times one batch: ``(count, seconds)``."""
 
     def __init__(self, pub, priv, accel, counts, rng):
         n, n2 = pub.n, pub.n2
@@ -89,48 +89,53 @@ class _HeflOps:
         self.holder = Paillier(pub, priv, accel)
         self.public = Paillier(pub, accel=accel)
         self.ms = [rng.randrange(n) for _ in range(counts["encrypt"])]
+        self.cv = self.holder.encrypt(self.ms)          # untimed: inputs of decrypt/scalar_mul
         # Random elements of Z*_{n²} are ciphertexts of random plaintexts.
         k = counts["add"]
         self.a = CipherVector(pub, [secrets.randbelow(n2 - 1) + 1 for _ in range(k)])
         self.b = CipherVector(pub, [secrets.randbelow(n2 - 1) + 1 for _ in range(k)])
         self.ks = [rng.randrange(-(1 << 63), 1 << 63) for _ in range(counts["scalar_mul"])]
 
-    def once(self):
-        pub, n, n2, c = self.pub, self.pub.n, self.pub.n2, self.counts
-        ms, res = self.ms, {}
-        cv, t = _timed(lambda: self.holder.encrypt(ms))
-        res["encrypt"] = (len(ms), t)
-        msp = ms[:c["encrypt_public"]]
+    def encrypt(self):
+        cv, t = _timed(lambda: self.holder.encrypt(self.ms))
+        _check(self.holder.decrypt(cv[:4]) == self.ms[:4], "hefl encryption")
+        return len(self.ms), t
+
+    def encrypt_public(self):
+        msp = self.ms[:self.counts["encrypt_public"]]
         cvp, t = _timed(lambda: self.public.encrypt(msp))
-        res["encrypt_public"] = (len(msp), t)
+        _check(self.holder.decrypt(cvp[:4]) == msp[:4], "hefl public-key encryption")
+        return len(msp), t
 
-        # Decrypt more ciphertexts than were encrypted by repeating them: the
-        # cost does not depend on which ciphertext it is.
-        reps = -(-c["decrypt"] // len(cv))
-        big = CipherVector(pub, (cv.ciphertexts * reps)[:c["decrypt"]])
+    def decrypt(self):
+        # More ciphertexts than were encrypted, by repetition: the cost does
+        # not depend on which ciphertext it is.
+        k = self.counts["decrypt"]
+        reps = -(-k // len(self.cv))
+        big = CipherVector(self.pub, (self.cv.ciphertexts * reps)[:k])
         out, t = _timed(lambda: self.holder.decrypt(big))
-        res["decrypt"] = (len(big), t)
-        _check(out == (ms * reps)[:len(out)], "hefl decryption")
-        _check(self.holder.decrypt(cvp) == msp, "hefl public-key encryption")
+        _check(out == (self.ms * reps)[:k], "hefl decryption")
+        return k, t
 
-        a, b = self.a, self.b
+    def add(self):
+        a, b, n2 = self.a, self.b, self.pub.n2
         s, t = _timed(lambda: self.public.add(a, b))
-        res["add"] = (len(a), t)
         _check(s.ciphertexts[:50] == [x * y % n2 for x, y in zip(a.ciphertexts[:50], b.ciphertexts[:50])],
                "hefl add")
+        return len(a), t
 
-        ks = self.ks
+    def scalar_mul(self):
+        ks, ms, n = self.ks, self.ms, self.pub.n
         k = len(ks)
-        base = CipherVector(pub, (cv.ciphertexts * (-(-k // len(cv))))[:k])
+        base = CipherVector(self.pub, (self.cv.ciphertexts * (-(-k // len(self.cv))))[:k])
         sm, t = _timed(lambda: self.public.scalar_mul(base, ks))
-        res["scalar_mul"] = (k, t)
         _check(self.holder.decrypt(sm[:8]) == [ks[i] * ms[i % len(ms)] % n for i in range(min(8, k))],
                "hefl scalar multiply")
-        return res
+        return k, t
 
 
 class _PheOps:
-    """python-paillier's four operations on fixed inputs."""
+    """python-paillier's operations on fixed inputs, same contract as :class:`_HeflOps`."""
 
     def __init__(self, phe, pub, priv, counts, rng):
         self.phe, self.counts = phe, counts
@@ -138,35 +143,44 @@ class _PheOps:
         self.priv = phe.PaillierPrivateKey(self.pub, priv.p, priv.q)
         # phe's signed encoding holds |m| <= n/3; use ints of that range.
         self.ms = [rng.randrange(self.pub.max_int) for _ in range(counts["phe_encrypt"])]
+        self.encs = [self.pub.encrypt(m) for m in self.ms]
         n2 = self.pub.nsquare
         k = counts["phe_add"]
         self.a = [phe.EncryptedNumber(self.pub, secrets.randbelow(n2 - 1) + 1, 0) for _ in range(k)]
         self.b = [phe.EncryptedNumber(self.pub, secrets.randbelow(n2 - 1) + 1, 0) for _ in range(k)]
         self.ks = [rng.randrange(-(1 << 63), 1 << 63) for _ in range(counts["phe_scalar_mul"])]
 
-    def once(self):
-        pub, priv, c, ms, res = self.pub, self.priv, self.counts, self.ms, {}
+    def encrypt(self):
+        pub, ms = self.pub, self.ms
         encs, t = _timed(lambda: [pub.encrypt(m) for m in ms])
-        res["encrypt"] = (len(ms), t)
+        _check(self.priv.decrypt(encs[0]) == ms[0], "phe encryption")
+        return len(ms), t
 
-        reps = -(-c["phe_decrypt"] // len(encs))
-        many = (encs * reps)[:c["phe_decrypt"]]
-        out, t = _timed(lambda: [priv.decrypt(e) for e in many])
-        res["decrypt"] = (len(many), t)
-        _check(out == (ms * reps)[:len(out)], "phe decryption")
+    def decrypt(self):
+        k = self.counts["phe_decrypt"]
+        reps = -(-k // len(self.encs))
+        many = (self.encs * reps)[:k]
+        out, t = _timed(lambda: [self.priv.decrypt(e) for e in many])
+        _check(out == (self.ms * reps)[:k], "phe decryption")
+        return k, t
 
+    def add(self):
         a, b = self.a, self.b
         s, t = _timed(lambda: [x + y for x, y in zip(a, b)])
-        res["add"] = (len(a), t)
-        _check(s[0].ciphertext(False) == a[0].ciphertext(False) * b[0].ciphertext(False) % pub.nsquare,
+        _check(s[0].ciphertext(False) == a[0].ciphertext(False) * b[0].ciphertext(False) % self.pub.nsquare,
                "phe add")
+        return len(a), t
 
+    def scalar_mul(self):
         ks = self.ks
-        base = (encs * (-(-len(ks) // len(encs))))[:len(ks)]
+        base = (self.encs * (-(-len(ks) // len(self.encs))))[:len(ks)]
         sm, t = _timed(lambda: [e * kk for e, kk in zip(base, ks)])
-        res["scalar_mul"] = (len(ks), t)
-        _check(priv.raw_decrypt(sm[0].ciphertext(False)) == ks[0] * ms[0] % pub.n, "phe scalar multiply")
-        return res
+        _check(self.priv.raw_decrypt(sm[0].ciphertext(False)) == ks[0] * self.ms[0] % self.pub.n,
+               "phe scalar multiply")
+        return len(ks), t
+
+
+_OPS = ("encrypt", "decrypt", "add", "scalar_mul")
 
 
 def _updates(nparams, clients, seed, alpha):
@@ -236,12 +250,13 @@ def measure(key_bits=2048, *, quick=False, workers=None, params=None, clients=3,
     phe_slice = min(params, counts["phe_slice"] if phe_slice is None else phe_slice)
     if params < 1 or clients < 1 or phe_slice < 1:
         raise HeflError("--params, --clients and --phe-slice must be positive")
-    repeat = (1 if quick else 3) if repeat is None else repeat
+    repeat = (1 if quick else 5) if repeat is None else repeat
     if repeat < 1:
         raise HeflError("--repeat must be at least 1")
     seed = secrets.randbits(32) if seed is None else seed
     rng = random.Random(seed)
 
+    load_before = os.getloadavg()
     _log(f"key: generating {key_bits}-bit key pair")
     (pub, priv), t_keygen = _timed(lambda: generate_keypair(key_bits))
     accel = CpuAccelerator(workers=workers)
@@ -254,14 +269,17 @@ def measure(key_bits=2048, *, quick=False, workers=None, params=None, clients=3,
         phe_bench = _PheOps(phe, pub, priv, counts, rng)
         # Alternate the two libraries and keep each one's best pass: the
         # machine is shared, and load spikes should not decide the ratio.
-        hefl_runs, phe_runs = [], []
+        # Interleaved operation by operation, so that both see the same load.
+        hefl_runs = {op: [] for op in _OPS + ("encrypt_public",)}
+        phe_runs = {op: [] for op in _OPS}
         for i in range(repeat):
-            _log(f"hefl: encrypt/decrypt/add/scalar-mul on {accel.workers} worker(s), pass {i + 1}/{repeat}")
-            hefl_runs.append(hefl_bench.once())
-            _log(f"phe: encrypt/decrypt/add/scalar-mul on one core, pass {i + 1}/{repeat}")
-            phe_runs.append(phe_bench.once())
-        hefl_ops = {op: min((r[op] for r in hefl_runs), key=lambda x: x[1] / x[0]) for op in hefl_runs[0]}
-        phe_ops = {op: min((r[op] for r in phe_runs), key=lambda x: x[1] / x[0]) for op in phe_runs[0]}
+            _log(f"ops pass {i + 1}/{repeat}: hefl ({accel.workers} workers) and phe (1 core), interleaved")
+            for op in _OPS:
+                hefl_runs[op].append(getattr(hefl_bench, op)())
+                phe_runs[op].append(getattr(phe_bench, op)())
+            hefl_runs["encrypt_public"].append(hefl_bench.encrypt_public())
+        hefl_ops = {op: min(runs, key=lambda x: x[1] / x[0]) for op, runs in hefl_runs.items()}
+        phe_ops = {op: min(runs, key=lambda x: x[1] / x[0]) for op, runs in phe_runs.items()}
         phe_pub, phe_priv = phe_bench.pub, phe_bench.priv
 
         updates = _updates(params, clients, seed, alpha)
@@ -277,11 +295,11 @@ def measure(key_bits=2048, *, quick=False, workers=None, params=None, clients=3,
         (hn, ht), (pn, pt) = hefl_ops[op], phe_ops[op]
         ops[op] = {"hefl_per_s": hn / ht, "phe_per_s": pn / pt, "speedup": (hn / ht) / (pn / pt),
                    "hefl_count": hn, "phe_count": pn,
-                   "hefl_passes_per_s": [r[op][0] / r[op][1] for r in hefl_runs],
-                   "phe_passes_per_s": [r[op][0] / r[op][1] for r in phe_runs]}
+                   "hefl_passes_per_s": [c / t for c, t in hefl_runs[op]],
+                   "phe_passes_per_s": [c / t for c, t in phe_runs[op]]}
     hn, ht = hefl_ops["encrypt_public"]
     ops["encrypt_public"] = {"hefl_per_s": hn / ht,
-                             "hefl_passes_per_s": [r["encrypt_public"][0] / r["encrypt_public"][1] for r in hefl_runs], "phe_per_s": ops["encrypt"]["phe_per_s"],
+                             "hefl_passes_per_s": [c / t for c, t in hefl_runs["encrypt_public"]], "phe_per_s": ops["encrypt"]["phe_per_s"],
                              "speedup": (hn / ht) / ops["encrypt"]["phe_per_s"], "hefl_count": hn,
                              "note": "hefl without the private key (no CRT); phe's encrypt is always public-key"}
     ops["encrypt"]["note"] = "hefl: key holder's CRT encryption; phe: public-key encryption (phe has no CRT encrypt)"
@@ -301,7 +319,9 @@ def measure(key_bits=2048, *, quick=False, workers=None, params=None, clients=3,
         "keygen_s": t_keygen,
         "hefl_workers": accel.workers,
         "repeat": repeat,
-        "ops_statistic": "best of the passes (hefl and phe passes alternate)",
+        "ops_statistic": "best of the passes (hefl and phe alternate operation by operation)",
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
         "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(), "gmpy2": gmpy2.version(),
                     "phe": getattr(phe, "__version__", "unknown")},
