@@ -28,7 +28,6 @@ pytest.importorskip("flwr", reason="needs the flower extra: pip install -e '.[de
 from conftest import SEED  # noqa: E402
 
 from hefl.encoding import Encoder  # noqa: E402
-from hefl.errors import FlowerConfigError, KeyMismatchError  # noqa: E402
 from hefl.fedavg.data import load_federated  # noqa: E402
 from hefl.fedavg.model import make_model  # noqa: E402
 from hefl.flower import keys as flkeys  # noqa: E402
@@ -154,22 +153,6 @@ def test_server_never_opens_private_key(run):
     settings = _server(out)["settings"]
     assert settings["public-key"].endswith(flkeys.PUBLIC_FILE)
     assert "private" not in json.dumps(settings)
-
-
-def test_key_config_errors(tmp_path):
-    with pytest.raises(FlowerConfigError, match="key-dir"):
-        flkeys.node_keypair({})
-    with pytest.raises(FlowerConfigError, match="does not exist"):
-        flkeys.node_keypair({"key-dir": str(tmp_path / "nowhere")})
-    with pytest.raises(FlowerConfigError, match="public-key"):
-        flkeys.run_public_key({})
-    pub1, priv1 = generate_keypair(512)
-    pub2, _ = generate_keypair(512)
-    flkeys.write_keypair(tmp_path, pub1, priv1)
-    assert flkeys.load_keypair(tmp_path) == (pub1, priv1)
-    pub2.save(tmp_path / flkeys.PUBLIC_FILE)
-    with pytest.raises(KeyMismatchError, match="belongs to key"):
-        flkeys.load_keypair(tmp_path)
 
 
 def _processes_with(marker):

@@ -27,7 +27,7 @@ mode, those of Flower's plaintext FedAvg model, plus the largest
 difference between the two).
 
 ``garble-round`` / ``garble-mode`` in the node config make the node corrupt
-its upload in that round (:func:`hefl.protocol.garble_spec`), to exercise the
+its upload in that round (:func:`hefl.flower.protocol.garble_spec`), to exercise the
 server's exclusion path.
 """
 
