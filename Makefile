@@ -45,6 +45,10 @@ demo-flower: setup
 hw-report: setup
 	$(BIN)/hefl hw-report --out $(BUILD)/reports
 
+## sim: the Verilator model of the kernel on random Paillier-shaped jobs
+sim: setup
+	$(BIN)/hefl sim --json $(BUILD)/reports/sim.json
+
 ## bench: the benchmark suite (writes JSON under build/reports)
 bench: setup
 	$(BIN)/hefl bench paillier --key-bits 2048 --json $(BUILD)/reports/paillier.json

@@ -44,7 +44,8 @@ def kernel_params(operand_bits, *, word_bits=None, lanes=None, window_bits=None,
 def _recipe_key(params):
     # The Verilog is a function of the parameters and the gateware sources:
     # hashing those finds a cached library without elaborating the design.
-    h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    from ..transport.sim_build import build_flags
+    h = hashlib.sha256(json.dumps([params, build_flags()], sort_keys=True).encode())
     root = Path(__file__).resolve().parents[2]
     for d in ("hw", "host/golden"):
         for f in sorted((root / d).rglob("*.py")):

@@ -115,6 +115,9 @@ class SimTransport(Transport):
         self._done_mask = self._ctrl.field("ap_done").mask
         self._start_cycle = None
         self.last_run_cycles = 0
+        #: Wall and CPU (this thread) seconds spent clocking the model in wait().
+        self.wait_wall_s = 0.0
+        self.wait_cpu_s = 0.0
 
     # --- lifetime ---------------------------------------------------------
 
@@ -221,6 +224,14 @@ class SimTransport(Transport):
             raise DeviceError("wait() without start()")
         deadline = time.monotonic() + float(timeout)
         last = _u32()
+        w0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            return self._wait(deadline, timeout, last)
+        finally:
+            self.wait_wall_s += time.perf_counter() - w0
+            self.wait_cpu_s += time.thread_time() - c0
+
+    def _wait(self, deadline, timeout, last):
         while True:
             rc = self._lib.hs_run_until(self._handle(), self.slice_cycles, self._ctrl.offset,
                                         self._done_mask, self.poll_interval, ctypes.byref(last))

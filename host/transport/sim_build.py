@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import BackendUnavailable
 
-__all__ = ["harness_dir", "build_sim_library", "LIBRARY_NAME"]
+__all__ = ["harness_dir", "build_sim_library", "build_flags", "LIBRARY_NAME"]
 
 LIBRARY_NAME = "libhefl_sim.so"
 
@@ -32,7 +32,7 @@ _VERILATOR_FLAGS = ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-l
                     "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast")
 # -O1 compiles a large generated model several times faster than -O2 and
 # runs within a few percent of it (the model is dominated by memory traffic).
-_OPT = "-O1"
+_OPT = os.environ.get("HEFL_SIM_OPT", "-O1")
 
 
 def _make_flags():
@@ -41,6 +41,11 @@ def _make_flags():
     # file unused"); give make the flag g++ needs.
     flags = [f"OPT_FAST={_OPT}", "OPT_SLOW=-O0", f"OPT_GLOBAL={_OPT}", "CFG_CXXFLAGS_PCH_I=-include"]
     return [x for f in flags for x in ("-MAKEFLAGS", f)]
+
+
+def build_flags():
+    """Every flag of the build (part of the cache key)."""
+    return list(_VERILATOR_FLAGS) + _make_flags()
 
 
 def harness_dir():
