@@ -177,7 +177,7 @@ class PrivateKey:
     """
 
     __slots__ = ("public_key", "p", "q", "p2", "q2", "hp", "hq", "p_inv_q",
-                 "q2_inv_p2", "n_mod_phi_p2", "n_mod_phi_q2")
+                 "q2_inv_p2", "q_mod_pm1", "p_mod_qm1")
 
     def __init__(self, public_key, p, q):
         p, q = sorted((int(p), int(q)))
@@ -193,10 +193,11 @@ class PrivateKey:
         self.hp = self._h(p, self.p2, n)
         self.hq = self._h(q, self.q2, n)
         self.p_inv_q = int(gmpy2.invert(p, q))
-        # CRT encryption: r^n mod p² and mod q², joined into mod n².
+        # CRT encryption (scheme.py): r^n mod p² = ((r mod p)^(q mod p-1) mod p)^p mod p²,
+        # likewise for q, joined into mod n².
         self.q2_inv_p2 = int(gmpy2.invert(self.q2, self.p2))
-        self.n_mod_phi_p2 = n % (p * (p - 1))
-        self.n_mod_phi_q2 = n % (q * (q - 1))
+        self.q_mod_pm1 = q % (p - 1)
+        self.p_mod_qm1 = p % (q - 1)
 
     @staticmethod
     def _h(p, p2, n):

@@ -4,7 +4,7 @@
 operation         formula                                                accelerator calls
 ================  =====================================================  ======================
 encrypt (public)  ``c = (1 + m·n) · r^n mod n²``                         powmod n², mulmod n²
-encrypt (CRT)     ``r^n`` as ``r^(n mod p(p-1)) mod p²`` and mod ``q²``   powmod p², q²; mulmod
+encrypt (CRT)     ``r^n mod p² = u_p^p mod p²`` (below), same for q      powmod p², q²; mulmod
 decrypt (CRT)     ``m_p = L_p(c^(p-1) mod p²)·h_p mod p``, same for q    powmod p², q²
 add               ``c1 · c2 mod n²``                                     mulmod n²
 aggregate         ``Π_k c_k mod n²`` per slot                            product n²
@@ -17,6 +17,23 @@ same code runs on the CPU, the Verilator model or a card. ``r`` comes from
 :mod:`secrets`, uniform in ``Z*_n``.
 
 Ciphertexts received from others are validated on entry (:meth:`Paillier.validate`).
+
+CRT encryption
+--------------
+``Z*_{p²} ≅ Z_p × Z_{p-1}``; raising to ``n = p·q`` kills the ``Z_p`` part, so
+``r^n mod p²`` lies in the subgroup ``T_p = {x : x^(p-1) ≡ 1 (mod p²)}`` of
+order ``p - 1``. ``x ↦ x^p mod p²`` depends only on ``x mod p`` and maps
+``Z*_p`` one-to-one onto ``T_p``; so with ``u_p = r^q mod p``::
+
+    r^n = (r^q)^p ≡ u_p^p   (mod p²)
+
+One ``|p|``-bit exponentiation mod ``p²`` (plus a cheap one mod ``p`` for
+``u_p``) replaces the ``2|p|``-bit one of ``r^(n mod p(p-1)) mod p²``. For
+fresh randomness ``u_p`` itself is drawn uniformly from ``Z*_p`` (``r ↦
+r^q mod p`` is a bijection of ``Z*_p`` as ``gcd(q, p-1) = 1``), which gives
+exactly the distribution of ``r^n mod n²`` for uniform ``r ∈ Z*_n``. With
+explicit ``r`` (tests, interoperability) the ciphertext equals the
+public-key one bit for bit.
 """
 
 import numbers
@@ -101,14 +118,25 @@ class Paillier:
                 out.append(r)
         return out
 
-    def _obfuscators(self, rs):
-        """``r^n mod n²`` for each ``r``: by CRT when the private key is here."""
+    def _obfuscators(self, rs, count):
+        """``r^n mod n²`` for each ``r`` (fresh random ones if ``rs`` is None).
+
+        By CRT when the private key is here (see the module docstring).
+        """
         pub, priv = self.public_key, self.private_key
         if priv is None:
+            if rs is None:
+                rs = self.random_r(count)
             return self.accel.powmod(rs, [pub.n] * len(rs), pub.n2)
-        p2, q2 = priv.p2, priv.q2
-        xp = self.accel.powmod([r % p2 for r in rs], [priv.n_mod_phi_p2] * len(rs), p2)
-        xq = self.accel.powmod([r % q2 for r in rs], [priv.n_mod_phi_q2] * len(rs), q2)
+        p, q, p2, q2 = priv.p, priv.q, priv.p2, priv.q2
+        if rs is None:
+            up = [secrets.randbelow(p - 1) + 1 for _ in range(count)]
+            uq = [secrets.randbelow(q - 1) + 1 for _ in range(count)]
+        else:
+            up = self.accel.powmod([r % p for r in rs], [priv.q_mod_pm1] * len(rs), p)
+            uq = self.accel.powmod([r % q for r in rs], [priv.p_mod_qm1] * len(rs), q)
+        xp = self.accel.powmod(up, [p] * count, p2)
+        xq = self.accel.powmod(uq, [q] * count, q2)
         inv = gmpy2.mpz(priv.q2_inv_p2)
         return [int(b + q2 * ((a - b) * inv % p2)) for a, b in zip(xp, xq)]
 
@@ -164,7 +192,7 @@ class Paillier:
                 raise OperandRangeError(f"plaintext {i} is outside [0, n): "
                                         f"{'negative' if m < 0 else f'{m.bit_length()} bits, n has {pub.bits}'}")
         if randomness is None:
-            rs = self.random_r(len(ms))
+            rs = None
         else:
             rs = _ints(randomness, "randomness")
             if len(rs) != len(ms):
@@ -174,7 +202,7 @@ class Paillier:
                     raise OperandRangeError(f"randomness {i} is not in Z*_n")
         if not ms:
             return CipherVector(pub, [], meta)
-        obf = self._obfuscators(rs)
+        obf = self._obfuscators(rs, len(ms))
         # 1 + m·n < n² for m < n: already reduced.
         cts = self.accel.mulmod([1 + m * n for m in ms], obf, n2)
         return CipherVector(pub, cts, meta)
