@@ -1,0 +1,127 @@
+"""The ``sim`` backend on the real kernel RTL (Verilator model of ``hefl_kernel``).
+
+Paillier runs unchanged on ``cpu`` and ``sim``: the same keys, plaintexts
+and randomness must give bit-identical ciphertexts, products, scalar
+multiples and decryptions. Fault switches of the harness check the error
+paths end to end: a memory that stops answering gives ``DeviceTimeout`` in
+time, a flipped result bit is caught by verification. Small keys keep the
+simulated kernel small (the 256-bit class of ``SIM_OPERAND_BITS``).
+"""
+
+import time
+
+import pytest
+
+from hefl.accel import get_accelerator
+from hefl.accel.sim import SimAccelerator
+from hefl.errors import (DeviceTimeout, ModulusError, OperandRangeError, VerificationError)
+from hefl.hw.regmap import LAYOUT
+from hefl.paillier import Paillier, generate_keypair
+
+KEY_BITS = 112          # n² of 224 bits: the 256-bit simulated kernel
+
+
+@pytest.fixture(scope="module")
+def sim():
+    acc = get_accelerator("sim", operand_bits=256, stall_percent=15, seed=7)
+    yield acc
+    acc.close()
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return generate_keypair(KEY_BITS)
+
+
+def test_paillier_identical_on_cpu_and_sim(sim, keys, rng):
+    pub, priv = keys
+    cpu = get_accelerator("cpu")
+    he_sim, he_cpu = Paillier(pub, priv, accel=sim), Paillier(pub, priv, accel=cpu)
+    n = pub.n
+    ms = [0, 1, n - 1] + [rng.randrange(n) for _ in range(9)]
+    rs = he_cpu.random_r(len(ms))
+    c_cpu = he_cpu.encrypt(ms, randomness=rs)
+    c_sim = he_sim.encrypt(ms, randomness=rs)
+    assert c_sim.ciphertexts == c_cpu.ciphertexts            # CRT powmods p², q² + mulmod n²
+    assert he_sim.decrypt(c_sim) == ms == he_cpu.decrypt(c_cpu)
+    # Aggregation (PRODUCT) of three vectors, as the FedAvg aggregator does.
+    vs = [he_cpu.encrypt([rng.randrange(n // 4) for _ in range(5)]) for _ in range(3)]
+    agg_sim, agg_cpu = he_sim.aggregate(vs), he_cpu.aggregate(vs)
+    assert agg_sim.ciphertexts == agg_cpu.ciphertexts
+    assert he_sim.decrypt(agg_sim) == he_cpu.decrypt(agg_cpu)
+    # Scalar multiples (POWMOD mod n², negative scalars through the inverse).
+    ks = [rng.randrange(-1000, 1000) for _ in range(5)]
+    assert he_sim.scalar_mul(vs[0], ks).ciphertexts == he_cpu.scalar_mul(vs[0], ks).ciphertexts
+    # Public-key-only encryption: r^n mod n² with |n|-bit exponents.
+    pub_sim, pub_cpu = Paillier(pub, accel=sim), Paillier(pub, accel=cpu)
+    assert pub_sim.encrypt(ms[:4], randomness=rs[:4]).ciphertexts == \
+        pub_cpu.encrypt(ms[:4], randomness=rs[:4]).ciphertexts
+    assert sim.stats["cycles"] > 0 and sim.stats["batches"] > 0
+    assert sim.transport.protocol_errors == 0, sim.transport.last_error
+    cpu.close()
+
+
+def test_powmod_corners_on_the_rtl(sim, rng):
+    n = rng.getrandbits(200) | 1 | 1 << 199
+    bases = [0, 1, n - 1, 2] + [rng.randrange(n) for _ in range(6)]
+    exps = [5, 0, 1, (1 << 300) - 1] + [rng.getrandbits(rng.randrange(1, 400)) for _ in range(6)]
+    assert sim.powmod(bases, exps, n) == [pow(b, e, n) for b, e in zip(bases, exps)]
+
+
+def test_bad_operands_never_reach_the_device(sim):
+    dev = sim.devices[256]
+    before = (dev.stats["batches"], dev.transport.cycles)
+    n = (1 << 127) - 1
+    with pytest.raises(OperandRangeError):
+        sim.mulmod([n], [1], n)
+    with pytest.raises(OperandRangeError):
+        sim.powmod([3], [-2], n)
+    with pytest.raises(ModulusError):
+        sim.product([[1, 2]], n + 1)
+    with pytest.raises(ModulusError):
+        sim.mulmod([1], [1], (1 << 400) + 1)       # wider than the kernel
+    assert (dev.stats["batches"], dev.transport.cycles) == before
+
+
+def test_hang_fault_gives_timeout_within_deadline(keys):
+    acc = SimAccelerator(operand_bits=256, timeout=0.5)
+    try:
+        tr = acc.transport
+        tr.slice_cycles = 50_000
+        tr.fault_hang(True)
+        pub, _ = keys
+        t0 = time.monotonic()
+        with pytest.raises(DeviceTimeout, match="did not raise ap_done within 0.5 s"):
+            acc.mulmod([2, 3], [4, 5], pub.n2)
+        assert time.monotonic() - t0 < 2.5
+    finally:
+        acc.close()
+
+
+def test_corrupt_fault_caught_by_verification(keys, seed):
+    pub, priv = keys
+    acc = SimAccelerator(operand_bits=256, verify=1.0, verify_seed=seed)
+    try:
+        he = Paillier(pub, priv, accel=acc)
+        cv = he.encrypt(list(range(6)))
+        agg = he.aggregate([cv, cv])        # a clean run sizes the buffers
+        assert he.decrypt(agg) == [2 * i for i in range(6)]
+        rbuf = acc.devices[256]._bufs["result"]
+        first = rbuf.address + 8 * LAYOUT.result_limb(0, acc.hw.words)
+        acc.transport.fault_corrupt(first, rbuf.address + rbuf.size, bit=3)
+        with pytest.raises(VerificationError):
+            he.aggregate([cv, cv])
+        assert not acc.transport.corrupt_pending
+    finally:
+        acc.close()
+
+
+def test_auto_sizing_picks_the_smallest_kernel():
+    acc = SimAccelerator(library=None)
+    try:
+        assert acc.widths[0] == 256
+        assert acc.devices == {}          # nothing built until a call needs it
+        dev = acc.device_for((1 << 200) + 1)
+        assert dev.hw.max_modulus_bits >= 200 and list(acc.devices) == [256]
+    finally:
+        acc.close()
