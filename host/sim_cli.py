@@ -58,12 +58,17 @@ def _key(rng, bits):
     return n, p
 
 
-def job_plan(rng, plan=DEFAULT_PLAN, scale=1.0):
-    """Batches ``(kind, key_bits, op, args, modulus, expected)`` built from ``rng``."""
+def job_plan(rng, plan=DEFAULT_PLAN, scale=1.0, max_key_bits=None):
+    """Batches ``(kind, key_bits, op, args, modulus, expected)`` built from ``rng``.
+
+    ``max_key_bits`` caps the key sizes of ``plan`` (so that n² fits a smaller kernel).
+    """
     import gmpy2
     batches = []
     for kind, bits, count in plan:
         count = max(1, round(count * scale))
+        if max_key_bits is not None:
+            bits = min(bits, max_key_bits)
         n, p = _key(rng, bits)
         n2, p2 = n * n, p * p
         if kind == "encrypt":
@@ -116,7 +121,11 @@ def run(args):
     print(f"  hardware: w={hw.word_bits} s={hw.words} lanes={hw.lanes} k={hw.window_bits} "
           f"max_exp_bits={hw.max_exp_bits} data_bits={hw.data_bits}")
 
-    batches = job_plan(rng, scale=args.scale)
+    # n² must fit the kernel: keys of at most half its operand width.
+    cap = args.operand_bits // 2
+    if any(bits > cap for _, bits, _ in DEFAULT_PLAN):
+        print(f"  note: key sizes capped at {cap} bits so that n² fits the {args.operand_bits}-bit kernel")
+    batches = job_plan(rng, scale=args.scale, max_key_bits=cap)
     rows, mismatches, jobs = [], 0, 0
     wall = time.perf_counter()
     tr = dev.transport

@@ -1,0 +1,23 @@
+"""``hefl sim`` end to end on a small kernel: report keys, zero mismatches, counted jobs."""
+
+import json
+
+from hefl.cli import main
+from hefl.sim_cli import DEFAULT_PLAN
+
+
+def test_hefl_sim_writes_report(tmp_path, seed, capsys):
+    out = tmp_path / "sim.json"
+    rc = main(["sim", "--operand-bits", "256", "--scale", "0.05", "--seed", str(seed),
+               "--stall-percent", "10", "--json", str(out)])
+    assert rc == 0
+    rep = json.loads(out.read_text())
+    want_jobs = sum(max(1, round(c * 0.05)) for _, _, c in DEFAULT_PLAN)
+    assert rep["jobs"] == want_jobs == sum(b["jobs"] for b in rep["batches"])
+    assert rep["mismatches"] == 0
+    assert rep["cycles"] == sum(b["kernel_cycles"] for b in rep["batches"]) > 0
+    assert rep["sim_cycles"] >= rep["cycles"]          # the model also idles between runs
+    assert rep["sim_cycles_per_s"] > 0 and rep["sim_cycles_per_wall_s"] > 0
+    assert rep["hardware"]["words"] * rep["hardware"]["word_bits"] >= 256
+    assert {b["kind"] for b in rep["batches"]} == {k for k, _, _ in DEFAULT_PLAN}
+    assert "0 mismatches" in capsys.readouterr().out
