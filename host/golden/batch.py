@@ -20,9 +20,15 @@ from .montgomery import check_modulus, to_words
 
 __all__ = ["POWMOD", "MULMOD", "PRODUCT", "Job", "powmod_job", "mulmod_job",
            "product_job", "expected_result", "JobCycles", "modexp_job_cycles",
-           "lane_montmuls"]
+           "lane_montmuls", "ENGINE_OVERHEAD", "montmul_call_cycles",
+           "montmul_tail_latency", "engine_job_cycles"]
 
 POWMOD, MULMOD, PRODUCT = 0, 1, 2
+#: Extra cycles a job spends in :class:`hefl.hw.batch_engine.BatchEngine`
+#: around its lane: 3 from the engine accepting the first beat to the lane
+#: accepting it (FIFO write, FIFO output register, lane IDLE → LOAD) and 1
+#: for the result arbiter's grant.
+ENGINE_OVERHEAD = 4
 #: Width of the job header's ``count`` field.
 COUNT_BITS = 16
 
@@ -204,3 +210,9 @@ def modexp_job_cycles(op, count, *, words, word_bits, window_bits, mm_latency):
     loads = (2 * s - 1) + (kf - 2) * (G + s - 1)
     total = loads + kf * G + 1 + tail
     return JobCycles(total, lane_montmuls(op, count, k))
+
+
+def engine_job_cycles(op, count, **kw):
+    """:func:`modexp_job_cycles` seen at the BatchEngine's ports (idle engine)."""
+    c = modexp_job_cycles(op, count, **kw)
+    return c._replace(total=c.total + ENGINE_OVERHEAD)
