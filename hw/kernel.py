@@ -24,7 +24,8 @@ One run (``ap_start`` accepted → ``ap_done``)
    ``o_stream`` (``s`` words, any order) is written at its tag's slot
    ``result + 8·(8 + tag·s)`` bytes.
 5. Write the result header (status, cycles, jobs completed), wait for its
-   write response, raise ``ap_done``, return to idle.
+   write response, raise ``ap_done``, return to idle. An AXI error response
+   seen during the run adds ``bus_error`` to the status.
 
 The cycle counter runs from the accepted start to the result header (the
 value written in the header and shown in the ``cycles_*`` registers).
@@ -213,7 +214,7 @@ class Kernel(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += ap_idle.eq(1)
                 with m.If(ctrl.ctrl_ap_start):
-                    m.d.comb += start_pulse.eq(1)
+                    m.d.comb += [start_pulse.eq(1), mem.clear_error.eq(1)]
                     m.d.sync += [
                         desc.eq(Cat(ctrl.desc_lo, ctrl.desc_hi)),
                         result.eq(Cat(ctrl.result_lo, ctrl.result_hi)),
@@ -314,7 +315,8 @@ class Kernel(wiring.Component):
                 # Every job handed to the engine comes back and is written first.
                 with m.If((jobs_done == jobs_sent) & ~rp_busy & ~eng.o_stream.valid
                           & ~mem.wr_busy & ~mem.rd_busy):
-                    m.d.sync += [counting.eq(0), idx.eq(0)]
+                    m.d.sync += [counting.eq(0), idx.eq(0),
+                                 status.eq(status | Mux(mem.bus_error, flag("bus_error"), 0))]
                     m.next = "RES_CMD"
             with m.State("RES_CMD"):
                 m.d.comb += [mem.wr_cmd.valid.eq(1), mem.wr_cmd.payload.addr.eq(result),
@@ -336,6 +338,8 @@ class Kernel(wiring.Component):
                         m.next = "WAIT_WR"
             with m.State("WAIT_WR"):
                 with m.If(~mem.wr_busy):
+                    # A failed header write can only be reported in the register.
+                    m.d.sync += status.eq(status | Mux(mem.bus_error, flag("bus_error"), 0))
                     m.d.comb += done_pulse.eq(1)
                     m.next = "IDLE"
 

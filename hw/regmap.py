@@ -358,13 +358,14 @@ class BufferLayout:
     ops: tuple = (("powmod", 0), ("mulmod", 1), ("product", 2))
     #: Result status flags (bit values).
     status_flags: tuple = (("bad_magic", 1), ("geometry", 2), ("bad_job", 4),
-                           ("stream_length", 8))
+                           ("stream_length", 8), ("bus_error", 16))
     #: Status flag meanings, for error messages.
     status_docs: tuple = (
         ("bad_magic", "bad magic or version in the descriptor header"),
         ("geometry", "descriptor words s or word bits w differ from the hardware's"),
         ("bad_job", "a job has a bad op, tag or count"),
         ("stream_length", "the job stream's length differs from the header's stream_limbs"),
+        ("bus_error", "a memory read or write returned an AXI error response"),
     )
 
     @property

@@ -357,7 +357,58 @@ async def test_bad_descriptors(dut):
     jobs = tb.random_jobs(n, 2, ops=(POWMOD,))
     header, _ = await tb.run_batch(n, jobs, 0x4000, 0x9000, max_cycles=500_000, job_hook=long_exp)
     assert header["status"] == flag("bad_job")
+    # AXI error responses (SLVERR on the result slots' writes): the run
+    # completes, the header still lands and reports bus_error.
+    jobs = tb.random_jobs(n, 2, ops=(MULMOD,))
+    tb.write_limbs(0x4000, tb.descriptor(n, jobs))
+    slots = 0x9000 + LAYOUT.result_limb(0, tb.s) * LIMB_BYTES
+    good_write = tb.ram.write_if._write
+
+    async def failing_write(address, data):
+        if address >= slots:
+            raise OSError("injected write error")
+        await good_write(address, data)
+
+    tb.ram.write_if._write = failing_write
+    await tb.start(0x4000, 0x9000)
+    await tb.wait_done(500_000)
+    tb.ram.write_if._write = good_write
+    status, _, done = tb.read_limbs(0x9000, 3)
+    assert status == flag("bus_error"), f"status {status:#x} after SLVERR"
+    assert done == 2
     # The kernel is clean afterwards: a good batch runs normally.
     jobs = tb.random_jobs(n, 5)
     header, results = await tb.run_batch(n, jobs, 0x4000, 0x9000)
     tb.check(header, results, len(jobs))
+
+
+@cocotb.test()
+async def test_auto_restart(dut):
+    """auto_restart keeps ap_start set on accept: runs repeat until it is cleared."""
+    tb = KernelTB(dut, SEED + 5)
+    await tb.reset()
+    n = tb.modulus()
+    jobs = tb.random_jobs(n, 3, ops=(MULMOD, PRODUCT))
+    tb.write_limbs(0x1000, tb.descriptor(n, jobs))
+    await tb.set_arg("desc", 0x1000)
+    await tb.set_arg("result", 0x8000)
+    await tb.wr("ctrl", bit("ctrl", "ap_start") | bit("ctrl", "auto_restart"))
+    dones = 0
+    for _ in range(20000):
+        ctrl = await tb.rd("ctrl")
+        assert ctrl & bit("ctrl", "ap_start"), f"ap_start cleared under auto_restart: {ctrl:#x}"
+        dones += bool(ctrl & bit("ctrl", "ap_done"))
+        if dones >= 2:
+            break
+    assert dones >= 2, "the kernel did not restart by itself"
+    # Writing 0 clears auto_restart (ap_start ignores 0): the next accept clears ap_start.
+    await tb.wr("ctrl", 0)
+    for _ in range(20000):
+        ctrl = await tb.rd("ctrl")
+        if not ctrl & bit("ctrl", "ap_start") and ctrl & bit("ctrl", "ap_idle"):
+            break
+    else:
+        raise AssertionError(f"kernel kept restarting: ctrl={ctrl:#x}")
+    raw = tb.read_limbs(0x8000, LAYOUT.result_buffer_limbs(3, tb.s))
+    header = {k: raw[LAYOUT.result.index(k)] for k in ("status", "cycles", "jobs_done")}
+    tb.check(header, {t: (jobs[t], raw[LAYOUT.result_limb(t, tb.s):][:tb.s]) for t in range(3)}, 3)
