@@ -4,7 +4,9 @@ One Verilator build of the kernel around the real BatchEngine at a small
 width (L = 128, w = 32, two lanes) runs the whole bench: registers after
 reset, mixed POWMOD/MULMOD/PRODUCT batches back to back against ``pow``,
 the ap_ctrl_hs handshake and interrupt, a batch larger than the on-chip
-queues, and malformed descriptors, all with random AXI stalls. A second build
+queues, malformed descriptors and AXI error responses, all with random AXI
+stalls; auto_restart; and the kernel's cycle overhead over the engine's exact
+cycle model. A second build
 at a wider bus (DW = 256) runs the same bench to cover beat/limb packing.
 """
 
@@ -55,3 +57,5 @@ def test_kernel_cocotb(data_bits, big_batch, seed, pch_fix):
     rep = info["report"]
     print(f"kernel {build}: {rep}")
     assert rep["big_batch_jobs"] == big_batch
+    # The bench bounds and reports what the kernel adds around the engine.
+    assert set(rep["overhead"]) == {"powmod", "mulmod"}

@@ -24,7 +24,10 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
+from hefl.golden import batch as gb
 from hefl.golden.montgomery import mont_constants, to_words
+from hefl.golden.montmul_hw import mul_latency, op_timing
+from hefl.hw.params import TILE_A_BITS, TILE_B_BITS
 from hefl.hw.build import write_tb_report
 from hefl.hw.regmap import LAYOUT, REGMAP
 
@@ -44,7 +47,7 @@ def bit(reg, name):
 class KernelTB:
     """Clock, reset, AXI-Lite master, AXI RAM and the run protocol."""
 
-    def __init__(self, dut, seed):
+    def __init__(self, dut, seed, pauses=PAUSES):
         self.dut = dut
         self.rng = random.Random(seed)
         self.s = CFG["words"]
@@ -58,7 +61,7 @@ class KernelTB:
         for log in (self.axil.write_if.log, self.axil.read_if.log, self.ram.write_if.log,
                     self.ram.read_if.log):
             log.setLevel(logging.WARNING)
-        if PAUSES:
+        if pauses:
             chans = [self.ram.write_if.aw_channel, self.ram.write_if.w_channel,
                      self.ram.write_if.b_channel, self.ram.read_if.ar_channel,
                      self.ram.read_if.r_channel]
@@ -412,3 +415,38 @@ async def test_auto_restart(dut):
     raw = tb.read_limbs(0x8000, LAYOUT.result_buffer_limbs(3, tb.s))
     header = {k: raw[LAYOUT.result.index(k)] for k in ("status", "cycles", "jobs_done")}
     tb.check(header, {t: (jobs[t], raw[LAYOUT.result_limb(t, tb.s):][:tb.s]) for t in range(3)}, 3)
+
+
+@cocotb.test()
+async def test_kernel_overhead(dut):
+    """Kernel cycles of one-job batches vs the engine's exact cycle model (no stalls).
+
+    The difference is what the kernel adds around the engine: header and
+    constants fetch, job parsing, the result and header writes and their
+    responses. It is reported, and bounded so a regression shows.
+    """
+    tb = KernelTB(dut, SEED + 6, pauses=False)
+    await tb.reset()
+    s, w = tb.s, tb.w
+    timing = op_timing(s, mul_latency(w, TILE_A_BITS, TILE_B_BITS))
+    mm_tail = gb.montmul_tail_latency(timing, s)
+    n = tb.modulus()
+    x = CFG["max_exp_bits"]
+    b, e = tb.rng.randrange(n), tb.rng.getrandbits(x)
+    a2 = tb.rng.randrange(n)
+    cases = {"powmod": (POWMOD, [b, e], x, pow(b, e, n)),
+             "mulmod": (MULMOD, [b, a2], 2, b * a2 % n)}
+    report = {}
+    for name, job in cases.items():
+        header, results = await tb.run_batch(n, [job], 0x1000, 0x8000)
+        tb.check(header, results, 1)
+        engine = gb.engine_job_cycles(job[0], job[2], words=s, word_bits=w,
+                                      window_bits=CFG["window_bits"], mm_latency=mm_tail).total
+        overhead = header["cycles"] - engine
+        report[name] = {"kernel_cycles": header["cycles"], "engine_model_cycles": engine,
+                        "overhead_cycles": overhead}
+        # Fetch of 8 + 3s + 1 limbs, write of s + 8 limbs, a few handshakes:
+        # at most ~3 cycles per limb moved plus a fixed part.
+        moved = LAYOUT.desc.limbs + LAYOUT.constants_limbs(s) + 1 + s + LAYOUT.result.limbs
+        assert 0 < overhead <= 64 + 3 * moved, f"{name}: kernel overhead {overhead} cycles"
+    write_tb_report({"overhead": report})
