@@ -62,3 +62,18 @@ def test_import_is_pure_data():
     # The host imports the map on every call path: it must not pull in Amaranth.
     code = "import sys, hefl.hw.regmap; assert 'amaranth' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_generated_doc_lists_everything(tmp_path):
+    from hefl.hw.regmap_doc import write_regmap_doc
+    text = write_regmap_doc(tmp_path / "regmap.md").read_text()
+    rows = [c for c in (ln.split("|")[1:-1] for ln in text.splitlines() if ln.startswith("| 0x"))
+            if len(c) == 6]
+    documented = {(int(c[0], 16), c[1].strip(), c[3].strip()) for c in rows}
+    for r in REGMAP:
+        for f in r.fields:
+            assert (r.offset, r.name, f.name) in documented
+    for a in REGMAP.args:
+        assert f"| {a.name} | 0x{a.offset:02X} | {a.size} |" in text
+    for name, bit in LAYOUT.status_flags:
+        assert f"| {bit:#x} | {name} |" in text
