@@ -91,9 +91,14 @@ def test_encrypted_aggregate_matches_flower_fedavg(run):
     he = Paillier(pub, priv)
     theta = make_model("softmax", data.n_features, data.n_classes).get_params()
     try:
+        initial = make_model("softmax", data.n_features, data.n_classes)
+        assert report["initial_accuracy"] == pytest.approx(
+            initial.accuracy(data.x_test, data.y_test), abs=1e-12)
         for h in server["rounds"]:
             r = h["round"]
-            partitions = sorted(h["partition_ids"].values())
+            if r == 0:      # the initial model: tested, not aggregated
+                continue
+            partitions = sorted(h["partition_ids"][str(n)] for n in h["included"])
             cipher = CipherVector.from_bytes((out / f"round-{r}.hefl").read_bytes(), pub)
             assert len(cipher) == encoder.plaintexts_for(server["model_size"])
             summed = encoder.decode(he.decrypt(cipher), server["model_size"], h["summands"],
@@ -129,7 +134,9 @@ def test_garbled_client_excluded_round_completes(run):
     assert "SerializationError" in reason and "truncated" in reason
     assert node not in {str(n) for n in bad["included"]}
     assert bad["summands"] == CLIENTS - 1
-    assert sorted(bad["partition_ids"].values()) == [k for k in range(CLIENTS) if k != GARBLED]
+    assert bad["partition_ids"][node] == GARBLED
+    assert sorted(bad["partition_ids"][str(n)] for n in bad["included"]) == \
+        [k for k in range(CLIENTS) if k != GARBLED]
     # The reason is in the Flower run's log, naming the node.
     log = (out / "logs" / "flwr-run.log").read_text()
     assert f"node {node} excluded: SerializationError" in log

@@ -21,10 +21,12 @@ On a **train** message the ClientApp
    Accelerator; the reply carries the bytes (``hefl-update``), the sample
    count and, in reference mode only, the clipped model in the clear.
 
-On an **evaluate** message it decrypts the global model the same way and
-reports its accuracy and loss on the held-out test set (and, in reference
-mode, those of Flower's plaintext FedAvg model, plus the largest
-difference between the two).
+Before training it also tests the model it decrypted (the previous round's
+global model) on the held-out test set and reports that in the train
+reply, so Flower needs a separate **evaluate** exchange only after the last
+round; an evaluate message gets the same metrics (:meth:`Party.test`:
+accuracy and loss, and in reference mode those of Flower's plaintext FedAvg
+model plus the largest difference between the two).
 
 ``garble-round`` / ``garble-mode`` in the node config make the node corrupt
 its upload in that round (:func:`hefl.flower.protocol.garble_spec`), to exercise the
@@ -113,6 +115,28 @@ class Party:
         theta = self.keyholder.mean_update(cipher, self.model.size, summands, wsum)
         return theta, self.keyholder.error_bound(summands, wsum)
 
+    def test(self, theta, bound, content, reference):
+        """Metrics of the global model ``theta`` on the held-out test set.
+
+        Keys ``global-accuracy``, ``global-loss`` and ``global-bound`` (the
+        quantisation bound per entry, 0 for the public initial model); in
+        reference mode also ``plaintext-accuracy``, ``plaintext-loss`` of
+        Flower's FedAvg model (``arrays``) and ``max-abs-diff`` between the
+        two models.
+        """
+        x, y = self.data.x_test, self.data.y_test
+        m = make_model(str(self.config["model"]), self.data.n_features, self.data.n_classes)
+        m.set_params(theta)
+        out = {"global-accuracy": m.accuracy(x, y), "global-loss": m.loss(x, y),
+               "global-bound": float(bound) if bound is not None else 0.0}
+        if reference:
+            ref = _theta(content["arrays"])
+            out["max-abs-diff"] = float(np.max(np.abs(ref - theta)))
+            m.set_params(ref)
+            out["plaintext-accuracy"] = m.accuracy(x, y)
+            out["plaintext-loss"] = m.loss(x, y)
+        return out
+
     def fit(self, theta, server_round):
         """Local SGD from ``theta``; returns the clipped ``w_k·θ_k`` and counts."""
         m = self.model
@@ -135,7 +159,7 @@ class Party:
     def encrypt(self, scaled, server_round, node_id):
         """Encode, pack and encrypt; the bytes name the round and the sending node."""
         meta = {"encoding": self.encoder.params.to_dict(), "length": self.model.size,
-                "round": server_round, "client": node_id}
+                "round": server_round, "client": node_id, "examples": self.shard.n}
         he = Paillier(self.public_key, self.private_key, self.accel)
         return he.encrypt(self.encoder.encode(scaled), meta=meta).to_bytes()
 
@@ -151,7 +175,10 @@ def train(msg: Message, context: Context) -> Message:
     server_round = int(config["server-round"])
     party = Party(config, context.node_config)
     try:
-        theta, _ = party.global_theta(msg.content)
+        theta, bound = party.global_theta(msg.content)
+        # The model this node just decrypted is the last round's global
+        # model: test it here, which saves Flower an evaluate exchange.
+        metrics = party.test(theta, bound, msg.content, bool(config["reference"]))
         scaled, clipped, loss = party.fit(theta, server_round)
         data = party.encrypt(scaled, server_round, int(context.node_id))
     finally:
@@ -159,9 +186,10 @@ def train(msg: Message, context: Context) -> Message:
     spec = garble_spec(context.node_config)
     if spec is not None and spec[0] == server_round:
         data = garble(data, spec[1])
+    metrics.update({NUM_EXAMPLES: party.shard.n, "partition-id": party.partition,
+                    "train-loss": float(loss), "clipped": clipped})
     content = RecordDict({
-        "metrics": MetricRecord({NUM_EXAMPLES: party.shard.n, "partition-id": party.partition,
-                                 "train-loss": float(loss), "clipped": clipped}),
+        "metrics": MetricRecord(metrics),
         UPDATE: ConfigRecord({"ciphertext": data, "fingerprint": party.public_key.fingerprint}),
     })
     if bool(config["reference"]):
@@ -180,15 +208,6 @@ def evaluate(msg: Message, context: Context) -> Message:
         theta, bound = party.global_theta(msg.content)
     finally:
         party.close()
-    x, y = party.data.x_test, party.data.y_test
-    m = party.model
-    m.set_params(theta)
-    metrics = {NUM_EXAMPLES: int(len(y)), "accuracy": m.accuracy(x, y), "loss": m.loss(x, y),
-               "bound": float(bound) if bound is not None else 0.0}
-    if bool(config["reference"]):
-        ref = _theta(msg.content["arrays"])
-        metrics["max-abs-diff"] = float(np.max(np.abs(ref - theta)))
-        m.set_params(ref)
-        metrics["plaintext-accuracy"] = m.accuracy(x, y)
-        metrics["plaintext-loss"] = m.loss(x, y)
+    metrics = party.test(theta, bound, msg.content, bool(config["reference"]))
+    metrics[NUM_EXAMPLES] = int(len(party.data.y_test))
     return Message(content=RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)

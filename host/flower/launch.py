@@ -313,7 +313,9 @@ def run_flower(cfg, echo=print):
     }
     echo(f"hefl flower: {cfg.clients} SuperNodes + SuperLink on 127.0.0.1, {cfg.rounds} rounds, "
          f"{pub.n.bit_length()}-bit key ({pub.fingerprint}), backend {cfg.backend}")
-    previous = signal.signal(signal.SIGTERM, _signal_to_exit)
+    # SIGTERM (make killed, CI timeout) must unwind through close() too.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _signal_to_exit) if main_thread else None
     try:
         with LocalFederation(out, node_configs) as fed:
             echo(f"hefl flower: SuperLink on 127.0.0.1:{fed.port}; logs in {out / 'logs'}")
@@ -324,13 +326,15 @@ def run_flower(cfg, echo=print):
 
             fed.run(run_config, cfg.timeout, echo=progress)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     report = make_report(out, cfg, time.perf_counter() - t0)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     echo(f"{'round':>5} {'HE acc':>7} {'plain':>7} {'max|Δ|':>9} {'bound':>9} {'bytes/client':>12}"
          f"  excluded")
     for r in report["rounds"]:
-        excl = "; ".join(f"node {k}: {v}" for k, v in r["excluded"].items()) or "-"
+        excl = "; ".join(f"partition {r['partition_ids'].get(k, '?')} (node {k}): {v}"
+                         for k, v in r["excluded"].items()) or "-"
         echo(f"{r['round']:>5} {r['accuracy']:>7.4f} {_fmt(r['plaintext_accuracy'], '7.4f')} "
              f"{_fmt(r['max_abs_diff'], '9.2e')} {r['bound']:>9.2e} {r['bytes_up']:>12}  {excl}")
     echo(f"final accuracy {report['final_accuracy']:.4f} (HE), "
@@ -366,9 +370,12 @@ def make_report(out, cfg, seconds):
         raise FlowerRunError(f"the ServerApp wrote no {path.name}"
                              + (f" ({cause})" if cause else "") + f"; see {Path(out) / 'logs'}")
     server = json.loads(path.read_text())
-    rounds = []
+    rounds, initial = [], None
     for h in server["rounds"]:
         ev = h.get("evaluate")
+        if h["round"] == 0:      # the public initial model, tested in round 1
+            initial = ev
+            continue
         if ev is None or "summands" not in h:
             raise FlowerRunError(f"round {h['round']} has no aggregate or no evaluation; "
                                  f"see {Path(out) / 'logs'}")
@@ -390,6 +397,7 @@ def make_report(out, cfg, seconds):
         "key_fingerprint": server["key_fingerprint"], "clients": cfg.clients,
         "dataset": cfg.dataset, "model_size": server["model_size"],
         "encoding": server["encoding"], "reference": cfg.reference,
+        "initial_accuracy": initial["accuracy"] if initial else None,
         "rounds": rounds, "final_accuracy": rounds[-1]["accuracy"],
         "plaintext_final_accuracy": rounds[-1]["plaintext_accuracy"],
         "seconds": seconds, "server_seconds": server["seconds"],

@@ -65,7 +65,8 @@ def main(grid: Grid, context: Context) -> None:
     accel = get_accelerator(str(s["backend"]))
     strategy = HomomorphicFedAvg(
         public_key=pub, accel=accel, encoder=encoder, model_size=model.size,
-        total_examples=int(s["total-examples"]), reference=bool(s["reference"]),
+        total_examples=int(s["total-examples"]), num_rounds=int(s["num-server-rounds"]),
+        reference=bool(s["reference"]),
         out_dir=out_dir, min_train_nodes=clients, min_available_nodes=clients,
         # Every key holder decrypts the same model: evaluating it on a few
         # nodes (the test set is shared) saves a process start per node.

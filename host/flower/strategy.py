@@ -9,8 +9,9 @@ loop, timeouts and metric aggregation. It changes what aggregation means:
   and validates every one with the public key only
   (:class:`hefl.fedavg.aggregator.Aggregator`: format and checksum,
   ``0 < c < n²``, ``gcd(c, n) = 1``, key fingerprint, encoding parameters,
-  vector length, round, and that the vector names the Flower node that
-  sent it). A reply that fails any check, carries a Flower error or lacks
+  vector length, round, that the vector names the Flower node that sent
+  it, and that the sample count it was weighted with is the one the reply
+  reports). A reply that fails any check, carries a Flower error or lacks
   its sample count is **excluded with its reason logged**; the round goes
   on with the others.
 * the accepted vectors are multiplied slot by slot on the hefl Accelerator
@@ -46,8 +47,9 @@ from flwr.serverapp.strategy.strategy_utils import (
     validate_message_reply_consistency,
 )
 
-from ..errors import FlowerConfigError
-from ..fedavg.aggregator import Aggregator
+from ..errors import CiphertextError, FlowerConfigError, SerializationError
+from ..fedavg.aggregator import Aggregator, MetadataMismatchError
+from ..paillier import Paillier
 from .protocol import GLOBAL, NUM_EXAMPLES, THETA, UPDATE
 
 __all__ = ["HomomorphicFedAvg"]
@@ -68,6 +70,8 @@ class HomomorphicFedAvg(FedAvg):
         Number of model parameters packed into each vector.
     total_examples : int
         N of ``w_k = n_k / N`` (public; sum of all clients' sample counts).
+    num_rounds : int
+        Rounds of the run (Flower's evaluate exchange runs after the last).
     reference : bool
         Also aggregate the clients' plaintext models with Flower's FedAvg
         (verification only: it discloses the models to the server).
@@ -77,9 +81,11 @@ class HomomorphicFedAvg(FedAvg):
         Passed to :class:`flwr.serverapp.strategy.FedAvg` (sampling).
     """
 
-    def __init__(self, *, public_key, accel, encoder, model_size, total_examples,
+    def __init__(self, *, public_key, accel, encoder, model_size, total_examples, num_rounds,
                  reference=False, out_dir=None, **kwargs):
+        kwargs.setdefault("train_metrics_aggr_fn", _mean_metrics)
         super().__init__(**kwargs)
+        self.num_rounds = int(num_rounds)
         if not isinstance(total_examples, int) or total_examples < 1:
             raise FlowerConfigError(
                 f"total-examples must be a positive integer (Σ n_k of all clients), "
@@ -93,6 +99,8 @@ class HomomorphicFedAvg(FedAvg):
         self.aggregator = Aggregator(
             public_key, accel,
             {"encoding": encoder.params.to_dict(), "length": self.model_size})
+        # Products run here (Paillier.aggregate → Accelerator.product); no private key.
+        self.he = Paillier(public_key, None, accel)
         self.global_record = None     # ConfigRecord sent as GLOBAL, None before round 1
         self.history = {}             # round -> dict
         if self.reference:
@@ -113,7 +121,15 @@ class HomomorphicFedAvg(FedAvg):
         return self._attach_global(super().configure_train(server_round, arrays, config, grid))
 
     def configure_evaluate(self, server_round, arrays, config, grid):
-        """Same for evaluation: key holders decrypt the global model and test it."""
+        """Evaluation after the last round only.
+
+        Clients test the global model they decrypt at the start of each
+        train round and report it with their update, so the model of round
+        r is evaluated in round r + 1; only the final one needs Flower's
+        evaluate exchange (key holders decrypt it and test it).
+        """
+        if server_round < self.num_rounds:
+            return []
         return self._attach_global(super().configure_evaluate(server_round, arrays, config, grid))
 
     # --- receiving ----------------------------------------------------------
@@ -148,6 +164,24 @@ class HomomorphicFedAvg(FedAvg):
             uploads[node], counts[node], contents[node] = rec["ciphertext"], n, content
         return uploads, counts, contents, excluded
 
+    def _receive(self, server_round, uploads, counts, excluded):
+        """Parse and validate each upload with the public key; node -> CipherVector."""
+        good = {}
+        for node in sorted(uploads):
+            try:
+                cv = self.aggregator.receive(node, uploads[node], server_round)
+                claimed = cv.meta.get("examples")
+                if claimed != counts[node]:
+                    # w_k inside the ciphertext must use the n_k the weight sum uses.
+                    raise MetadataMismatchError(
+                        f"vector was weighted for {claimed!r} examples, the reply "
+                        f"reports {counts[node]}")
+            except (CiphertextError, SerializationError) as e:
+                self._exclude(excluded, server_round, node, f"{type(e).__name__}: {e}")
+                continue
+            good[node] = cv
+        return good
+
     def aggregate_train(self, server_round, replies):
         """Validate the encrypted uploads and multiply the good ones.
 
@@ -161,43 +195,42 @@ class HomomorphicFedAvg(FedAvg):
         replies = list(replies)
         t0 = time.perf_counter()
         uploads, counts, contents, excluded = self._screen(server_round, replies)
-        agg = self.aggregator.aggregate(uploads, server_round)
-        for node, reason in agg.excluded.items():
-            self._exclude(excluded, server_round, node, reason)
+        good = self._receive(server_round, uploads, counts, excluded)
+        included = sorted(good)
+        # The homomorphic sum: one `product` job per slot on the Accelerator.
+        cipher = self.he.aggregate([good[k] for k in included]) if included else None
         seconds = time.perf_counter() - t0
         entry = {
-            "round": server_round, "sampled": len(replies), "included": agg.included,
+            "round": server_round, "sampled": len(replies), "included": included,
             "excluded": {str(k): v for k, v in sorted(excluded.items())},
-            "partition_ids": {}, "bytes_up": {str(k): len(uploads[k]) for k in sorted(uploads)},
+            "partition_ids": {str(k): _partition(contents[k]) for k in sorted(contents)},
+            "bytes_up": {str(k): len(uploads[k]) for k in sorted(uploads)},
             "aggregate_s": seconds,
         }
         self.history[server_round] = entry
-        if agg.cipher is None:
+        if cipher is None:
             log(WARNING, "hefl: round %d: no valid upload; the global model stays as it was",
                 server_round)
             return None, None
-        weight_sum = sum(counts[k] for k in agg.included) / self.total_examples
-        data = agg.cipher.to_bytes()
+        weight_sum = sum(counts[k] for k in included) / self.total_examples
+        data = cipher.to_bytes()
         self.global_record = ConfigRecord({
-            "ciphertext": data, "summands": len(agg.included), "weight-sum": weight_sum,
+            "ciphertext": data, "summands": len(included), "weight-sum": weight_sum,
             "round": server_round, "fingerprint": self.public_key.fingerprint,
         })
-        entry.update(summands=len(agg.included), weight_sum=weight_sum,
-                     aggregate_bytes=len(data), ciphertexts=len(agg.cipher))
-        for k in agg.included:
-            metrics = next(iter(contents[k].metric_records.values()))
-            if "partition-id" in metrics:
-                entry["partition_ids"][str(k)] = int(metrics["partition-id"])
+        entry.update(summands=len(included), weight_sum=weight_sum,
+                     aggregate_bytes=len(data), ciphertexts=len(cipher))
         log(INFO, "hefl: round %d: aggregated %d encrypted updates (%d ciphertexts) in %.3f s; "
-                  "%d excluded", server_round, len(agg.included), len(agg.cipher), seconds,
-            len(excluded))
-        accepted = [contents[k] for k in agg.included]
+                  "%d excluded", server_round, len(included), len(cipher), seconds, len(excluded))
+        accepted = [contents[k] for k in included]
         arrays = None
         if self.reference:
             validate_message_reply_consistency(accepted, NUM_EXAMPLES, check_arrayrecord=True)
             # Flower's own FedAvg over exactly the replies the encrypted sum holds.
             arrays = aggregate_arrayrecords(accepted, NUM_EXAMPLES)
-        metrics = aggregate_metricrecords(accepted, NUM_EXAMPLES)
+        metrics = self.train_metrics_aggr_fn(accepted, NUM_EXAMPLES)
+        # The trainers tested the global model of the previous round.
+        self._record_evaluation(server_round - 1, metrics)
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / f"round-{server_round}.hefl").write_bytes(data)
@@ -210,9 +243,18 @@ class HomomorphicFedAvg(FedAvg):
         """Flower's weighted metric mean; also kept in :attr:`history`."""
         metrics = super().aggregate_evaluate(server_round, replies)
         if metrics is not None:
-            self.history.setdefault(server_round, {"round": server_round})["evaluate"] = {
-                k: (float(v) if not isinstance(v, list) else v) for k, v in metrics.items()}
+            self._record_evaluation(server_round, metrics)
         return metrics
+
+    def _record_evaluation(self, server_round, metrics):
+        ev = {}
+        for k, v in metrics.items():
+            if k.startswith("global-"):
+                ev[k[len("global-"):]] = float(v)
+            elif k in ("plaintext-accuracy", "plaintext-loss", "max-abs-diff"):
+                ev[k] = float(v)
+        if ev:
+            self.history.setdefault(server_round, {"round": server_round})["evaluate"] = ev
 
     # --- initial state --------------------------------------------------------
 
@@ -220,4 +262,17 @@ class HomomorphicFedAvg(FedAvg):
     def initial_arrays(theta):
         """The ArrayRecord of an initial model (public, sent in the clear)."""
         return ArrayRecord({THETA: Array(np.asarray(theta, dtype=np.float64))})
+
+
+def _mean_metrics(records, weighting_key):
+    """Flower's weighted metric mean, without the (categorical) partition id."""
+    metrics = aggregate_metricrecords(records, weighting_key)
+    metrics.pop("partition-id", None)
+    return metrics
+
+
+def _partition(content):
+    """The partition id a reply reports (display only; -1 when absent)."""
+    metrics = next(iter(content.metric_records.values()), {})
+    return int(metrics.get("partition-id", -1))
 
