@@ -42,18 +42,20 @@ Datapath and schedule
 One :class:`~hefl.hw.mulpipe.MulPipe` (latency ``P``; 51×51 from six 26×17
 DSP48E2 tiles: ``P = 5``). A slot issued at cycle ``k`` presents memory read
 addresses at ``k``, its operands reach the multiplier at ``k+1`` and its
-product is accumulated at ``k + D``, ``D = P + 1``::
+product appears at ``k + D``, ``D = P + 1``::
 
     cycle  k        sequencer picks slot (P1 j | M | P2 j), reads a_j, b_i / N_j
     cycle  k+1      operand mux (a_j,b_i | t_0,N' | m,N_j) → MulPipe
     cycle  k+D-1    t-memory read address j
-    cycle  k+D      accumulate: u = t_j + lo + hi_prev + c → t memory / FIFO
-                    (P1 j=0 also → t0 register; M → m register)
-    cycle  k+D+1    (P2 j = s-1 only) tail add → tlast register / FIFO
+    cycle  k+D      v = t_j + lo + hi_prev  (carry-free; M: m ← lo)
+    cycle  k+D+1    u = v + c → t memory / output FIFO; c ← u >> w
+                    (P1 j=0 also → t0 register)
+    cycle  k+D+2    (P2 j = s-1 only) tail T.hi + hi + T.c + c → tlast / FIFO
 
-The sequencer issues ``P1 0, 1, ...`` and inserts ``M`` once ``t0`` is
-registered (``P1_0`` + D + 1); ``P2`` starts once ``m`` is registered
-(``M`` + D + 1). For ``s + 1 ≥ 2D + 2`` no slot is idle: ``2s + 1`` cycles
+The only cycle-to-cycle loop is ``u = v + c``: one ``w``-bit add of a 2-bit
+carry. The sequencer issues ``P1 0, 1, ...`` and inserts ``M`` once ``t0`` is
+registered (``P1_0`` + D + 2); ``P2`` starts once ``m`` is registered
+(``M`` + D + 1). For ``s + 1 ≥ 2D + 3`` no slot is idle: ``2s + 1`` cycles
 per row, ``s(2s + 1)`` per operation (L = 4096, w = 51: s = 81, 13,203
 cycles; 100 % multiplier utilisation), and the next row or operation
 follows with no bubble. Smaller ``s`` wait for ``t0``/``m``; exact counts:
@@ -61,11 +63,12 @@ follows with no bubble. Smaller ``s`` wait for ``t0``/``m``; exact counts:
 
 Hazards
 -------
-* Pass 1 of row ``i+1`` reads ``t_j``, written by pass-2 step ``j+1`` of row
-  ``i`` at least ``s - 2`` cycles earlier (``s ≥`` ``MONTMUL_MIN_WORDS``);
-  except ``t_{s-1}``, written by the tail, which pass 1 reads from the
-  ``tlast`` register (the tail's cycle may coincide with the next row's
-  first write, so it does not use the memory's write port).
+* Pass 1 of row ``i+1`` reads ``t_j`` (address at ``k+D-1``), written by
+  pass-2 step ``j+1`` of row ``i`` at ``k'+D+1``: at least ``s - 3`` cycles
+  earlier (``s ≥`` ``MONTMUL_MIN_WORDS`` = 4); except ``t_{s-1}``, written by
+  the tail, which pass 1 reads from the ``tlast`` register (the tail's cycle
+  coincides with the next row's first write, so it does not use the
+  memory's write port).
 * Row 0 of an operation reads ``t = 0`` (no clearing pass).
 * The ``T`` pair of row ``i`` is overwritten by pass-1 step ``s-1`` of row
   ``i+1``, well after row ``i``'s tail.
@@ -88,7 +91,7 @@ from .params import TILE_A_BITS, TILE_B_BITS, MONTMUL_WORD_BITS, MONTMUL_MIN_WOR
 
 __all__ = ["MontMul", "input_layout", "output_layout"]
 
-# Slot kinds travelling down the control pipeline.
+# Slot kinds chosen by the sequencer.
 _P1, _M, _P2 = 0, 1, 2
 
 
@@ -295,77 +298,87 @@ class MontMul(wiring.Component):
             n_rd.addr.eq(j),
         ]
 
-        # --- control pipeline: what each product is, D cycles later -----------
+        # --- control pipeline: what each product is, D and D+1 cycles later --
+        # Flags are decoded at issue so that no comparator sits in front of
+        # the accumulator's adders.
         ctl_layout = data.StructLayout({
-            "valid": 1, "kind": 2, "j": range(s + 1), "first": 1, "last": 1})
-        ctl = [Signal(ctl_layout, name=f"ctl{k}") for k in range(d + 1)]
+            "p1": 1, "m": 1, "p2": 1, "j": range(s + 1),
+            "j0": 1, "jlast": 1, "first": 1, "last": 1})
+        ctl = [Signal(ctl_layout, name=f"ctl{k}") for k in range(d + 2)]
         m.d.comb += [
-            ctl[0].valid.eq(issue),
-            ctl[0].kind.eq(kind),
+            ctl[0].p1.eq(issue & (kind == _P1)),
+            ctl[0].m.eq(issue & (kind == _M)),
+            ctl[0].p2.eq(issue & (kind == _P2)),
             ctl[0].j.eq(j),
+            ctl[0].j0.eq(j == 0),
+            ctl[0].jlast.eq(j == s - 1),
             ctl[0].first.eq(row == 0),
             ctl[0].last.eq(row == s - 1),
         ]
-        for k in range(1, d + 1):
+        for k in range(1, d + 2):
             m.d.sync += ctl[k].eq(ctl[k - 1])
 
         # --- operand mux (cycle k+1) -------------------------------------------
         t0_reg = Signal(w)
         m_reg = Signal(w)
         c1 = ctl[1]
-        with m.Switch(c1.kind):
-            with m.Case(_P1):
-                m.d.comb += [mul.a.eq(a_rd.data), mul.b.eq(b_rd.data)]
-            with m.Case(_M):
-                m.d.comb += [mul.a.eq(t0_reg), mul.b.eq(self.nprime)]
-            with m.Default():
-                m.d.comb += [mul.a.eq(m_reg), mul.b.eq(n_rd.data)]
+        with m.If(c1.p1):
+            m.d.comb += [mul.a.eq(a_rd.data), mul.b.eq(b_rd.data)]
+        with m.Elif(c1.m):
+            m.d.comb += [mul.a.eq(t0_reg), mul.b.eq(self.nprime)]
+        with m.Else():
+            m.d.comb += [mul.a.eq(m_reg), mul.b.eq(n_rd.data)]
 
-        # --- accumulator (cycle k+D) -------------------------------------------
+        # --- accumulator, stage 1 (cycle k+D): carry-free three-word sum ------
         m.d.comb += t_rd.addr.eq(ctl[d - 1].j)
         c = ctl[d]
         lo, hi = mul.o[:w], mul.o[w:]
         hi_prev = Signal(w)
-        carry = Signal(2)
         tlast = Signal(w)
-        t_hi, t_c = Signal(w), Signal(2)
-        tq_hi, tq_c = Signal(w), Signal(2)
-        tail_pend, tail_last = Signal(), Signal()
-
-        is_p1 = c.valid & (c.kind == _P1)
-        is_p2 = c.valid & (c.kind == _P2)
-        is_m = c.valid & (c.kind == _M)
-        j0 = c.j == 0
-        t_in = Mux(is_p1 & c.first, 0,
-                   Mux(is_p1 & (c.j == s - 1), tlast, t_rd.data))
-        u = Signal(w + 2)
-        m.d.comb += u.eq(t_in + lo + Mux(j0, 0, hi_prev) + Mux(j0, 0, carry))
-
-        with m.If(is_p1 | is_p2):
-            m.d.sync += [hi_prev.eq(hi), carry.eq(u[w:])]
-        with m.If(is_p1):
-            m.d.comb += [t_wr.en.eq(1), t_wr.addr.eq(c.j), t_wr.data.eq(u[:w])]
-            with m.If(j0):
-                m.d.sync += [t0_reg.eq(u[:w]), t0_valid.eq(1)]
-            with m.If(c.j == s - 1):
-                m.d.sync += [t_hi.eq(hi), t_c.eq(u[w:])]
-        with m.If(is_m):
+        t_hi = Signal(w)
+        v = Signal(w + 2)
+        y = Signal(w + 1)       # T.hi + hi(q_{s-1}): the tail without its carries
+        t_in = Mux(c.p1 & c.first, 0, Mux(c.p1 & c.jlast, tlast, t_rd.data))
+        m.d.sync += v.eq(t_in + lo + Mux(c.j0, 0, hi_prev))
+        with m.If(c.p1 | c.p2):
+            m.d.sync += hi_prev.eq(hi)
+        with m.If(c.p1 & c.jlast):
+            m.d.sync += t_hi.eq(hi)
+        with m.If(c.p2 & c.jlast):
+            m.d.sync += y.eq(t_hi + hi)
+        with m.If(c.m):
             m.d.sync += [m_reg.eq(lo), m_valid.eq(1)]
-        with m.If(is_p2 & ~j0):
-            m.d.comb += [t_wr.en.eq(1), t_wr.addr.eq(c.j - 1), t_wr.data.eq(u[:w])]
-        m.d.sync += tail_pend.eq(is_p2 & (c.j == s - 1))
-        with m.If(is_p2 & (c.j == s - 1)):
-            m.d.sync += [tq_hi.eq(hi), tq_c.eq(u[w:]), tail_last.eq(c.last)]
 
-        # --- tail (cycle k+D+1 of P2 s-1) --------------------------------------
+        # --- accumulator, stage 2 (cycle k+D+1): the loop-carried 2-bit carry -
+        e = ctl[d + 1]
+        carry = Signal(2)
+        t_c, tq_c = Signal(2), Signal(2)
+        tail_pend, tail_last = Signal(), Signal()
+        u = Signal(w + 2)
+        m.d.comb += u.eq(v + Mux(e.j0, 0, carry))
+        with m.If(e.p1 | e.p2):
+            m.d.sync += carry.eq(u[w:])
+        with m.If(e.p1):
+            m.d.comb += [t_wr.en.eq(1), t_wr.addr.eq(e.j), t_wr.data.eq(u[:w])]
+            with m.If(e.j0):
+                m.d.sync += [t0_reg.eq(u[:w]), t0_valid.eq(1)]
+            with m.If(e.jlast):
+                m.d.sync += t_c.eq(u[w:])
+        with m.If(e.p2 & ~e.j0):
+            m.d.comb += [t_wr.en.eq(1), t_wr.addr.eq(e.j - 1), t_wr.data.eq(u[:w])]
+        m.d.sync += tail_pend.eq(e.p2 & e.jlast)
+        with m.If(e.p2 & e.jlast):
+            m.d.sync += [tq_c.eq(u[w:]), tail_last.eq(e.last)]
+
+        # --- tail (cycle k+D+2 of P2 s-1): t_{s-1} = T.hi + hi + T.c + c -------
         ut = Signal(w + 2)
-        m.d.comb += ut.eq(t_hi + tq_hi + t_c + tq_c)
+        m.d.comb += ut.eq(y + (t_c + tq_c))
         with m.If(tail_pend):
             m.d.sync += tlast.eq(ut[:w])
 
         # --- result words → output FIFO → o_stream -----------------------------
         m.d.comb += [
-            ofifo.w_en.eq((is_p2 & ~j0 & c.last) | (tail_pend & tail_last)),
+            ofifo.w_en.eq((e.p2 & ~e.j0 & e.last) | (tail_pend & tail_last)),
             ofifo.w_data.eq(Mux(tail_pend, Cat(ut[:w], C(1, 1)), Cat(u[:w], C(0, 1)))),
             self.o_stream.payload.eq(ofifo.r_data),
             self.o_stream.valid.eq(ofifo.r_rdy),

@@ -93,11 +93,11 @@ def test_row_schedule(s, latency):
     assert [k for k in cyc if k[0] == "M"] == [("M", 0)]
     # Words in order; m after t_0 is registered; pass 2 after m is registered.
     assert all(cyc[("P1", j)] < cyc[("P1", j + 1)] for j in range(s - 1))
-    assert cyc[("M", 0)] >= cyc[("P1", 0)] + d + 1
+    assert cyc[("M", 0)] >= cyc[("P1", 0)] + d + 2
     assert cyc[("P2", 0)] >= cyc[("M", 0)] + d + 1
     assert cyc[("P2", 0)] > cyc[("P1", s - 1)]
     # The sequencer is greedy: no idle cycle when none is forced.
-    if s + 1 >= 2 * d + 2:
+    if s + 1 >= 2 * d + 3:
         assert len(row) == 2 * s + 1 and ("-", 0) not in row
 
 
@@ -110,7 +110,7 @@ def test_op_timing_4096():
     assert t.cycles_per_op == s * (2 * s + 1) == 13203
     assert t.mul_slots == t.cycles_per_op
     # Latency = load (s beats) + start + s rows + drain of the last row.
-    assert t.latency_cycles == (s - 1) + START_LATENCY + t.cycles_per_op - 1 + (lat + 1) + 1 + OUT_FIFO_LATENCY
+    assert t.latency_cycles == (s - 1) + START_LATENCY + t.cycles_per_op - 1 + (lat + 1) + 2 + OUT_FIFO_LATENCY
     assert t.first_out_cycles < t.latency_cycles
 
 

@@ -29,12 +29,16 @@ With ``t < a + N`` before a row (true for ``t = 0``), after it
 Schedule
 --------
 One slot per cycle enters the multiplier. ``D = mul_latency + 1`` cycles
-separate a slot's issue (operand memory read address) from its accumulation
-(one cycle of synchronous memory read, then the multiplier pipeline). Within
-a row, the sequencer issues pass-1 slots ``0, 1, ...`` and inserts the m slot
-as soon as ``t_0`` is registered (issue of ``P1_0`` + ``D`` + 1); pass-2 slots
-start once ``m`` is registered (issue of ``M`` + ``D`` + 1). When
-``s + 1 ≥ 2D + 2`` the row has no idle slot: ``2s + 1`` cycles, and
+separate a slot's issue (operand memory read address) from its product (one
+cycle of synchronous memory read, then the multiplier pipeline). The
+accumulator takes two cycles: at ``D`` the carry-free part
+``v = t_j + lo(p) + hi(p_{j-1})``, at ``D + 1`` the loop-carried
+``u = v + c`` (so the only cycle-to-cycle loop is one ``w``-bit add of a
+2-bit carry); the tail follows at ``D + 2``. Within a row, the sequencer
+issues pass-1 slots ``0, 1, ...`` and inserts the m slot as soon as ``t_0``
+is registered (issue of ``P1_0`` + ``D`` + 2); pass-2 slots start once ``m``
+is registered (issue of ``M`` + ``D`` + 1). When ``s + 1 ≥ 2D + 3`` the row
+has no idle slot: ``2s + 1`` cycles, and
 ``s·(2s + 1)`` cycles per operation in steady state. The next row (or the
 next operation, when its operands are loaded and the output FIFO has room
 for ``s`` words) follows with no bubble. See :func:`row_schedule` and
@@ -97,10 +101,10 @@ def row_schedule(words, latency):
         k = len(slots)
         if not m_issued and t0_at is not None and k >= t0_at:
             slots.append(("M", 0))
-            m_issued, m_at = True, k + d + 1
+            m_issued, m_at = True, k + d + 1       # m = lo(product), registered at D
         elif j < words:
             if j == 0:
-                t0_at = k + d + 1
+                t0_at = k + d + 2                  # t_0 = u, registered at D + 1
             slots.append(("P1", j))
             j += 1
         else:
@@ -157,8 +161,8 @@ def op_timing(words, latency):
     p2_issue = {j: last_row + k for k, (kind, j) in enumerate(row) if kind == "P2"}
     # Word j-1 is written by pass-2 step j (j ≥ 1) at issue + D; word s-1 by
     # the tail one cycle after step s-1.
-    first_write = p2_issue[1] + d
-    last_write = p2_issue[words - 1] + d + 1
+    first_write = p2_issue[1] + d + 1
+    last_write = p2_issue[words - 1] + d + 2
     return OpTiming(
         row_cycles=rc,
         cycles_per_op=words * rc,
