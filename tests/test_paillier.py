@@ -111,6 +111,17 @@ def test_crt_encryption_equals_public_encryption(keys2048, rng, accel):
     assert crt.ciphertexts == [textbook_encrypt(pub, m, r) for m, r in zip(ms, rs)]
 
 
+def test_crt_fresh_obfuscators_are_nth_residues(keys256, accel):
+    # Encryptions of 0 are bare obfuscators r^n: elements of the subgroup of
+    # n-th residues, whose order divides φ(n). g = n + 1 (order n) is not one.
+    pub, priv = keys256
+    phi = (priv.p - 1) * (priv.q - 1)
+    zeros = Paillier(pub, priv, accel).encrypt([0] * 20).ciphertexts
+    assert len(set(zeros)) == 20
+    assert all(pow(c, phi, pub.n2) == 1 for c in zeros)
+    assert pow(pub.n + 1, phi, pub.n2) != 1
+
+
 def test_add_aggregate_scalar(keys256, rng, accel):
     pub, priv = keys256
     n = pub.n

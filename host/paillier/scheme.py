@@ -67,7 +67,7 @@ class Paillier:
     public_key : PublicKey
     private_key : PrivateKey, optional
         Needed for decryption; when present, encryption uses the CRT (about
-        twice as fast). An aggregator has none.
+        four times less work than ``r^n mod n²``). An aggregator has none.
     accel : Accelerator, optional
         Backend for the modular arithmetic; defaults to
         ``get_accelerator("cpu")``, which this object then owns and closes.
