@@ -1,0 +1,46 @@
+"""The ULX3S top without running the tools: PLL settings, pins and clock constraint.
+
+``platform.prepare`` elaborates the whole top (PLL instance, reset, UART,
+kernel, memory) and renders the build files that ``make bitstream`` feeds to
+yosys/nextpnr; a tiny kernel keeps it to seconds. The full build is
+``make bitstream`` (not part of the test suite).
+"""
+
+import re
+
+import pytest
+from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+from hefl.hw.ecp5_top import BOARD_DEFAULTS, ULX3STop, pll_params
+
+
+@pytest.mark.parametrize("mhz", [25, 40, 50, 75, 100, 125])
+def test_pll_params_are_exact_and_in_range(mhz):
+    clki, fb, op = pll_params(25, mhz)
+    assert 25 / clki * fb == pytest.approx(mhz)
+    assert 400 <= mhz * op <= 800
+    assert 25 / clki >= 3.125
+
+
+def test_pll_params_reject_unreachable():
+    with pytest.raises(ValueError, match="No exact EHXPLLL"):
+        pll_params(25, 33.3)
+
+
+def test_prepare_renders_pins_and_clock_constraint():
+    top = ULX3STop(clock_mhz=50, baud=BOARD_DEFAULTS["baud"], operand_bits=64, word_bits=16,
+                   lanes=1, max_exp_bits=64, mem_limbs=256)
+    assert top.core._divisor == 50   # 50 MHz / 1 Mbaud
+    plan = ULX3S_85F_Platform().prepare(top, name="hefl")
+    lpf = plan.files["hefl.lpf"]
+    text = lpf if isinstance(lpf, str) else lpf.decode()
+    sites = dict(re.findall(r'LOCATE COMP "(\w+)" SITE "(\w+)";', text))
+    # The platform's pins: 25 MHz oscillator, FTDI UART, the eight LEDs.
+    assert sites["clk25_0__io"] == "G2"
+    assert sites["uart_0__rx__io"] == "M1" and sites["uart_0__tx__io"] == "L4"
+    assert sum(k.startswith("led_") for k in sites) == 8
+    # The PLL output carries the target clock constraint (nextpnr reads it).
+    assert re.search(r'FREQUENCY NET "[\w.$]*clk" 50000000(\.0)? HZ;', text), text
+    rtlil = plan.files["hefl.il"]
+    rtlil = rtlil if isinstance(rtlil, str) else rtlil.decode()
+    assert "EHXPLLL" in rtlil
