@@ -14,6 +14,7 @@ __all__ = ["BENCHMARKS", "add_arguments", "run"]
 #: benchmark name -> (module, one-line help)
 BENCHMARKS = {
     "paillier": ("hefl.bench.paillier", "cpu backend vs python-paillier: ops/s and one FedAvg round"),
+    "host-overhead": ("hefl.bench.host_overhead", "device driver: host time per job (descriptor, packing, sync)"),
 }
 
 

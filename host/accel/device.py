@@ -261,8 +261,12 @@ class DeviceAccelerator(Accelerator):
             for i, p in zip(where, partial):
                 regrouped[i].append(p)
             groups = regrouped
-        # Same-K groups share one dense block; the job stream is in tag order
-        # either way, so batches are cut from the list of all jobs.
+        ks = {len(g) for g in groups}
+        if len(ks) == 1:
+            # The usual aggregation: every slot has K factors, one dense block.
+            k = ks.pop()
+            flat = [x for g in groups for x in g]
+            return self._run_uniform(_PRODUCT, k, pack_words(flat, w, s).reshape(len(groups), k * s), c)
         jobs = [(_PRODUCT, len(g), pack_words(g, w, s).reshape(-1)) for g in groups]
         return self._run_jobs(jobs, c)
 
