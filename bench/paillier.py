@@ -197,17 +197,24 @@ def _hefl_round(pub, priv, accel, updates, value_bits, alpha):
     enc = Encoder(plaintext_bits=pub.bits - 1, alpha=alpha, value_bits=value_bits, guard_bits=guard)
     meta = enc.params.to_dict()
 
+    phases = {}
+
     def round_():
+        t0 = time.perf_counter()
         uploads = []
         for u in updates:                       # each client
             he = Paillier(pub, priv, accel)
             uploads.append(he.encrypt(enc.encode(u), meta=meta).to_bytes())
+        t1 = time.perf_counter()
         agg = Paillier(pub, accel=accel)        # the aggregator: no private key
         received = [CipherVector.from_bytes(b, pub) for b in uploads]
         total = agg.aggregate(received)
+        t2 = time.perf_counter()
         holder = Paillier(pub, priv, accel)     # the key holder
-        plain = holder.decrypt(total)
-        return enc.decode(plain, length=len(updates[0]), summands=clients) / clients, uploads
+        mean = enc.decode(holder.decrypt(total), length=len(updates[0]), summands=clients) / clients
+        phases.update(encode_encrypt_serialise_s=t1 - t0, parse_validate_aggregate_s=t2 - t1,
+                      decrypt_decode_s=time.perf_counter() - t2)
+        return mean, uploads
 
     (mean, uploads), t = _timed(round_)
     clipped = np.mean([np.clip(u, -alpha, alpha) for u in updates], axis=0)
@@ -216,7 +223,8 @@ def _hefl_round(pub, priv, accel, updates, value_bits, alpha):
     _check(err <= bound, f"hefl FedAvg mean off by {err} > bound {bound}")
     return {"hefl_s": t, "ciphertexts_per_client": enc.plaintexts_for(len(updates[0])),
             "slots_per_ciphertext": enc.slots, "value_bits": value_bits, "guard_bits": guard,
-            "bytes_up_per_client": len(uploads[0]), "max_abs_error": err, "error_bound": bound}
+            "bytes_up_per_client": len(uploads[0]), "max_abs_error": err, "error_bound": bound,
+            "hefl_phases": phases}
 
 
 def _phe_round(phe, phe_pub, phe_priv, updates, slice_len, alpha):
