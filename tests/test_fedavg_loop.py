@@ -192,7 +192,7 @@ def test_aggregator_rejects_wrong_key_and_metadata(cpu, keypair):
     pub, priv = keypair
     other_pub, other_priv = generate_keypair(512)
     expected = {"encoding": {"x": 1}, "length": 3}
-    agg = Aggregator(pub, cpu, expected)
+    agg = Aggregator(pub, cpu, expected, expected_count=2)
     assert agg.he.private_key is None  # the aggregator never holds the private key
     good = Paillier(pub, priv, cpu).encrypt([1, 2], meta=dict(expected, round=1, client=0)).to_bytes()
     wrong_key = Paillier(other_pub, other_priv, cpu).encrypt(
@@ -201,10 +201,11 @@ def test_aggregator_rejects_wrong_key_and_metadata(cpu, keypair):
     other_enc = Paillier(pub, priv, cpu).encrypt(
         [1, 2], meta=dict(expected, encoding={"x": 2}, round=1, client=3)).to_bytes()
     impostor = Paillier(pub, priv, cpu).encrypt([1, 2], meta=dict(expected, round=1, client=0)).to_bytes()
-    res = agg.aggregate({0: good, 1: wrong_key, 2: stale, 3: other_enc, 4: impostor}, 1)
+    short = Paillier(pub, priv, cpu).encrypt([1], meta=dict(expected, round=1, client=5)).to_bytes()
+    res = agg.aggregate({0: good, 1: wrong_key, 2: stale, 3: other_enc, 4: impostor, 5: short}, 1)
     assert res.included == [0]
     assert res.excluded[1].startswith(KeyMismatchError.__name__)
-    for k in (2, 3, 4):
+    for k in (2, 3, 4, 5):
         assert res.excluded[k].startswith(MetadataMismatchError.__name__), res.excluded[k]
     assert Paillier(pub, priv, cpu).decrypt(res.cipher) == [1, 2]
 

@@ -56,12 +56,16 @@ class Aggregator:
     expected_meta : dict
         Metadata every vector of the run must carry unchanged (encoder
         parameters, vector length).
+    expected_count : int, optional
+        Ciphertexts per vector; every vector must have exactly this many
+        (a short or long one would otherwise break the product of them all).
     """
 
-    def __init__(self, public_key, accel, expected_meta):
+    def __init__(self, public_key, accel, expected_meta, expected_count=None):
         self.public_key = public_key
         self.he = paillier.Paillier(public_key, None, accel)
         self.expected_meta = dict(expected_meta)
+        self.expected_count = expected_count
 
     def receive(self, cid, data, round_):
         """Parse and validate client ``cid``'s upload for round ``round_``.
@@ -90,6 +94,9 @@ class Aggregator:
             raise MetadataMismatchError(f"vector is for round {meta.get('round')!r}, not {round_}")
         if meta.get("client") != cid:
             raise MetadataMismatchError(f"vector claims client {meta.get('client')!r}, sent by {cid}")
+        if self.expected_count is not None and len(cv) != self.expected_count:
+            raise MetadataMismatchError(
+                f"vector holds {len(cv)} ciphertexts, this run's vectors hold {self.expected_count}")
         return cv
 
     def aggregate(self, uploads, round_):

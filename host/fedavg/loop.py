@@ -225,7 +225,7 @@ def run_fedavg(cfg, *, accel, keypair, client_accel=None, keyholder_accel=None, 
     accels = (client_accel, accel, keyholder_accel)
     # Clients share the key pair (BatchCrypt's model), so they encrypt by CRT.
     client_he = paillier.Paillier(pub, priv, client_accel)
-    aggregator = Aggregator(pub, accel, expected_meta)
+    aggregator = Aggregator(pub, accel, expected_meta, encoder.plaintexts_for(size))
     keyholder = KeyHolder(pub, priv, keyholder_accel, encoder)
     x_train, y_train = data.train_union()
 
