@@ -177,7 +177,8 @@ def _processes_with(marker):
 def test_timeout_stops_every_process(tmp_path):
     """A run that overruns its deadline raises and leaves no Flower process behind."""
     from hefl.errors import FlowerRunError
-    cfg = FlowerRun(out=tmp_path, clients=2, rounds=1, key_bits=512, timeout=0.5)
+    cfg = FlowerRun(out=tmp_path, clients=2, rounds=1, key_bits=512, backend="cpu",
+                    timeout=0.5)
     with pytest.raises(FlowerRunError, match="did not finish"):
         run_flower(cfg)
     assert _processes_with(f"FLWR_HOME={tmp_path / 'flwr-home'}".encode()) == []

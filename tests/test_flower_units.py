@@ -76,3 +76,15 @@ def test_last_exception_of_a_log(tmp_path):
                    "hefl.errors.BackendUnavailable: no such backend\nERROR exit 201\n")
     assert _last_exception(log) == "hefl.errors.BackendUnavailable: no such backend"
     assert _last_exception(tmp_path / "missing.log") is None
+
+
+def test_backend_fallback_only_when_not_requested(monkeypatch):
+    from hefl.errors import BackendUnavailable
+    from hefl.flower import launch
+    notices = []
+    monkeypatch.setattr(launch, "DEFAULT_BACKEND", "no-such-backend")
+    assert launch.open_backend(None, [15], echo=notices.append) == "cpu"
+    assert "falling back to 'cpu'" in notices[0]
+    with pytest.raises(BackendUnavailable):
+        launch.open_backend("no-such-backend", [15], echo=notices.append)
+    assert launch.open_backend("cpu", [15]) == "cpu"

@@ -38,8 +38,11 @@ def add_arguments(parser):
     parser.add_argument("--rounds", type=int, default=3, help="FedAvg rounds (default 3)")
     parser.add_argument("--key-bits", type=int, default=1024,
                         help="Paillier modulus size (default 1024; 2048 works, slower)")
-    parser.add_argument("--backend", default="cpu",
-                        help="hefl Accelerator of server and clients (default cpu)")
+    parser.add_argument("--backend", default=None,
+                        help="the server's accelerator for the ciphertext products (default sim, "
+                             "falling back to cpu where the simulator cannot run)")
+    parser.add_argument("--client-backend", default="cpu",
+                        help="the clients' accelerator for encryption/decryption (default cpu)")
     parser.add_argument("--dataset", default="digits", help="digits, breast_cancer or wine")
     parser.add_argument("--local-epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="data split and batch-order seed")
@@ -66,7 +69,8 @@ def run(args):
         if not 0 <= part < args.clients:
             raise FlowerConfigError(f"--garble partition {part} is not in 0..{args.clients - 1}")
     cfg = FlowerRun(out=args.out, clients=args.clients, rounds=args.rounds,
-                    key_bits=args.key_bits, backend=args.backend, dataset=args.dataset,
+                    key_bits=args.key_bits, backend=args.backend,
+                    client_backend=args.client_backend, dataset=args.dataset,
                     local_epochs=args.local_epochs, seed=args.seed,
                     reference=not args.no_reference, timeout=args.timeout, garble=garble,
                     keys=args.keys)

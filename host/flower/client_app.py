@@ -18,7 +18,7 @@ On a **train** message the ClientApp
 3. trains locally (:mod:`hefl.fedavg.model`, seeded batch order);
 4. clips ``w_k·θ_k`` to ``[-alpha, alpha]``, encodes and packs it
    (:class:`hefl.encoding.Encoder`) and encrypts it on the node's
-   Accelerator; the reply carries the bytes (``hefl-update``), the sample
+   Accelerator (``client-backend`` of the run config); the reply carries the bytes (``hefl-update``), the sample
    count and, in reference mode only, the clipped model in the clear.
 
 Before training it also tests the model it decrypted (the previous round's
@@ -91,7 +91,7 @@ class Party:
             raise FlowerConfigError(
                 f"total-examples is {self.total}, less than this node's {self.shard.n} samples")
         self.weight = self.shard.n / self.total
-        self.accel = get_accelerator(str(config["backend"]))
+        self.accel = get_accelerator(str(config["client-backend"]))
         self.keyholder = KeyHolder(self.public_key, self.private_key, self.accel, self.encoder)
 
     def close(self):

@@ -12,7 +12,9 @@ session of its own; it is found by the ``--parent-pid`` on its command
 line and stopped with the rest.
 
 :func:`run_flower` is what ``hefl flower`` and ``make demo-flower`` run:
-make (or reuse) a key pair, start the federation, ``flwr run`` the hefl
+make (or reuse) a key pair, open the server's and the clients'
+accelerators once (:func:`open_backend`: the sim backend builds its
+simulated kernel here, not inside a Flower round), start the federation, ``flwr run`` the hefl
 Flower App (``host/flower/app``) on it, and turn the ServerApp's
 ``server.json`` into ``report.json`` with per-round accuracy of the
 encrypted run and of Flower's plaintext FedAvg on the same updates.
@@ -29,17 +31,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import FlowerRunError
+from ..accel import get_accelerator
+from ..errors import FlowerRunError, HeflError
 from ..fedavg.data import load_federated
 from ..paillier import generate_keypair
 from .keys import PUBLIC_FILE, load_keypair, write_keypair
 
-__all__ = ["LocalFederation", "FlowerRun", "run_flower", "APP_DIR", "free_port"]
+__all__ = ["LocalFederation", "FlowerRun", "run_flower", "APP_DIR", "free_port",
+           "DEFAULT_BACKEND", "open_backend"]
 
 #: the Flower App directory handed to ``flwr run``
 APP_DIR = Path(__file__).resolve().parent / "app"
 
 _BIN = Path(sys.executable).parent
+
+#: The server's accelerator when none is asked for: the hardware model, as in
+#: ``hefl demo`` (falls back to cpu, with a notice, where it cannot run).
+DEFAULT_BACKEND = "sim"
 
 
 def free_port():
@@ -263,7 +271,8 @@ class FlowerRun:
     clients: int = 3
     rounds: int = 3
     key_bits: int = 1024
-    backend: str = "cpu"
+    backend: str = None                           # server; None: DEFAULT_BACKEND or cpu
+    client_backend: str = "cpu"
     dataset: str = "digits"
     local_epochs: int = 2
     seed: int = 0
@@ -271,6 +280,36 @@ class FlowerRun:
     timeout: float = 600.0
     garble: dict = field(default_factory=dict)    # partition -> (round, mode)
     keys: Path = None                             # reuse a key directory
+
+
+def open_backend(requested, moduli, echo=print):
+    """Check a backend works for ``moduli`` before Flower starts; return its name.
+
+    Opening a device here also builds (or loads) what it needs once, e.g.
+    the sim backend's simulated kernel for each modulus width (cached under
+    ``build/sim``), so the ServerApp and ClientApp processes find it ready.
+    ``requested=None`` means :data:`DEFAULT_BACKEND`, falling back to
+    ``cpu`` with a notice; an explicit request never falls back.
+    """
+    name = requested or DEFAULT_BACKEND
+    if name == "cpu":
+        return name
+    try:
+        t0 = time.perf_counter()
+        accel = get_accelerator(name)
+        try:
+            for m in moduli:
+                accel.mulmod([1], [1], m)
+        finally:
+            accel.close()
+    except HeflError as e:
+        if requested is not None:
+            raise
+        echo(f"hefl flower: backend {name!r} unavailable ({e}); falling back to 'cpu' "
+             f"(pass --backend {name} to make this an error)")
+        return "cpu"
+    echo(f"hefl flower: {name} device ready in {time.perf_counter() - t0:.1f} s")
+    return name
 
 
 def _signal_to_exit(signum, frame):
@@ -292,11 +331,13 @@ def run_flower(cfg, echo=print):
     t0 = time.perf_counter()
     if cfg.keys:
         key_dir = Path(cfg.keys).resolve()
-        pub, _ = load_keypair(key_dir)
+        pub, priv = load_keypair(key_dir)
     else:
         key_dir = out / "keys"
         pub, priv = generate_keypair(cfg.key_bits)
         write_keypair(key_dir, pub, priv)
+    backend = open_backend(cfg.backend, [pub.n2], echo)
+    client_backend = open_backend(cfg.client_backend or "cpu", [priv.p2, priv.q2], echo)
     data = load_federated(cfg.dataset, cfg.clients, seed=cfg.seed)
     node_configs = []
     for i in range(cfg.clients):
@@ -307,12 +348,13 @@ def run_flower(cfg, echo=print):
     run_config = {
         "num-server-rounds": cfg.rounds, "num-clients": cfg.clients, "dataset": cfg.dataset,
         "data-seed": cfg.seed, "seed": cfg.seed, "local-epochs": cfg.local_epochs,
-        "backend": cfg.backend, "reference": cfg.reference,
+        "backend": backend, "client-backend": client_backend, "reference": cfg.reference,
         "total-examples": int(sum(data.counts)), "public-key": str(key_dir / PUBLIC_FILE),
         "out-dir": str(out),
     }
     echo(f"hefl flower: {cfg.clients} SuperNodes + SuperLink on 127.0.0.1, {cfg.rounds} rounds, "
-         f"{pub.n.bit_length()}-bit key ({pub.fingerprint}), backend {cfg.backend}")
+         f"{pub.n.bit_length()}-bit key ({pub.fingerprint}); aggregation on {backend}, "
+         f"clients on {client_backend}")
     # SIGTERM (make killed, CI timeout) must unwind through close() too.
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _signal_to_exit) if main_thread else None
@@ -331,12 +373,13 @@ def run_flower(cfg, echo=print):
     report = make_report(out, cfg, time.perf_counter() - t0)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     echo(f"{'round':>5} {'HE acc':>7} {'plain':>7} {'max|Δ|':>9} {'bound':>9} {'bytes/client':>12}"
-         f"  excluded")
+         f" {'agg s':>7} {'cycles':>10}  excluded")
     for r in report["rounds"]:
         excl = "; ".join(f"partition {r['partition_ids'].get(k, '?')} (node {k}): {v}"
                          for k, v in r["excluded"].items()) or "-"
         echo(f"{r['round']:>5} {r['accuracy']:>7.4f} {_fmt(r['plaintext_accuracy'], '7.4f')} "
-             f"{_fmt(r['max_abs_diff'], '9.2e')} {r['bound']:>9.2e} {r['bytes_up']:>12}  {excl}")
+             f"{_fmt(r['max_abs_diff'], '9.2e')} {r['bound']:>9.2e} {r['bytes_up']:>12} "
+             f"{r['aggregate_s']:>7.3f} {_fmt(r['cycles'], '>10,')}  {excl}")
     echo(f"final accuracy {report['final_accuracy']:.4f} (HE), "
          f"{_fmt(report['plaintext_final_accuracy'], '.4f')} (Flower plaintext FedAvg); "
          f"{report['seconds']:.1f} s; report {out / 'report.json'}")
@@ -388,16 +431,19 @@ def make_report(out, cfg, seconds):
             "included": h["included"], "excluded": h["excluded"],
             "partition_ids": h["partition_ids"], "summands": h["summands"],
             "weight_sum": h["weight_sum"], "bytes_up": max(up) if up else 0,
-            "aggregate_s": h["aggregate_s"],
+            "aggregate_s": h["aggregate_s"], "cycles": h.get("cycles"),
         })
     if len(rounds) != cfg.rounds:
         raise FlowerRunError(f"{len(rounds)} of {cfg.rounds} rounds completed")
     return {
-        "backend": cfg.backend, "key_bits": server["key_bits"],
+        "backend": server["settings"]["backend"],
+        "client_backend": server["settings"]["client-backend"], "key_bits": server["key_bits"],
         "key_fingerprint": server["key_fingerprint"], "clients": cfg.clients,
         "dataset": cfg.dataset, "model_size": server["model_size"],
         "encoding": server["encoding"], "reference": cfg.reference,
         "initial_accuracy": initial["accuracy"] if initial else None,
+        "plaintext_reference": "Flower's FedAvg (aggregate_arrayrecords) over the same "
+                               "accepted client updates, every round",
         "rounds": rounds, "final_accuracy": rounds[-1]["accuracy"],
         "plaintext_final_accuracy": rounds[-1]["plaintext_accuracy"],
         "seconds": seconds, "server_seconds": server["seconds"],

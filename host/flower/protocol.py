@@ -54,7 +54,8 @@ NUM_EXAMPLES = "num-examples"
 #: run-config keys forwarded to the clients in every train/evaluate config
 TRAIN_KEYS = (
     "dataset", "data-seed", "beta", "model", "local-epochs", "lr", "batch-size",
-    "seed", "alpha", "value-bits", "guard-bits", "total-examples", "backend", "reference",
+    "seed", "alpha", "value-bits", "guard-bits", "total-examples", "client-backend",
+    "reference",
 )
 
 #: run-config defaults (also in host/flower/app/pyproject.toml); the launcher
@@ -76,6 +77,7 @@ RUN_DEFAULTS = {
     "guard-bits": 4,
     "total-examples": 0,
     "backend": "cpu",
+    "client-backend": "cpu",
     "reference": True,
     "round-timeout": 300.0,
     "public-key": "",

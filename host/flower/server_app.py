@@ -4,7 +4,8 @@ Run config keys (defaults in :data:`hefl.flower.protocol.RUN_DEFAULTS` and
 ``host/flower/app/pyproject.toml``): ``public-key`` (path of the public key;
 the server reads nothing else of the key), ``num-server-rounds``,
 ``num-clients`` (Flower waits for that many SuperNodes and samples all of
-them for training), ``evaluate-nodes`` (how many key holders evaluate), ``backend`` (hefl Accelerator for the ciphertext products), the
+them for training), ``evaluate-nodes`` (how many key holders evaluate), ``backend`` (hefl Accelerator for the ciphertext products, the card a
+server would hold), ``client-backend`` (the clients' accelerator), the
 dataset, model and encoding settings forwarded to the clients, and
 ``out-dir``: where ``server.json`` (per-round history) and the per-round
 encrypted sums are written.

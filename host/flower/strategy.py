@@ -198,14 +198,17 @@ class HomomorphicFedAvg(FedAvg):
         good = self._receive(server_round, uploads, counts, excluded)
         included = sorted(good)
         # The homomorphic sum: one `product` job per slot on the Accelerator.
+        cycles0 = _device_cycles(self.he.accel)
         cipher = self.he.aggregate([good[k] for k in included]) if included else None
         seconds = time.perf_counter() - t0
+        cycles1 = _device_cycles(self.he.accel)
         entry = {
             "round": server_round, "sampled": len(replies), "included": included,
             "excluded": {str(k): v for k, v in sorted(excluded.items())},
             "partition_ids": {str(k): _partition(contents[k]) for k in sorted(contents)},
             "bytes_up": {str(k): len(uploads[k]) for k in sorted(uploads)},
             "aggregate_s": seconds,
+            "cycles": None if cycles0 is None else cycles1 - cycles0,
         }
         self.history[server_round] = entry
         if cipher is None:
@@ -262,6 +265,12 @@ class HomomorphicFedAvg(FedAvg):
     def initial_arrays(theta):
         """The ArrayRecord of an initial model (public, sent in the clear)."""
         return ArrayRecord({THETA: Array(np.asarray(theta, dtype=np.float64))})
+
+
+def _device_cycles(accel):
+    """Kernel cycles an accelerator has counted so far (None for the cpu backend)."""
+    c = getattr(accel, "stats", {}).get("cycles")
+    return None if c is None else int(c)
 
 
 def _mean_metrics(records, weighting_key):
