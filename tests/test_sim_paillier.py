@@ -125,3 +125,23 @@ def test_auto_sizing_picks_the_smallest_kernel():
         assert dev.hw.max_modulus_bits >= 200 and list(acc.devices) == [256]
     finally:
         acc.close()
+
+
+def test_interrupt_driven_wait_and_recovery_after_timeout(rng):
+    # The host waits on the kernel's `interrupt` pin (gie, ier, isr of the
+    # register map) instead of polling ctrl; after a timed-out run the
+    # driver resets the kernel so the next call works.
+    from hefl.accel.device import DeviceAccelerator
+    from hefl.accel.sim import kernel_library, kernel_params
+    from hefl.transport.sim import SimTransport
+    tr = SimTransport(kernel_library(**kernel_params(256)), use_interrupt=True, slice_cycles=50_000)
+    with DeviceAccelerator(tr, timeout=0.5) as acc:
+        n = rng.getrandbits(240) | 1 | 1 << 239
+        a = [rng.randrange(n) for _ in range(5)]
+        for _ in range(2):    # back to back: the acknowledged interrupt must not linger
+            assert acc.mulmod(a, a[::-1], n) == [x * y % n for x, y in zip(a, a[::-1])]
+        tr.fault_hang(True)
+        with pytest.raises(DeviceTimeout):
+            acc.mulmod(a, a, n)
+        tr.fault_hang(False)
+        assert acc.powmod(a, [65537] * 5, n) == [pow(x, 65537, n) for x in a]

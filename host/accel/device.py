@@ -367,7 +367,12 @@ class DeviceAccelerator(Accelerator):
         tr.sync_to_device(rbuf)
         t1 = time.perf_counter()
         tr.start(desc=dbuf, result=rbuf)
-        tr.wait(self.timeout)
+        try:
+            tr.wait(self.timeout)
+        except DeviceError:
+            # Leave the device usable for the next call (or at least idle).
+            tr.abort()
+            raise
         t2 = time.perf_counter()
         tr.sync_from_device(rbuf)
         raw = np.frombuffer(tr.read(rbuf, res_limbs * _LIMB_BYTES), dtype="<u8")

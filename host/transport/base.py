@@ -95,6 +95,9 @@ class Transport(ABC):
     def wait(self, timeout):
         """Block until the run finishes; raise :class:`hefl.errors.DeviceTimeout` after ``timeout`` s."""
 
+    def abort(self):
+        """Bring the kernel back to idle after a failed or timed-out run (best effort)."""
+
     def info(self):
         """A dict describing the device (for reports and error messages)."""
         return {"transport": self.name}

@@ -89,6 +89,10 @@ class SimTransport(Transport):
         cycle; 0 answers every cycle.
     poll_interval : int
         Cycles between two polls of ``ctrl`` while waiting.
+    use_interrupt : bool
+        Wait on the ``interrupt`` output instead of polling ``ctrl``: enable
+        ``gie`` and ``ier.done`` at start, acknowledge ``isr.done`` (toggle
+        on write) after the run, as an interrupt-driven host would.
     slice_cycles : int
         Cycles clocked per C++ call while waiting (the deadline is checked
         between slices).
@@ -100,7 +104,7 @@ class SimTransport(Transport):
     name = "sim"
 
     def __init__(self, library, *, seed=0, stall_percent=0, poll_interval=64,
-                 slice_cycles=1 << 18, lite_timeout_cycles=10_000):
+                 slice_cycles=1 << 18, lite_timeout_cycles=10_000, use_interrupt=False):
         self._lib = load_library(library)
         self.library = Path(library)
         self._h = self._lib.hs_create(int(seed) & (2**64 - 1))
@@ -108,6 +112,7 @@ class SimTransport(Transport):
             raise BackendUnavailable(f"the simulated device in {library} failed to start")
         self._lib.hs_set_stall_percent(self._h, int(stall_percent))
         self.poll_interval = int(poll_interval)
+        self.use_interrupt = bool(use_interrupt)
         self.slice_cycles = int(slice_cycles)
         self.lite_timeout = int(lite_timeout_cycles)
         self._shadow = {}
@@ -216,6 +221,9 @@ class SimTransport(Transport):
         unknown = set(args) - {a.name for a in REGMAP.args}
         if unknown:
             raise DeviceError(f"unknown kernel arguments {sorted(unknown)}")
+        if self.use_interrupt:
+            self.write_reg("gie", REGMAP.reg("gie").field("enable").mask)
+            self.write_reg("ier", REGMAP.reg("ier").field("done").mask)
         self._start_cycle = self.cycles
         self.write_reg("ctrl", self._ctrl.field("ap_start").mask)
 
@@ -232,8 +240,9 @@ class SimTransport(Transport):
             self.wait_cpu_s += time.thread_time() - c0
 
     def _wait(self, deadline, timeout, last):
+        poll = -1 if self.use_interrupt else self._ctrl.offset
         while True:
-            rc = self._lib.hs_run_until(self._handle(), self.slice_cycles, self._ctrl.offset,
+            rc = self._lib.hs_run_until(self._handle(), self.slice_cycles, poll,
                                         self._done_mask, self.poll_interval, ctypes.byref(last))
             if rc == 1:
                 break
@@ -246,6 +255,15 @@ class SimTransport(Transport):
                                     f"({ran} cycles); {self._bus_note()}")
         self.last_run_cycles = self.cycles - self._start_cycle
         self._start_cycle = None
+        if self.use_interrupt:
+            isr_done = REGMAP.reg("isr").field("done")
+            if not isr_done.get(self.read_reg("isr")):
+                raise DeviceError("interrupt raised without isr.done set")
+            self.write_reg("isr", isr_done.mask)      # toggle-on-write acknowledges it
+            if self._lib.hs_run_until(self._handle(), 4, -1, 0, 1, None) == 1:
+                raise DeviceError("interrupt still high after acknowledging isr.done")
+            # ap_done is clear-on-read: consume it so the next run starts clean.
+            self.read_reg("ctrl")
         return self.last_run_cycles
 
     def _bus_note(self):
@@ -277,6 +295,10 @@ class SimTransport(Transport):
     def bus_beats(self):
         """``(read beats, write beats)`` seen on ``m_axi_gmem``."""
         return self._lib.hs_read_beats(self._handle()), self._lib.hs_write_beats(self._handle())
+
+    def abort(self):
+        # A hung run cannot be cancelled through ap_ctrl_hs: reset the kernel.
+        self.reset()
 
     def reset(self, cycles=16):
         """Pulse ``ap_rst_n`` (memory contents are kept)."""
