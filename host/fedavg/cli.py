@@ -105,14 +105,17 @@ def _warm_up(role_accels, keypair):
     """
     pub, priv = keypair
     moduli = {"aggregator": [pub.n2], "clients": [priv.p2, priv.q2], "keyholder": [priv.p2, priv.q2]}
+    seconds = {}
     for role, (accel, name) in role_accels.items():
         if name == "cpu":
             continue
         t0 = time.perf_counter()
         for m in moduli[role]:
             accel.mulmod([1], [1], m)
-        print(f"{name} device for the {role} ready in {time.perf_counter() - t0:.1f} s "
+        seconds[role] = time.perf_counter() - t0
+        print(f"{name} device for the {role} ready in {seconds[role]:.1f} s "
               f"(a simulated kernel is built once per width and cached under build/sim)")
+    return seconds
 
 
 def _open_backend(requested, opened):
@@ -168,7 +171,7 @@ def run(args):
         t_key = time.perf_counter() - t0
         print(f"key pair generated in {t_key:.2f} s; clients encrypt on {client_backend}, the "
               f"aggregator multiplies on {backend}, the key holder decrypts on {kh_backend}")
-        _warm_up({"aggregator": (accel, backend), "clients": (client_accel, client_backend),
+        t_ready = _warm_up({"aggregator": (accel, backend), "clients": (client_accel, client_backend),
                   "keyholder": (kh_accel, kh_backend)}, keypair)
         from tqdm import tqdm
         write = print if args.no_progress else tqdm.write
@@ -185,6 +188,7 @@ def run(args):
             fl_log.removeHandler(handler)
             fl_log.propagate = propagate
         report["seconds"]["keygen"] = t_key
+        report["seconds"]["device_ready"] = t_ready
         report["seconds"]["total"] = time.perf_counter() - t0
         report["accelerator_stats"] = {
             name: {k: v for k, v in (getattr(a, "stats", None) or {}).items()
