@@ -283,3 +283,16 @@ def test_cli_every_party_on_sim(tmp_path, capsys):
     assert r["cycles"] > 0 and r["cycles"] == sum(r["cycles_by_phase"].values())
     # The table line carries the same cycle count.
     assert f"{r['cycles']:,}" in text.out
+
+
+def test_round_without_contributors_keeps_the_model(cpu, keypair, seed):
+    cfg = FedAvgConfig(backend="cpu", key_bits=512, clients=2, rounds=2, seed=seed, dataset="wine",
+                       drop_rate=0.9)
+    report, _ = _run(cfg, cpu, keypair)    # the check asserts θ unchanged when nobody contributed
+    prev = report["initial_accuracy"]
+    for r in report["rounds"]:
+        draws = np.random.default_rng([seed, r["round"], 0xD209]).random(cfg.clients)
+        assert r["dropped"] == [k for k in range(2) if draws[k] < 0.9]
+        if not r["included"]:
+            assert r["accuracy"] == prev and r["max_abs_error"] is None and r["cycles"] is None
+        prev = r["accuracy"]

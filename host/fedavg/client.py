@@ -13,8 +13,10 @@ sum is divided by ``Σ_S w_k`` ≤ 1 (see :meth:`KeyHolder.error_bound
 <hefl.fedavg.keyholder.KeyHolder.error_bound>`).
 
 The scaled update is clipped to ``[-alpha, alpha]`` here, before encoding,
-so the plaintext reference can use the very same clipped values; the
-encoder's own clipping is then a no-op.
+so the exact values the encrypted path carries are known to the loop's
+per-round check; the encoder's own clipping is then a no-op. The plaintext
+reference uses the unclipped update (:attr:`LocalResult.raw`): plain
+FedAvg, so any effect of clipping shows in the accuracy gap.
 
 Ciphertexts leave the client as bytes (``CipherVector.to_bytes``), never as
 pickled objects.
@@ -37,7 +39,10 @@ class LocalResult:
     Attributes
     ----------
     update : np.ndarray
-        ``w_k · (θ_local − θ_global)`` clipped to ``[-alpha, alpha]``.
+        ``w_k · (θ_local − θ_global)`` clipped to ``[-alpha, alpha]``: what
+        gets encoded.
+    raw : np.ndarray
+        The same before clipping.
     clipped : int
         How many entries the clipping changed.
     loss : float
@@ -45,6 +50,7 @@ class LocalResult:
     """
 
     update: np.ndarray
+    raw: np.ndarray
     clipped: int
     loss: float
 
@@ -114,7 +120,7 @@ class Client:
                 f"client {self.cid}: update holds {int(bad.sum())} non-finite value(s) "
                 f"(first at index {int(np.flatnonzero(bad)[0])}); not encrypted")
         clipped = np.clip(update, -self.alpha, self.alpha)
-        return LocalResult(clipped, int(np.count_nonzero(clipped != update)),
+        return LocalResult(clipped, update, int(np.count_nonzero(clipped != update)),
                            m.loss(self.data.x, self.data.y))
 
     def encrypt(self, update, he, encoder, meta):

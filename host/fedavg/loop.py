@@ -16,7 +16,8 @@ One round, for the encrypted (HE) run:
 The plaintext reference keeps its own global model and, in the same round,
 lets exactly the clients that contributed to the HE sum train from it with
 the same batch order (same seeds), then averages their float updates with
-the same weights. Both runs start from the same initial model.
+the same weights, unclipped and unquantised. Both runs start from the same
+initial model.
 
 Per round the loop also checks the decrypted mean against the float mean of
 the *same* clipped updates: it must equal the mean of their quantised
@@ -315,7 +316,8 @@ def run_fedavg(cfg, *, accel, keypair, client_accel=None, keyholder_accel=None, 
         # --- plaintext reference: same contributors, same seeds ------------
         if included:
             theta_pt = pt_model.get_params()
-            upd = [clients[k].train(theta_pt, np.random.default_rng([cfg.seed, rnd, k])).update
+            # Plain FedAvg: the unclipped weighted updates, no quantisation.
+            upd = [clients[k].train(theta_pt, np.random.default_rng([cfg.seed, rnd, k])).raw
                    for k in included]
             pt_model.set_params(theta_pt + sum(upd) / sum(weights[k] for k in included))
 
