@@ -177,8 +177,7 @@ class AxilCtrl(wiring.Component):
                         m.d.sync += q.eq((q & ~fmask) | fbits)
                 elif f.access is Access.W1S:
                     clear = getattr(self, f"{p}_clear")
-                    nxt = q & ~clear
-                    m.d.sync += q.eq(Cat(nxt) | (fbits & wr_hit.replicate(f.width)))
+                    m.d.sync += q.eq((q & ~clear) | (fbits & wr_hit.replicate(f.width)))
                 elif f.access is Access.RC:
                     setp = getattr(self, f"{p}_set")
                     keep = q & ~rd_hit.replicate(f.width)

@@ -313,7 +313,9 @@ class Kernel(wiring.Component):
                         m.next = "JOB_HDR"
             with m.State("DRAIN"):
                 # Every job handed to the engine comes back and is written first.
-                with m.If((jobs_done == jobs_sent) & ~rp_busy & ~eng.o_stream.valid
+                # The engine must be idle too: the next run loads constants,
+                # which the engine accepts only while idle.
+                with m.If((jobs_done == jobs_sent) & ~rp_busy & ~eng.o_stream.valid & eng.idle
                           & ~mem.wr_busy & ~mem.rd_busy):
                     m.d.sync += [counting.eq(0), idx.eq(0),
                                  status.eq(status | Mux(mem.bus_error, flag("bus_error"), 0))]

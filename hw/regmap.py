@@ -334,7 +334,8 @@ class BufferLayout:
         limb 0..7   status, cycles, jobs completed, 0...
         then        result of tag t at limb 8 + t*s (s limbs, value < N)
 
-    Every w-bit word is zero-extended into a 64-bit limb.
+    Every w-bit word is zero-extended into a 64-bit limb. Both buffers must
+    be 8-byte aligned (XRT buffers are 4 KiB aligned).
 
     The kernel rejects (status ``bad_job``) a job whose op is 3, whose tag
     is not below J, or whose count is out of range: POWMOD needs

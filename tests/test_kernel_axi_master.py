@@ -7,7 +7,6 @@ unaligned starts and ends, byte strobes leave neighbours untouched, abort
 drains everything in flight). DW = 64 and the Alveo width 512.
 """
 
-import random
 
 import pytest
 from amaranth.sim import Simulator
