@@ -296,3 +296,15 @@ def test_round_without_contributors_keeps_the_model(cpu, keypair, seed):
         if not r["included"]:
             assert r["accuracy"] == prev and r["max_abs_error"] is None and r["cycles"] is None
         prev = r["accuracy"]
+
+
+def test_client_rejects_a_diverged_update(seed):
+    """A learning rate that blows the model up gives inf/NaN: rejected before any encoding."""
+    from hefl.errors import NonFiniteUpdateError
+    from hefl.fedavg.client import Client
+    from hefl.fedavg.data import load_federated
+    fd = load_federated("wine", 2, seed=seed)
+    c = Client(0, fd.clients[0], 0.5, model="softmax", n_features=fd.n_features,
+               n_classes=fd.n_classes, epochs=3, lr=1e305, batch_size=8, alpha=1.0)
+    with pytest.raises(NonFiniteUpdateError, match="client 0: update holds"):
+        c.train(np.zeros(fd.n_features * fd.n_classes + fd.n_classes), np.random.default_rng(seed))
