@@ -377,9 +377,9 @@ def run_flower(cfg, echo=print):
     for r in report["rounds"]:
         excl = "; ".join(f"partition {r['partition_ids'].get(k, '?')} (node {k}): {v}"
                          for k, v in r["excluded"].items()) or "-"
-        echo(f"{r['round']:>5} {r['accuracy']:>7.4f} {_fmt(r['plaintext_accuracy'], '7.4f')} "
-             f"{_fmt(r['max_abs_diff'], '9.2e')} {r['bound']:>9.2e} {r['bytes_up']:>12} "
-             f"{r['aggregate_s']:>7.3f} {_fmt(r['cycles'], '>10,')}  {excl}")
+        echo(f"{r['round']:>5} {r['accuracy']:>7.4f} {_fmt(r['plaintext_accuracy'], '7.4f', 7)} "
+             f"{_fmt(r['max_abs_diff'], '9.2e', 9)} {r['bound']:>9.2e} {r['bytes_up']:>12} "
+             f"{r['aggregate_s']:>7.3f} {_fmt(r['cycles'], '>10,', 10)}  {excl}")
     echo(f"final accuracy {report['final_accuracy']:.4f} (HE), "
          f"{_fmt(report['plaintext_final_accuracy'], '.4f')} (Flower plaintext FedAvg); "
          f"{report['seconds']:.1f} s; report {out / 'report.json'}")
@@ -401,8 +401,8 @@ def _last_exception(log_path):
     return cause
 
 
-def _fmt(v, spec):
-    return "-" if v is None else format(v, spec)
+def _fmt(v, spec, width=0):
+    return f"{'-':>{width}}" if v is None else format(v, spec)
 
 
 def make_report(out, cfg, seconds):
