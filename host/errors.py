@@ -16,6 +16,7 @@ __all__ = [
     "PrivateKeyRequired", "VectorLengthError",
     "FlowerConfigError", "FlowerRunError",
     "ToolNotFound", "ToolFailed", "LinkError",
+    "DeviceStatusError",
 ]
 
 
@@ -115,3 +116,22 @@ class LinkError(DeviceError):
 
 class FlowerRunError(HeflError, RuntimeError):
     """A Flower federation run that failed or timed out (processes, run, results)."""
+
+
+# --- device driver (appended) -----------------------------------------------
+
+class DeviceStatusError(DeviceError):
+    """The kernel rejected a batch: nonzero status in the result header.
+
+    Attributes
+    ----------
+    status : int
+        The raw status word.
+    flags : list of str
+        Names of the flags set (``hefl.hw.regmap.LAYOUT.status_flags``).
+    """
+
+    def __init__(self, message, status=0, flags=()):
+        super().__init__(message)
+        self.status = status
+        self.flags = list(flags)

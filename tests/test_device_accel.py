@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from hefl.accel.device import DeviceAccelerator, pack_words, unpack_words
-from hefl.errors import (DeviceError, DeviceTimeout, ModulusError, OperandRangeError,
-                         VerificationError)
+from hefl.errors import (DeviceError, DeviceStatusError, DeviceTimeout, ModulusError,
+                         OperandRangeError, VerificationError)
 from hefl.golden.montgomery import from_words, to_words
 from hefl.hw.regmap import LAYOUT
 from hefl.transport.sim import SimTransport
@@ -181,8 +181,9 @@ def test_device_status_becomes_typed_error(lib, rng):
             return super().write(buf, data, offset)
 
     with DeviceAccelerator(Lying(path)) as acc:
-        with pytest.raises(DeviceError, match="words s or word bits w differ"):
+        with pytest.raises(DeviceStatusError, match="words s or word bits w differ") as e:
             acc.mulmod([2], [3], n)
+        assert e.value.flags == ["geometry"] and e.value.status == LAYOUT.status_flag("geometry")
 
 
 def test_hang_gives_timeout_within_deadline(lib, rng):

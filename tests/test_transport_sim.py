@@ -90,7 +90,7 @@ def test_build_is_cached(lib, tmp_path):
     t0 = time.monotonic()
     again = build_sim_library(v, out_root=lib.parent.parent)
     assert again == lib
-    assert time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 < 5.0      # a rebuild takes several times longer
 
 
 def test_registers_and_hwcfg(lib):

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DeviceError, ModulusError, OperandRangeError, VerificationError
+from ..errors import (DeviceError, DeviceStatusError, ModulusError, OperandRangeError,
+                      VerificationError)
 from ..golden.montgomery import mont_constants
 from ..hw.regmap import HWCFG_REGS, LAYOUT
 from .base import Accelerator
@@ -386,8 +387,10 @@ class DeviceAccelerator(Accelerator):
         self.stats["device_cycles"] += cycles
         if status:
             docs = dict(LAYOUT.status_docs)
-            why = "; ".join(docs.get(f, f) for f in LAYOUT.decode_status(status))
-            raise DeviceError(f"the device rejected the batch (status 0x{status:x}: {why})")
+            flags = LAYOUT.decode_status(status)
+            why = "; ".join(docs.get(f, f) for f in flags)
+            raise DeviceStatusError(f"the device rejected the batch (status 0x{status:x}: {why})",
+                                    status=status, flags=flags)
         if done != jobs:
             raise DeviceError(f"the device completed {done} of {jobs} jobs without an error status")
         out = unpack_words(raw[r.limbs:r.limbs + jobs * s].reshape(jobs, s), self.hw.word_bits)

@@ -87,6 +87,15 @@ class Transport(ABC):
     def read_reg(self, name):
         """Read the 32-bit control register ``name`` of the register map."""
 
+    def write_reg(self, name, value):
+        """Write the 32-bit control register ``name``.
+
+        Only where the transport owns the control port (``sim``); with XRT
+        the runtime writes the registers (kernel arguments, ``ap_start``).
+        """
+        from ..errors import DeviceError
+        raise DeviceError(f"the {self.name} transport cannot write register {name!r} directly")
+
     @abstractmethod
     def start(self, **args):
         """Set the kernel arguments (``name=Buffer`` or ``name=int``) and start one run."""
