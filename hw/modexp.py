@@ -76,7 +76,7 @@ Deviations and limits
   kernel validates jobs before they reach the engine.
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -266,8 +266,11 @@ class ModExp(wiring.Component):
         digit = Signal(k)
         fb = Signal(range(k + 1))       # bits of the digit fetched
         sq = Signal(range(k + 1))       # squarings done in this window
+        # Slot addresses by table index: a constant lookup, not a multiplier
+        # (yosys would map ``digit * s`` to a DSP48E2).
+        slot_addr = Array(Const(i * s, aw) for i in range(T + 1))
         digit_base = Signal(aw)
-        m.d.comb += digit_base.eq(digit * s)
+        m.d.comb += digit_base.eq(slot_addr[digit])
 
         # --- PRODUCT state --------------------------------------------------
         nfac = Signal(COUNT_BITS)       # factors fully received
@@ -333,7 +336,7 @@ class ModExp(wiring.Component):
                                  acc_src.eq(0)]
                     m.next = "SCAN"
                 with m.Else():
-                    call((ti - 1) * s, s, ti * s, RET_TABLE)
+                    call(slot_addr[ti - 1], s, slot_addr[ti], RET_TABLE)
                     m.d.sync += ti.eq(ti + 1)
 
             with m.State("SCAN"):

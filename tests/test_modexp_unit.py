@@ -1,0 +1,163 @@
+"""ModExp in Amaranth's simulator on the real MontMul, and the job model.
+
+At a tiny width (L = 30, w = 8: s = 4 words) so every job runs in well under
+a second: results against ``pow``/plain products, cycle counts against the
+exact model :func:`hefl.golden.batch.modexp_job_cycles`, the same cycles for
+different exponent and base values (constant time), and the typed errors of
+the parameters and of the job encoders.
+"""
+
+import pytest
+from amaranth.hdl import Fragment
+from amaranth.sim import Simulator
+
+from hefl.errors import OperandRangeError
+from hefl.golden import batch as gb
+from hefl.golden.modexp import modexp
+from hefl.golden.montgomery import from_words, mont_constants, to_words, words_for
+from hefl.hw.jobs import JobOp
+from hefl.hw.modexp import ModExp
+from hefl.hw.montmul import MontMul
+
+L, W, K, X = 30, 8, 3, 70
+
+
+def run_jobs(dut, n, jobs):
+    """Run ``jobs`` one at a time (input every cycle, output always ready).
+
+    Returns a list of (value, cycles) with cycles from the first input
+    handshake to the last output handshake.
+    """
+    w, s = dut.word_bits, dut.words
+    c = mont_constants(n, w, s)
+    out = []
+
+    async def tb(ctx):
+        ctx.set(dut.nprime, c.nprime)
+        for sel, val in ((0, n), (1, c.r2_mod_n), (2, c.r_mod_n)):
+            for i, x in enumerate(to_words(val, w, s)):
+                ctx.set(dut.const_wr_en, 1)
+                ctx.set(dut.const_wr_sel, sel)
+                ctx.set(dut.const_wr_addr, i)
+                ctx.set(dut.const_wr_data, x)
+                await ctx.tick()
+        ctx.set(dut.const_wr_en, 0)
+        ctx.set(dut.o_stream.ready, 1)
+        cycle = 0
+        for job in jobs:
+            first = None
+            for i, word in enumerate(job.words):
+                ctx.set(dut.i_stream.payload, {
+                    "data": word, "first": i == 0, "last": i == len(job.words) - 1,
+                    "op": JobOp(job.op), "tag": job.tag, "count": job.count})
+                ctx.set(dut.i_stream.valid, 1)
+                while True:
+                    ready = ctx.get(dut.i_stream.ready)
+                    await ctx.tick()
+                    cycle += 1
+                    if ready:
+                        break
+                if first is None:
+                    first = cycle
+            ctx.set(dut.i_stream.valid, 0)
+            words = []
+            while len(words) < s:
+                valid = ctx.get(dut.o_stream.valid)
+                data, tag = ctx.get(dut.o_stream.payload.data), ctx.get(dut.o_stream.payload.tag)
+                await ctx.tick()
+                cycle += 1
+                if valid:
+                    assert tag == job.tag
+                    words.append(data)
+                    last = cycle
+            assert ctx.get(dut.idle)
+            out.append((from_words(words, w), last - first))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    return out
+
+
+@pytest.fixture(scope="module")
+def mm_tail():
+    mm = MontMul(operand_bits=L, word_bits=W)
+    Fragment.get(mm, None)          # elaborated only to read its timing
+    return gb.montmul_tail_latency(mm.timing, words_for(L, W))
+
+
+def test_modexp_cycles_match_model_and_are_constant(rng, mm_tail):
+    dut = ModExp(operand_bits=L, word_bits=W, window_bits=K, max_exp_bits=X)
+    s = dut.words
+    n = (1 << (L - 1)) | rng.getrandbits(L - 1) | 1
+    kw = dict(word_bits=W, words=s)
+    jobs = []
+    for bits in (0, 1, 5, 33, X):
+        mask = (1 << bits) - 1
+        for base, e in ((0, 0), (n - 1, mask), (rng.randrange(n), rng.getrandbits(bits))):
+            jobs.append(gb.powmod_job(base, e, bits, n, **kw))
+    jobs.append(gb.mulmod_job(rng.randrange(n), n - 1, n, **kw))
+    for k in (1, 2, 3, 5):
+        jobs.append(gb.product_job([rng.randrange(n) for _ in range(k)], n, **kw))
+        jobs.append(gb.product_job([0] * k, n, **kw))
+    jobs = [j._replace(tag=t) for t, j in enumerate(jobs)]
+    out = run_jobs(dut, n, jobs)
+    by_shape = {}
+    for job, (value, cycles) in zip(jobs, out):
+        assert value == gb.expected_result(job, n), (job.op, job.count, job.operands)
+        model = gb.modexp_job_cycles(job.op, job.count, words=s, word_bits=W,
+                                     window_bits=K, mm_latency=mm_tail)
+        assert cycles == model.total, (job.op, job.count, cycles, model.total)
+        by_shape.setdefault((job.op, job.count), set()).add(cycles)
+    assert all(len(c) == 1 for c in by_shape.values()), by_shape
+
+
+def test_lane_montmuls_follow_golden_schedule(rng):
+    n = (1 << 61) | rng.getrandbits(61) | 1
+    for bits in (0, 1, 4, 17, 64):
+        e = rng.getrandbits(bits) if bits else 0
+        for k in (1, 4, 5):
+            ref = modexp(rng.randrange(n), e, n, k=k, exp_bits=bits)
+            # The lane loads R mod N instead of computing it: one MontMul fewer.
+            assert gb.lane_montmuls(gb.POWMOD, bits, k) == ref.modmuls - 1
+    assert gb.lane_montmuls(gb.MULMOD, 2, 4) == 2
+    assert gb.lane_montmuls(gb.PRODUCT, 7, 4) == 12
+
+
+def test_job_op_values_match_golden():
+    assert (JobOp.POWMOD.value, JobOp.MULMOD.value, JobOp.PRODUCT.value) == \
+        (gb.POWMOD, gb.MULMOD, gb.PRODUCT)
+
+
+def test_job_encoders_reject_bad_operands():
+    n, kw = 1019, dict(word_bits=8, words=2)
+    with pytest.raises(OperandRangeError):
+        gb.powmod_job(n, 3, 4, n, **kw)               # base = N
+    with pytest.raises(OperandRangeError):
+        gb.powmod_job(2, 16, 4, n, **kw)              # exponent longer than declared
+    with pytest.raises(OperandRangeError):
+        gb.powmod_job(2, -1, 4, n, **kw)
+    with pytest.raises(OperandRangeError):
+        gb.powmod_job(2, 1, 1 << 16, n, **kw)         # count does not fit 16 bits
+    with pytest.raises(OperandRangeError):
+        gb.mulmod_job(1, -1, n, **kw)
+    with pytest.raises(OperandRangeError):
+        gb.product_job([], n, **kw)
+    job = gb.powmod_job(5, 0b1011, 12, n, **kw)
+    assert job.words == [5, 0, 0b1011, 0] and job.count == 12
+    assert gb.expected_result(job, n) == pow(5, 11, n)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(operand_bits=0, word_bits=8), "Operand width"),
+    (dict(operand_bits=64, word_bits=1), "Word width"),
+    (dict(operand_bits=64, word_bits=8, window_bits=0), "Window width"),
+    (dict(operand_bits=64, word_bits=8, window_bits=8), "Window width"),
+    (dict(operand_bits=64, word_bits=8, max_exp_bits=1 << 16), "Maximum exponent"),
+    (dict(operand_bits=64, word_bits=8, tag_bits=0), "Tag width"),
+])
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_modexp_rejects_bad_parameters(kw, match):
+    with pytest.raises(TypeError, match=match):
+        ModExp(**kw)
