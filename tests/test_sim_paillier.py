@@ -66,6 +66,18 @@ def test_powmod_corners_on_the_rtl(sim, rng):
     bases = [0, 1, n - 1, 2] + [rng.randrange(n) for _ in range(6)]
     exps = [5, 0, 1, (1 << 300) - 1] + [rng.getrandbits(rng.randrange(1, 400)) for _ in range(6)]
     assert sim.powmod(bases, exps, n) == [pow(b, e, n) for b, e in zip(bases, exps)]
+    # Products of K = 1 (a copy) up to K = 9 factors, and the smallest moduli.
+    groups = [[rng.randrange(n) for _ in range(k)] for k in (1, 2, 9, 1)]
+    want = []
+    for g in groups:
+        p = 1
+        for x in g:
+            p = p * x % n
+        want.append(p)
+    assert sim.product(groups, n) == want
+    for m in (3, 5, (1 << 250) - 1):
+        assert sim.mulmod([m - 1, 2 % m], [m - 1, m - 1], m) == [1, 2 * (m - 1) % m]
+        assert sim.powmod([m - 1, 0], [3, 0], m) == [m - 1, 1]
 
 
 def test_bad_operands_never_reach_the_device(sim):
