@@ -215,3 +215,16 @@ def test_buffer_errors(lib):
     t.close()
     with pytest.raises(DeviceError, match="closed"):
         t.alloc(8)
+
+
+def test_failed_build_is_a_clear_error(tmp_path):
+    from hefl.errors import BackendUnavailable
+    bad = tmp_path / "k.v"
+    bad.write_text("module hefl_kernel(input wire ap_clk); this is not verilog endmodule\n")
+    out = tmp_path / "so"
+    with pytest.raises(BackendUnavailable, match="building the simulated device failed") as e:
+        build_sim_library(bad, out_root=out)
+    assert ".build.log" in str(e.value)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]   # no half-built directory
+    with pytest.raises(BackendUnavailable, match="does not exist"):
+        build_sim_library(tmp_path / "missing.v", out_root=out)

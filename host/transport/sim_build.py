@@ -139,20 +139,26 @@ def build_sim_library(sources, *, top="hefl_kernel", out_root=None, extra_args=(
         if lib.is_file():  # another process built it while we waited
             return lib
         work = Path(tempfile.mkdtemp(prefix=f".{top}-{key}-", dir=out_root))
-        log = work / "build.log"
+        # The log lives beside the build directory so a failed build leaves it behind.
+        log = out_root / f"{top}-{key}.build.log"
+        log.write_text("")
         obj = work / "obj"
         exe = _verilator()
         inc = exe.parent.parent / "include"
         env_jobs = str(max(1, int(jobs)))
-        _run([exe, "--cc", *sources, "--top-module", top, "--prefix", "Vhefl_kernel",
-              "--Mdir", obj, *_VERILATOR_FLAGS, *extra_args,
-              "-CFLAGS", f"-fPIC {_OPT}", *_make_flags(),
-              "--build", "-j", env_jobs], work, log)
-        hd = harness_dir()
-        _run(["g++", "-shared", "-fPIC", "-std=c++17", "-O2", "-o", work / LIBRARY_NAME,
-              "-I", obj, "-I", inc, "-I", inc / "vltstd", "-I", hd,
-              hd / "harness.cpp", obj / "Vhefl_kernel__ALL.a", obj / "libverilated.a",
-              "-pthread", "-latomic"], work, log)
+        try:
+            _run([exe, "--cc", *sources, "--top-module", top, "--prefix", "Vhefl_kernel",
+                  "--Mdir", obj, *_VERILATOR_FLAGS, *extra_args,
+                  "-CFLAGS", f"-fPIC {_OPT}", *_make_flags(),
+                  "--build", "-j", env_jobs], work, log)
+            hd = harness_dir()
+            _run(["g++", "-shared", "-fPIC", "-std=c++17", "-O2", "-o", work / LIBRARY_NAME,
+                  "-I", obj, "-I", inc, "-I", inc / "vltstd", "-I", hd,
+                  hd / "harness.cpp", obj / "Vhefl_kernel__ALL.a", obj / "libverilated.a",
+                  "-pthread", "-latomic"], work, log)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
         # Keep only what the library needs; the object tree is large.
         shutil.rmtree(obj, ignore_errors=True)
         if final.exists():  # a half-built leftover of an interrupted run
