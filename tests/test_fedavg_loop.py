@@ -107,6 +107,7 @@ def test_end_to_end_cpu(cpu, keypair, seed):
     assert report["final_accuracy"] > 0.8
 
 
+@pytest.mark.sim
 def test_end_to_end_sim_matches_cpu(cpu, seed):
     """Every party on the Verilator model of the kernel: same models as on cpu, cycles counted.
 
@@ -267,6 +268,7 @@ def test_cli_backend_fallback(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.sim
 def test_cli_every_party_on_sim(tmp_path, capsys):
     """`hefl demo --backend sim` with every role on the simulated card (256-bit kernel, 112-bit key)."""
     from hefl.cli import main
