@@ -10,7 +10,6 @@
 """
 
 import enum
-import json
 import sys
 import types
 from pathlib import Path
@@ -23,7 +22,7 @@ from hefl.accel.device import DeviceAccelerator
 from hefl.errors import BackendUnavailable, DeviceTimeout
 from hefl.hw.regmap import HWCFG_REGS
 from hefl.transport.sim import SimTransport
-from hefl.transport.xrt import XrtTransport
+from hefl.transport.xrt import XrtTransport, write_hwcfg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim" / "harness"))
 from standin_kernel import standin_library  # noqa: E402
@@ -125,7 +124,7 @@ def fake_card(monkeypatch, tmp_path):
     xclbin = tmp_path / "hefl.xclbin"
     xclbin.write_bytes(b"xclbin2\0")
     # What the Alveo flow writes beside the xclbin: the kernel's HWCFG values.
-    (tmp_path / "hefl.xclbin.hwcfg.json").write_text(json.dumps({n: sim.read_reg(n) for n in HWCFG_REGS}))
+    assert write_hwcfg(xclbin, {n: sim.read_reg(n) for n in HWCFG_REGS}) == tmp_path / "hefl.xclbin.hwcfg.json"
     yield sim, xclbin
     sim.close()
 

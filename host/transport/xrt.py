@@ -26,7 +26,7 @@ from ..errors import BackendUnavailable, DeviceError, DeviceTimeout
 from ..hw.regmap import HWCFG_REGS, REGMAP
 from .base import Buffer, Transport
 
-__all__ = ["XrtTransport", "import_pyxrt", "KERNEL_NAME"]
+__all__ = ["XrtTransport", "import_pyxrt", "hwcfg_path", "write_hwcfg", "KERNEL_NAME"]
 
 #: Vitis kernel name (the RTL top module).
 KERNEL_NAME = "hefl_kernel"
@@ -34,6 +34,23 @@ KERNEL_NAME = "hefl_kernel"
 _INSTALL = ("the xrt backend needs pyxrt, which comes with AMD's Xilinx Runtime (XRT), "
             "not PyPI: install XRT for your card (https://xilinx.github.io/XRT/) and "
             "`source /opt/xilinx/xrt/setup.sh` so that `import pyxrt` works")
+
+
+def hwcfg_path(xclbin):
+    """Where the HWCFG values of ``xclbin`` are kept: ``<xclbin>.hwcfg.json``."""
+    xclbin = Path(xclbin)
+    return xclbin.with_name(xclbin.name + ".hwcfg.json")
+
+
+def write_hwcfg(xclbin, hwcfg):
+    """Write ``hwcfg`` (``hefl.hw.kernel.Kernel(...).hwcfg``) beside ``xclbin``; for the Alveo flow."""
+    missing = [n for n in HWCFG_REGS if n not in hwcfg]
+    if missing:
+        raise ValueError(f"HWCFG values lack {', '.join(missing)}")
+    p = hwcfg_path(xclbin)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps({n: int(hwcfg[n]) for n in HWCFG_REGS}, indent=1))
+    return p
 
 
 def import_pyxrt():
@@ -65,8 +82,7 @@ class XrtTransport(Transport):
         if not xclbin.is_file():
             raise BackendUnavailable(f"xclbin {xclbin} does not exist; build it with "
                                      "`make xclbin PLATFORM=<platform>`")
-        self._hwcfg = self._load_hwcfg(hwcfg if hwcfg is not None else
-                                       xclbin.with_name(xclbin.name + ".hwcfg.json"))
+        self._hwcfg = self._load_hwcfg(hwcfg if hwcfg is not None else hwcfg_path(xclbin))
         pyxrt = import_pyxrt()
         self._x = pyxrt
         try:
