@@ -206,6 +206,23 @@ class ReplyParser:
     def __init__(self):
         self._buf = bytearray()
 
+    def missing(self):
+        """Bytes still needed to complete the next reply (at least 1)."""
+        buf = self._buf
+        i = buf.find(SYNC)
+        if i < 0:
+            return 1 + REPLY_HEADER_BYTES
+        h = REPLY_HEADER_BYTES
+        have = len(buf) - i
+        if have < 1 + h:
+            return 1 + h - have
+        cmd, status = buf[i + 1], buf[i + 2]
+        (length,) = struct.unpack("<H", bytes(buf[i + 3:i + 5]))
+        nbytes = 0
+        if status == Status.OK and length and cmd in set(Cmd) and cmd not in WRITES:
+            nbytes = length * UNIT_BYTES[Cmd(cmd)] + 1
+        return max(1, 1 + h + nbytes - have)
+
     def feed(self, data):
         self._buf += data
         out = []
