@@ -185,11 +185,17 @@ class KernelTB:
         desc = self.descriptor(n, jobs, tags, **kw)
         self.write_limbs(desc_addr, desc)
         res_limbs = LAYOUT.result_buffer_limbs(len(jobs), self.s)
-        # Poison the result buffer so stale or missing writes show.
-        self.write_limbs(result_addr, [0xDEADBEEF_0BADF00D] * res_limbs)
+        # Poison the result buffer so stale or missing writes show, and guard
+        # limbs on both sides so writes outside it show too.
+        guard = 4
+        poison = 0xDEADBEEF_0BADF00D
+        self.write_limbs(result_addr - guard * LIMB_BYTES, [poison] * (res_limbs + 2 * guard))
         await self.start(desc_addr, result_addr)
         ctrl = await self.wait_done(max_cycles)
         assert ctrl & bit("ctrl", "ap_idle"), f"ap_done without ap_idle: ctrl={ctrl:#x}"
+        around = (self.read_limbs(result_addr - guard * LIMB_BYTES, guard)
+                  + self.read_limbs(result_addr + res_limbs * LIMB_BYTES, guard))
+        assert around == [poison] * (2 * guard), "kernel wrote outside the result buffer"
         raw = self.read_limbs(result_addr, res_limbs)
         header = {name: raw[LAYOUT.result.index(name)] for name in ("status", "cycles", "jobs_done")}
         results = {}
@@ -379,6 +385,9 @@ async def test_bad_descriptors(dut):
     status, _, done = tb.read_limbs(0x9000, 3)
     assert status == flag("bus_error"), f"status {status:#x} after SLVERR"
     assert done == 2
+    # An empty batch: constants only, no jobs; a header and ap_done.
+    header, _ = await tb.run_batch(n, [], 0x4000, 0x9000, max_cycles=100_000)
+    assert header == {"status": 0, "cycles": header["cycles"], "jobs_done": 0}
     # The kernel is clean afterwards: a good batch runs normally.
     jobs = tb.random_jobs(n, 5)
     header, results = await tb.run_batch(n, jobs, 0x4000, 0x9000)
