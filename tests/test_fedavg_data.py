@@ -41,7 +41,7 @@ def test_split_partitions_the_training_set(name, seed):
 def test_split_is_seeded_and_non_iid(seed):
     a = load_federated("digits", 8, seed=seed)
     b = load_federated("digits", 8, seed=seed)
-    for ca, cb in zip(a.clients, b.clients):
+    for ca, cb in zip(a.clients, b.clients, strict=True):
         assert np.array_equal(ca.x, cb.x) and np.array_equal(ca.y, cb.y)
 
     def skew(fd):

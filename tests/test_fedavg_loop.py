@@ -121,12 +121,14 @@ def test_end_to_end_sim_matches_cpu(cpu, seed):
     try:
         thetas = {}
         for name, accel in (("sim", sim), ("cpu", cpu)):
-            trace = []
-            report = run_fedavg(cfg, accel=accel, keypair=keypair, progress=False,
-                                on_round=lambda info: trace.append(
-                                    (_independent_round_check(cfg, info), info["theta_after"])))
+            thetas[name] = []
+
+            def on_round(info, models=thetas[name]):
+                _independent_round_check(cfg, info)
+                models.append(info["theta_after"])
+
+            report = run_fedavg(cfg, accel=accel, keypair=keypair, progress=False, on_round=on_round)
             _check_report(report, cfg)
-            thetas[name] = [t for _, t in trace]
             if name == "sim":
                 print("sim cycles per round:", [r["cycles_by_phase"] for r in report["rounds"]])
                 for r in report["rounds"]:
@@ -135,7 +137,7 @@ def test_end_to_end_sim_matches_cpu(cpu, seed):
             else:
                 assert all(r["cycles"] is None for r in report["rounds"])
         # Decryption is exact: the fresh randomness differs, the global models must not.
-        for a, b in zip(thetas["sim"], thetas["cpu"]):
+        for a, b in zip(thetas["sim"], thetas["cpu"], strict=True):
             assert np.array_equal(a, b)
     finally:
         sim.close()

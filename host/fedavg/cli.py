@@ -150,10 +150,11 @@ def run(args):
                                              opened)
         if args.key_bits is None:
             key_bits = DEFAULT_KEY_BITS
-            print(f"key size: {key_bits}-bit Paillier (the default, DEFAULT_KEY_BITS in host/fedavg/loop.py): with the "
-                  f"aggregation on the simulated 2048-bit kernel, `make demo` on a fresh clone "
-                  f"stays within ~3 minutes on 2 cores, kernel build included; --key-bits 2048 "
-                  f"works too, on the 4096-bit kernel (a longer first build, ~2x the cycles per round)")
+            print(f"key size: {key_bits}-bit Paillier (the default, DEFAULT_KEY_BITS in "
+                  "host/fedavg/loop.py): with the aggregation on the simulated 2048-bit kernel, "
+                  "`make demo` on a fresh clone stays within ~3 minutes on 2 cores, kernel build "
+                  "included; --key-bits 2048 works too, on the 4096-bit kernel (a longer first "
+                  "build, ~2x the cycles per round)")
         else:
             key_bits = args.key_bits
             print(f"key size: {key_bits}-bit Paillier (--key-bits)")

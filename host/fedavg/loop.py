@@ -29,7 +29,7 @@ wrong, not merely imprecise.
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
