@@ -205,6 +205,14 @@ def test_buffer_errors(lib):
     t.write(b, bytes(100))
     t.sync_from_device(b)
     assert t.read(b, 3, offset=97) == b"abc"
+    # Partial syncs move only their range.
+    t.write(b, b"xyz", offset=10)
+    t.sync_to_device(b, 2, offset=10)
+    t.write(b, bytes(100))
+    t.sync_from_device(b, 4, offset=9)
+    assert t.read(b, 5, offset=9) == b"\0xy\0\0"
+    with pytest.raises(DeviceError, match="outside"):
+        t.sync_to_device(b, 10, offset=95)
     t.free(b)
     with pytest.raises(DeviceError, match="freed"):
         t.free(b)

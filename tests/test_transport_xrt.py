@@ -85,8 +85,9 @@ def _fake_pyxrt(sim):
             return np.frombuffer(sim.read(self._buf, size, skip), dtype=np.int8)
 
         def sync(self, direction, size, offset):
-            assert size == self._buf.size and offset == 0
-            (sim.sync_to_device if direction is Sync.XCL_BO_SYNC_BO_TO_DEVICE else sim.sync_from_device)(self._buf)
+            assert 0 <= offset and offset + size <= self._buf.size
+            fn = sim.sync_to_device if direction is Sync.XCL_BO_SYNC_BO_TO_DEVICE else sim.sync_from_device
+            fn(self._buf, size, offset)
 
         def address(self):
             return self._buf.address

@@ -359,13 +359,16 @@ class DeviceAccelerator(Accelerator):
         s = self.hw.words
         t0 = time.perf_counter()
         res_limbs = LAYOUT.result_buffer_limbs(jobs, s)
-        dbuf = self._buffer("desc", desc.size * _LIMB_BYTES)
-        rbuf = self._buffer("result", res_limbs * _LIMB_BYTES)
-        tr.write(dbuf, desc.astype("<u8").tobytes())
+        dbytes, rbytes = desc.size * _LIMB_BYTES, res_limbs * _LIMB_BYTES
+        dbuf = self._buffer("desc", dbytes)
+        rbuf = self._buffer("result", rbytes)
+        tr.write(dbuf, desc.astype("<u8", copy=False).data)
         # A stale header from an earlier run must never pass for this run's.
-        tr.write(rbuf, bytes(LAYOUT.result.limbs * _LIMB_BYTES))
-        tr.sync_to_device(dbuf)
-        tr.sync_to_device(rbuf)
+        hdr_bytes = LAYOUT.result.limbs * _LIMB_BYTES
+        tr.write(rbuf, bytes(hdr_bytes))
+        # Buffers grow geometrically and are reused: move only the bytes in use.
+        tr.sync_to_device(dbuf, dbytes)
+        tr.sync_to_device(rbuf, hdr_bytes)
         t1 = time.perf_counter()
         tr.start(desc=dbuf, result=rbuf)
         try:
@@ -375,8 +378,8 @@ class DeviceAccelerator(Accelerator):
             tr.abort()
             raise
         t2 = time.perf_counter()
-        tr.sync_from_device(rbuf)
-        raw = np.frombuffer(tr.read(rbuf, res_limbs * _LIMB_BYTES), dtype="<u8")
+        tr.sync_from_device(rbuf, rbytes)
+        raw = np.frombuffer(tr.read(rbuf, rbytes), dtype="<u8")
         t3 = time.perf_counter()
         r = LAYOUT.result
         status = int(raw[r.index("status")])

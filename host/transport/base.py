@@ -74,12 +74,12 @@ class Transport(ABC):
         """Return ``size`` bytes (default: to the end) of the host side of ``buf``."""
 
     @abstractmethod
-    def sync_to_device(self, buf):
-        """Make the host side of ``buf`` visible to the kernel."""
+    def sync_to_device(self, buf, size=None, offset=0):
+        """Make bytes ``[offset, offset+size)`` (default: all) of ``buf`` visible to the kernel."""
 
     @abstractmethod
-    def sync_from_device(self, buf):
-        """Make what the kernel wrote to ``buf`` visible to :meth:`read`."""
+    def sync_from_device(self, buf, size=None, offset=0):
+        """Make what the kernel wrote to ``buf`` (the given range) visible to :meth:`read`."""
 
     # --- registers and runs ---------------------------------------------
 
@@ -129,6 +129,13 @@ class Transport(ABC):
             raise TypeError(f"Buffer expected, not {type(buf).__name__}")
         if buf.freed:
             raise DeviceError(f"buffer at 0x{buf.address:x} was already freed")
+
+    @classmethod
+    def _span(cls, buf, size, offset):
+        """``(size, offset)`` of a sync, checked; ``size=None`` means to the end."""
+        size = buf.size - offset if size is None else int(size)
+        cls._check_range(buf, size, int(offset))
+        return size, int(offset)
 
     @staticmethod
     def _check_range(buf, size, offset):

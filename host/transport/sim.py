@@ -35,7 +35,7 @@ _PROTOS = {
     "hs_reset": (None, [_p, _u32]),
     "hs_alloc": (_u64, [_p, _u64]),
     "hs_free": (_int, [_p, _u64]),
-    "hs_write": (_int, [_p, _u64, ctypes.c_char_p, _u64]),
+    "hs_write": (_int, [_p, _u64, _p, _u64]),
     "hs_read": (_int, [_p, _u64, _p, _u64]),
     "hs_reg_write": (_int, [_p, _u32, _u32, _u64]),
     "hs_reg_read": (_int, [_p, _u32, ctypes.POINTER(_u32), _u64]),
@@ -175,18 +175,24 @@ class SimTransport(Transport):
         self._check_range(buf, size, offset)
         return bytes(self._shadow[buf.address][offset:offset + size])
 
-    def sync_to_device(self, buf):
+    def sync_to_device(self, buf, size=None, offset=0):
         self._check_live(buf)
-        data = bytes(self._shadow[buf.address])
-        if self._lib.hs_write(self._handle(), buf.address, data, len(data)):
+        size, offset = self._span(buf, size, offset)
+        if size == 0:
+            return
+        # Hand the shadow's memory to C++ directly: one copy, into the model.
+        view = (ctypes.c_char * size).from_buffer(self._shadow[buf.address], offset)
+        if self._lib.hs_write(self._handle(), buf.address + offset, view, size):
             raise DeviceError(f"sync to device of buffer 0x{buf.address:x} failed")
 
-    def sync_from_device(self, buf):
+    def sync_from_device(self, buf, size=None, offset=0):
         self._check_live(buf)
-        out = (ctypes.c_uint8 * buf.size)()
-        if self._lib.hs_read(self._handle(), buf.address, out, buf.size):
+        size, offset = self._span(buf, size, offset)
+        if size == 0:
+            return
+        view = (ctypes.c_char * size).from_buffer(self._shadow[buf.address], offset)
+        if self._lib.hs_read(self._handle(), buf.address + offset, view, size):
             raise DeviceError(f"sync from device of buffer 0x{buf.address:x} failed")
-        self._shadow[buf.address][:] = bytes(out)
 
     # --- registers ----------------------------------------------------
 

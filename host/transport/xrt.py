@@ -141,13 +141,15 @@ class XrtTransport(Transport):
         self._check_range(buf, size, offset)
         return bytes(buf.handle.read(size, int(offset)))
 
-    def sync_to_device(self, buf):
+    def sync_to_device(self, buf, size=None, offset=0):
         self._check_live(buf)
-        buf.handle.sync(self._x.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, buf.size, 0)
+        size, offset = self._span(buf, size, offset)
+        buf.handle.sync(self._x.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, size, offset)
 
-    def sync_from_device(self, buf):
+    def sync_from_device(self, buf, size=None, offset=0):
         self._check_live(buf)
-        buf.handle.sync(self._x.xclBOSyncDirection.XCL_BO_SYNC_BO_FROM_DEVICE, buf.size, 0)
+        size, offset = self._span(buf, size, offset)
+        buf.handle.sync(self._x.xclBOSyncDirection.XCL_BO_SYNC_BO_FROM_DEVICE, size, offset)
 
     # --- registers and runs ---------------------------------------------
 
