@@ -248,25 +248,41 @@ def test_cli_writes_report_and_plot(tmp_path, capsys):
     assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_backend_fallback(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("failure", ["open", "build"])
+def test_cli_backend_fallback(tmp_path, capsys, monkeypatch, failure):
+    """Without --backend a missing simulator (no library, or a kernel that fails to build) falls
+    back to cpu with one line; asked for explicitly, it is an error."""
     import hefl.fedavg.cli as demo_cli
+    from hefl.accel import Accelerator
     from hefl.cli import main
     real = demo_cli.get_accelerator
 
-    def no_sim(name, **kw):
+    class UnbuildableSim(Accelerator):
+        # Opens fine; its first job needs a kernel that cannot be built, as SimAccelerator's does.
+        name = "sim"
+
+        def _powmod(self, *a):
+            raise BackendUnavailable("building the simulated device failed (test)")
+
+        _mulmod = _product = _powmod
+
+    def fake(name, **kw):
         if name == "sim":
-            raise BackendUnavailable("backend 'sim' is not built (test)")
+            if failure == "open":
+                raise BackendUnavailable("backend 'sim' is not built (test)")
+            return UnbuildableSim()
         return real(name, **kw)
 
-    monkeypatch.setattr(demo_cli, "get_accelerator", no_sim)
+    monkeypatch.setattr(demo_cli, "get_accelerator", fake)
     args = ["--key-bits", "512", "--clients", "2", "--rounds", "1", "--dataset", "wine", "--no-progress"]
     assert main(["demo", *args, "--out", str(tmp_path / "a")]) == 0
     err = capsys.readouterr().err
-    assert "falling back to 'cpu'" in err
-    assert json.loads((tmp_path / "a" / "report.json").read_text())["backend"] == "cpu"
+    assert err.count("falling back to 'cpu'") == 1 and "(test)" in err
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["backend"] == "cpu" and report["backends"]["aggregator"] == "cpu"
     # Asked for explicitly, sim never falls back.
     assert main(["demo", "--backend", "sim", *args, "--out", str(tmp_path / "b")]) == 2
-    assert "not built (test)" in capsys.readouterr().err
+    assert "(test)" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
 
 

@@ -96,45 +96,45 @@ class _WriteHandler(logging.Handler):
         self._write(f"  {record.getMessage()}")
 
 
-def _warm_up(role_accels, keypair):
-    """Open each device for the moduli its role will use, and time it.
-
-    The sim backend builds (or loads from ``build/sim``) one simulated kernel
-    per modulus width on first use; doing it here keeps that one-off cost
-    out of the first round's timings.
-    """
+def _role_moduli(keypair):
+    """The moduli each role's accelerator will see (CRT encryption and decryption use p², q²)."""
     pub, priv = keypair
-    moduli = {"aggregator": [pub.n2], "clients": [priv.p2, priv.q2], "keyholder": [priv.p2, priv.q2]}
-    seconds = {}
-    for role, (accel, name) in role_accels.items():
-        if name == "cpu":
-            continue
-        t0 = time.perf_counter()
-        for m in moduli[role]:
-            accel.mulmod([1], [1], m)
-        seconds[role] = time.perf_counter() - t0
-        print(f"{name} device for the {role} ready in {seconds[role]:.1f} s "
-              f"(a simulated kernel is built once per width and cached under build/sim)")
-    return seconds
+    return {"aggregator": [pub.n2], "clients": [priv.p2, priv.q2], "keyholder": [priv.p2, priv.q2]}
 
 
-def _open_backend(requested, opened):
-    """Return ``(accel, name)``; fall back to cpu only if sim was not asked for.
+def _open_role(role, requested, default, opened, moduli, ready):
+    """Open (or reuse) the backend of ``role`` and make it ready for ``moduli``.
 
-    ``opened`` maps names to accelerators already open, so roles sharing a
-    backend share one device (and one cycle counter).
+    The sim backend builds, or loads from ``build/sim``, one simulated kernel
+    per modulus width on first use: a tiny job per modulus here keeps that
+    one-off cost out of the first round's timings and makes a failed build
+    happen now. A backend that is unavailable (missing software, failed
+    build) falls back to cpu only when the user did not name it.
+
+    Returns
+    -------
+    (Accelerator, str)
+        The accelerator and its backend name.
     """
-    name = requested or DEFAULT_BACKEND
-    if name not in opened:
-        try:
+    name = requested or default
+    try:
+        if name not in opened:
             opened[name] = get_accelerator(name)
-        except BackendUnavailable as e:
-            if requested is not None:
-                raise
-            print(f"hefl demo: backend {name!r} unavailable ({e}); falling back to 'cpu' "
-                  f"(pass --backend {name} to make this an error)", file=sys.stderr)
-            return _open_backend("cpu", opened)
-    return opened[name], name
+        accel = opened[name]
+        if name != "cpu":
+            t0 = time.perf_counter()
+            for m in moduli:
+                accel.mulmod([1], [1], m)
+            ready[role] = time.perf_counter() - t0
+            print(f"{name} device for the {role} ready in {ready[role]:.1f} s "
+                  f"(a simulated kernel is built once per width and cached under build/sim)")
+        return accel, name
+    except BackendUnavailable as e:
+        if requested is not None:
+            raise
+        print(f"hefl demo: backend {name!r} unavailable for the {role} ({e}); falling back to "
+              f"'cpu' (pass --backend {name} to make this an error)", file=sys.stderr)
+        return _open_role(role, "cpu", default, opened, moduli, ready)
 
 
 def run(args):
@@ -143,11 +143,6 @@ def run(args):
 
     opened = {}
     try:
-        accel, backend = _open_backend(args.backend, opened)
-        client_accel, client_backend = _open_backend(
-            args.client_backend or DEFAULT_CLIENT_BACKEND, opened)
-        kh_accel, kh_backend = _open_backend(args.keyholder_backend or DEFAULT_KEYHOLDER_BACKEND,
-                                             opened)
         if args.key_bits is None:
             key_bits = DEFAULT_KEY_BITS
             print(f"key size: {key_bits}-bit Paillier (the default, DEFAULT_KEY_BITS in "
@@ -159,7 +154,9 @@ def run(args):
             key_bits = args.key_bits
             print(f"key size: {key_bits}-bit Paillier (--key-bits)")
         cfg = FedAvgConfig(
-            backend=backend, client_backend=client_backend, keyholder_backend=kh_backend,
+            backend=args.backend or DEFAULT_BACKEND,
+            client_backend=args.client_backend or DEFAULT_CLIENT_BACKEND,
+            keyholder_backend=args.keyholder_backend or DEFAULT_KEYHOLDER_BACKEND,
             key_bits=key_bits, clients=args.clients, rounds=args.rounds,
             dataset=args.dataset, model=args.model, local_epochs=args.local_epochs, lr=args.lr,
             batch_size=args.batch_size, seed=args.seed, drop_rate=args.drop_rate, beta=args.beta,
@@ -170,10 +167,17 @@ def run(args):
         t0 = time.perf_counter()
         keypair = generate_keypair(key_bits)
         t_key = time.perf_counter() - t0
-        print(f"key pair generated in {t_key:.2f} s; clients encrypt on {client_backend}, the "
-              f"aggregator multiplies on {backend}, the key holder decrypts on {kh_backend}")
-        t_ready = _warm_up({"aggregator": (accel, backend), "clients": (client_accel, client_backend),
-                  "keyholder": (kh_accel, kh_backend)}, keypair)
+        print(f"key pair generated in {t_key:.2f} s")
+        moduli, t_ready = _role_moduli(keypair), {}
+        accel, cfg.backend = _open_role("aggregator", args.backend, DEFAULT_BACKEND, opened,
+                                        moduli["aggregator"], t_ready)
+        client_accel, cfg.client_backend = _open_role(
+            "clients", args.client_backend, DEFAULT_CLIENT_BACKEND, opened, moduli["clients"], t_ready)
+        kh_accel, cfg.keyholder_backend = _open_role(
+            "keyholder", args.keyholder_backend, DEFAULT_KEYHOLDER_BACKEND, opened,
+            moduli["keyholder"], t_ready)
+        print(f"clients encrypt on {cfg.client_backend}, the aggregator multiplies on "
+              f"{cfg.backend}, the key holder decrypts on {cfg.keyholder_backend}")
         from tqdm import tqdm
         write = print if args.no_progress else tqdm.write
         fl_log = logging.getLogger("hefl.fedavg")
