@@ -328,3 +328,23 @@ def test_client_rejects_a_diverged_update(seed):
                n_classes=fd.n_classes, epochs=3, lr=1e305, batch_size=8, alpha=1.0)
     with pytest.raises(NonFiniteUpdateError, match="client 0: update holds"):
         c.train(np.zeros(fd.n_features * fd.n_classes + fd.n_classes), np.random.default_rng(seed))
+
+
+def test_keyholder_checks_the_aggregate_metadata(cpu, keypair):
+    from hefl.encoding import Encoder
+    from hefl.errors import EncodingError
+    from hefl.fedavg.keyholder import KeyHolder
+    pub, priv = keypair
+    enc = Encoder(plaintext_bits=pub.n.bit_length() - 1, alpha=1.0, value_bits=16, guard_bits=4)
+    other = Encoder(plaintext_bits=pub.n.bit_length() - 1, alpha=0.5, value_bits=16, guard_bits=4)
+    kh = KeyHolder(pub, priv, cpu, enc)
+    he = Paillier(pub, priv, cpu)
+    x = np.array([0.25, -0.5, 0.125])
+    good = he.encrypt(enc.encode(x), meta={"encoding": enc.params.to_dict(), "length": 3})
+    assert np.allclose(kh.mean_update(he.aggregate([good, good]), 3, 2, 0.5), 2 * x / 0.5,
+                       atol=kh.error_bound(2, 0.5))
+    wrong = he.encrypt(other.encode(x), meta={"encoding": other.params.to_dict(), "length": 3})
+    with pytest.raises(EncodingError, match="encoded with"):
+        kh.mean_update(wrong, 3, 1, 1.0)
+    with pytest.raises(EncodingError, match="carries 3 values"):
+        kh.mean_update(good, 4, 1, 1.0)

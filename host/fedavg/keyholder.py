@@ -65,6 +65,15 @@ class KeyHolder:
         """
         if not weight_sum > 0:
             raise EncodingError(f"weight sum must be positive, not {weight_sum!r}")
+        # The aggregate keeps the metadata all its inputs agreed on: the
+        # encoding and length it carries must be the ones decoded with here.
+        meta = getattr(cipher, "meta", None) or {}
+        mine = self.encoder.params.to_dict()
+        if "encoding" in meta and meta["encoding"] != mine:
+            raise EncodingError(f"the aggregate was encoded with {meta['encoding']}, "
+                                f"the key holder decodes with {mine}")
+        if "length" in meta and meta["length"] != length:
+            raise EncodingError(f"the aggregate carries {meta['length']} values, expected {length}")
         plaintexts = self.he.decrypt(cipher)
         try:
             total = self.encoder.decode(plaintexts, length, summands, modulus=self.modulus)
