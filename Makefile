@@ -22,7 +22,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,flower]'
 	touch $@
 
 ## test: the whole regression (golden models, Amaranth, cocotb/Verilator, host, FL)
@@ -39,7 +39,7 @@ demo: setup
 
 ## demo-flower: the same FedAvg across processes on Flower (SuperLink + 3 SuperNodes on 127.0.0.1)
 demo-flower: setup
-	$(BIN)/python -c 'import flwr' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,flower]' && $(BIN)/hefl flower --out $(BUILD)/flower
+	$(BIN)/hefl flower --out $(BUILD)/flower
 
 ## hw-report: cycle counts and resource reports for the hardware cores
 hw-report: setup
