@@ -7,7 +7,8 @@ the ap_ctrl_hs handshake and interrupt, a batch larger than the on-chip
 queues, malformed descriptors and AXI error responses, all with random AXI
 stalls; auto_restart; and the kernel's cycle overhead over the engine's exact
 cycle model. A second build
-at a wider bus (DW = 256) runs the same bench to cover beat/limb packing.
+at the Alveo bus width (DW = 512, eight limbs per beat) runs the same bench
+to cover beat/limb packing and partial-beat writes.
 """
 
 import json
@@ -46,7 +47,7 @@ def pch_fix(monkeypatch):
 @pytest.mark.sim
 @pytest.mark.parametrize("data_bits,big_batch", [
     pytest.param(64, 24, id="dw64"),
-    pytest.param(256, 12, id="dw256", marks=pytest.mark.slow),
+    pytest.param(512, 12, id="dw512", marks=pytest.mark.slow),
 ])
 def test_kernel_cocotb(data_bits, big_batch, seed, pch_fix):
     v, cfg, build = kernel_config(SMALL, data_bits)
