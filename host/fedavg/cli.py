@@ -69,7 +69,8 @@ def add_arguments(parser):
     f.add_argument("--beta", type=float, default=_D.beta,
                    help="Dirichlet label-skew concentration (smaller: more non-IID)")
     f.add_argument("--drop-rate", type=float, default=_D.drop_rate,
-                   help="probability that a client drops out of a round")
+                   help="probability that a client drops out mid-round (its upload is lost after "
+                        "it encrypted)")
     e = parser.add_argument_group("encoding")
     e.add_argument("--alpha", type=float, default=_D.alpha, help="clipping bound of the weighted update")
     e.add_argument("--value-bits", type=int, default=_D.value_bits, help="quantised value width")

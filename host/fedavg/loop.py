@@ -2,12 +2,15 @@
 
 One round, for the encrypted (HE) run:
 
-1. each client drops out with probability ``drop_rate`` (seeded per round);
-2. every remaining client trains ``local_epochs`` epochs from the HE global
-   model and produces ``w_k·(θ_local − θ)`` clipped to ``[-alpha, alpha]``
+1. every client trains ``local_epochs`` epochs from the HE global model and
+   produces ``w_k·(θ_local − θ)`` clipped to ``[-alpha, alpha]``
    (``w_k = n_k / N``, :mod:`hefl.fedavg.client`); a client whose update is
    not finite is skipped;
-3. each encodes, packs and encrypts its update and uploads the bytes;
+2. each encodes, packs and encrypts its update and uploads the bytes;
+3. each client drops out with probability ``drop_rate`` (seeded per round)
+   mid-round: after it has encrypted, its upload never arrives. Its weight
+   was already folded into its own update only, so the others' ciphertexts
+   stay valid and nobody has to redo anything;
 4. the aggregator, holding only the public key, validates every upload,
    excludes the bad ones and multiplies the rest (``product`` jobs);
 5. the key holder decrypts, unpacks and divides by ``Σ w_k`` over the
@@ -251,14 +254,13 @@ def run_fedavg(cfg, *, accel, keypair, client_accel=None, keyholder_accel=None, 
         drop_rng = np.random.default_rng([cfg.seed, rnd, 0xD209])
         draws = drop_rng.random(cfg.clients)
         dropped = [k for k in range(cfg.clients) if draws[k] < cfg.drop_rate]
-        active = [k for k in range(cfg.clients) if k not in dropped]
         cyc0 = _cycles(accels)
         theta = he_model.get_params()
 
         # --- local training (HE run) ------------------------------------
         t0 = time.perf_counter()
         results, skipped = {}, {}
-        for k in active:
+        for k in range(cfg.clients):
             try:
                 results[k] = clients[k].train(theta, np.random.default_rng([cfg.seed, rnd, k]),
                                               poison_nan=k in cfg.nan_clients)
@@ -281,6 +283,8 @@ def run_fedavg(cfg, *, accel, keypair, client_accel=None, keyholder_accel=None, 
         t_enc = time.perf_counter() - t0
         cyc_enc = _cycles(accels)
         bytes_up = max((len(b) for b in uploads.values()), default=0)
+        # Drop-outs lose their upload on the way: the aggregator never sees it.
+        uploads = {k: b for k, b in uploads.items() if k not in dropped}
 
         # --- aggregation without the key ----------------------------------
         t0 = time.perf_counter()
