@@ -26,7 +26,8 @@ def _garble(text):
         raise FlowerConfigError(f"--garble wants PARTITION:ROUND[:MODE], not {text!r}") from None
     mode = parts[2] if len(parts) == 3 else "truncate"
     if mode not in _GARBLE_MODES:
-        raise FlowerConfigError(f"garble mode must be one of {', '.join(_GARBLE_MODES)}, not {mode!r}")
+        raise FlowerConfigError(
+            f"garble mode must be one of {', '.join(_GARBLE_MODES)}, not {mode!r}")
     return part, (rnd, mode)
 
 

@@ -18,8 +18,9 @@ On a **train** message the ClientApp
 3. trains locally (:mod:`hefl.fedavg.model`, seeded batch order);
 4. clips ``w_k·θ_k`` to ``[-alpha, alpha]``, encodes and packs it
    (:class:`hefl.encoding.Encoder`) and encrypts it on the node's
-   Accelerator (``client-backend`` of the run config); the reply carries the bytes (``hefl-update``), the sample
-   count and, in reference mode only, the clipped model in the clear.
+   Accelerator (``client-backend`` of the run config); the reply carries
+   the bytes (``hefl-update``), the sample count and, in reference mode
+   only, the clipped model in the clear.
 
 Before training it also tests the model it decrypted (the previous round's
 global model) on the held-out test set and reports that in the train

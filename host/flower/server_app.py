@@ -4,9 +4,11 @@ Run config keys (defaults in :data:`hefl.flower.protocol.RUN_DEFAULTS` and
 ``host/flower/app/pyproject.toml``): ``public-key`` (path of the public key;
 the server reads nothing else of the key), ``num-server-rounds``,
 ``num-clients`` (Flower waits for that many SuperNodes and samples all of
-them for training), ``evaluate-nodes`` (how many key holders evaluate), ``backend`` (hefl Accelerator for the ciphertext products, the card a
-server would hold), ``client-backend`` (the clients' accelerator), the
-dataset, model and encoding settings forwarded to the clients, and
+them for training), ``evaluate-nodes`` (how many key holders evaluate the
+final model), ``backend`` (hefl Accelerator for the ciphertext products,
+the card a server would hold), ``client-backend`` (the clients'
+accelerator), the dataset, model and encoding settings forwarded to the
+clients, and
 ``out-dir``: where ``server.json`` (per-round history) and the per-round
 encrypted sums are written.
 """
@@ -70,7 +72,8 @@ def main(grid: Grid, context: Context) -> None:
     # first use), so round 1's aggregation time is the aggregation's.
     t0 = time.perf_counter()
     accel.mulmod([1], [1], pub.n2)
-    log(INFO, "hefl: %s accelerator ready for n² in %.1f s", s["backend"], time.perf_counter() - t0)
+    log(INFO, "hefl: %s accelerator ready for n² in %.1f s", s["backend"],
+        time.perf_counter() - t0)
     strategy = HomomorphicFedAvg(
         public_key=pub, accel=accel, encoder=encoder, model_size=model.size,
         total_examples=int(s["total-examples"]), num_rounds=int(s["num-server-rounds"]),

@@ -149,7 +149,8 @@ class HomomorphicFedAvg(FedAvg):
             content = msg.content
             rec = content.config_records.get(UPDATE)
             if rec is None or "ciphertext" not in rec:
-                self._exclude(excluded, server_round, node, f"reply has no {UPDATE!r} ciphertext record")
+                self._exclude(excluded, server_round, node,
+                              f"reply has no {UPDATE!r} ciphertext record")
                 continue
             metrics = next(iter(content.metric_records.values()), {})
             n = metrics.get(NUM_EXAMPLES)
