@@ -40,7 +40,7 @@ from .axi_master import AxiMaster, axi4_members
 from .axil_ctrl import AxilCtrl, axil_members
 from .regmap import LAYOUT, REGMAP
 
-__all__ = ["Kernel", "KERNEL_NAME", "kernel_verilog"]
+__all__ = ["Kernel", "KERNEL_NAME", "kernel_verilog", "ceil_div_const"]
 
 #: Verilog module name of the top (Vitis RTL kernel name).
 KERNEL_NAME = "hefl_kernel"
@@ -189,13 +189,16 @@ class Kernel(wiring.Component):
         tagf, opf, countf = (LAYOUT.job_field(n) for n in ("tag", "op", "count"))
 
         limb = mem.rd_data.payload
-        l_op = limb[opf.lsb:opf.lsb + opf.width]
-        l_tag = limb[tagf.lsb:tagf.lsb + tagf.width]
-        l_count = limb[countf.lsb:countf.lsb + countf.width]
-        n_ops = Signal(range(s * ((1 << 16) - 1) + 1))
+        # Job header decode, one register stage after the limb arrives so the
+        # checks below start from flops, not from the AXI read path.
+        job_hdr = Signal(LIMB)
+        l_op = job_hdr[opf.lsb:opf.lsb + opf.width]
+        l_tag = job_hdr[tagf.lsb:tagf.lsb + tagf.width]
+        l_count = job_hdr[countf.lsb:countf.lsb + countf.width]
+        n_ops = Signal(range(s * ((1 << countf.width) - 1) + 1))
         with m.Switch(l_op):
             with m.Case(op_powmod):
-                m.d.comb += n_ops.eq(s + (l_count + (w - 1)) // w)
+                m.d.comb += n_ops.eq(s + ceil_div_const(l_count, w, countf.width))
             with m.Case(op_mulmod):
                 m.d.comb += n_ops.eq(2 * s)
             with m.Default():
@@ -206,6 +209,9 @@ class Kernel(wiring.Component):
             | ((l_op == op_powmod) & (l_count > self._x))
             | ((l_op == op_mulmod) & (l_count != 2))
             | ((l_op == op_product) & (l_count == 0)))
+        # Second stage: the job's operand count and validity, registered.
+        job_n_ops = Signal.like(n_ops)
+        job_bad = Signal()
 
         ap_idle = Signal()
         m.d.comb += ctrl.ctrl_ap_idle.eq(ap_idle)
@@ -281,19 +287,25 @@ class Kernel(wiring.Component):
                 with m.Else():
                     m.d.comb += mem.rd_data.ready.eq(1)
                     with m.If(mem.rd_data.valid):
-                        with m.If(bad_job):
-                            m.d.comb += mem.rd_abort.eq(1)
-                            m.d.sync += status.eq(status | flag("bad_job"))
-                            m.next = "DRAIN"
-                        with m.Elif(consumed + 1 + n_ops > stream_limbs):
-                            m.d.comb += mem.rd_abort.eq(1)
-                            m.d.sync += status.eq(status | flag("stream_length"))
-                            m.next = "DRAIN"
-                        with m.Else():
-                            m.d.sync += [job_op.eq(l_op), job_tag.eq(l_tag), job_count.eq(l_count),
-                                         job_left.eq(n_ops), job_first.eq(1),
-                                         consumed.eq(consumed + 1 + n_ops)]
-                            m.next = "JOB_DATA"
+                        m.d.sync += job_hdr.eq(limb)
+                        m.next = "JOB_DEC"
+            with m.State("JOB_DEC"):
+                m.d.sync += [job_n_ops.eq(n_ops), job_bad.eq(bad_job)]
+                m.next = "JOB_CHK"
+            with m.State("JOB_CHK"):
+                with m.If(job_bad):
+                    m.d.comb += mem.rd_abort.eq(1)
+                    m.d.sync += status.eq(status | flag("bad_job"))
+                    m.next = "DRAIN"
+                with m.Elif(consumed + 1 + job_n_ops > stream_limbs):
+                    m.d.comb += mem.rd_abort.eq(1)
+                    m.d.sync += status.eq(status | flag("stream_length"))
+                    m.next = "DRAIN"
+                with m.Else():
+                    m.d.sync += [job_op.eq(l_op), job_tag.eq(l_tag), job_count.eq(l_count),
+                                 job_left.eq(job_n_ops), job_first.eq(1),
+                                 consumed.eq(consumed + 1 + job_n_ops)]
+                    m.next = "JOB_DATA"
             with m.State("JOB_DATA"):
                 isp = eng.i_stream
                 m.d.comb += [
@@ -364,6 +376,24 @@ class Kernel(wiring.Component):
                 with m.If(res_left == 1):
                     m.d.sync += [rp_busy.eq(0), jobs_done.eq(jobs_done + 1)]
         return m
+
+
+def ceil_div_const(value, divisor, value_bits):
+    """``ceil(value / divisor)`` for an unsigned ``value_bits``-bit signal and a constant.
+
+    A multiply by a fixed-point reciprocal and a shift instead of a divider
+    (a combinational divider by 51 would be a long path at 300 MHz). The
+    reciprocal is chosen, and checked exhaustively here, so the result is
+    exact for every ``value`` below ``2^value_bits``.
+    """
+    if divisor & (divisor - 1) == 0:
+        return (value + divisor - 1) >> (divisor.bit_length() - 1)
+    top = (1 << value_bits) - 1 + divisor - 1
+    for shift in range(top.bit_length(), 3 * top.bit_length() + 8):
+        recip = -(-(1 << shift) // divisor)
+        if all((x * recip) >> shift == x // divisor for x in range(top + 1)):
+            return ((value + (divisor - 1)) * recip) >> shift
+    raise ValueError(f"No exact reciprocal for division by {divisor}")  # pragma: no cover
 
 
 def kernel_verilog(*, out_dir=None, name=KERNEL_NAME, **params):
