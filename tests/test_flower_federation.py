@@ -1,8 +1,9 @@
 """Encrypted FedAvg on a real Flower deployment (SuperLink + 3 SuperNodes).
 
 One federation run (module fixture, 512-bit key, cpu backend, 2 rounds) in
-which SuperNode 1 truncates its upload in round 2. The tests then check,
-independently of the code under test:
+which SuperNode 2's local model turns NaN in round 1 (its ClientApp must
+refuse to encrypt it) and SuperNode 1 truncates its upload in round 2. The
+tests then check, independently of the code under test:
 
 * the encrypted sum of each round, decrypted here with the private key,
   equals FedAvg of the clients' clipped local models *recomputed here*
@@ -10,7 +11,7 @@ independently of the code under test:
   and Flower's own plaintext FedAvg of the same replies (the reference the
   strategy computed with ``aggregate_arrayrecords``) equals it to float
   precision;
-* the garbled client is excluded with a logged reason and the round still
+* each faulty client is excluded with a logged reason and its round still
   completes with the other two;
 * report.json holds what ``make demo-flower`` promises, and no Flower
   process outlives the run.
@@ -38,6 +39,8 @@ ROUNDS = 2
 CLIENTS = 3
 GARBLED = 1          # partition that truncates its upload ...
 GARBLE_ROUND = 2     # ... in this round
+NAN = 2              # partition whose update turns NaN ...
+NAN_ROUND = 1        # ... in this round
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +55,7 @@ def run(tmp_path_factory):
     flkeys.write_keypair(out / "keys", pub, priv)
     cfg = FlowerRun(out=out, clients=CLIENTS, rounds=ROUNDS, key_bits=512, backend="cpu",
                     seed=seed, timeout=240.0, keys=out / "keys",
-                    garble={GARBLED: (GARBLE_ROUND, "truncate")})
+                    garble={GARBLED: (GARBLE_ROUND, "truncate")}, nan={NAN: NAN_ROUND})
     report = run_flower(cfg)
     return report, out, (pub, priv), seed
 
@@ -127,7 +130,6 @@ def test_encrypted_aggregate_matches_flower_fedavg(run):
 def test_garbled_client_excluded_round_completes(run):
     report, out, _, _ = run
     rounds = {r["round"]: r for r in report["rounds"]}
-    assert rounds[1]["excluded"] == {} and rounds[1]["summands"] == CLIENTS
     bad = rounds[GARBLE_ROUND]
     assert len(bad["excluded"]) == 1
     (node, reason), = bad["excluded"].items()
@@ -182,3 +184,15 @@ def test_timeout_stops_every_process(tmp_path):
     with pytest.raises(FlowerRunError, match="did not finish"):
         run_flower(cfg)
     assert _processes_with(f"FLWR_HOME={tmp_path / 'flwr-home'}".encode()) == []
+
+
+def test_nan_update_refused_by_client_and_excluded(run):
+    report, out, _, _ = run
+    r = {x["round"]: x for x in report["rounds"]}[NAN_ROUND]
+    assert len(r["excluded"]) == 1 and r["summands"] == CLIENTS - 1
+    (node, reason), = r["excluded"].items()
+    # The ClientApp raised before encrypting; Flower carried the error back.
+    assert reason.startswith("client error") and "NonFiniteUpdateError" in reason
+    assert sorted(r["partition_ids"][str(n)] for n in r["included"]) == \
+        [k for k in range(CLIENTS) if k != NAN]
+    assert f"node {node} excluded: client error" in (out / "logs" / "flwr-run.log").read_text()

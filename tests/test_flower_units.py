@@ -14,9 +14,9 @@ pytest.importorskip("flwr", reason="needs the flower extra: pip install -e '.[de
 
 from hefl.errors import FlowerConfigError, KeyMismatchError  # noqa: E402
 from hefl.flower import keys as flkeys  # noqa: E402
-from hefl.flower.cli import _garble  # noqa: E402
+from hefl.flower.cli import _garble, _nan  # noqa: E402
 from hefl.flower.launch import APP_DIR, _last_exception, _toml_value  # noqa: E402
-from hefl.flower.protocol import RUN_DEFAULTS, TRAIN_KEYS, garble_spec  # noqa: E402
+from hefl.flower.protocol import RUN_DEFAULTS, TRAIN_KEYS, garble_spec, nan_round  # noqa: E402
 from hefl.flower.server_app import run_settings  # noqa: E402
 from hefl.paillier import generate_keypair  # noqa: E402
 
@@ -68,6 +68,10 @@ def test_garble_options():
             _garble(bad)
     assert garble_spec({}) is None
     assert garble_spec({"garble-round": 2, "garble-mode": "zero"}) == (2, "zero")
+    assert _nan("2:1") == (2, 1)
+    with pytest.raises(FlowerConfigError):
+        _nan("2")
+    assert nan_round({}) is None and nan_round({"nan-round": 3}) == 3
 
 
 def test_last_exception_of_a_log(tmp_path):

@@ -31,6 +31,14 @@ def _garble(text):
     return part, (rnd, mode)
 
 
+def _nan(text):
+    try:
+        part, rnd = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise FlowerConfigError(f"--nan wants PARTITION:ROUND, not {text!r}") from None
+    return part, rnd
+
+
 def add_arguments(parser):
     """Options of ``hefl flower``."""
     parser.add_argument("--out", type=Path, default=Path("build/flower"),
@@ -53,6 +61,8 @@ def add_arguments(parser):
                         help="do not send plaintext models for Flower's reference FedAvg")
     parser.add_argument("--garble", action="append", default=[], metavar="PARTITION:ROUND[:MODE]",
                         help="that node corrupts its upload in that round (fault injection)")
+    parser.add_argument("--nan", action="append", default=[], metavar="PARTITION:ROUND",
+                        help="that node's update turns NaN in that round (fault injection)")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds for the whole Flower run (default 600)")
 
@@ -66,14 +76,15 @@ def run(args):
     if args.clients < 1 or args.rounds < 1:
         raise FlowerConfigError("--clients and --rounds must be at least 1")
     garble = dict(_garble(g) for g in args.garble)
-    for part in garble:
+    nan = dict(_nan(g) for g in args.nan)
+    for part in list(garble) + list(nan):
         if not 0 <= part < args.clients:
             raise FlowerConfigError(f"--garble partition {part} is not in 0..{args.clients - 1}")
     cfg = FlowerRun(out=args.out, clients=args.clients, rounds=args.rounds,
                     key_bits=args.key_bits, backend=args.backend,
                     client_backend=args.client_backend, dataset=args.dataset,
                     local_epochs=args.local_epochs, seed=args.seed,
-                    reference=not args.no_reference, timeout=args.timeout, garble=garble,
+                    reference=not args.no_reference, timeout=args.timeout, garble=garble, nan=nan,
                     keys=args.keys)
     run_flower(cfg)
     return 0

@@ -29,9 +29,11 @@ round; an evaluate message gets the same metrics (:meth:`Party.test`:
 accuracy and loss, and in reference mode those of Flower's plaintext FedAvg
 model plus the largest difference between the two).
 
-``garble-round`` / ``garble-mode`` in the node config make the node corrupt
-its upload in that round (:func:`hefl.flower.protocol.garble_spec`), to exercise the
-server's exclusion path.
+``nan-round`` in the node config makes the node's local model NaN in that
+round (it must refuse to encrypt; :func:`hefl.flower.protocol.nan_round`);
+``garble-round`` / ``garble-mode`` make it corrupt its upload in that round
+(:func:`hefl.flower.protocol.garble_spec`). Both exercise the server's
+exclusion path.
 """
 
 import numpy as np
@@ -47,7 +49,7 @@ from ..fedavg.keyholder import KeyHolder
 from ..fedavg.model import make_model
 from ..paillier import CipherVector, Paillier
 from .keys import node_keypair
-from .protocol import GLOBAL, NUM_EXAMPLES, THETA, UPDATE, garble_spec
+from .protocol import GLOBAL, NUM_EXAMPLES, THETA, UPDATE, garble_spec, nan_round
 
 __all__ = ["app", "Party"]
 
@@ -138,8 +140,16 @@ class Party:
             out["plaintext-loss"] = m.loss(x, y)
         return out
 
-    def fit(self, theta, server_round):
-        """Local SGD from ``theta``; returns the clipped ``w_k·θ_k`` and counts."""
+    def fit(self, theta, server_round, poison=False):
+        """Local SGD from ``theta``; returns the clipped ``w_k·θ_k`` and counts.
+
+        ``poison`` plants a NaN (fault injection, :func:`~hefl.flower.protocol.nan_round`).
+
+        Raises
+        ------
+        NonFiniteUpdateError
+            The local model is not finite; nothing is encrypted.
+        """
         m = self.model
         m.set_params(theta)
         rng = np.random.default_rng([int(self.config["seed"]), self.partition, server_round])
@@ -148,6 +158,8 @@ class Party:
                            lr=float(self.config["lr"]), batch_size=int(self.config["batch-size"]),
                            rng=rng)
             scaled = self.weight * m.get_params()
+        if poison:
+            scaled[len(scaled) // 2] = np.nan
         bad = ~np.isfinite(scaled)
         if bad.any():
             raise NonFiniteUpdateError(
@@ -180,7 +192,8 @@ def train(msg: Message, context: Context) -> Message:
         # The model this node just decrypted is the last round's global
         # model: test it here, which saves Flower an evaluate exchange.
         metrics = party.test(theta, bound, msg.content, bool(config["reference"]))
-        scaled, clipped, loss = party.fit(theta, server_round)
+        poison = nan_round(context.node_config) == server_round
+        scaled, clipped, loss = party.fit(theta, server_round, poison=poison)
         data = party.encrypt(scaled, server_round, int(context.node_id))
     finally:
         party.close()

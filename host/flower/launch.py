@@ -279,6 +279,7 @@ class FlowerRun:
     reference: bool = True
     timeout: float = 600.0
     garble: dict = field(default_factory=dict)    # partition -> (round, mode)
+    nan: dict = field(default_factory=dict)       # partition -> round
     keys: Path = None                             # reuse a key directory
 
 
@@ -344,6 +345,8 @@ def run_flower(cfg, echo=print):
         nc = {"partition-id": i, "num-partitions": cfg.clients, "key-dir": str(key_dir)}
         if i in cfg.garble:
             nc["garble-round"], nc["garble-mode"] = cfg.garble[i]
+        if i in cfg.nan:
+            nc["nan-round"] = cfg.nan[i]
         node_configs.append(nc)
     run_config = {
         "num-server-rounds": cfg.rounds, "num-clients": cfg.clients, "dataset": cfg.dataset,

@@ -39,7 +39,7 @@ it defeats the purpose of the encryption and is logged as such.
 
 __all__ = [
     "UPDATE", "GLOBAL", "THETA", "NUM_EXAMPLES", "TRAIN_KEYS", "RUN_DEFAULTS",
-    "garble_spec",
+    "garble_spec", "nan_round",
 ]
 
 #: client → server: the encrypted contribution
@@ -97,3 +97,15 @@ def garble_spec(node_config):
     if rnd is None:
         return None
     return int(rnd), str(node_config.get("garble-mode", "truncate"))
+
+
+def nan_round(node_config):
+    """Fault injection: the round in which this node's update turns NaN, or ``None``.
+
+    ``--node-config 'nan-round=1'`` plants a NaN in the node's local model
+    in round 1, as a diverged training run would; the ClientApp must refuse
+    to encrypt it (:class:`~hefl.errors.NonFiniteUpdateError`), Flower
+    returns the error to the server, and the server excludes the node.
+    """
+    rnd = node_config.get("nan-round")
+    return None if rnd is None else int(rnd)
