@@ -39,10 +39,21 @@ def add_arguments(parser):
     parser.add_argument("--product-k", type=int, default=3)
     parser.add_argument("--powmod-jobs", type=int, default=4,
                         help="r^n mod n² jobs (each costs millions of simulated cycles)")
+    parser.add_argument("--passes", type=int, default=3,
+                        help="repeat each batch; the best pass is reported (buffers are "
+                             "allocated in the first, and the machine is shared)")
     parser.add_argument("--seed", type=int, default=None)
 
 
-def _measure(acc, dev, label, call, want):
+def _measure(acc, dev, label, call, want, passes):
+    runs = [_measure_once(acc, dev, label, call, want) for _ in range(max(1, passes))]
+    best = min(runs, key=lambda r: r["overhead_us_per_job"])
+    best["passes"] = len(runs)
+    best["overhead_us_per_job_all_passes"] = [r["overhead_us_per_job"] for r in runs]
+    return best
+
+
+def _measure_once(acc, dev, label, call, want):
     before = dict(dev.stats["host_s"])
     b0, c0 = dev.stats["batches"], dev.stats["cycles"]
     t = time.perf_counter()
@@ -85,7 +96,7 @@ def run(args):
     a = [rng.randrange(1, n2) for _ in range(args.mulmod_jobs)]
     b = [rng.randrange(1, n2) for _ in range(args.mulmod_jobs)]
     results["mulmod"] = _measure(acc, dev, "mulmod", lambda: acc.mulmod(a, b, n2),
-                                 [int(gmpy2.mpz(x) * y % n2) for x, y in zip(a, b)])
+                                 [int(gmpy2.mpz(x) * y % n2) for x, y in zip(a, b)], args.passes)
 
     groups = [[rng.randrange(1, n2) for _ in range(args.product_k)] for _ in range(args.product_jobs)]
     want = []
@@ -94,11 +105,11 @@ def run(args):
         for x in g:
             p = p * x % n2
         want.append(int(p))
-    results["product"] = _measure(acc, dev, "product", lambda: acc.product(groups, n2), want)
+    results["product"] = _measure(acc, dev, "product", lambda: acc.product(groups, n2), want, args.passes)
 
     rs = [rng.randrange(1, n) for _ in range(args.powmod_jobs)]
     results["powmod"] = _measure(acc, dev, "powmod", lambda: acc.powmod(rs, [n] * len(rs), n2),
-                                 [int(gmpy2.powmod(r, n, n2)) for r in rs])
+                                 [int(gmpy2.powmod(r, n, n2)) for r in rs], 1)
     acc.close()
 
     print(f"{'op':<8} {'jobs':>6} {'overhead us/job':>16} " + " ".join(f"{p:>10}" for p in _PHASES)
@@ -109,7 +120,8 @@ def run(args):
               + f" {r['kernel_cycles_per_job']:>15,.0f}")
     report = {"seed": seed, "key_bits": bits, "modulus_bits": n2.bit_length(), "kernel": params,
               "transport": "sim", "ops": results,
-              "note": "host seconds per job in the driver's phases (descriptor + packing + sync); "
+              "note": "host seconds per job in the driver's phases (descriptor + packing + sync), best of "
+                      "--passes (powmod: one pass, its device time dominates); "
                       "device run time excluded (it is the kernel's); sync on the sim transport "
                       "is a ctypes copy into the model's memory, on XRT a PCIe DMA"}
     if args.json:

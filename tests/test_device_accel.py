@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim" / "harness"))
 from standin_kernel import standin_library  # noqa: E402
 
 
-@pytest.mark.parametrize("w", [17, 32, 51, 64])
+@pytest.mark.parametrize("w", [1, 7, 17, 32, 51, 57, 58, 63, 64])
 def test_pack_words_matches_golden(rng, w):
     s = 7
     vals = [0, 1, (1 << (w * s)) - 1] + [rng.getrandbits(rng.randrange(1, w * s + 1)) for _ in range(40)]

@@ -87,10 +87,19 @@ def pack_words(values, word_bits, words):
         return np.zeros((0, words), dtype=np.uint64)
     if w in (8, 16, 32, 64):
         return np.frombuffer(raw, dtype=f"<u{w // 8}").reshape(n, words).astype(np.uint64)
-    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8).reshape(n, nbytes), axis=1,
-                         bitorder="little")
-    if bits[:, w * words:].any():
+    byts = np.frombuffer(raw, dtype=np.uint8).reshape(n, nbytes)
+    if w * words % 8 and (byts[:, -1] >> (w * words % 8)).any():
         raise OperandRangeError(f"a value does not fit {words} words of {w} bits")
+    if w <= _LIMB - 7:
+        # Word j starts at bit w·j: load the 8 bytes from its first byte and
+        # shift by the bit offset (w + 7 <= 64 bits, so one load holds it).
+        off = np.arange(words, dtype=np.int64) * w
+        pad = np.zeros((n, nbytes + 8), dtype=np.uint8)
+        pad[:, :nbytes] = byts
+        idx = (off // 8)[:, None] + np.arange(8)
+        load = pad[:, idx].reshape(n, words, 8).copy().view("<u8").reshape(n, words)
+        return (load >> (off % 8).astype(np.uint64)) & np.uint64((1 << w) - 1)
+    bits = np.unpackbits(byts, axis=1, bitorder="little")
     wide = np.zeros((n, words, _LIMB), dtype=np.uint8)
     wide[:, :, :w] = bits[:, :w * words].reshape(n, words, w)
     return np.packbits(wide, axis=2, bitorder="little").view("<u8").reshape(n, words)
@@ -115,6 +124,17 @@ def unpack_words(limbs, word_bits):
         raw = limbs.astype(f"<u{w // 8}").tobytes()
         step = words * w // 8
         return [int.from_bytes(raw[i * step:(i + 1) * step], "little") for i in range(n)]
+    nbytes = -(-w * words // 8)
+    if w <= _LIMB - 7:
+        # Inverse of the load in pack_words: OR each word, shifted by its bit
+        # offset, into the 8 bytes from its first byte (one word at a time,
+        # all values at once; neighbours overlap only in the shared byte).
+        out = np.zeros((n, nbytes + 8), dtype=np.uint8)
+        for j in range(words):
+            o = w * j
+            shifted = (limbs[:, j] << np.uint64(o % 8)).astype("<u8")
+            out[:, o // 8:o // 8 + 8] |= shifted.view(np.uint8).reshape(n, 8)
+        return [int.from_bytes(out[i, :nbytes].tobytes(), "little") for i in range(n)]
     bits = np.unpackbits(limbs.astype("<u8").view(np.uint8).reshape(n, words, _LIMB_BYTES),
                          axis=2, bitorder="little")[:, :, :w].reshape(n, words * w)
     raw = np.packbits(bits, axis=1, bitorder="little")
@@ -203,11 +223,18 @@ class DeviceAccelerator(Accelerator):
         self._verify("powmod", (bases, exps), out, modulus)
         return out
 
+    def _pack(self, values, words):
+        """:func:`pack_words` with the hardware's word width, timed as ``pack``."""
+        t = time.perf_counter()
+        out = pack_words(values, self.hw.word_bits, words)
+        self.stats["host_s"]["pack"] += time.perf_counter() - t
+        return out
+
     def _powmod_direct(self, bases, exps, c):
         count = self.declared_exp_bits(max(e.bit_length() for e in exps))
-        w, s = self.hw.word_bits, self.hw.words
-        elimbs = -(-count // w)
-        body = np.concatenate([pack_words(bases, w, s), pack_words(exps, w, elimbs)], axis=1)
+        s = self.hw.words
+        elimbs = -(-count // self.hw.word_bits)
+        body = np.concatenate([self._pack(bases, s), self._pack(exps, elimbs)], axis=1)
         return self._run_uniform(_POWMOD, count, body, c)
 
     def _powmod_split(self, bases, exps, c, longest):
@@ -238,8 +265,8 @@ class DeviceAccelerator(Accelerator):
         return out
 
     def _mulmod_direct(self, a, b, c):
-        w, s = self.hw.word_bits, self.hw.words
-        body = np.concatenate([pack_words(a, w, s), pack_words(b, w, s)], axis=1)
+        s = self.hw.words
+        body = np.concatenate([self._pack(a, s), self._pack(b, s)], axis=1)
         return self._run_uniform(_MULMOD, 2, body, c)
 
     def _product(self, groups, modulus):
@@ -249,7 +276,7 @@ class DeviceAccelerator(Accelerator):
         return out
 
     def _product_direct(self, groups, c):
-        w, s = self.hw.word_bits, self.hw.words
+        s = self.hw.words
         # The count field bounds K; longer groups are reduced in chunks first.
         while any(len(g) > _COUNT_MAX for g in groups):
             chunks, where = [], []
@@ -267,8 +294,8 @@ class DeviceAccelerator(Accelerator):
             # The usual aggregation: every slot has K factors, one dense block.
             k = ks.pop()
             flat = [x for g in groups for x in g]
-            return self._run_uniform(_PRODUCT, k, pack_words(flat, w, s).reshape(len(groups), k * s), c)
-        jobs = [(_PRODUCT, len(g), pack_words(g, w, s).reshape(-1)) for g in groups]
+            return self._run_uniform(_PRODUCT, k, self._pack(flat, s).reshape(len(groups), k * s), c)
+        jobs = [(_PRODUCT, len(g), self._pack(g, s).reshape(-1)) for g in groups]
         return self._run_jobs(jobs, c)
 
     # --- batches -----------------------------------------------------------
