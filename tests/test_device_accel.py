@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim" / "harness"))
 from standin_kernel import standin_library  # noqa: E402
 
 
+pytestmark = pytest.mark.sim     # builds and runs a Verilator model
+
 @pytest.mark.parametrize("w", [1, 7, 17, 32, 51, 57, 58, 63, 64])
 def test_pack_words_matches_golden(rng, w):
     s = 7

@@ -2,8 +2,12 @@
 
 import json
 
+import pytest
+
 from hefl.cli import main
 from hefl.sim_cli import DEFAULT_PLAN
+
+pytestmark = pytest.mark.sim     # builds and runs a Verilator model
 
 
 def test_hefl_sim_writes_report(tmp_path, seed, capsys):

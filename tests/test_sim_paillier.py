@@ -18,6 +18,8 @@ from hefl.errors import (DeviceTimeout, ModulusError, OperandRangeError, Verific
 from hefl.hw.regmap import LAYOUT
 from hefl.paillier import Paillier, generate_keypair
 
+pytestmark = pytest.mark.sim     # builds and runs a Verilator model
+
 KEY_BITS = 112          # n² of 224 bits: the 256-bit simulated kernel
 
 

@@ -23,6 +23,8 @@ from hefl.transport.sim_build import build_sim_library
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim" / "harness"))
 from standin_kernel import standin_library, write_standin  # noqa: E402
 
+pytestmark = pytest.mark.sim     # builds and runs a Verilator model
+
 W, S, X = 32, 8, 192
 PARAMS = dict(word_bits=W, words=S, max_exp_bits=X)
 

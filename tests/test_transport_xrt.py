@@ -27,6 +27,8 @@ from hefl.transport.xrt import XrtTransport, write_hwcfg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim" / "harness"))
 from standin_kernel import standin_library  # noqa: E402
 
+pytestmark = pytest.mark.sim     # builds and runs a Verilator model
+
 PARAMS = dict(word_bits=32, words=8, max_exp_bits=192)
 
 
