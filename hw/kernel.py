@@ -146,17 +146,18 @@ class Kernel(wiring.Component):
         status = Signal(8)
         cycles = Signal(64)
         counting = Signal()
-        jobs_sent = Signal(17)
-        jobs_done = Signal(17)
+        jobs_sent = Signal(LAYOUT.job_field("tag").width + 1)    # up to J = 2^16
+        jobs_done = Signal(LAYOUT.job_field("tag").width + 1)
         hdr = [Signal(LIMB, name=f"hdr_{n}") for n in LAYOUT.desc.names]
         idx = Signal(range(max(LAYOUT.desc.limbs, LAYOUT.result.limbs) + 1))
         const_sel = Signal(2)
         const_addr = Signal(range(s))
         consumed = Signal(34)              # job-stream limbs taken so far
-        job_op = Signal(2)
-        job_tag = Signal(16)
-        job_count = Signal(16)
-        job_left = Signal(range(s * ((1 << 16) - 1) + 1))
+        tagf, opf, countf = (LAYOUT.job_field(n) for n in ("tag", "op", "count"))
+        job_op = Signal(opf.width)
+        job_tag = Signal(tagf.width)
+        job_count = Signal(countf.width)
+        job_left = Signal(range(s * ((1 << countf.width) - 1) + 1))
         job_first = Signal()
         done_pulse = Signal()
         start_pulse = Signal()
@@ -186,7 +187,6 @@ class Kernel(wiring.Component):
         stream_limbs = field("stream_limbs")
         const_limbs = LAYOUT.constants_limbs(s)
         op_powmod, op_mulmod, op_product = (LAYOUT.op(n) for n in ("powmod", "mulmod", "product"))
-        tagf, opf, countf = (LAYOUT.job_field(n) for n in ("tag", "op", "count"))
 
         limb = mem.rd_data.payload
         # Job header decode, one register stage after the limb arrives so the
