@@ -40,13 +40,14 @@ the result after row ``s-1`` is ``< 2N``.
 Datapath and schedule
 ---------------------
 One :class:`~hefl.hw.mulpipe.MulPipe` (latency ``P``; 51×51 from six 26×17
-DSP48E2 tiles: ``P = 5``). A slot issued at cycle ``k`` presents memory read
-addresses at ``k``, its operands reach the multiplier at ``k+1`` and its
-product appears at ``k + D``, ``D = P + 1``::
+DSP48E2 tiles: ``P = 5``; 36×36 from four ECP5 18×18 tiles: ``P = 4``). A slot issued at cycle ``k`` presents memory read
+addresses at ``k``, its operands reach the multiplier at ``k+2`` and its
+product appears at ``k + D``, ``D = P + 2``::
 
     cycle  k        sequencer picks slot (P1 j | M | P2 j), reads a_j, b_i / N_j
-    cycle  k+1      operand mux (a_j,b_i | t_0,N' | m,N_j) → MulPipe
-    cycle  k+D-1    t-memory read address j
+    cycle  k+1      memory outputs registered (block RAM without logic behind it)
+    cycle  k+2      operand mux (a_j,b_i | t_0,N' | m,N_j) → MulPipe
+    cycle  k+D-2    t-memory read address j (output registered at k+D-1)
     cycle  k+D      v = t_j + lo + hi_prev  (carry-free; M: m ← lo)
     cycle  k+D+1    u = v + c → t memory / output FIFO; c ← u >> w
                     (P1 j=0 also → t0 register)
@@ -63,9 +64,9 @@ follows with no bubble. Smaller ``s`` wait for ``t0``/``m``; exact counts:
 
 Hazards
 -------
-* Pass 1 of row ``i+1`` reads ``t_j`` (address at ``k+D-1``), written by
-  pass-2 step ``j+1`` of row ``i`` at ``k'+D+1``: at least ``s - 3`` cycles
-  earlier (``s ≥`` ``MONTMUL_MIN_WORDS`` = 4); except ``t_{s-1}``, written by
+* Pass 1 of row ``i+1`` reads ``t_j`` (address at ``k+D-2``), written by
+  pass-2 step ``j+1`` of row ``i`` at ``k'+D+1``: at least ``s - 4`` cycles
+  earlier (``s ≥`` ``MONTMUL_MIN_WORDS`` = 5); except ``t_{s-1}``, written by
   the tail, which pass 1 reads from the ``tlast`` register (the tail's cycle
   coincides with the next row's first write, so it does not use the
   memory's write port).
@@ -84,7 +85,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.fifo import SyncFIFOBuffered
 
 from hefl.golden.montgomery import words_for
-from hefl.golden.montmul_hw import op_timing, mul_latency as model_mul_latency
+from hefl.golden.montmul_hw import op_timing, mul_latency as model_mul_latency, MEM_STAGES
 
 from .mulpipe import MulPipe
 from .params import TILE_A_BITS, TILE_B_BITS, MONTMUL_WORD_BITS, MONTMUL_MIN_WORDS
@@ -188,7 +189,7 @@ class MontMul(wiring.Component):
         m.submodules.mul = mul = MulPipe(a_bits=w, b_bits=w,
                                          tile_a=self._tiles[0], tile_b=self._tiles[1])
         assert mul.latency == self.mul_latency
-        d = mul.latency + 1
+        d = mul.latency + MEM_STAGES   # issue → product
 
         # --- memories: operands (two banks), modulus, accumulator t -----------
         m.submodules.a_mem = a_mem = Memory(shape=w, depth=2 * s, init=[])
@@ -318,19 +319,26 @@ class MontMul(wiring.Component):
         for k in range(1, d + 2):
             m.d.sync += ctl[k].eq(ctl[k - 1])
 
-        # --- operand mux (cycle k+1) -------------------------------------------
+        # --- operand registers (k+1) and mux (k+2) ------------------------------
+        # Block RAM outputs are registered before any logic: an ECP5 DP16KD
+        # without its output register has a ~5.6 ns clock-to-out.
+        a_q, b_q, n_q = Signal(w), Signal(w), Signal(w)
+        m.d.sync += [a_q.eq(a_rd.data), b_q.eq(b_rd.data), n_q.eq(n_rd.data)]
         t0_reg = Signal(w)
         m_reg = Signal(w)
-        c1 = ctl[1]
-        with m.If(c1.p1):
-            m.d.comb += [mul.a.eq(a_rd.data), mul.b.eq(b_rd.data)]
-        with m.Elif(c1.m):
+        c2 = ctl[2]
+        with m.If(c2.p1):
+            m.d.comb += [mul.a.eq(a_q), mul.b.eq(b_q)]
+        with m.Elif(c2.m):
             m.d.comb += [mul.a.eq(t0_reg), mul.b.eq(self.nprime)]
         with m.Else():
-            m.d.comb += [mul.a.eq(m_reg), mul.b.eq(n_rd.data)]
+            m.d.comb += [mul.a.eq(m_reg), mul.b.eq(n_q)]
 
         # --- accumulator, stage 1 (cycle k+D): carry-free three-word sum ------
-        m.d.comb += t_rd.addr.eq(ctl[d - 1].j)
+        # t read two cycles ahead, output registered (as for the operands).
+        m.d.comb += t_rd.addr.eq(ctl[d - 2].j)
+        t_q = Signal(w)
+        m.d.sync += t_q.eq(t_rd.data)
         c = ctl[d]
         lo, hi = mul.o[:w], mul.o[w:]
         hi_prev = Signal(w)
@@ -338,7 +346,7 @@ class MontMul(wiring.Component):
         t_hi = Signal(w)
         v = Signal(w + 2)
         y = Signal(w + 1)       # T.hi + hi(q_{s-1}): the tail without its carries
-        t_in = Mux(c.p1 & c.first, 0, Mux(c.p1 & c.jlast, tlast, t_rd.data))
+        t_in = Mux(c.p1 & c.first, 0, Mux(c.p1 & c.jlast, tlast, t_q))
         m.d.sync += v.eq(t_in + lo + Mux(c.j0, 0, hi_prev))
         with m.If(c.p1 | c.p2):
             m.d.sync += hi_prev.eq(hi)

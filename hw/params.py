@@ -27,7 +27,7 @@ MONTMUL_WORD_BITS = 51
 MONTMUL_ECP5_WORD_BITS = 36
 #: Fewest words a MontMul accepts: the t-memory read of row i+1 must not
 #: overtake the write of row i (see hw/montmul.py, "Hazards").
-MONTMUL_MIN_WORDS = 4
+MONTMUL_MIN_WORDS = 5
 
 #: Operand widths the MontMul is verified at.
 MONTMUL_OPERAND_BITS = (256, 1024, 2048, 4096)

@@ -14,7 +14,7 @@ from hefl.errors import ModulusError, OperandRangeError
 from hefl.golden.cios import cios_montmul
 from hefl.golden.montgomery import mont_constants, montmul_spec, words_for, to_words
 from hefl.golden.montmul_hw import (montmul_hw, row_schedule, op_timing, mul_latency,
-                                    OUT_FIFO_LATENCY, START_LATENCY)
+                                    OUT_FIFO_LATENCY, START_LATENCY, MEM_STAGES)
 
 
 def _check(a, b, c, latency=5):
@@ -33,7 +33,7 @@ def _check(a, b, c, latency=5):
 @given(bits=st.integers(4, 700), w=st.sampled_from([8, 17, 36, 51, 64]),
        latency=st.integers(2, 7), data=st.data())
 def test_random_vs_spec(bits, w, latency, data):
-    s = max(words_for(bits, w), 4)
+    s = max(words_for(bits, w), 5)
     n = data.draw(st.integers(3, (1 << bits) - 1).map(lambda x: x | 1))
     c = mont_constants(n, w, s)
     a = data.draw(st.integers(0, 2 * n - 1))
@@ -83,9 +83,9 @@ def test_bad_operands():
         montmul_hw(1, 1, 17)
 
 
-@pytest.mark.parametrize("s,latency", [(4, 2), (6, 5), (11, 5), (13, 5), (29, 4), (81, 5), (121, 5)])
+@pytest.mark.parametrize("s,latency", [(5, 2), (6, 5), (11, 5), (13, 5), (29, 4), (81, 5), (121, 5)])
 def test_row_schedule(s, latency):
-    d = latency + 1
+    d = latency + MEM_STAGES
     row = row_schedule(s, latency)
     cyc = {k: i for i, k in enumerate(row) if k[0] != "-"}
     assert sorted(k for k in cyc if k[0] == "P1") == [("P1", j) for j in range(s)]
@@ -110,7 +110,7 @@ def test_op_timing_4096():
     assert t.cycles_per_op == s * (2 * s + 1) == 13203
     assert t.mul_slots == t.cycles_per_op
     # Latency = load (s beats) + start + s rows + drain of the last row.
-    assert t.latency_cycles == (s - 1) + START_LATENCY + t.cycles_per_op - 1 + (lat + 1) + 2 + OUT_FIFO_LATENCY
+    assert t.latency_cycles == (s - 1) + START_LATENCY + t.cycles_per_op - 1 + (lat + MEM_STAGES) + 2 + OUT_FIFO_LATENCY
     assert t.first_out_cycles < t.latency_cycles
 
 

@@ -28,9 +28,10 @@ With ``t < a + N`` before a row (true for ``t = 0``), after it
 
 Schedule
 --------
-One slot per cycle enters the multiplier. ``D = mul_latency + 1`` cycles
-separate a slot's issue (operand memory read address) from its product (one
-cycle of synchronous memory read, then the multiplier pipeline). The
+One slot per cycle enters the multiplier. ``D = mul_latency + 2`` cycles
+separate a slot's issue (operand memory read address) from its product
+(synchronous memory read, memory output register, then the multiplier
+pipeline). The
 accumulator takes two cycles: at ``D`` the carry-free part
 ``v = t_j + lo(p) + hi(p_{j-1})``, at ``D + 1`` the loop-carried
 ``u = v + c`` (so the only cycle-to-cycle loop is one ``w``-bit add of a
@@ -52,7 +53,12 @@ from ..errors import ModulusError, OperandRangeError
 from .montgomery import to_words, from_words, MontConstants
 
 __all__ = ["mul_latency", "row_schedule", "OpTiming", "op_timing",
-           "montmul_hw", "MontMulHwTrace", "OUT_FIFO_LATENCY", "START_LATENCY"]
+           "montmul_hw", "MontMulHwTrace", "OUT_FIFO_LATENCY", "START_LATENCY",
+           "MEM_STAGES"]
+
+#: Cycles from a slot's issue to its operands entering the multiplier:
+#: synchronous memory read, then the memory output register.
+MEM_STAGES = 2
 
 #: Cycles from the accumulator writing a result word into the output FIFO
 #: (``SyncFIFOBuffered``: memory, then output register) to ``o_stream.valid``.
@@ -85,7 +91,7 @@ def row_schedule(words, latency):
     words : int
         ``s``.
     latency : int
-        Multiplier latency (:func:`mul_latency`); ``D = latency + 1``.
+        Multiplier latency (:func:`mul_latency`); ``D = latency + MEM_STAGES``.
 
     Returns
     -------
@@ -93,7 +99,7 @@ def row_schedule(words, latency):
         ``("P1", j)``, ``("M", 0)``, ``("P2", j)`` or ``("-", 0)`` (idle cycle),
         in issue order; its length is the row's cycle count.
     """
-    d = latency + 1
+    d = latency + MEM_STAGES
     slots = []
     j, m_issued, t0_at, m_at = 0, False, None, None
     # Pass 1 with the m slot inserted as soon as t_0 is registered.
@@ -152,7 +158,7 @@ def op_timing(words, latency):
     """Predict latency and throughput of the MontMul for ``s`` words."""
     if words < 1:
         raise ValueError(f"Word count must be positive, not {words!r}")
-    d = latency + 1
+    d = latency + MEM_STAGES
     row = row_schedule(words, latency)
     rc = len(row)
     # Input beats at cycles 0 .. s-1, first issue START_LATENCY after the last.
