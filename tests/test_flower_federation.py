@@ -47,7 +47,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """Run the federation once; yield (report, out dir, keys, seed)."""
+    """Run the federation once; return (report, out dir, key pair, seed)."""
     seed = random.Random(f"{SEED}:flower").getrandbits(16)
     print(f"flower run seed={seed} (HEFL_SEED={SEED})")
     out = tmp_path_factory.mktemp("flower")
@@ -157,7 +157,7 @@ def test_report_and_clean_shutdown(run):
     assert _processes_with(f"FLWR_HOME={out / 'flwr-home'}".encode()) == []
 
 
-def test_server_never_opens_private_key(run):
+def test_server_is_configured_with_the_public_key_only(run):
     _, out, _, _ = run
     settings = _server(out)["settings"]
     assert settings["public-key"].endswith(flkeys.PUBLIC_FILE)
