@@ -159,3 +159,25 @@ def test_interrupt_driven_wait_and_recovery_after_timeout(rng):
             acc.mulmod(a, a, n)
         tr.fault_hang(False)
         assert acc.powmod(a, [65537] * 5, n) == [pow(x, 65537, n) for x in a]
+
+
+@pytest.mark.slow
+def test_paillier_1024_shapes_on_the_2048_bit_kernel(rng):
+    # The sizes `make sim` and the demo run: n² of 2048 bits, r^n with a
+    # 1024-bit exponent, ciphertext products and aggregation.
+    import gmpy2
+    acc = SimAccelerator(operand_bits=2048)
+    try:
+        assert acc.hw.max_modulus_bits >= 2048
+        n = rng.getrandbits(1024) | 1 | 1 << 1023
+        n2 = n * n
+        rs = [rng.randrange(1, n) for _ in range(2)]
+        assert acc.powmod(rs, [n, n], n2) == [int(gmpy2.powmod(r, n, n2)) for r in rs]
+        a = [rng.randrange(n2) for _ in range(20)]
+        b = [rng.randrange(n2) for _ in range(20)]
+        assert acc.mulmod(a, b, n2) == [x * y % n2 for x, y in zip(a, b)]
+        groups = [[rng.randrange(n2) for _ in range(3)] for _ in range(10)]
+        assert acc.product(groups, n2) == [g[0] * g[1] % n2 * g[2] % n2 for g in groups]
+        assert acc.transport.protocol_errors == 0
+    finally:
+        acc.close()
