@@ -21,7 +21,7 @@ from .montgomery import check_modulus, to_words
 __all__ = ["POWMOD", "MULMOD", "PRODUCT", "Job", "powmod_job", "mulmod_job",
            "product_job", "expected_result", "JobCycles", "modexp_job_cycles",
            "lane_montmuls", "ENGINE_OVERHEAD", "montmul_call_cycles",
-           "montmul_tail_latency", "engine_job_cycles"]
+           "montmul_tail_latency", "engine_job_cycles", "paillier_primes"]
 
 POWMOD, MULMOD, PRODUCT = 0, 1, 2
 #: Extra cycles a job spends in :class:`hefl.hw.batch_engine.BatchEngine`
@@ -216,3 +216,23 @@ def engine_job_cycles(op, count, **kw):
     """:func:`modexp_job_cycles` seen at the BatchEngine's ports (idle engine)."""
     c = modexp_job_cycles(op, count, **kw)
     return c._replace(total=c.total + ENGINE_OVERHEAD)
+
+
+def paillier_primes(rng, nbits):
+    """Two distinct ``nbits/2``-bit primes whose product has exactly ``nbits`` bits.
+
+    For benches and reports only (``rng`` is a seeded :class:`random.Random`,
+    not a key generator: real keys come from :mod:`hefl.paillier`).
+    """
+    import gmpy2
+    half = nbits // 2
+
+    def prime():
+        while True:
+            p = int(gmpy2.next_prime(rng.getrandbits(half) | (3 << (half - 2))))
+            if p.bit_length() == half:
+                return p
+    while True:
+        p, q = prime(), prime()
+        if p != q and (p * q).bit_length() == nbits:
+            return p, q

@@ -9,8 +9,6 @@ Run by ``tests/test_batch_engine_sim.py`` and ``hefl hw-report`` through
 ``BE_MODULI``        moduli for the random test (the second has a small top word)
 ``BE_IDLE``, ``BE_BP``  probability of an idle input cycle / of ``ready = 0``
 ``BE_CT_BITS``       comma-separated declared exponent lengths for the constant-time test
-``BE_PAILLIER_BITS`` Paillier ``n`` bits (0: skip): r^n mod n², one CRT half
-                     c^(p-1) mod p², one ciphertext multiply
 ``HEFL_SEED``        the seed (logged)
 
 The TB class owns clock, reset, the constant loader, an input driver with
@@ -19,8 +17,8 @@ scoreboard against :func:`hefl.golden.batch.expected_result` (Python ``pow``
 and plain products). Every job's cycles (first input handshake to last result
 handshake) are recorded; with no idle and no backpressure they must equal
 :func:`hefl.golden.batch.engine_job_cycles`. While the engine computes, the
-driver and the monitor wait on signal edges, not on every clock, so Verilator
-runs at full speed through the long Paillier-sized jobs.
+driver and the monitor wait on signal edges, not on every clock. Paillier-sized
+jobs run in the C++ harness instead (:mod:`hefl.hw.batch_engine_harness`).
 """
 
 import os
@@ -87,7 +85,9 @@ class EngineTB:
     # --- clock, reset, constants ------------------------------------------
     async def start(self):
         d = self.dut
-        cocotb.start_soon(Clock(d.clk, CLK_NS, unit="ns").start())
+        # The C (GPI) clock: no Python call per edge, so Verilator runs at full
+        # speed while the driver and monitor wait on edges.
+        cocotb.start_soon(Clock(d.clk, CLK_NS, unit="ns", impl="gpi").start())
         d.rst.value = 1
         d.i_stream__valid.value = 0
         d.o_stream__ready.value = 0
@@ -293,52 +293,3 @@ async def constant_time(dut):
         assert cycles[0] == tb.predicted(job), f"K={kf}: {cycles[0]} vs model {tb.predicted(job)}"
     tb.check()
     write_tb_report({"constant_time_cycles": seen})
-
-
-def _prime(rng, bits):
-    import gmpy2
-    while True:
-        p = gmpy2.next_prime(rng.getrandbits(bits) | (3 << (bits - 2)))
-        if int(p).bit_length() == bits:
-            return int(p)
-
-
-@cocotb.test()
-async def paillier(dut):
-    """Paillier-sized jobs: r^n mod n², one CRT half c^(p-1) mod p², c1·c2 mod n²."""
-    tb = await _tb(dut)
-    nbits = _knob("BE_PAILLIER_BITS", 0)
-    if not nbits:
-        return
-    tb.idle_p = tb.bp_p = 0.0
-    rng = tb.rng
-    while True:
-        p, q = _prime(rng, nbits // 2), _prime(rng, nbits // 2)
-        n = p * q
-        if p != q and n.bit_length() == nbits:
-            break
-    n2 = n * n
-    kw = dict(word_bits=tb.w, words=tb.s)
-    report = {"n_bits": nbits}
-    await tb.load_constants(n2)
-    r = rng.randrange(1, n)
-    job = gb.powmod_job(r, n, nbits, n2, tag=1, **kw)
-    report["encrypt_modexp_cycles"] = cyc = await tb.run_alone(job)
-    report["encrypt_modexp_model"] = tb.predicted(job)
-    dut._log.info("r^n mod n² (%d-bit n): %d cycles (model %d)", nbits, cyc, tb.predicted(job))
-    c1 = (1 + rng.randrange(n) * n) * pow(r, n, n2) % n2
-    c2 = rng.randrange(1, n2)
-    job = gb.mulmod_job(c1, c2, n2, tag=2, **kw)
-    report["mulmod_cycles"] = await tb.run_alone(job)
-    report["mulmod_model"] = tb.predicted(job)
-    # One half of a CRT decryption on the same lanes: modulus p², exponent p - 1.
-    p2 = p * p
-    await tb.load_constants(p2)
-    c = c1 % p2
-    job = gb.powmod_job(c, p - 1, p.bit_length(), p2, tag=3, **kw)
-    report["decrypt_half_cycles"] = await tb.run_alone(job)
-    report["decrypt_half_model"] = tb.predicted(job)
-    tb.check()
-    for key in ("encrypt_modexp", "mulmod", "decrypt_half"):
-        assert report[f"{key}_cycles"] == report[f"{key}_model"], report
-    write_tb_report({"paillier": report})

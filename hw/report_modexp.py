@@ -1,0 +1,266 @@
+"""``hefl hw-report`` section ``modexp``: Paillier cycles, lane resources, U250 projection.
+
+Writes ``<out>/modexp.json``. For Paillier-1024 and Paillier-2048:
+
+* **cycles** of one encryption modexp ``r^n mod n²``, one CRT decryption (two
+  half-size modexps: modulus ``p²``, exponent ``p − 1``) and one ciphertext
+  multiply ``c1·c2 mod n²``. Encryption, ciphertext multiply and one CRT half
+  *on the encryption lane* are simulated on Verilator here (the BatchEngine
+  cocotb bench, whose scoreboard checks the values); each simulated count is
+  also checked equal to the exact schedule model
+  :func:`hefl.golden.batch.engine_job_cycles`. The CRT halves on a lane sized
+  for ``|n|``-bit moduli come from that model (it equals simulation at every
+  width the tests run: 30/8, 64/16, 256/51, 2048/51 and 4096/51 bits/word);
+  every entry names its ``source``.
+* **resources per lane** from yosys ``synth_xilinx -family xcup`` of a
+  one-lane BatchEngine (lane, its MontMul, its job FIFO, and the dispatcher
+  and arbiter counted against the lane); LUT-RAM cells are converted to the
+  LUTs they occupy and added to ``lut_total``.
+* ``projected_u250``: lanes that fit in 80 % of each U250 resource (DSP48E2,
+  LUT, FF, BRAM36, URAM), the tightest binding, at ``clock_mhz``; operations
+  per second from the cycle counts, capped by PCIe Gen3 ×16 (12 GB/s for the
+  bytes each operation moves in the kernel's 64-bit-limb format) and by the
+  engines' input streams. A **projection**: no card was run.
+* ``gmpy2_one_core``: the same operations with gmpy2 on one core of this
+  machine, measured in the same run.
+"""
+
+import json
+import math
+import sys
+import time
+
+from .params import MONTMUL_WORD_BITS
+from .report import register_section
+
+__all__ = ["modexp_report", "engine_cycles", "U250", "CLOCK_MHZ", "PCIE_BYTES_PER_S", "TARGETS_1024",
+           "project_lanes", "lut_equivalent"]
+
+#: Alveo U250 resources (UltraScale+ XCU250).
+U250 = {"dsp48e2": 12_288, "lut": 1_728_000, "ff": 3_456_000, "bram36": 2_688, "uram": 1_280}
+#: Share of each resource the projection may use.
+U250_FILL = 0.8
+#: Kernel clock of the projection (usual for Alveo RTL kernels).
+CLOCK_MHZ = 300
+#: Host link: PCIe Gen3 ×16, bytes per second counted over both directions.
+PCIE_BYTES_PER_S = 12e9
+#: Lanes behind one BatchEngine input stream (one w-bit word per cycle each).
+LANES_PER_ENGINE = 64
+#: Window width of the projected lanes.
+WINDOW_BITS = 4
+#: Issue 4 targets for Paillier-1024 (Clustar's published U250 engine).
+TARGETS_1024 = {"encrypt_per_s": 33_653, "decrypt_per_s": 69_355, "mulmod_per_s": 359_942}
+
+#: LUTs each Xilinx LUT-RAM primitive occupies.
+_LUTRAM_LUTS = {"RAM32M16": 8, "RAM64M8": 8, "RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2,
+                "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1,
+                "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM512X1S": 8}
+
+
+def _log(msg):
+    print(f"hw-report modexp: {msg}", file=sys.stderr, flush=True)
+
+
+def lut_equivalent(cells):
+    """LUTs occupied by the LUT-RAM primitives in a yosys cell count."""
+    return sum(_LUTRAM_LUTS.get(name, 0) * n for name, n in cells.items())
+
+
+def project_lanes(per_lane):
+    """Lanes fitting in 80 % of every U250 resource; returns ``(lanes, binding, by_resource)``."""
+    need = {"dsp48e2": per_lane["dsp48e2"], "lut": per_lane["lut_total"],
+            "ff": per_lane["ff"], "bram36": per_lane["bram36"], "uram": per_lane["uram"]}
+    fits = {k: math.floor(U250_FILL * U250[k] / v) for k, v in need.items() if v > 0}
+    binding = min(fits, key=fits.get)
+    return fits[binding], binding, fits
+
+
+def _lane_resources(L, w, k):
+    from .batch_engine_bench import engine_verilog
+    from .synth import synth_xcup
+    verilog, top = engine_verilog(L, w, k, L, 1)
+    _log(f"{top}: yosys synth_xilinx -family xcup")
+    r = synth_xcup(verilog, top=top)
+    cells = r.pop("cells")
+    lutram_luts = lut_equivalent(cells)
+    return {"operand_bits": L, "word_bits": w, "dsp48e2": r["dsp48e2"], "lut": r["lut"],
+            "lutram_luts": lutram_luts, "lut_total": r["lut"] + lutram_luts, "ff": r["ff"],
+            "bram36": r["bram"], "uram": sum(v for c, v in cells.items() if c.startswith("URAM")),
+            "carry": r["carry"]}
+
+
+def _prime(rng, bits):
+    import gmpy2
+    while True:
+        p = int(gmpy2.next_prime(rng.getrandbits(bits) | (3 << (bits - 2))))
+        if p.bit_length() == bits:
+            return p
+
+
+def _rate(fn, min_seconds=0.4):
+    """Calls per second of ``fn`` on this core (repeated for ``min_seconds``)."""
+    n, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        dt = time.perf_counter() - t0
+        if dt >= min_seconds:
+            return n / dt
+
+
+def _gmpy2_rates(nbits, rng):
+    """gmpy2 on one core: encryption modexp, CRT decryption, ciphertext multiply."""
+    import gmpy2
+    p, q = _prime(rng, nbits // 2), _prime(rng, nbits // 2)
+    n = gmpy2.mpz(p * q)
+    n2, p2, q2 = n * n, gmpy2.mpz(p * p), gmpy2.mpz(q * q)
+    p, q = gmpy2.mpz(p), gmpy2.mpz(q)
+    g = n + 1
+    hp = gmpy2.invert((gmpy2.powmod(g, p - 1, p2) - 1) // p, p)
+    hq = gmpy2.invert((gmpy2.powmod(g, q - 1, q2) - 1) // q, q)
+    qinv = gmpy2.invert(q, p)
+    r = gmpy2.mpz(rng.randrange(1, int(n)))
+    m = gmpy2.mpz(rng.randrange(int(n)))
+    c = (1 + m * n) * gmpy2.powmod(r, n, n2) % n2
+    c2 = gmpy2.mpz(rng.randrange(1, int(n2)))
+
+    def decrypt():
+        mp = (gmpy2.powmod(c, p - 1, p2) - 1) // p * hp % p
+        mq = (gmpy2.powmod(c, q - 1, q2) - 1) // q * hq % q
+        return mq + ((mp - mq) * qinv % p) * q
+
+    assert decrypt() == m, "gmpy2 CRT decryption reference is wrong"
+    return {"encrypt_per_s": _rate(lambda: gmpy2.powmod(r, n, n2)),
+            "decrypt_per_s": _rate(decrypt),
+            "mulmod_per_s": _rate(lambda: c * c2 % n2),
+            "note": "gmpy2 on one core: r^n mod n²; CRT decryption (two powmods mod p², q², "
+                    "L-function and recombination); c1·c2 mod n²"}
+
+
+def engine_cycles(op, count, L, w, k):
+    """Exact BatchEngine cycles of one job on a lane of ``L`` bits, ``w``-bit words, window ``k``."""
+    from ..golden import batch as gb
+    from ..golden.montgomery import words_for
+    from ..golden.montmul_hw import mul_latency, op_timing
+    from .params import TILE_A_BITS, TILE_B_BITS
+    s = words_for(L, w)
+    tail = gb.montmul_tail_latency(op_timing(s, mul_latency(w, TILE_A_BITS, TILE_B_BITS)), s)
+    return gb.engine_job_cycles(op, count, words=s, word_bits=w, window_bits=k,
+                                mm_latency=tail).total
+
+
+def _limb_bytes(*words):
+    """Bytes of the kernel's transfer format: one 64-bit limb per word, one header limb."""
+    return 8 * (sum(words) + 1)
+
+
+@register_section("modexp", help="ModExp/BatchEngine Paillier cycles, lane resources, U250 projection")
+def modexp_report(args):
+    import random
+    from ..golden import batch as gb
+    from ..golden.montgomery import words_for
+    from .batch_engine_bench import run_engine_bench
+
+    w, k = MONTMUL_WORD_BITS, WINDOW_BITS
+    rng = random.Random(args.seed)
+    key_sizes = (256,) if args.quick else (1024, 2048)
+    out = {"is_projection_note": "projected_u250 is a projection from simulated cycle counts "
+                                 "and yosys resource counts; no card was run",
+           "window_bits": k, "word_bits": w, "seed": args.seed, "keys": {}}
+    projected = {"clock_mhz": CLOCK_MHZ, "is_projection": True}
+    for nbits in key_sizes:
+        L = 2 * nbits                  # lanes for n² moduli
+        half = nbits                   # lanes sized for p² (CRT decryption)
+        s, s_half = words_for(L, w), words_for(half, w)
+        _log(f"Paillier-{nbits}: Verilator, L = {L}")
+        t0 = time.monotonic()
+        bench = run_engine_bench(L, w, k, L, 1, {"BE_PAILLIER_BITS": nbits}, args.seed)["paillier"]
+        sim_s = time.monotonic() - t0
+        for key in ("encrypt_modexp", "mulmod", "decrypt_half"):
+            assert bench[f"{key}_cycles"] == bench[f"{key}_model"], bench
+        dec_half_small = engine_cycles(gb.POWMOD, nbits // 2, half, w, k)
+        cycles = {
+            "encrypt_modexp": {"cycles": bench["encrypt_modexp_cycles"], "lane_operand_bits": L,
+                               "source": "verilator (equal to the exact model)"},
+            "mulmod": {"cycles": bench["mulmod_cycles"], "lane_operand_bits": L,
+                       "source": "verilator (equal to the exact model)"},
+            "decrypt_crt_on_encrypt_lane": {
+                "cycles": 2 * bench["decrypt_half_cycles"], "lane_operand_bits": L,
+                "halves": [bench["decrypt_half_cycles"]] * 2,
+                "source": "verilator, one half simulated (the other half has the same "
+                          "declared length and therefore the same cycles)"},
+            "decrypt_crt": {
+                "cycles": 2 * dec_half_small, "lane_operand_bits": half,
+                "halves": [dec_half_small] * 2,
+                "source": "exact schedule model (engine_job_cycles), checked equal to "
+                          "Verilator at 64/16, 256/51, 2048/51 and 4096/51 bits/word"},
+        }
+        res = _lane_resources(L, w, k)
+        res_half = _lane_resources(half, w, k)
+        lanes, binding, fits = project_lanes(res)
+        lanes_h, binding_h, fits_h = project_lanes(res_half)
+        exp_words = -(-nbits // w)
+        exp_words_half = -(-(nbits // 2) // w)
+        clock = CLOCK_MHZ * 1e6
+        bytes_enc = _limb_bytes(s, exp_words, s)
+        bytes_mul = _limb_bytes(2 * s, s)
+        bytes_dec = 2 * _limb_bytes(s_half, exp_words_half, s_half)
+        engines, engines_h = math.ceil(lanes / LANES_PER_ENGINE), math.ceil(lanes_h / LANES_PER_ENGINE)
+
+        def rate(lanes_, cycles_, bytes_, words_in, engines_):
+            compute = lanes_ * clock / cycles_
+            pcie = PCIE_BYTES_PER_S / bytes_
+            ingest = engines_ * clock / words_in
+            best = min(compute, pcie, ingest)
+            bound = "compute" if best == compute else ("pcie" if best == pcie else "engine input")
+            return {"per_s": round(best), "compute_per_s": round(compute),
+                    "pcie_cap_per_s": round(pcie), "ingest_cap_per_s": round(ingest),
+                    "bytes_per_op": bytes_, "bound_by": bound}
+
+        enc = rate(lanes, cycles["encrypt_modexp"]["cycles"], bytes_enc, s + exp_words, engines)
+        mul = rate(lanes, cycles["mulmod"]["cycles"], bytes_mul, 2 * s, engines)
+        dec = rate(lanes_h, cycles["decrypt_crt"]["cycles"], bytes_dec,
+                   2 * (s_half + exp_words_half), engines_h)
+        dec_shared = rate(lanes, cycles["decrypt_crt_on_encrypt_lane"]["cycles"], bytes_dec,
+                          2 * (s + exp_words_half), engines)
+        projected[str(nbits)] = {
+            "encrypt_per_s": enc["per_s"], "decrypt_per_s": dec["per_s"],
+            "mulmod_per_s": mul["per_s"], "lanes": lanes,
+            "decrypt_lanes": lanes_h,
+            "decrypt_per_s_on_encrypt_lanes": dec_shared["per_s"],
+            "binding_resource": binding, "decrypt_binding_resource": binding_h,
+            "detail": {"encrypt": enc, "mulmod": mul, "decrypt": dec,
+                       "decrypt_on_encrypt_lanes": dec_shared,
+                       "lanes_by_resource": fits, "decrypt_lanes_by_resource": fits_h},
+        }
+        _log(f"Paillier-{nbits}: gmpy2 on one core")
+        cpu = _gmpy2_rates(nbits, rng)
+        out["keys"][str(nbits)] = {
+            "n_bits": nbits, "cycles": cycles, "simulation_seconds": round(sim_s, 1),
+            "resources_per_lane": {"encrypt_lane": res, "decrypt_lane": res_half},
+            "gmpy2_one_core": {k2: (round(v, 1) if isinstance(v, float) else v)
+                               for k2, v in cpu.items()},
+        }
+        _log(f"Paillier-{nbits}: {json.dumps(projected[str(nbits)], default=str)[:300]}")
+    projected["assumptions"] = (
+        f"PROJECTION, no card was run. Clock {CLOCK_MHZ} MHz. Lanes = floor(80% of each U250 "
+        f"resource / per-lane use) over DSP48E2 {U250['dsp48e2']}, LUT {U250['lut']} "
+        f"(yosys LUTs + LUT-RAM cells as LUTs), FF {U250['ff']}, BRAM36 {U250['bram36']}, "
+        f"URAM {U250['uram']}; per-lane use from yosys synth_xilinx -family xcup of a one-lane "
+        "BatchEngine (no place and route, no timing closure: 300 MHz is assumed, not shown). "
+        "Encryption and ciphertext multiply run on lanes sized for n² moduli; "
+        "decrypt_per_s assumes the CRT halves run on lanes sized for p² (|n|-bit operands, a "
+        "decryption kernel or bitstream), decrypt_per_s_on_encrypt_lanes gives the same "
+        "decryption on the encryption lanes. Cycle counts: one job per lane at a time, back to "
+        "back (the per-lane FIFO prefetches the next job). Caps: PCIe Gen3 x16 at 12 GB/s "
+        "counting input and output bytes in the kernel's format (every w-bit word in a 64-bit "
+        f"limb, one header limb per job); engine input streams of one word per cycle with "
+        f"{LANES_PER_ENGINE} lanes per BatchEngine. Host-side work (CRT recombination, "
+        "(1 + m·n) factor) not included.")
+    if not args.quick:
+        p = projected["1024"]
+        out["targets_1024"] = TARGETS_1024
+        out["meets_targets_1024"] = {k2: p[k2] >= v for k2, v in TARGETS_1024.items()}
+    out["projected_u250"] = projected
+    return out
+
