@@ -3,15 +3,13 @@
 Writes ``<out>/modexp.json``. For Paillier-1024 and Paillier-2048:
 
 * **cycles** of one encryption modexp ``r^n mod n²``, one CRT decryption (two
-  half-size modexps: modulus ``p²``, exponent ``p − 1``) and one ciphertext
-  multiply ``c1·c2 mod n²``. Encryption, ciphertext multiply and one CRT half
-  *on the encryption lane* are simulated on Verilator here (the BatchEngine
-  cocotb bench, whose scoreboard checks the values); each simulated count is
-  also checked equal to the exact schedule model
-  :func:`hefl.golden.batch.engine_job_cycles`. The CRT halves on a lane sized
-  for ``|n|``-bit moduli come from that model (it equals simulation at every
-  width the tests run: 30/8, 64/16, 256/51, 2048/51 and 4096/51 bits/word);
-  every entry names its ``source``.
+  half-size modexps: modulus ``p²``, exponent ``p − 1``, both simulated) and
+  one ciphertext multiply ``c1·c2 mod n²``, all simulated here on the
+  Verilator model of a one-lane BatchEngine (:mod:`hefl.hw.batch_engine_harness`);
+  every value is checked against ``pow`` and every count against the exact
+  schedule model :func:`hefl.golden.batch.engine_job_cycles`. Decryption is
+  simulated on a lane sized for ``p²`` (``|n|``-bit operands) and on the
+  encryption lane.
 * **resources per lane** from yosys ``synth_xilinx -family xcup`` of a
   one-lane BatchEngine (lane, its MontMul, its job FIFO, and the dispatcher
   and arbiter counted against the lane); LUT-RAM cells are converted to the
@@ -149,6 +147,57 @@ def engine_cycles(op, count, L, w, k):
                                 mm_latency=tail).total
 
 
+#: Where every cycle count of the report comes from.
+SIM_SOURCE = ("Verilator model of a one-lane BatchEngine (C++ harness), value checked "
+              "against pow(), cycles checked equal to the exact schedule model")
+
+
+def _simulate_paillier(nbits, w, k, rng):
+    """Simulate one encryption modexp, one ciphertext multiply and a CRT decryption."""
+    from ..golden import batch as gb
+    from .batch_engine_harness import EngineHarness
+
+    def run(h, job, want):
+        value, cycles = h.run(job)
+        if value != want:
+            raise AssertionError(f"{nbits}-bit Paillier job {job.tag}: wrong value from the engine")
+        model = engine_cycles(job.op, job.count, h.L, w, k)
+        if cycles != model:
+            raise AssertionError(f"job {job.tag}: {cycles} simulated cycles, model {model}")
+        return cycles
+
+    p, q = gb.paillier_primes(rng, nbits)
+    n = p * q
+    n2 = n * n
+    r = rng.randrange(1, n)
+    c = (1 + rng.randrange(n) * n) * pow(r, n, n2) % n2
+    c2 = rng.randrange(1, n2)
+    out = {}
+    L = 2 * nbits
+    _log(f"Paillier-{nbits}: Verilator harness, L = {L}")
+    with EngineHarness(L=L, w=w, k=k, x=L) as h:
+        kw = dict(word_bits=w, words=h.s)
+        h.load_constants(n2)
+        out["encrypt"] = run(h, gb.powmod_job(r, n, nbits, n2, tag=1, **kw), pow(r, n, n2))
+        out["mulmod"] = run(h, gb.mulmod_job(c, c2, n2, tag=2, **kw), c * c2 % n2)
+        halves = []
+        for t, f in enumerate((p, q)):
+            h.load_constants(f * f)
+            job = gb.powmod_job(c % (f * f), f - 1, f.bit_length(), f * f, tag=3 + t, **kw)
+            halves.append(run(h, job, pow(c, f - 1, f * f)))
+        out["decrypt_halves_encrypt_lane"] = halves
+    _log(f"Paillier-{nbits}: Verilator harness, L = {nbits}")
+    with EngineHarness(L=nbits, w=w, k=k, x=nbits) as h:
+        kw = dict(word_bits=w, words=h.s)
+        halves = []
+        for t, f in enumerate((p, q)):
+            h.load_constants(f * f)
+            job = gb.powmod_job(c % (f * f), f - 1, f.bit_length(), f * f, tag=5 + t, **kw)
+            halves.append(run(h, job, pow(c, f - 1, f * f)))
+        out["decrypt_halves"] = halves
+    return out
+
+
 def _limb_bytes(*words):
     """Bytes of the kernel's transfer format: one 64-bit limb per word, one header limb."""
     return 8 * (sum(words) + 1)
@@ -159,7 +208,6 @@ def modexp_report(args):
     import random
     from ..golden import batch as gb
     from ..golden.montgomery import words_for
-    from .batch_engine_bench import run_engine_bench
 
     w, k = MONTMUL_WORD_BITS, WINDOW_BITS
     rng = random.Random(args.seed)
@@ -172,28 +220,18 @@ def modexp_report(args):
         L = 2 * nbits                  # lanes for n² moduli
         half = nbits                   # lanes sized for p² (CRT decryption)
         s, s_half = words_for(L, w), words_for(half, w)
-        _log(f"Paillier-{nbits}: Verilator, L = {L}")
         t0 = time.monotonic()
-        bench = run_engine_bench(L, w, k, L, 1, {"BE_PAILLIER_BITS": nbits}, args.seed)["paillier"]
+        sim = _simulate_paillier(nbits, w, k, rng)
         sim_s = time.monotonic() - t0
-        for key in ("encrypt_modexp", "mulmod", "decrypt_half"):
-            assert bench[f"{key}_cycles"] == bench[f"{key}_model"], bench
-        dec_half_small = engine_cycles(gb.POWMOD, nbits // 2, half, w, k)
         cycles = {
-            "encrypt_modexp": {"cycles": bench["encrypt_modexp_cycles"], "lane_operand_bits": L,
-                               "source": "verilator (equal to the exact model)"},
-            "mulmod": {"cycles": bench["mulmod_cycles"], "lane_operand_bits": L,
-                       "source": "verilator (equal to the exact model)"},
+            "encrypt_modexp": {"cycles": sim["encrypt"], "lane_operand_bits": L,
+                               "source": SIM_SOURCE},
+            "mulmod": {"cycles": sim["mulmod"], "lane_operand_bits": L, "source": SIM_SOURCE},
+            "decrypt_crt": {"cycles": sum(sim["decrypt_halves"]), "lane_operand_bits": half,
+                            "halves": sim["decrypt_halves"], "source": SIM_SOURCE},
             "decrypt_crt_on_encrypt_lane": {
-                "cycles": 2 * bench["decrypt_half_cycles"], "lane_operand_bits": L,
-                "halves": [bench["decrypt_half_cycles"]] * 2,
-                "source": "verilator, one half simulated (the other half has the same "
-                          "declared length and therefore the same cycles)"},
-            "decrypt_crt": {
-                "cycles": 2 * dec_half_small, "lane_operand_bits": half,
-                "halves": [dec_half_small] * 2,
-                "source": "exact schedule model (engine_job_cycles), checked equal to "
-                          "Verilator at 64/16, 256/51, 2048/51 and 4096/51 bits/word"},
+                "cycles": sum(sim["decrypt_halves_encrypt_lane"]), "lane_operand_bits": L,
+                "halves": sim["decrypt_halves_encrypt_lane"], "source": SIM_SOURCE},
         }
         res = _lane_resources(L, w, k)
         res_half = _lane_resources(half, w, k)

@@ -1,6 +1,6 @@
 """ModExp in Amaranth's simulator on the real MontMul, and the job model.
 
-At a tiny width (L = 30, w = 8: s = 4 words) so every job runs in well under
+At a tiny width (w = 8, the fewest words MontMul accepts) so every job runs in well under
 a second: results against ``pow``/plain products, cycle counts against the
 exact model :func:`hefl.golden.batch.modexp_job_cycles`, the same cycles for
 different exponent and base values (constant time), and the typed errors of
@@ -19,7 +19,11 @@ from hefl.hw.jobs import JobOp
 from hefl.hw.modexp import ModExp
 from hefl.hw.montmul import MontMul
 
-L, W, K, X = 30, 8, 3, 70
+from hefl.hw.params import MONTMUL_MIN_WORDS
+
+# The smallest lane the MontMul accepts at w = 8 (s = MONTMUL_MIN_WORDS words).
+W, K, X = 8, 3, 70
+L = W * MONTMUL_MIN_WORDS - 2
 
 
 def run_jobs(dut, n, jobs):
@@ -161,3 +165,16 @@ def test_job_encoders_reject_bad_operands():
 def test_modexp_rejects_bad_parameters(kw, match):
     with pytest.raises(TypeError, match=match):
         ModExp(**kw)
+
+
+def test_u250_projection_arithmetic():
+    from hefl.hw.report_modexp import U250, lut_equivalent, project_lanes
+    per_lane = {"dsp48e2": 6, "lut_total": 2000, "ff": 2000, "bram36": 1.5, "uram": 0}
+    lanes, binding, fits = project_lanes(per_lane)
+    assert fits["dsp48e2"] == int(0.8 * U250["dsp48e2"]) // 6
+    assert fits["lut"] == int(0.8 * U250["lut"] / 2000)
+    assert fits["bram36"] == int(0.8 * U250["bram36"] / 1.5)
+    assert "uram" not in fits                     # unused resources never bind
+    assert (lanes, binding) == (min(fits.values()), "lut")
+    # LUT-RAM primitives occupy LUTs: RAM32M16/RAM64M8 take 8 each.
+    assert lut_equivalent({"RAM32M16": 3, "RAM64M8": 2, "LUT6": 100}) == 40
