@@ -70,6 +70,7 @@ class BatchEngine(wiring.Component):
     def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=4,
                  max_exp_bits=None, tag_bits=16, fifo_depth=None, multiplier=None):
         if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
+            self._MustUse__silence = True       # never built: no "unused" warning
             raise TypeError(f"Lane count must be a positive integer, not {lanes!r}")
         self._lane_args = dict(operand_bits=operand_bits, word_bits=word_bits,
                                window_bits=window_bits, max_exp_bits=max_exp_bits,
@@ -82,7 +83,9 @@ class BatchEngine(wiring.Component):
         self._tag_bits = tag_bits
         if fifo_depth is None:
             fifo_depth = 2 * s
-        if not isinstance(fifo_depth, int) or fifo_depth < 2:
+        if not isinstance(fifo_depth, int) or isinstance(fifo_depth, bool) or fifo_depth < 2:
+            self._MustUse__silence = True
+            proto._MustUse__silence = True
             raise TypeError(f"FIFO depth must be an integer ≥ 2, not {fifo_depth!r}")
         self._fifo_depth = fifo_depth
         self._proto = proto

@@ -126,8 +126,8 @@ class ModExp(wiring.Component):
         No job loaded or in progress.
     """
 
-    def __init__(self, *, operand_bits, word_bits, window_bits=4, max_exp_bits=None,
-                 tag_bits=16, multiplier=None):
+    @staticmethod
+    def _check(operand_bits, word_bits, window_bits, max_exp_bits, tag_bits):
         _check_pos_int("Operand width", operand_bits, 4)
         _check_pos_int("Word width", word_bits, 2)
         _check_pos_int("Window width", window_bits)
@@ -141,6 +141,17 @@ class ModExp(wiring.Component):
         if max_exp_bits >= 1 << COUNT_BITS:
             raise TypeError(f"Maximum exponent width must fit the {COUNT_BITS}-bit count "
                             f"field, not {max_exp_bits!r}")
+        return max_exp_bits
+
+    def __init__(self, *, operand_bits, word_bits, window_bits=4, max_exp_bits=None,
+                 tag_bits=16, multiplier=None):
+        try:
+            max_exp_bits = self._check(operand_bits, word_bits, window_bits, max_exp_bits,
+                                       tag_bits)
+        except TypeError:
+            # A component that was never built must not warn "created but never used".
+            self._MustUse__silence = True
+            raise
         if multiplier is None:
             from .montmul import MontMul as multiplier
         self._L = operand_bits

@@ -161,10 +161,23 @@ def test_job_encoders_reject_bad_operands():
     (dict(operand_bits=64, word_bits=8, max_exp_bits=1 << 16), "Maximum exponent"),
     (dict(operand_bits=64, word_bits=8, tag_bits=0), "Tag width"),
 ])
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_modexp_rejects_bad_parameters(kw, match):
     with pytest.raises(TypeError, match=match):
         ModExp(**kw)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(lanes=0), "Lane count"),
+    (dict(lanes=2, fifo_depth=1), "FIFO depth"),
+    (dict(lanes=1, word_bits=0), "Word width"),
+])
+def test_batch_engine_rejects_bad_parameters(kw, match):
+    from hefl.hw.batch_engine import BatchEngine
+    args = dict(operand_bits=64, word_bits=16, **{k: v for k, v in kw.items() if k != "word_bits"})
+    if "word_bits" in kw:
+        args["word_bits"] = kw["word_bits"]
+    with pytest.raises(TypeError, match=match):
+        BatchEngine(**args)
 
 
 def test_u250_projection_arithmetic():
