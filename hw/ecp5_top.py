@@ -24,16 +24,18 @@ either UART pins (``phy="uart"``) or a byte-stream port (``phy="bytes"``,
 used by the Verilator model, whose C++ harness moves whole bytes instead of
 bit-timing a UART). :class:`ULX3STop` adds the PLL, the reset and the pins
 of amaranth-boards' ``ULX3S_85F_Platform`` (clock ``clk25`` G2, FTDI UART
-``uart`` rx M1 / tx L4, LEDs); the platform generates the LPF pin
-constraints, and the PLL output's clock constraint is added here, so no
-hand-written constraint file is needed.
+``uart`` rx M1 / tx L4, LEDs); the platform generates the LPF with the pin
+constraints and the 25 MHz input clock, and nextpnr derives the PLL output's
+constraint from the EHXPLLL dividers, so no hand-written constraint file is
+needed.
 
 LEDs: 0 ``interrupt`` (a run finished), 1 link answered an error, 2 UART
 framing error seen, 7 heartbeat (~1.5 Hz at 100 MHz).
 """
 
-from amaranth.hdl import Elaboratable, Instance, Module, Signal, ClockDomain, ClockSignal
-from amaranth.lib import stream, wiring
+from amaranth.hdl import (ClockDomain, ClockSignal, DomainRenamer, Elaboratable, Instance,
+                          Module, Signal)
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi_master import axi4_members
@@ -65,8 +67,9 @@ class BoardCore(wiring.Component):
     divisor : int, optional
         UART clock cycles per bit; required with ``phy="uart"``.
     phy : {"uart", "bytes"}
-        ``uart``: ports ``rx``/``tx``. ``bytes``: ports ``rx_byte`` (in) and
-        ``tx_byte`` (out), byte streams for a simulation harness.
+        ``uart``: ports ``rx``/``tx``. ``bytes``: valid/ready byte ports
+        ``rx_data``/``rx_valid``/``rx_ready`` (in) and
+        ``tx_data``/``tx_valid``/``tx_ready`` (out), for a simulation harness.
     engine : wiring.Component, optional
         Passed to the kernel (a prebuilt BatchEngine).
     """
@@ -90,8 +93,9 @@ class BoardCore(wiring.Component):
         if phy == "uart":
             members.update({"rx": In(1, init=1), "tx": Out(1, init=1)})
         else:
-            members.update({"rx_byte": In(stream.Signature(8)),
-                            "tx_byte": Out(stream.Signature(8))})
+            # Flat names (no "__"): Verilator mangles double underscores.
+            members.update({"rx_data": In(8), "rx_valid": In(1), "rx_ready": Out(1),
+                            "tx_data": Out(8), "tx_valid": Out(1), "tx_ready": In(1)})
         super().__init__(members)
 
     @property
@@ -102,12 +106,15 @@ class BoardCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         k, mem, link = self.kernel, self.mem, self.link
-        m.submodules.kernel = k
+        # One clock. The kernel defines its own domain from its Vitis pins
+        # (ap_clk, ap_rst_n); renamed, it is the same clock and reset as the
+        # `sync` domain of everything else here.
+        m.domains.sync = cd = ClockDomain("sync")
+        m.d.comb += [cd.clk.eq(self.clk), cd.rst.eq(self.rst),
+                     k.ap_clk.eq(self.clk), k.ap_rst_n.eq(~self.rst)]
+        m.submodules.kernel = DomainRenamer({"sync": "kernel"})(k)
         m.submodules.mem = mem
         m.submodules.link = link
-        # The kernel defines the `sync` domain from its Vitis pins; everything
-        # else here runs in it.
-        m.d.comb += [k.ap_clk.eq(self.clk), k.ap_rst_n.eq(~self.rst)]
 
         for n, d, _ in axi4_members(64):
             port, inner = getattr(k, f"{REGMAP.memory_port}_{n}"), getattr(mem.axi, n)
@@ -126,8 +133,10 @@ class BoardCore(wiring.Component):
             wiring.connect(m, uart.o_stream, link.i_stream)
             wiring.connect(m, link.o_stream, uart.i_stream)
         else:
-            wiring.connect(m, wiring.flipped(self.rx_byte), link.i_stream)
-            wiring.connect(m, link.o_stream, wiring.flipped(self.tx_byte))
+            m.d.comb += [link.i_stream.payload.eq(self.rx_data),
+                         link.i_stream.valid.eq(self.rx_valid), self.rx_ready.eq(link.i_stream.ready),
+                         self.tx_data.eq(link.o_stream.payload),
+                         self.tx_valid.eq(link.o_stream.valid), link.o_stream.ready.eq(self.tx_ready)]
 
         beat = Signal(26)
         m.d.sync += beat.eq(beat + 1)
@@ -199,7 +208,8 @@ class ULX3STop(Elaboratable):
             i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1,
             i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
         )
-        platform.add_clock_constraint(clk, self._clock_mhz * 1e6)
+        # No explicit constraint on `clk`: nextpnr derives the PLL output's
+        # (CLKI's 25 MHz from the platform × CLKFB_DIV / CLKI_DIV) itself.
 
         # Reset held until the PLL has locked, released synchronously.
         m.domains.pll = cd = ClockDomain("pll", reset_less=True, local=True)

@@ -39,8 +39,11 @@ def test_prepare_renders_pins_and_clock_constraint():
     assert sites["clk25_0__io"] == "G2"
     assert sites["uart_0__rx__io"] == "M1" and sites["uart_0__tx__io"] == "L4"
     assert sum(k.startswith("led_") for k in sites) == 8
-    # The PLL output carries the target clock constraint (nextpnr reads it).
-    assert re.search(r'FREQUENCY NET "[\w.$]*clk" 50000000(\.0)? HZ;', text), text
+    # The 25 MHz input is constrained; nextpnr derives the PLL output from it.
+    assert re.search(r'FREQUENCY PORT "clk25_0__io" 25000000(\.0)? HZ;', text), text
     rtlil = plan.files["hefl.il"]
     rtlil = rtlil if isinstance(rtlil, str) else rtlil.decode()
+    clki, fb, op = pll_params(25, 50)
     assert "EHXPLLL" in rtlil
+    for name, value in (("CLKI_DIV", clki), ("CLKFB_DIV", fb), ("CLKOP_DIV", op)):
+        assert re.search(rf"parameter \\{name} {value}\b", rtlil), name

@@ -12,12 +12,14 @@ Transport call         on the link
 ``alloc``/``free``     host-side bookkeeping of the board memory (first fit,
                        limb aligned; size from ``INFO``)
 ``write``/``read``     the host copy only
-``sync_to_device``     ``WRITE_MEM`` in chunks of at most ``max_len`` limbs
-``sync_from_device``   ``READ_MEM`` in chunks
+``sync_to_device``     ``WRITE_MEM`` of the limbs covering the range, in
+                       chunks of at most ``max_len`` limbs
+``sync_from_device``   ``READ_MEM`` likewise
 ``read_reg``           ``READ_REG`` at the register map's offset
 ``start``              ``WRITE_REG`` of each argument's registers, then
                        ``ap_start`` in ``ctrl``
 ``wait``               polls ``ctrl`` until ``ap_done``; ``DeviceTimeout``
+``abort``              nothing: the kernel has no abort; a run always ends
 =====================  ======================================================
 
 Errors and retries: an error reply (bad checksum, timeout, ...) or a reply
@@ -88,7 +90,7 @@ class SerialTransport(Transport):
         self.url = url
         self.retries = int(retries)
         self.timeout = float(timeout)
-        self.counters = {"requests": 0, "retries": 0, "bytes_out": 0, "bytes_in": 0}
+        self.counters = {"requests": 0, "retries": 0, "errors": 0, "bytes_out": 0, "bytes_in": 0}
         info = lp.parse_info(self._request(lp.Cmd.INFO).payload)
         if info["version"] != lp.VERSION:
             raise DeviceError(f"the board speaks link protocol v{info['version']}, "
@@ -125,24 +127,37 @@ class SerialTransport(Transport):
                 raise _Retry("no complete reply")
 
     def _request(self, cmd, addr=0, length=0, payload=b"", *, retry=True):
-        """One request; the decoded OK reply, or :class:`LinkError` after the retries."""
+        """One request; the decoded OK reply, or :class:`LinkError` after the retries.
+
+        ``retry=True`` repeats on any failure. ``retry=False`` (requests with
+        side effects) repeats only when the board answered that it rejected
+        the request (bad checksum, truncated): then nothing was executed. A
+        lost or garbled reply leaves the outcome unknown, so the caller decides.
+        """
         frame = lp.encode_request(cmd, addr, length, payload)
         why = ""
-        for attempt in range(1 + (self.retries if retry else 0)):
+        for attempt in range(1 + self.retries):
             if attempt:
                 self.counters["retries"] += 1
             try:
                 r = self._exchange(frame)
             except _Retry as e:
                 why = str(e)
-                continue
+                self.counters["errors"] += 1
+                if retry:
+                    continue
+                break
             if r.cmd != cmd:
                 why = f"reply to command 0x{r.cmd:02x}, expected 0x{int(cmd):02x}"
-                continue
+                self.counters["errors"] += 1
+                if retry:
+                    continue
+                break
             if r.ok:
                 return r
+            self.counters["errors"] += 1
             why = r.describe()
-            if r.status in (lp.Status.BAD_CMD, lp.Status.BAD_RANGE, lp.Status.BUS_ERROR):
+            if r.status not in (lp.Status.BAD_CRC, lp.Status.TIMEOUT):
                 break          # repeating the same request cannot help
         raise LinkError(f"{lp.Cmd(cmd).name} at 0x{addr:x} failed on {self.url or 'the link'}: {why}")
 
@@ -151,6 +166,10 @@ class SerialTransport(Transport):
     def _write_reg(self, name, value, *, retry=True):
         self._request(lp.Cmd.WRITE_REG, REGMAP.reg(name).offset, 1,
                       struct.pack("<I", value & 0xFFFFFFFF), retry=retry)
+
+    def write_reg(self, name, value):
+        """Write register ``name`` (the link owns the control port, as ``sim`` does)."""
+        self._write_reg(name, value, retry=name != "ctrl")
 
     def read_reg(self, name):
         if name == "ctrl":
@@ -209,19 +228,28 @@ class SerialTransport(Transport):
         self._check_range(buf, size, offset)
         return bytes(buf.handle[offset:offset + size])
 
-    def sync_to_device(self, buf):
+    def _limb_span(self, buf, size, offset):
+        # Whole limbs covering [offset, offset + size) of the buffer.
+        size, offset = self._span(buf, size, offset)
+        first = offset // _LIMB
+        end = -(-(offset + size) // _LIMB)
+        return first, end
+
+    def sync_to_device(self, buf, size=None, offset=0):
         self._check_live(buf)
-        base, total = buf.address // _LIMB, len(buf.handle) // _LIMB
-        for first in range(0, total, self.max_len):
-            n = min(self.max_len, total - first)
+        lo, hi = self._limb_span(buf, size, offset)
+        base = buf.address // _LIMB
+        for first in range(lo, hi, self.max_len):
+            n = min(self.max_len, hi - first)
             self._request(lp.Cmd.WRITE_MEM, base + first, n,
                           bytes(buf.handle[first * _LIMB:(first + n) * _LIMB]))
 
-    def sync_from_device(self, buf):
+    def sync_from_device(self, buf, size=None, offset=0):
         self._check_live(buf)
-        base, total = buf.address // _LIMB, len(buf.handle) // _LIMB
-        for first in range(0, total, self.max_len):
-            n = min(self.max_len, total - first)
+        lo, hi = self._limb_span(buf, size, offset)
+        base = buf.address // _LIMB
+        for first in range(lo, hi, self.max_len):
+            n = min(self.max_len, hi - first)
             r = self._request(lp.Cmd.READ_MEM, base + first, n)
             buf.handle[first * _LIMB:(first + n) * _LIMB] = r.payload
 
