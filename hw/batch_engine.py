@@ -19,7 +19,8 @@ Job formats: :mod:`hefl.hw.jobs` (POWMOD: s base words + ceil(count/w)
 exponent words; MULMOD: 2s words; PRODUCT: K·s words, count = K ≥ 1). Two
 additions to the brief's interface, both optional keywords: ``fifo_depth``
 (per-lane job FIFO, default ``2·s`` words) and ``multiplier`` (the MontMul
-class, for tests).
+class; e.g. ``functools.partial(MontMul, tile_bits=(18, 18))`` for ECP5
+tiles, or a stand-in in unit tests).
 
 Structure::
 

@@ -12,7 +12,8 @@ __all__ = ["random_modulus", "directed_jobs", "random_jobs"]
 
 
 def random_modulus(rng, bits, *, small_top=False):
-    """An odd ``bits``-bit modulus; ``small_top`` makes its top 51-bit word tiny."""
+    """An odd ``bits``-bit modulus; ``small_top`` gives a sparse one (``2^(L-1)`` plus a
+    half-width low part), whose words above the low half are zero but the top bit."""
     if small_top:
         return (1 << (bits - 1)) | (rng.getrandbits(bits // 2) << 1) | 1
     return (1 << (bits - 1)) | rng.getrandbits(bits - 1) | 1
