@@ -35,7 +35,7 @@ framing error seen, 7 heartbeat (~1.5 Hz at 100 MHz).
 
 from amaranth.hdl import (ClockDomain, ClockSignal, DomainRenamer, Elaboratable, Instance,
                           Module, Signal)
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi_master import axi4_members
@@ -188,9 +188,14 @@ class ULX3STop(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        clk25 = platform.request("clk25", 0)
-        uart = platform.request("uart", 0)
-        leds = [platform.request("led", i) for i in range(8)]
+        m.submodules.clk25 = clk25 = io.Buffer("i", platform.request("clk25", 0, dir="-"))
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = uart_rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = uart_tx = io.Buffer("o", uart.tx)
+        leds = []
+        for i in range(8):
+            m.submodules[f"led{i}"] = led = io.Buffer("o", platform.request("led", i, dir="-"))
+            leds.append(led)
 
         clk = Signal()
         locked = Signal()
@@ -219,7 +224,7 @@ class ULX3STop(Elaboratable):
 
         m.submodules.core = core = self.core
         m.d.comb += [core.clk.eq(ClockSignal("pll")), core.rst.eq(rst[-1]),
-                     core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
+                     core.rx.eq(uart_rx.i), uart_tx.o.eq(core.tx)]
         for i, led in enumerate(leds):
             m.d.comb += led.o.eq(core.leds[i])
         return m
