@@ -25,9 +25,9 @@ POWMOD ``b^e mod N`` over a declared exponent length ``c`` bits,
 that computes ``R mod N`` (here a loaded constant). Nothing in the schedule
 depends on ``b`` or ``e``: memory addresses differ with the window digit, but
 every memory access takes one cycle whatever its address, the operand reader
-chooses its two-reads-per-word or one-read-per-word pattern from slot
-*identity of the schedule position* (squaring vs. multiply), and the window
-bits are fetched in a loop whose length is ``k``. The cycle count of a job is a
+chooses its two-reads-per-word or one-read-per-word pattern from the schedule
+position (squaring or multiply by one vs. multiply), never from a value or a
+digit, and the window bits are fetched in a loop whose length is ``k``. The cycle count of a job is a
 function of ``c`` alone.
 
 PRODUCT ``a_1 · ... · a_K mod N`` (MULMOD is the case ``K = 2``)::
