@@ -77,7 +77,11 @@ class BatchEngine(wiring.Component):
                                window_bits=window_bits, max_exp_bits=max_exp_bits,
                                tag_bits=tag_bits, multiplier=multiplier)
         # Validates the shared parameters once.
-        proto = ModExp(**self._lane_args)
+        try:
+            proto = ModExp(**self._lane_args)
+        except TypeError:
+            self._MustUse__silence = True
+            raise
         self._s = s = proto.words
         self._w = word_bits
         self._lanes = lanes
