@@ -48,6 +48,7 @@ from amaranth.lib.wiring import In, Out
 
 from .jobs import JobOp, job_layout, result_layout
 from .modexp import ModExp
+from .params import MODEXP_WINDOW_BITS
 
 __all__ = ["BatchEngine", "JobOp"]
 
@@ -68,7 +69,7 @@ class BatchEngine(wiring.Component):
         MontMul class (default :class:`hefl.hw.montmul.MontMul`).
     """
 
-    def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=4,
+    def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=MODEXP_WINDOW_BITS,
                  max_exp_bits=None, tag_bits=16, fifo_depth=None, multiplier=None):
         if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
             self._MustUse__silence = True       # never built: no "unused" warning

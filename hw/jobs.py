@@ -13,10 +13,12 @@ result is ``s`` beats ``{data, tag, last}``, fully reduced (``< N``).
 
 from amaranth.lib import data, enum
 
+from .params import JOB_COUNT_BITS
+
 __all__ = ["JobOp", "COUNT_BITS", "job_layout", "result_layout"]
 
-#: Width of the ``count`` field of a job's first beat.
-COUNT_BITS = 16
+#: Width of the ``count`` field of a job's first beat (see :mod:`hefl.hw.params`).
+COUNT_BITS = JOB_COUNT_BITS
 
 
 class JobOp(enum.Enum, shape=2):

@@ -83,6 +83,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.montgomery import words_for
 from .jobs import COUNT_BITS, JobOp, job_layout, result_layout
+from .params import MODEXP_WINDOW_BITS
 
 __all__ = ["ModExp"]
 
@@ -143,8 +144,8 @@ class ModExp(wiring.Component):
                             f"field, not {max_exp_bits!r}")
         return max_exp_bits
 
-    def __init__(self, *, operand_bits, word_bits, window_bits=4, max_exp_bits=None,
-                 tag_bits=16, multiplier=None):
+    def __init__(self, *, operand_bits, word_bits, window_bits=MODEXP_WINDOW_BITS,
+                 max_exp_bits=None, tag_bits=16, multiplier=None):
         try:
             max_exp_bits = self._check(operand_bits, word_bits, window_bits, max_exp_bits,
                                        tag_bits)

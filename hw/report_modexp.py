@@ -28,7 +28,7 @@ import math
 import sys
 import time
 
-from .params import MONTMUL_WORD_BITS
+from .params import MODEXP_WINDOW_BITS, MONTMUL_WORD_BITS
 from .report import register_section
 
 __all__ = ["modexp_report", "engine_cycles", "U250", "CLOCK_MHZ", "PCIE_BYTES_PER_S", "TARGETS_1024",
@@ -45,7 +45,7 @@ PCIE_BYTES_PER_S = 12e9
 #: Lanes behind one BatchEngine input stream (one w-bit word per cycle each).
 LANES_PER_ENGINE = 64
 #: Window width of the projected lanes.
-WINDOW_BITS = 4
+WINDOW_BITS = MODEXP_WINDOW_BITS
 #: Issue 4 targets for Paillier-1024 (Clustar's published U250 engine).
 TARGETS_1024 = {"encrypt_per_s": 33_653, "decrypt_per_s": 69_355, "mulmod_per_s": 359_942}
 

@@ -130,8 +130,10 @@ def test_lane_montmuls_follow_golden_schedule(rng):
 
 
 def test_job_op_values_match_golden():
+    from hefl.hw.params import JOB_COUNT_BITS
     assert (JobOp.POWMOD.value, JobOp.MULMOD.value, JobOp.PRODUCT.value) == \
         (gb.POWMOD, gb.MULMOD, gb.PRODUCT)
+    assert gb.COUNT_BITS == JOB_COUNT_BITS
 
 
 def test_job_encoders_reject_bad_operands():
