@@ -53,6 +53,7 @@ class BoardMem(wiring.Component):
 
     def __init__(self, *, limbs):
         if not isinstance(limbs, int) or isinstance(limbs, bool) or limbs < 2 or limbs & (limbs - 1):
+            self._MustUse__silence = True  # a rejected component is not "unused"
             raise TypeError(f"Memory depth must be a power of two of at least 2, not {limbs!r}")
         self._limbs = limbs
         super().__init__({

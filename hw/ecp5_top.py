@@ -77,10 +77,10 @@ class BoardCore(wiring.Component):
     def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=4, max_exp_bits=None,
                  mem_limbs=8192, timeout_cycles, divisor=None, phy="uart", engine=None,
                  max_burst=16):
-        if phy not in ("uart", "bytes"):
-            raise TypeError(f"PHY must be 'uart' or 'bytes', not {phy!r}")
-        if phy == "uart" and divisor is None:
-            raise TypeError("A UART PHY needs a divisor (clock cycles per bit)")
+        if phy not in ("uart", "bytes") or (phy == "uart" and divisor is None):
+            self._MustUse__silence = True  # a rejected component is not "unused"
+            raise TypeError(f"PHY must be 'uart' (with a divisor: clock cycles per bit) or "
+                            f"'bytes', not {phy!r} with divisor {divisor!r}")
         self._phy = phy
         self._divisor = divisor
         self.kernel = Kernel(operand_bits=operand_bits, word_bits=word_bits, lanes=lanes,

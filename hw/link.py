@@ -77,12 +77,16 @@ class Link(wiring.Component):
     """
 
     def __init__(self, *, mem_limbs, timeout_cycles, max_len=MAX_LEN):
-        for name, v in (("Memory size", mem_limbs), ("Timeout", timeout_cycles),
-                        ("Maximum length", max_len)):
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise TypeError(f"{name} must be a positive integer, not {v!r}")
-        if max_len > MAX_LEN:
-            raise TypeError(f"Maximum length must be at most {MAX_LEN}, not {max_len}")
+        try:
+            for name, v in (("Memory size", mem_limbs), ("Timeout", timeout_cycles),
+                            ("Maximum length", max_len)):
+                if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                    raise TypeError(f"{name} must be a positive integer, not {v!r}")
+            if max_len > MAX_LEN:
+                raise TypeError(f"Maximum length must be at most {MAX_LEN}, not {max_len}")
+        except TypeError:
+            self._MustUse__silence = True  # a rejected component is not "unused"
+            raise
         self._mem_limbs = mem_limbs
         self._timeout = timeout_cycles
         self._max_len = max_len

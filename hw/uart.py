@@ -40,8 +40,9 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["UartRx", "UartTx", "Uart"]
 
 
-def _check_divisor(divisor):
+def _check_divisor(component, divisor):
     if not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < 8:
+        component._MustUse__silence = True  # a rejected component is not "unused"
         raise TypeError(f"Divisor must be an integer of at least 8, not {divisor!r}")
 
 
@@ -72,7 +73,7 @@ class UartRx(wiring.Component):
     overruns: Out(16)
 
     def __init__(self, *, divisor):
-        _check_divisor(divisor)
+        _check_divisor(self, divisor)
         self._divisor = divisor
         super().__init__()
 
@@ -166,7 +167,7 @@ class UartTx(wiring.Component):
     busy: Out(1)
 
     def __init__(self, *, divisor):
-        _check_divisor(divisor)
+        _check_divisor(self, divisor)
         self._divisor = divisor
         super().__init__()
 
@@ -212,7 +213,7 @@ class Uart(wiring.Component):
     overruns: Out(16)
 
     def __init__(self, *, divisor):
-        _check_divisor(divisor)
+        _check_divisor(self, divisor)
         self._divisor = divisor
         super().__init__()
 

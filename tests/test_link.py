@@ -194,3 +194,16 @@ def test_crc8_reference():
     assert crc8(b"123456789") == 0xF4
     with pytest.raises(ValueError):
         encode_request(Cmd.WRITE_MEM, 0, 2, bytes(8))
+
+
+def test_bad_parameters_are_typed_errors():
+    from hefl.hw.board_mem import BoardMem
+    from hefl.hw.ecp5_top import BoardCore
+    with pytest.raises(TypeError, match="Memory size"):
+        Link(mem_limbs=0, timeout_cycles=10)
+    with pytest.raises(TypeError, match="Maximum length"):
+        Link(mem_limbs=64, timeout_cycles=10, max_len=1 << 16)
+    with pytest.raises(TypeError, match="power of two"):
+        BoardMem(limbs=100)
+    with pytest.raises(TypeError, match="PHY"):
+        BoardCore(operand_bits=128, word_bits=32, timeout_cycles=10, phy="uart")
