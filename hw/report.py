@@ -76,13 +76,26 @@ def register_section(name, *, help=""):
     return deco
 
 
+#: section module -> the exception its import raised
+BROKEN_MODULES = {}
+
+
 def _load_sections():
+    """Import the optional section modules; remember (don't raise) broken ones.
+
+    A broken module must not take the other sections down (``--only
+    montmul`` still works); a run of every section fails on it in :func:`run`.
+    """
     for mod in SECTION_MODULES:
+        if mod in BROKEN_MODULES:
+            continue
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:
             if e.name != mod:  # the module exists but its own import failed
-                raise
+                BROKEN_MODULES[mod] = e
+        except Exception as e:  # noqa: BLE001 - reported by run()
+            BROKEN_MODULES[mod] = e
 
 
 def add_arguments(parser):
@@ -100,12 +113,15 @@ def add_arguments(parser):
 
 def run(args):
     _load_sections()
+    from ..errors import HeflError
+    broken = "; ".join(f"{mod}: {type(e).__name__}: {e}" for mod, e in BROKEN_MODULES.items())
     names = args.only or list(SECTIONS)
     unknown = [n for n in names if n not in SECTIONS]
     if unknown:
-        from ..errors import HeflError
         raise HeflError(f"unknown report section(s) {', '.join(unknown)}; "
-                        f"known: {', '.join(SECTIONS)}")
+                        f"known: {', '.join(SECTIONS)}" + (f" (failed to load: {broken})" if broken else ""))
+    if broken and not args.only:
+        raise HeflError(f"report section module(s) failed to load: {broken}")
     if args.seed is None:
         args.seed = secrets.randbits(32)
     print(f"hw-report: seed {args.seed}", file=sys.stderr)

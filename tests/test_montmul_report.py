@@ -49,3 +49,18 @@ def test_section_registry(tmp_path):
         assert main(["hw-report", "--only", "no_such_section", "--out", str(tmp_path)]) == 2
     finally:
         SECTIONS.pop("unit_probe")
+
+
+def test_broken_section_module(tmp_path, monkeypatch):
+    """A section module that fails to import only fails runs that need it."""
+    from hefl.hw import report
+    (tmp_path / "hefl_broken_section.py").write_text("import no_such_module_hefl\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(report, "SECTION_MODULES", ["hefl_broken_section"])
+    monkeypatch.setattr(report, "BROKEN_MODULES", {})
+    monkeypatch.setitem(report.SECTIONS, "unit_probe2", (lambda args: {"ok": 1}, ""))
+    out = tmp_path / "out"
+    assert main(["hw-report", "--only", "unit_probe2", "--out", str(out)]) == 0
+    assert "hefl_broken_section" in report.BROKEN_MODULES
+    # Every section requested: the broken module is an error, nothing half-written.
+    assert main(["hw-report", "--out", str(out / "all")]) == 2
