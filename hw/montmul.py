@@ -40,8 +40,8 @@ the result after row ``s-1`` is ``< 2N``.
 Datapath and schedule
 ---------------------
 One :class:`~hefl.hw.mulpipe.MulPipe` (latency ``P``; 51×51 from six 26×17
-DSP48E2 tiles: ``P = 5``; 36×36 from four ECP5 18×18 tiles: ``P = 4``). A slot issued at cycle ``k`` presents memory read
-addresses at ``k``, its operands reach the multiplier at ``k+2`` and its
+DSP48E2 tiles: ``P = 5``; 36×36 from four ECP5 18×18 tiles: ``P = 4``).
+A slot issued at cycle ``k`` presents memory read addresses at ``k``, its operands reach the multiplier at ``k+2`` and its
 product appears at ``k + D``, ``D = P + 2``::
 
     cycle  k        sequencer picks slot (P1 j | M | P2 j), reads a_j, b_i / N_j
@@ -76,6 +76,23 @@ Hazards
 
 Deliberate deviations: results are ``< 2N``, not ``< N`` (the caller, e.g.
 the Montgomery-domain exit of ModExp, reduces if it must).
+
+Measured (``make hw-report`` → ``build/reports/montmul.json``)
+--------------------------------------------------------------
+L = 4096, yosys ``synth_xilinx -family xcup`` DSP48E2 × Verilator cycles/op:
+
+=========  =====  ======  ==========  =========================
+w          DSPs   s       cycles/op   DSP-cycles/op
+=========  =====  ======  ==========  =========================
+51 (2×3)   6      81      13,203      79,218  (chosen)
+64 (3×4)   12     65      8,515       102,180
+34 (2×2)   4      121     29,403      117,612
+17 (1)     1      241     117,370     117,370
+=========  =====  ======  ==========  =========================
+
+(published systolic reference: 146,000; 26×17-tile floor ≈ 76,000).
+ECP5-85F-6, w = 36 on four MULT18X18D, L = 1024 and 2048: 131 MHz
+(nextpnr-ecp5, target 100 MHz).
 """
 
 from amaranth import Module, Signal, Cat, Mux, C
