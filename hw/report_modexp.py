@@ -294,11 +294,21 @@ def modexp_report(args):
         "counting input and output bytes in the kernel's format (every w-bit word in a 64-bit "
         f"limb, one header limb per job); engine input streams of one word per cycle with "
         f"{LANES_PER_ENGINE} lanes per BatchEngine. Host-side work (CRT recombination, "
-        "(1 + m·n) factor) not included.")
+        "(1 + m·n) factor) not included. Paillier-2048 lanes bind on BRAM36 under yosys' "
+        "default memory mapping (the lane table would fit one URAM288; not mapped here).")
     if not args.quick:
         p = projected["1024"]
         out["targets_1024"] = TARGETS_1024
         out["meets_targets_1024"] = {k2: p[k2] >= v for k2, v in TARGETS_1024.items()}
+        out["meets_goal_2x_1024"] = {k2: p[k2] >= 2 * v for k2, v in TARGETS_1024.items()}
+        cpu = out["keys"]["1024"]["gmpy2_one_core"]
+        out["summary_1024"] = (
+            f"PROJECTED U250 at {CLOCK_MHZ} MHz, Paillier-1024: encrypt {p['encrypt_per_s']}/s "
+            f"({p['lanes']} lanes, {p['binding_resource']}-bound), decrypt {p['decrypt_per_s']}/s "
+            f"on p²-sized lanes ({p['decrypt_per_s_on_encrypt_lanes']}/s on the encryption "
+            f"lanes), mulmod {p['mulmod_per_s']}/s ({p['detail']['mulmod']['bound_by']}-bound); "
+            f"gmpy2 one core: {cpu['encrypt_per_s']}/s, {cpu['decrypt_per_s']}/s, "
+            f"{cpu['mulmod_per_s']}/s")
     out["projected_u250"] = projected
     return out
 
