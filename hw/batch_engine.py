@@ -42,11 +42,10 @@ Structure::
 """
 
 from amaranth.hdl import Array, Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.wiring import In, Out
 
-from .jobs import JobOp, job_layout, result_layout
+from .jobs import JobOp, engine_ports, job_layout
 from .modexp import ModExp
 from .params import MODEXP_WINDOW_BITS
 
@@ -95,16 +94,7 @@ class BatchEngine(wiring.Component):
             raise TypeError(f"FIFO depth must be an integer ≥ 2, not {fifo_depth!r}")
         self._fifo_depth = fifo_depth
         self._proto = proto
-        super().__init__({
-            "nprime": In(word_bits),
-            "const_wr_en": In(1),
-            "const_wr_sel": In(2),
-            "const_wr_addr": In(range(s)),
-            "const_wr_data": In(word_bits),
-            "i_stream": In(stream.Signature(job_layout(word_bits, tag_bits))),
-            "o_stream": Out(stream.Signature(result_layout(word_bits, tag_bits))),
-            "idle": Out(1),
-        })
+        super().__init__(engine_ports(word_bits, s, tag_bits))
 
     lanes = property(lambda self: self._lanes)
     words = property(lambda self: self._s)

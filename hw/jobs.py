@@ -11,11 +11,12 @@ Words are little-endian (word 0 first); every operand is below ``N``. A
 result is ``s`` beats ``{data, tag, last}``, fully reduced (``< N``).
 """
 
-from amaranth.lib import data, enum
+from amaranth.lib import data, enum, stream
+from amaranth.lib.wiring import In, Out
 
 from .params import JOB_COUNT_BITS
 
-__all__ = ["JobOp", "COUNT_BITS", "job_layout", "result_layout"]
+__all__ = ["JobOp", "COUNT_BITS", "job_layout", "result_layout", "engine_ports"]
 
 #: Width of the ``count`` field of a job's first beat (see :mod:`hefl.hw.params`).
 COUNT_BITS = JOB_COUNT_BITS
@@ -48,3 +49,21 @@ def result_layout(word_bits, tag_bits):
         "tag": tag_bits,
         "last": 1,
     })
+
+
+def engine_ports(word_bits, words, tag_bits):
+    """The port signature shared by a ModExp lane and the BatchEngine.
+
+    Both take the same constants and job stream and give the same result
+    stream, so the engine is a drop-in for one lane (and vice versa).
+    """
+    return {
+        "nprime": In(word_bits),
+        "const_wr_en": In(1),
+        "const_wr_sel": In(2),
+        "const_wr_addr": In(range(words)),
+        "const_wr_data": In(word_bits),
+        "i_stream": In(stream.Signature(job_layout(word_bits, tag_bits))),
+        "o_stream": Out(stream.Signature(result_layout(word_bits, tag_bits))),
+        "idle": Out(1),
+    }

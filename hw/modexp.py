@@ -77,12 +77,11 @@ Deviations and limits
 """
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from ..golden.montgomery import words_for
-from .jobs import COUNT_BITS, JobOp, job_layout, result_layout
+from .jobs import COUNT_BITS, JobOp, engine_ports
 from .params import MODEXP_WINDOW_BITS
 
 __all__ = ["ModExp"]
@@ -163,16 +162,7 @@ class ModExp(wiring.Component):
         self._s = words_for(operand_bits, word_bits)
         self._multiplier = multiplier
         s = self._s
-        super().__init__({
-            "nprime": In(word_bits),
-            "const_wr_en": In(1),
-            "const_wr_sel": In(2),
-            "const_wr_addr": In(range(s)),
-            "const_wr_data": In(word_bits),
-            "i_stream": In(stream.Signature(job_layout(word_bits, tag_bits))),
-            "o_stream": Out(stream.Signature(result_layout(word_bits, tag_bits))),
-            "idle": Out(1),
-        })
+        super().__init__(engine_ports(word_bits, s, tag_bits))
 
     # Read-only parameters -------------------------------------------------
     operand_bits = property(lambda self: self._L)
