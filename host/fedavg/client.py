@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import NonFiniteUpdateError
 from .model import make_model
 
-__all__ = ["Client", "LocalResult", "garble"]
+__all__ = ["Client", "LocalResult", "garble", "check_and_clip"]
 
 
 @dataclass
@@ -114,14 +114,8 @@ class Client:
             update = self.weight * (m.get_params() - global_theta)
         if poison_nan:
             update[len(update) // 2] = np.nan
-        bad = ~np.isfinite(update)
-        if bad.any():
-            raise NonFiniteUpdateError(
-                f"client {self.cid}: update holds {int(bad.sum())} non-finite value(s) "
-                f"(first at index {int(np.flatnonzero(bad)[0])}); not encrypted")
-        clipped = np.clip(update, -self.alpha, self.alpha)
-        return LocalResult(clipped, update, int(np.count_nonzero(clipped != update)),
-                           m.loss(self.data.x, self.data.y))
+        clipped, n_clipped = check_and_clip(update, self.alpha, f"client {self.cid}: update")
+        return LocalResult(clipped, update, n_clipped, m.loss(self.data.x, self.data.y))
 
     def encrypt(self, update, he, encoder, meta):
         """Encode and encrypt ``update``; return the serialised ciphertext vector.
@@ -180,3 +174,28 @@ def garble(data, mode="truncate", public_key=None):
         # to_bytes does not validate: a forger can send anything well-formed.
         return cv.to_bytes()
     raise ValueError(f"unknown garble mode {mode!r}")
+
+
+def check_and_clip(vec, alpha, what):
+    """Refuse a non-finite vector, then clip it to ``[-alpha, alpha]``.
+
+    The check comes first so that nothing derived from a NaN or infinity is
+    ever encoded or encrypted.
+
+    Returns
+    -------
+    (numpy.ndarray, int)
+        The clipped vector and how many values were clipped.
+
+    Raises
+    ------
+    NonFiniteUpdateError
+        ``vec`` holds NaN or infinity; ``what`` names it in the message.
+    """
+    bad = ~np.isfinite(vec)
+    if bad.any():
+        raise NonFiniteUpdateError(
+            f"{what} holds {int(bad.sum())} non-finite value(s) "
+            f"(first at index {int(np.flatnonzero(bad)[0])}); not encrypted")
+    clipped = np.clip(vec, -alpha, alpha)
+    return clipped, int(np.count_nonzero(clipped != vec))

@@ -42,8 +42,8 @@ from flwr.clientapp import ClientApp
 
 from ..accel import get_accelerator
 from ..encoding import Encoder
-from ..errors import FlowerConfigError, NonFiniteUpdateError
-from ..fedavg.client import garble
+from ..errors import FlowerConfigError
+from ..fedavg.client import check_and_clip, garble
 from ..fedavg.data import load_federated
 from ..fedavg.keyholder import KeyHolder
 from ..fedavg.model import make_model
@@ -160,14 +160,9 @@ class Party:
             scaled = self.weight * m.get_params()
         if poison:
             scaled[len(scaled) // 2] = np.nan
-        bad = ~np.isfinite(scaled)
-        if bad.any():
-            raise NonFiniteUpdateError(
-                f"partition {self.partition}: local model holds {int(bad.sum())} non-finite "
-                f"value(s); nothing encrypted")
-        alpha = self.encoder.params.alpha
-        clipped = np.clip(scaled, -alpha, alpha)
-        return clipped, int(np.count_nonzero(clipped != scaled)), m.loss(self.shard.x, self.shard.y)
+        clipped, n_clipped = check_and_clip(scaled, self.encoder.params.alpha,
+                                            f"partition {self.partition}: local model")
+        return clipped, n_clipped, m.loss(self.shard.x, self.shard.y)
 
     def encrypt(self, scaled, server_round, node_id):
         """Encode, pack and encrypt; the bytes name the round and the sending node."""
