@@ -17,6 +17,7 @@ not be clocked faster than timing closed at.
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -84,10 +85,18 @@ def build_bitstream(out=None, *, clock_mhz=None, seed=1, **core):
                    lanes=cfg["lanes"], window_bits=cfg["window_bits"],
                    max_exp_bits=cfg["max_exp_bits"], mem_limbs=cfg["mem_limbs"])
     nextpnr_report = bdir / "hefl.report.json"
+    nextpnr_report.unlink(missing_ok=True)
     t0 = time.monotonic()
-    ULX3S_85F_Platform().build(
-        top, name="hefl", build_dir=str(bdir), do_program=False,
-        nextpnr_opts=f"--report {nextpnr_report} --timing-allow-fail --seed {seed}")
+    try:
+        # The report path is relative to the build directory (the scripts'
+        # cwd): the WebAssembly nextpnr may only see paths below it.
+        ULX3S_85F_Platform().build(
+            top, name="hefl", build_dir=str(bdir), do_program=False,
+            nextpnr_opts=f"--report {nextpnr_report.name} --timing-allow-fail --seed {seed}")
+    except subprocess.CalledProcessError as e:
+        from ..errors import ToolFailed
+        raise ToolFailed(f"the ECP5 build failed (exit {e.returncode}); see the logs in {bdir} "
+                         "(hefl.rpt: yosys, hefl.tim: nextpnr)") from None
     elapsed = time.monotonic() - t0
 
     rep = json.loads(nextpnr_report.read_text())
