@@ -200,9 +200,18 @@ class AxiMaster(wiring.Component):
                 r_active.eq(cmd.limbs != 0),
             ]
 
-        ar_len = self._burst_len(m, ar_addr, ar_left, "ar")
+        # The burst length is registered: address → 4 KiB distance → length →
+        # credit check → next address was the kernel's longest path on ECP5.
+        # ar_len_ok drops for the cycle after ar_addr/ar_left change, while the
+        # registered length still describes the old values (one cycle per burst).
+        ar_len_c = self._burst_len(m, ar_addr, ar_left, "ar")
+        ar_len = Signal.like(ar_len_c, name="ar_len_r")
+        ar_last = Signal()           # registered ar_left == ar_len
+        ar_len_ok = Signal()
         issue = Signal()
-        m.d.comb += issue.eq(ar_active & ~bus.arvalid & ~aborting & ~self.rd_abort
+        m.d.sync += [ar_len.eq(ar_len_c), ar_last.eq(ar_left == ar_len_c),
+                     ar_len_ok.eq(~((self.rd_cmd.valid & self.rd_cmd.ready) | issue))]
+        m.d.comb += issue.eq(ar_active & ar_len_ok & ~bus.arvalid & ~aborting & ~self.rd_abort
                              & (outstanding + ar_len <= self._read_credit))
         r_beat = Signal()
         m.d.comb += r_beat.eq(bus.rvalid & bus.rready)
@@ -214,7 +223,7 @@ class AxiMaster(wiring.Component):
                 ar_addr.eq(ar_addr + (ar_len << bb_log)),
                 ar_left.eq(ar_left - ar_len),
             ]
-            with m.If(ar_left == ar_len):
+            with m.If(ar_last):
                 m.d.sync += ar_active.eq(0)
         with m.If(bus.arvalid & bus.arready):
             m.d.sync += bus.arvalid.eq(0)
@@ -272,9 +281,14 @@ class AxiMaster(wiring.Component):
                 w_phase.eq(0),
             ]
 
-        aw_len = self._burst_len(m, aw_addr, w_left_beats, "aw")
+        # Registered like ar_len (see above).
+        aw_len_c = self._burst_len(m, aw_addr, w_left_beats, "aw")
+        aw_len = Signal.like(aw_len_c, name="aw_len_r")
+        aw_len_ok = Signal()
         aw_issue = Signal()
-        m.d.comb += aw_issue.eq(w_active & ~w_phase & ~bus.awvalid)
+        m.d.sync += [aw_len.eq(aw_len_c),
+                     aw_len_ok.eq(~((self.wr_cmd.valid & self.wr_cmd.ready) | aw_issue))]
+        m.d.comb += aw_issue.eq(w_active & aw_len_ok & ~w_phase & ~bus.awvalid)
         with m.If(aw_issue):
             m.d.sync += [
                 bus.awvalid.eq(1), bus.awaddr.eq(aw_addr), bus.awlen.eq(aw_len - 1),

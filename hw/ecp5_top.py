@@ -33,6 +33,8 @@ LEDs: 0 ``interrupt`` (a run finished), 1 link answered an error, 2 UART
 framing error seen, 7 heartbeat (~1.5 Hz at 100 MHz).
 """
 
+from functools import partial
+
 from amaranth.hdl import (ClockDomain, ClockSignal, DomainRenamer, Elaboratable, Instance,
                           Module, Signal)
 from amaranth.lib import io, wiring
@@ -43,6 +45,8 @@ from .axil_ctrl import axil_members
 from .board_mem import BoardMem
 from .kernel import Kernel
 from .link import Link
+from .montmul import MontMul
+from .params import ECP5_TILE_BITS
 from .regmap import REGMAP
 from .uart import Uart
 
@@ -77,11 +81,13 @@ class BoardCore(wiring.Component):
         ``tx_data``/``tx_valid``/``tx_ready`` (out), for a simulation harness.
     engine : wiring.Component, optional
         Passed to the kernel (a prebuilt BatchEngine).
+    multiplier : callable, optional
+        MontMul factory for the lanes, passed to the kernel.
     """
 
     def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=4, max_exp_bits=None,
                  mem_limbs=8192, timeout_cycles, divisor=None, phy="uart", engine=None,
-                 max_burst=16):
+                 max_burst=16, multiplier=None):
         if phy not in ("uart", "bytes") or (phy == "uart" and divisor is None):
             self._MustUse__silence = True  # a rejected component is not "unused"
             raise TypeError(f"PHY must be 'uart' (with a divisor: clock cycles per bit) or "
@@ -90,7 +96,7 @@ class BoardCore(wiring.Component):
         self._divisor = divisor
         self.kernel = Kernel(operand_bits=operand_bits, word_bits=word_bits, lanes=lanes,
                              window_bits=window_bits, max_exp_bits=max_exp_bits, data_bits=64,
-                             max_burst=max_burst, engine=engine)
+                             max_burst=max_burst, engine=engine, multiplier=multiplier)
         self.mem = BoardMem(limbs=mem_limbs)
         self.link = Link(mem_limbs=mem_limbs, timeout_cycles=timeout_cycles,
                          max_len=min(0xFFFF, mem_limbs))
@@ -184,6 +190,9 @@ class ULX3STop(Elaboratable):
         self._clock_mhz = clock_mhz
         self._pll = pll_params(25, clock_mhz)
         divisor = round(clock_mhz * 1e6 / baud)
+        # The lanes' multipliers tiled from the ECP5's 18×18 blocks (four
+        # MULT18X18D per 36×36 product) rather than the DSP48E2's 26×17.
+        core.setdefault("multiplier", partial(MontMul, tile_bits=(ECP5_TILE_BITS, ECP5_TILE_BITS)))
         self.core = BoardCore(divisor=divisor, phy="uart",
                               timeout_cycles=int(clock_mhz * 1e3 * timeout_ms), **core)
 

@@ -70,10 +70,13 @@ class Kernel(wiring.Component):
         A prebuilt engine with the BatchEngine's interface; by default a
         :class:`hefl.hw.batch_engine.BatchEngine` is made from the
         parameters above.
+    multiplier : callable, optional
+        MontMul factory for the default engine's lanes (e.g.
+        ``functools.partial(MontMul, tile_bits=(18, 18))`` on ECP5).
     """
 
     def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=4, max_exp_bits=None,
-                 data_bits=64, max_burst=64, engine=None):
+                 data_bits=64, max_burst=64, engine=None, multiplier=None):
         for name, v in (("Operand width", operand_bits), ("Word width", word_bits),
                         ("Lane count", lanes), ("Window width", window_bits)):
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
@@ -90,7 +93,7 @@ class Kernel(wiring.Component):
             from .batch_engine import BatchEngine
             engine = BatchEngine(operand_bits=operand_bits, word_bits=word_bits, lanes=lanes,
                                  window_bits=window_bits, max_exp_bits=max_exp_bits,
-                                 tag_bits=LAYOUT.job_field("tag").width)
+                                 tag_bits=LAYOUT.job_field("tag").width, multiplier=multiplier)
         self._engine = engine
         self._L = operand_bits
         self._w = word_bits
@@ -360,13 +363,30 @@ class Kernel(wiring.Component):
         # --- result path: engine results → their tag's slot ---------------
         osp = eng.o_stream
         res_left = Signal(range(s + 1))
+        # The slot address (tag × s, a multiplier, then a 64-bit add) is
+        # computed over two registered stages before the write command:
+        # combinational, it chained the lanes' result arbiter through the
+        # multiplier into the AXI master, the board's longest path. Stage 0
+        # registers the tag (stable while o_stream is valid), stage 1 the
+        # address, stage 2 issues the command.
+        rp_tag = Signal.like(osp.payload.tag)
+        rp_addr = Signal(64)
+        rp_stage = Signal(range(3))
         with m.If(~rp_busy):
             with m.If(osp.valid & ~ap_idle):
-                addr = result + ((LAYOUT.result.limbs + osp.payload.tag * s) * (LIMB // 8))
-                m.d.comb += [mem.wr_cmd.valid.eq(1), mem.wr_cmd.payload.addr.eq(addr),
-                             mem.wr_cmd.payload.limbs.eq(s)]
-                with m.If(mem.wr_cmd.ready):
-                    m.d.sync += [rp_busy.eq(1), res_left.eq(s)]
+                m.d.sync += [
+                    rp_tag.eq(osp.payload.tag),
+                    rp_addr.eq(result + ((LAYOUT.result.limbs + rp_tag * s) * (LIMB // 8))),
+                ]
+                with m.If(rp_stage != 2):
+                    m.d.sync += rp_stage.eq(rp_stage + 1)
+                with m.Else():
+                    m.d.comb += [mem.wr_cmd.valid.eq(1), mem.wr_cmd.payload.addr.eq(rp_addr),
+                                 mem.wr_cmd.payload.limbs.eq(s)]
+                    with m.If(mem.wr_cmd.ready):
+                        m.d.sync += [rp_busy.eq(1), res_left.eq(s), rp_stage.eq(0)]
+            with m.Else():
+                m.d.sync += rp_stage.eq(0)
         with m.Else():
             m.d.comb += [mem.wr_data.valid.eq(osp.valid),
                          mem.wr_data.payload.eq(osp.payload.data),
