@@ -278,6 +278,10 @@ def generate(out=None, *, config=AlveoConfig(), platform=None, kernel=None):
                                            xo_path=paths["xo"], work_dir=d / "vivado",
                                            config=config))
     paths["link_cfg"].write_text(link_config(platform=platform, config=config))
+    # The host's xrt transport reads the kernel's geometry from this sidecar
+    # (pyxrt has no register read); it must travel with the xclbin.
+    from ..transport.xrt import write_hwcfg
+    paths["hwcfg"] = write_hwcfg(paths["xclbin"], kernel.hwcfg)
     return paths
 
 

@@ -7,6 +7,7 @@ on the operand width.
 """
 
 import os
+import json
 import re
 import subprocess
 import xml.etree.ElementTree as ET
@@ -14,6 +15,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from hefl.cli import main as hefl_main
+from hefl.golden.montgomery import words_for
 from hefl.errors import ToolNotFound
 from hefl.hw.alveo import CU_NAME, KERNEL_NAME, AlveoConfig, build_xclbin, build_xo, generate
 from hefl.hw.build import verilator_path
@@ -125,3 +127,15 @@ def test_kernel_verilog_lints_clean(generated):
                        capture_output=True, text=True, env={**os.environ})
     assert r.returncode == 0, r.stderr[-3000:]
     assert "%Warning" not in r.stderr and "%Error" not in r.stderr, r.stderr[-3000:]
+
+
+def test_hwcfg_sidecar_travels_with_the_xclbin(generated):
+    # The xrt transport reads the kernel geometry from <xclbin>.hwcfg.json;
+    # it must describe the kernel that was generated, read back the way the
+    # transport reads it.
+    from hefl.transport.xrt import hwcfg_path
+    assert generated["hwcfg"] == hwcfg_path(generated["xclbin"])
+    got = json.loads(generated["hwcfg"].read_text())
+    assert got["hw_word_bits"] == SMALL.word_bits and got["hw_lanes"] == SMALL.lanes
+    assert got["hw_window_bits"] == SMALL.window_bits and got["hw_data_bits"] == SMALL.data_bits
+    assert got["hw_words"] == words_for(SMALL.operand_bits, SMALL.word_bits)
