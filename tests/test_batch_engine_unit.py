@@ -13,11 +13,11 @@ import pytest
 from amaranth.sim import Simulator
 
 from hefl.golden import batch as gb
-from hefl.golden.montgomery import from_words, mont_constants, to_words
+from hefl.golden.montgomery import from_words, mont_constants
 from hefl.hw.batch_engine import BatchEngine
 from hefl.hw.jobs import JobOp
-from hefl.hw.modexp import ModExp
 
+from _engine_sim import load_constants
 from _montmul_standin import StandinMontMul
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim" / "batch_engine"))
@@ -31,15 +31,7 @@ def run_engine(dut, n, jobs, rng, *, w, s, idle_p=0.3, stall_p=0.3):
     done = []
 
     async def driver(ctx):
-        ctx.set(dut.nprime, c.nprime)
-        for sel, val in ((0, n), (1, c.r2_mod_n), (2, c.r_mod_n)):
-            for i, x in enumerate(to_words(val, w, s)):
-                ctx.set(dut.const_wr_en, 1)
-                ctx.set(dut.const_wr_sel, sel)
-                ctx.set(dut.const_wr_addr, i)
-                ctx.set(dut.const_wr_data, x)
-                await ctx.tick()
-        ctx.set(dut.const_wr_en, 0)
+        await load_constants(ctx, dut, c)
         for job in jobs:
             for i, word in enumerate(job.words):
                 while rng.random() < idle_p:

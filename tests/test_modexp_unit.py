@@ -14,12 +14,14 @@ from amaranth.sim import Simulator
 from hefl.errors import OperandRangeError
 from hefl.golden import batch as gb
 from hefl.golden.modexp import modexp
-from hefl.golden.montgomery import from_words, mont_constants, to_words, words_for
+from hefl.golden.montgomery import from_words, mont_constants, words_for
 from hefl.hw.jobs import JobOp
 from hefl.hw.modexp import ModExp
 from hefl.hw.montmul import MontMul
 
 from hefl.hw.params import MONTMUL_MIN_WORDS
+
+from _engine_sim import load_constants
 
 # The smallest lane the MontMul accepts at w = 8 (s = MONTMUL_MIN_WORDS words).
 W, K, X = 8, 3, 70
@@ -37,15 +39,7 @@ def run_jobs(dut, n, jobs):
     out = []
 
     async def tb(ctx):
-        ctx.set(dut.nprime, c.nprime)
-        for sel, val in ((0, n), (1, c.r2_mod_n), (2, c.r_mod_n)):
-            for i, x in enumerate(to_words(val, w, s)):
-                ctx.set(dut.const_wr_en, 1)
-                ctx.set(dut.const_wr_sel, sel)
-                ctx.set(dut.const_wr_addr, i)
-                ctx.set(dut.const_wr_data, x)
-                await ctx.tick()
-        ctx.set(dut.const_wr_en, 0)
+        await load_constants(ctx, dut, c)
         ctx.set(dut.o_stream.ready, 1)
         cycle = 0
         for job in jobs:

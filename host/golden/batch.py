@@ -18,7 +18,7 @@ from ..errors import OperandRangeError
 from .modexp import modexp_schedule_counts
 from .montgomery import check_modulus, to_words
 
-__all__ = ["POWMOD", "MULMOD", "PRODUCT", "Job", "powmod_job", "mulmod_job",
+__all__ = ["POWMOD", "MULMOD", "PRODUCT", "Job", "constant_writes", "powmod_job", "mulmod_job",
            "product_job", "expected_result", "JobCycles", "modexp_job_cycles",
            "lane_montmuls", "ENGINE_OVERHEAD", "montmul_call_cycles",
            "montmul_tail_latency", "engine_job_cycles", "paillier_primes"]
@@ -65,6 +65,19 @@ def _check_operand(x, n, what):
 def _check_count(count):
     if not 0 <= count < (1 << COUNT_BITS):
         raise OperandRangeError(f"count {count} does not fit the {COUNT_BITS}-bit field")
+
+
+def constant_writes(consts):
+    """The engine's constant-port writes ``(sel, addr, word)`` for one batch.
+
+    The select order is the one the kernel streams them in,
+    ``hefl.hw.regmap.LAYOUT.constants`` (N, R² mod N, R mod N), named as
+    :class:`~hefl.golden.montgomery.MontConstants` names its fields.
+    """
+    from ..hw.regmap import LAYOUT
+    for sel, name in enumerate(LAYOUT.constants):
+        for addr, word in enumerate(to_words(getattr(consts, name), consts.word_bits, consts.words)):
+            yield sel, addr, word
 
 
 def powmod_job(base, exp, exp_bits, n, *, word_bits, words, tag=0):

@@ -31,7 +31,7 @@ from cocotb.simtime import get_sim_time
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 
 from hefl.golden import batch as gb
-from hefl.golden.montgomery import from_words, mont_constants, to_words, words_for
+from hefl.golden.montgomery import from_words, mont_constants, words_for
 from hefl.golden.montmul_hw import mul_latency, op_timing
 from hefl.hw.build import write_tb_report
 from hefl.hw.jobs import job_layout, result_layout
@@ -115,13 +115,12 @@ class EngineTB:
         await RisingEdge(d.clk)
         c = mont_constants(n, self.w, self.s)
         d.nprime.value = c.nprime
-        for sel, val in ((0, n), (1, c.r2_mod_n), (2, c.r_mod_n)):
-            for i, word in enumerate(to_words(val, self.w, self.s)):
-                d.const_wr_en.value = 1
-                d.const_wr_sel.value = sel
-                d.const_wr_addr.value = i
-                d.const_wr_data.value = word
-                await RisingEdge(d.clk)
+        for sel, addr, word in gb.constant_writes(c):
+            d.const_wr_en.value = 1
+            d.const_wr_sel.value = sel
+            d.const_wr_addr.value = addr
+            d.const_wr_data.value = word
+            await RisingEdge(d.clk)
         d.const_wr_en.value = 0
         self.n = n
 
