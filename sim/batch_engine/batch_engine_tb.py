@@ -26,14 +26,13 @@ import random
 from collections import deque
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 
 from hefl.golden import batch as gb
 from hefl.golden.montgomery import from_words, mont_constants, words_for
 from hefl.golden.montmul_hw import mul_latency, op_timing
-from hefl.hw.build import write_tb_report
+from hefl.hw.build import tb_start, write_tb_report
 from hefl.hw.jobs import job_layout, result_layout
 from hefl.hw.params import TILE_A_BITS, TILE_B_BITS
 
@@ -84,18 +83,7 @@ class EngineTB:
 
     # --- clock, reset, constants ------------------------------------------
     async def start(self):
-        d = self.dut
-        # The C (GPI) clock: no Python call per edge, so Verilator runs at full
-        # speed while the driver and monitor wait on edges.
-        cocotb.start_soon(Clock(d.clk, CLK_NS, unit="ns", impl="gpi").start())
-        d.rst.value = 1
-        d.i_stream__valid.value = 0
-        d.o_stream__ready.value = 0
-        d.const_wr_en.value = 0
-        for _ in range(3):
-            await RisingEdge(d.clk)
-        d.rst.value = 0
-        await RisingEdge(d.clk)
+        await tb_start(self.dut, clk_ns=CLK_NS, idle_inputs=("i_stream__valid", "o_stream__ready", "const_wr_en"))
         cocotb.start_soon(self._drive())
         cocotb.start_soon(self._monitor())
 

@@ -25,14 +25,12 @@ import random
 from collections import deque
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge, ReadOnly, Event, with_timeout
 from cocotb.simtime import get_sim_time
 
-from hefl.golden.montgomery import mont_constants, montmul_spec, to_words, from_words
+from hefl.golden.montgomery import from_words, mont_constants, montmul_spec, to_words, words_for
 from hefl.golden.montmul_hw import montmul_hw, op_timing, mul_latency
-from hefl.golden.montgomery import words_for
-from hefl.hw.build import write_tb_report
+from hefl.hw.build import tb_start, write_tb_report
 
 
 CLK_NS = 10
@@ -73,16 +71,7 @@ class MontMulTB:
 
     # --- clock, reset, modulus -------------------------------------------
     async def start(self):
-        cocotb.start_soon(Clock(self.dut.clk, CLK_NS, unit="ns").start())
-        d = self.dut
-        d.rst.value = 1
-        d.i_stream__valid.value = 0
-        d.o_stream__ready.value = 0
-        d.n_wr_en.value = 0
-        for _ in range(3):
-            await RisingEdge(d.clk)
-        d.rst.value = 0
-        await RisingEdge(d.clk)
+        await tb_start(self.dut, clk_ns=CLK_NS, idle_inputs=("i_stream__valid", "o_stream__ready", "n_wr_en"))
         cocotb.start_soon(self._drive())
         cocotb.start_soon(self._monitor())
 
