@@ -3,6 +3,7 @@
 import json
 
 from hefl.cli import main
+from hefl.encoding import Encoder
 
 
 def test_quick_bench_json(tmp_path, seed, capsys):
@@ -20,8 +21,11 @@ def test_quick_bench_json(tmp_path, seed, capsys):
     assert f["phe_extrapolated"] is True and f["phe_slice_params"] == 7 and f["params"] == 500
     assert abs(f["phe_s"] - f["phe_slice_s"] * 500 / 7) < 1e-9
     assert f["max_abs_error"] <= f["error_bound"]
-    # 255-bit plaintexts hold 255 // (16 + 2) = 14 slots: 500 values need 36 ciphertexts.
-    assert f["slots_per_ciphertext"] == 14 and f["ciphertexts_per_client"] == 36
+    # The packing the JSON reports is the encoder's for the reported widths.
+    enc = Encoder(plaintext_bits=255, alpha=1.0, value_bits=f["value_bits"],
+                  guard_bits=f["guard_bits"])
+    assert f["slots_per_ciphertext"] == enc.slots
+    assert f["ciphertexts_per_client"] == enc.plaintexts_for(500)
     assert set(r["targets"]) == {"encrypt", "decrypt", "fedavg_round"}
     assert "FedAvg round" in capsys.readouterr().out
 
