@@ -6,8 +6,8 @@ generation to seconds; the files' contents depend on the register map, not
 on the operand width.
 """
 
-import os
 import json
+import os
 import re
 import subprocess
 import xml.etree.ElementTree as ET
@@ -15,11 +15,18 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from hefl.cli import main as hefl_main
-from hefl.golden.montgomery import words_for
 from hefl.errors import ToolNotFound
-from hefl.hw.alveo import CU_NAME, KERNEL_NAME, AlveoConfig, build_xclbin, build_xo, generate
-from hefl.hw.build import verilator_path
+from hefl.flows.alveo import (
+    CU_NAME,
+    KERNEL_NAME,
+    AlveoConfig,
+    build_xclbin,
+    build_xo,
+    generate,
+)
+from hefl.golden.montgomery import words_for
 from hefl.hw.regmap import REGMAP
+from hefl.sim.runner import verilator_path
 
 SMALL = AlveoConfig(operand_bits=128, word_bits=32, lanes=2, window_bits=4, data_bits=512)
 
@@ -76,7 +83,7 @@ def test_package_tcl_and_link_cfg_cover_every_register_and_arg(generated):
     assert "vitis_drc {ctrl_protocol ap_ctrl_hs}" in tcl
     assert f"set_property range {1 << REGMAP.addr_bits}" in tcl
     m = re.search(r"^package_xo .*$", tcl, re.M)
-    assert m and f"-kernel_name $kernel_name" in m.group(0) and "-kernel_xml $kernel_xml" in m.group(0)
+    assert m and "-kernel_name $kernel_name" in m.group(0) and "-kernel_xml $kernel_xml" in m.group(0)
     assert f"set kernel_xml {{{generated['kernel_xml']}}}" in tcl
     assert f"set verilog {{{generated['verilog']}}}" in tcl
     # Balanced braces and brackets: a cheap syntax check where no tclsh exists.

@@ -11,9 +11,9 @@ must equal the exact model :func:`hefl.golden.batch.engine_job_cycles`.
 
 import pytest
 
+from hefl.flows.report_modexp import engine_cycles
 from hefl.golden import batch as gb
-from hefl.hw.batch_engine_harness import EngineHarness
-from hefl.hw.report_modexp import engine_cycles
+from hefl.sim.engine_model import EngineHarness
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 

@@ -2,7 +2,7 @@
 
 One Verilator build per configuration (``build/sim/batch_engine_*``), reused
 across runs while the generated Verilog is unchanged. The bench is
-``sim/batch_engine/batch_engine_tb.py``: a golden scoreboard for random and
+``sim/hefl/sim/tb/batch_engine_tb.py``: a golden scoreboard for random and
 directed jobs under random idle/backpressure, the constant-time test (same
 declared exponent length, different exponents and bases: identical cycle
 counts, equal to the exact model). Paillier-sized jobs:
@@ -11,7 +11,7 @@ counts, equal to the exact model). Paillier-sized jobs:
 
 import pytest
 
-from hefl.hw.batch_engine_bench import run_engine_bench
+from hefl.sim.engine_bench import run_engine_bench
 
 pytestmark = pytest.mark.sim
 

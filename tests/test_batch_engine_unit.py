@@ -6,22 +6,17 @@ final reduction, dispatcher and arbiter quickly; the cocotb/Verilator tests
 (``test_batch_engine_sim.py``) run the same scoreboard on the real MontMul.
 """
 
-import sys
-from pathlib import Path
 
 import pytest
+from _engine_sim import load_constants
+from _montmul_standin import StandinMontMul
 from amaranth.sim import Simulator
 
 from hefl.golden import batch as gb
 from hefl.golden.montgomery import from_words, mont_constants
 from hefl.hw.batch_engine import BatchEngine
 from hefl.hw.jobs import JobOp
-
-from _engine_sim import load_constants
-from _montmul_standin import StandinMontMul
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim" / "batch_engine"))
-from jobgen import random_jobs, random_modulus  # noqa: E402
+from hefl.sim.jobgen import random_jobs, random_modulus
 
 
 def run_engine(dut, n, jobs, rng, *, w, s, idle_p=0.3, stall_p=0.3):

@@ -1,6 +1,6 @@
 """The device driver (DeviceAccelerator) over the simulated device.
 
-The kernel is the behavioural stand-in (see ``sim/harness/standin_kernel.py``)
+The kernel is the behavioural stand-in (see ``sim/hefl/sim/standin_kernel.py``)
 so these tests isolate the driver: limb packing against the golden
 ``to_words``, descriptor building, batch and exponent splitting, status
 decoding, validation before the device, timeouts and verification. Every
@@ -8,23 +8,24 @@ result is checked against Python's ``pow`` / products.
 """
 
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hefl.accel.device import DeviceAccelerator, pack_words, unpack_words
-from hefl.errors import (DeviceError, DeviceStatusError, DeviceTimeout, ModulusError,
-                         OperandRangeError, VerificationError)
+from hefl.errors import (
+    DeviceError,
+    DeviceStatusError,
+    DeviceTimeout,
+    ModulusError,
+    OperandRangeError,
+    VerificationError,
+)
 from hefl.golden.montgomery import from_words, to_words
 from hefl.hw.regmap import LAYOUT
+from hefl.sim.standin_kernel import standin_library
 from hefl.transport.sim import SimTransport
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim" / "harness"))
-from standin_kernel import standin_library  # noqa: E402
-
 
 pytestmark = pytest.mark.sim     # builds and runs a Verilator model
 

@@ -18,8 +18,13 @@ from hypothesis import strategies as st
 
 import hefl.encoding
 from hefl.encoding import MAX_SLOT_BITS, MAX_VALUE_BITS, Encoder, EncodingParams
-from hefl.errors import (EncodingError, HeflError, NonFiniteUpdateError, PackingOverflowError,
-                         SerializationError)
+from hefl.errors import (
+    EncodingError,
+    HeflError,
+    NonFiniteUpdateError,
+    PackingOverflowError,
+    SerializationError,
+)
 
 HYP = settings(derandomize=True, deadline=None, max_examples=150,
                suppress_health_check=[HealthCheck.too_slow])

@@ -1,7 +1,8 @@
 """Word-level CIOS/FIOS models against the Montgomery specification."""
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hefl.errors import ModulusError, OperandRangeError
 from hefl.golden.cios import cios_montmul, cios_word_ops, fios_montmul, fios_word_ops

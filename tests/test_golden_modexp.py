@@ -1,12 +1,17 @@
 """Fixed-window modexp model against ``pow``, with its constant schedule."""
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hefl.errors import ModulusError, OperandRangeError
 from hefl.golden.cios import cios_montmul
-from hefl.golden.modexp import (modexp, modexp_schedule_counts, spec_montmul,
-                                window_digits)
+from hefl.golden.modexp import (
+    modexp,
+    modexp_schedule_counts,
+    spec_montmul,
+    window_digits,
+)
 from hefl.golden.montgomery import mont_constants, montmul_spec
 
 

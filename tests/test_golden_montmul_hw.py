@@ -8,13 +8,21 @@ for the properties the hardware relies on.
 """
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hefl.errors import ModulusError, OperandRangeError
 from hefl.golden.cios import cios_montmul
-from hefl.golden.montgomery import mont_constants, montmul_spec, words_for, to_words
-from hefl.golden.montmul_hw import (montmul_hw, row_schedule, op_timing, mul_latency,
-                                    OUT_FIFO_LATENCY, START_LATENCY, MEM_STAGES)
+from hefl.golden.montgomery import mont_constants, montmul_spec, to_words, words_for
+from hefl.golden.montmul_hw import (
+    MEM_STAGES,
+    OUT_FIFO_LATENCY,
+    START_LATENCY,
+    montmul_hw,
+    mul_latency,
+    op_timing,
+    row_schedule,
+)
 
 
 def _check(a, b, c, latency=5):

@@ -1,4 +1,4 @@
-"""The ``hefl_kernel`` Vitis RTL kernel on Verilator, driven by cocotb (sim/kernel/kernel_tb.py).
+"""The ``hefl_kernel`` Vitis RTL kernel on Verilator, driven by cocotb (sim/hefl/sim/tb/kernel_tb.py).
 
 One Verilator build of the kernel around the real BatchEngine at a small
 width (L = 128, w = 32, two lanes) runs the whole bench: registers after
@@ -12,14 +12,13 @@ to cover beat/limb packing and partial-beat writes.
 """
 
 import json
-from pathlib import Path
 
 import pytest
 
-from hefl.hw.build import build_root, run_cocotb, to_verilog
+from hefl.flows.verilog import to_verilog
 from hefl.hw.kernel import KERNEL_NAME, Kernel
-
-SIM_DIR = Path(__file__).resolve().parents[1] / "sim" / "kernel"
+from hefl.paths import build_root
+from hefl.sim.runner import run_cocotb
 
 #: Small hardware configuration: fast to build and simulate, yet s = 5
 #: words per operand, two lanes (out-of-order results) and k = 4 windows.
@@ -52,7 +51,7 @@ def pch_fix(monkeypatch):
 def test_kernel_cocotb(data_bits, big_batch, seed, pch_fix):
     v, cfg, build = kernel_config(SMALL, data_bits)
     cfg["big_batch"] = big_batch
-    info = run_cocotb(v, toplevel=KERNEL_NAME, test_module="kernel_tb", test_dir=SIM_DIR,
+    info = run_cocotb(v, toplevel=KERNEL_NAME, test_module="hefl.sim.tb.kernel_tb",
                       build_name=build, seed=seed,
                       env={"HEFL_KERNEL_CFG": json.dumps(cfg), "HEFL_TB_SEED": seed})
     rep = info["report"]

@@ -10,12 +10,14 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from hefl.flows.kernel_xml import kernel_xml, write_kernel_xml
+from hefl.flows.verilog import to_verilog
 from hefl.hw.axi_master import axi4_members
 from hefl.hw.axil_ctrl import axil_members
-from hefl.hw.build import build_root, to_verilog, verilator_path
 from hefl.hw.kernel import KERNEL_NAME, Kernel
-from hefl.hw.kernel_xml import kernel_xml, write_kernel_xml
 from hefl.hw.regmap import REGMAP
+from hefl.paths import build_root
+from hefl.sim.runner import verilator_path
 
 ALVEO_DW = 512
 PARAMS = dict(operand_bits=256, word_bits=51, lanes=2, window_bits=4, max_exp_bits=256)

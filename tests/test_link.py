@@ -17,7 +17,14 @@ from amaranth.sim import Simulator
 
 from hefl.hw.axil_ctrl import AxilCtrl
 from hefl.hw.link import Link
-from hefl.hw.link_proto import (Cmd, ReplyParser, Status, crc8, encode_request, parse_info)
+from hefl.hw.link_proto import (
+    Cmd,
+    ReplyParser,
+    Status,
+    crc8,
+    encode_request,
+    parse_info,
+)
 from hefl.hw.regmap import REGMAP
 
 MEM_LIMBS = 64

@@ -8,6 +8,7 @@ the parameters and of the job encoders.
 """
 
 import pytest
+from _engine_sim import load_constants
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
@@ -18,10 +19,7 @@ from hefl.golden.montgomery import from_words, mont_constants, words_for
 from hefl.hw.jobs import JobOp
 from hefl.hw.modexp import ModExp
 from hefl.hw.montmul import MontMul
-
 from hefl.hw.params import MONTMUL_MIN_WORDS
-
-from _engine_sim import load_constants
 
 # The smallest lane the MontMul accepts at w = 8 (s = MONTMUL_MIN_WORDS words).
 W, K, X = 8, 3, 70
@@ -177,7 +175,7 @@ def test_batch_engine_rejects_bad_parameters(kw, match):
 
 
 def test_u250_projection_arithmetic():
-    from hefl.hw.report_modexp import U250, lut_equivalent, project_lanes
+    from hefl.flows.report_modexp import U250, lut_equivalent, project_lanes
     per_lane = {"dsp48e2": 6, "lut_total": 2000, "ff": 2000, "bram36": 1.5, "uram": 0}
     lanes, binding, fits = project_lanes(per_lane)
     assert fits["dsp48e2"] == int(0.8 * U250["dsp48e2"]) // 6

@@ -2,7 +2,7 @@
 
 One Verilator build per configuration (``build/sim/montmul_L<L>_w<w>.../``),
 reused across runs while the generated Verilog is unchanged. The bench is
-``sim/montmul/montmul_tb.py``; it checks every result word for word against
+``sim/hefl/sim/tb/montmul_tb.py``; it checks every result word for word against
 the bit-accurate model and against the specification (random operands
 < 2N with random idle cycles and backpressure; corners 0, 1, N−1, R mod N,
 a = b, 2N−1, R² mod N on all-ones, small-top-word, short and tiny moduli),
@@ -11,10 +11,10 @@ and checks the measured latency and cycles/op against the model.
 
 import pytest
 
-from hefl.hw.montmul_sim import run_montmul_bench
 from hefl.golden.montgomery import words_for
-from hefl.golden.montmul_hw import op_timing, mul_latency
-from hefl.hw.params import TILE_A_BITS, TILE_B_BITS, ECP5_TILE_BITS
+from hefl.golden.montmul_hw import mul_latency, op_timing
+from hefl.hw.params import ECP5_TILE_BITS, TILE_A_BITS, TILE_B_BITS
+from hefl.sim.montmul_bench import run_montmul_bench
 
 pytestmark = pytest.mark.sim
 

@@ -11,10 +11,10 @@ import json
 import pytest
 
 from hefl.cli import main
+from hefl.flows.report import SECTIONS, _load_sections, register_section
 from hefl.golden.montgomery import words_for
-from hefl.golden.montmul_hw import op_timing, mul_latency
+from hefl.golden.montmul_hw import mul_latency, op_timing
 from hefl.hw.mulpipe import tile_plan
-from hefl.hw.report import SECTIONS, register_section, _load_sections
 
 
 @pytest.mark.slow
@@ -53,7 +53,7 @@ def test_section_registry(tmp_path):
 
 def test_broken_section_module(tmp_path, monkeypatch):
     """A section module that fails to import only fails runs that need it."""
-    from hefl.hw import report
+    from hefl.flows import report
     (tmp_path / "hefl_broken_section.py").write_text("import no_such_module_hefl\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(report, "SECTION_MODULES", ["hefl_broken_section"])

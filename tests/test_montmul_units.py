@@ -10,11 +10,10 @@ import pytest
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
-from hefl.golden.montmul_hw import mul_latency, op_timing
 from hefl.golden.montgomery import words_for
+from hefl.golden.montmul_hw import mul_latency, op_timing
 from hefl.hw.montmul import MontMul
 from hefl.hw.mulpipe import MulPipe, tile_plan
-
 
 
 @pytest.mark.parametrize("w,ta,tb", [(51, 26, 17), (36, 18, 18), (17, 26, 17), (64, 26, 17),

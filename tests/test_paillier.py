@@ -13,9 +13,22 @@ import gmpy2
 import pytest
 
 from hefl.accel.cpu import CpuAccelerator
-from hefl.errors import (CiphertextRangeError, KeyMismatchError, ModulusError, OperandRangeError,
-                         PrivateKeyRequired, SerializationError, VectorLengthError)
-from hefl.paillier import CipherVector, Paillier, PrivateKey, PublicKey, generate_keypair
+from hefl.errors import (
+    CiphertextRangeError,
+    KeyMismatchError,
+    ModulusError,
+    OperandRangeError,
+    PrivateKeyRequired,
+    SerializationError,
+    VectorLengthError,
+)
+from hefl.paillier import (
+    CipherVector,
+    Paillier,
+    PrivateKey,
+    PublicKey,
+    generate_keypair,
+)
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,7 @@ def test_import_is_pure_data():
 
 
 def test_generated_doc_lists_everything(tmp_path):
-    from hefl.hw.regmap_doc import write_regmap_doc
+    from hefl.flows.regmap_doc import write_regmap_doc
     text = write_regmap_doc(tmp_path / "regmap.md").read_text()
     rows = [c for c in (ln.split("|")[1:-1] for ln in text.splitlines() if ln.startswith("| 0x"))
             if len(c) == 6]

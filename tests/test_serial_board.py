@@ -2,12 +2,11 @@
 
 The model is :class:`hefl.hw.ecp5_top.BoardCore` (link, kernel with the real
 BatchEngine, block-RAM memory) with its byte port bridged in C++
-(``sim/board``): everything but the UART bit timing, which
+(``sim/hefl/sim/board_harness.cpp``): everything but the UART bit timing, which
 ``tests/test_uart.py`` covers. Expected values come from Python's ``pow``
 and the protocol codec, never from the model.
 """
 
-import random
 import struct
 
 import pytest
@@ -15,8 +14,8 @@ import pytest
 from hefl.accel.base import get_accelerator
 from hefl.errors import DeviceError, LinkError, ModulusError
 from hefl.hw import link_proto as lp
-from hefl.hw.board_sim import SIM_BOARD, BoardModelPort, board_library
 from hefl.hw.regmap import HWCFG_REGS, REGMAP
+from hefl.sim.board_model import SIM_BOARD, BoardModelPort, board_library
 from hefl.transport.serial import SerialTransport
 
 pytestmark = pytest.mark.sim

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from hefl.cli import main
-from hefl.sim_cli import DEFAULT_PLAN
+from hefl.sim.cli import DEFAULT_PLAN
 
 pytestmark = pytest.mark.sim     # builds and runs a Verilator model
 

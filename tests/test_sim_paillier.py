@@ -14,7 +14,12 @@ import pytest
 
 from hefl.accel import get_accelerator
 from hefl.accel.sim import SimAccelerator
-from hefl.errors import (DeviceTimeout, ModulusError, OperandRangeError, VerificationError)
+from hefl.errors import (
+    DeviceTimeout,
+    ModulusError,
+    OperandRangeError,
+    VerificationError,
+)
 from hefl.hw.regmap import LAYOUT
 from hefl.paillier import Paillier, generate_keypair
 

@@ -1,6 +1,6 @@
 """The simulated device (C++ harness + sim transport) on its own.
 
-The kernel here is the behavioural stand-in of ``sim/harness/standin_kernel.py``
+The kernel here is the behavioural stand-in of ``sim/hefl/sim/standin_kernel.py``
 (same contract, trivially correct arithmetic), so a failure points at the
 harness or the transport, not at the RTL. Descriptors are built by hand from
 ``hefl.hw.regmap.LAYOUT`` and the golden ``to_words`` — independently of the
@@ -8,20 +8,16 @@ driver under test elsewhere.
 """
 
 import struct
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from hefl.errors import DeviceError, DeviceTimeout
 from hefl.golden.montgomery import mont_constants, to_words
 from hefl.hw.regmap import HWCFG_REGS, LAYOUT, REGMAP
+from hefl.sim.kernel_model import build_sim_library
+from hefl.sim.standin_kernel import standin_library, write_standin
 from hefl.transport.sim import SimTransport
-from hefl.transport.sim_build import build_sim_library
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim" / "harness"))
-from standin_kernel import standin_library, write_standin  # noqa: E402
 
 pytestmark = pytest.mark.sim     # builds and runs a Verilator model
 

@@ -21,11 +21,9 @@ from hefl.accel import get_accelerator
 from hefl.accel.device import DeviceAccelerator
 from hefl.errors import BackendUnavailable, DeviceTimeout
 from hefl.hw.regmap import HWCFG_REGS
+from hefl.sim.standin_kernel import standin_library
 from hefl.transport.sim import SimTransport
 from hefl.transport.xrt import XrtTransport, write_hwcfg
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim" / "harness"))
-from standin_kernel import standin_library  # noqa: E402
 
 pytestmark = pytest.mark.sim     # builds and runs a Verilator model
 

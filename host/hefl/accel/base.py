@@ -1,0 +1,189 @@
+"""The Accelerator interface every backend implements.
+
+All three calls work on a batch that shares one modulus (a Paillier key's
+``n²``, ``p²`` or ``q²``) and take plain Python ints (or anything
+``int()`` accepts); they return a list of plain ints in the order given.
+Inputs are validated here, once, before any backend sees them: the modulus
+must be odd and at least 3, every operand must lie in ``[0, modulus)`` and
+every exponent must be non-negative.
+"""
+
+from abc import ABC, abstractmethod
+
+from hefl.errors import BackendUnavailable, OperandRangeError
+from hefl.golden.montgomery import check_modulus
+
+__all__ = ["Accelerator", "get_accelerator", "register_backend", "validate_modulus",
+           "validate_operands", "validate_exponents"]
+
+
+def validate_modulus(modulus):
+    """Raise :class:`ModulusError` unless ``modulus`` is an odd int ≥ 3."""
+    check_modulus(modulus, min_bits=2)
+    return int(modulus)
+
+
+def validate_operands(values, modulus, what="operand"):
+    """Convert to ints and raise :class:`OperandRangeError` if any is outside ``[0, modulus)``."""
+    out = [int(v) for v in values]
+    for i, v in enumerate(out):
+        if not 0 <= v < modulus:
+            raise OperandRangeError(
+                f"{what} {i} is outside [0, modulus): it has {v.bit_length()} bits"
+                f"{' and is negative' if v < 0 else ''}, the modulus {modulus.bit_length()}")
+    return out
+
+
+def validate_exponents(values):
+    """Convert to ints and raise :class:`OperandRangeError` for a negative exponent."""
+    out = [int(v) for v in values]
+    for i, v in enumerate(out):
+        if v < 0:
+            raise OperandRangeError(f"exponent {i} is negative; invert the base first")
+    return out
+
+
+class Accelerator(ABC):
+    """Batch modular arithmetic over one modulus.
+
+    Subclasses implement the ``_powmod``, ``_mulmod`` and ``_product`` hooks
+    on validated inputs; the public methods validate and dispatch.
+
+    Attributes
+    ----------
+    name : str
+        Backend name (``"cpu"``, ``"sim"``, ``"xrt"``, ``"serial"``).
+    stats : dict
+        Counters the backend keeps (jobs, device cycles, seconds, ...).
+    """
+
+    name = "abstract"
+
+    def __init__(self):
+        self.stats = {"jobs": 0}
+
+    # --- public API -----------------------------------------------------
+
+    def powmod(self, bases, exps, modulus):
+        """``[b^e mod modulus for b, e in zip(bases, exps)]``.
+
+        Parameters
+        ----------
+        bases, exps : sequence of int
+            Same length; bases in ``[0, modulus)``, exponents ≥ 0.
+        modulus : int
+            Odd modulus shared by the whole batch.
+        """
+        modulus = validate_modulus(modulus)
+        bases = validate_operands(bases, modulus, "base")
+        exps = validate_exponents(exps)
+        if len(bases) != len(exps):
+            raise OperandRangeError(f"{len(bases)} bases but {len(exps)} exponents")
+        if not bases:
+            return []
+        self.stats["jobs"] += len(bases)
+        return self._powmod(bases, exps, modulus)
+
+    def mulmod(self, a, b, modulus):
+        """``[x · y mod modulus for x, y in zip(a, b)]``."""
+        modulus = validate_modulus(modulus)
+        a = validate_operands(a, modulus, "a")
+        b = validate_operands(b, modulus, "b")
+        if len(a) != len(b):
+            raise OperandRangeError(f"{len(a)} left operands but {len(b)} right operands")
+        if not a:
+            return []
+        self.stats["jobs"] += len(a)
+        return self._mulmod(a, b, modulus)
+
+    def product(self, groups, modulus):
+        """Product of each group mod ``modulus``: the aggregation of K ciphertexts.
+
+        Parameters
+        ----------
+        groups : sequence of sequence of int
+            ``groups[i]`` holds the K ≥ 1 factors of result ``i``.
+        """
+        modulus = validate_modulus(modulus)
+        checked = []
+        for i, g in enumerate(groups):
+            g = validate_operands(g, modulus, f"group {i} factor")
+            if not g:
+                raise OperandRangeError(f"group {i} is empty")
+            checked.append(g)
+        if not checked:
+            return []
+        self.stats["jobs"] += len(checked)
+        return self._product(checked, modulus)
+
+    def close(self):
+        """Release the device, worker processes or library."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- backend hooks ----------------------------------------------------
+
+    @abstractmethod
+    def _powmod(self, bases, exps, modulus): ...
+
+    @abstractmethod
+    def _mulmod(self, a, b, modulus): ...
+
+    def _product(self, groups, modulus):
+        # Default: a tree of mulmod batches, log2(K) device calls in all.
+        level = [list(g) for g in groups]
+        while any(len(g) > 1 for g in level):
+            left, right, where = [], [], []
+            for i, g in enumerate(level):
+                for j in range(0, len(g) - 1, 2):
+                    left.append(g[j])
+                    right.append(g[j + 1])
+                    where.append(i)
+            prods = self._mulmod(left, right, modulus)
+            nxt = [[] for _ in level]
+            k = 0
+            for i, g in enumerate(level):
+                for j in range(0, len(g) - 1, 2):
+                    nxt[i].append(prods[k])
+                    k += 1
+                if len(g) % 2:
+                    nxt[i].append(g[-1])
+            level = nxt
+        return [g[0] for g in level]
+
+
+_BACKENDS = {}
+
+
+def register_backend(name, factory):
+    """Make ``factory(**options)`` available as ``get_accelerator(name)``."""
+    _BACKENDS[name] = factory
+
+
+def get_accelerator(name="cpu", **options):
+    """Return an :class:`Accelerator` for backend ``name``.
+
+    Raises
+    ------
+    BackendUnavailable
+        Unknown name, or the backend's software/hardware is missing.
+    """
+    if name not in _BACKENDS:
+        # Backends register themselves on import; import the known ones lazily
+        # so a missing optional dependency only hurts the backend that needs it.
+        import importlib
+        modules = {"cpu": ".cpu", "sim": ".sim", "xrt": ".xrt", "serial": ".serial"}
+        if name in modules:
+            try:
+                importlib.import_module(modules[name], __package__)
+            except ModuleNotFoundError as e:
+                if e.name and e.name.startswith("hefl.accel"):
+                    raise BackendUnavailable(f"backend {name!r} is not implemented in this build") from None
+                raise BackendUnavailable(f"backend {name!r} needs {e.name!r}, which is not installed") from e
+    if name not in _BACKENDS:
+        raise BackendUnavailable(f"unknown backend {name!r}; known: {', '.join(sorted(_BACKENDS)) or 'none'}")
+    return _BACKENDS[name](**options)

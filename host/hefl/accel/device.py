@@ -1,0 +1,488 @@
+"""The device driver: one code path from the Accelerator calls to any transport.
+
+``sim`` (the Verilator model) and ``xrt`` (an Alveo card) differ only in the
+:class:`~hefl.transport.base.Transport` under this class. Per batch::
+
+    constants   N', R² mod N, R mod N for the hardware's (w, s), cached per modulus
+    descriptor  header | N | R² | R | job stream   (format: hefl.hw.regmap.LAYOUT)
+    buffers     reused between batches, grown when too small
+    run         write → sync → start(desc, result) → wait(timeout) → sync → read
+    check       status flags → typed DeviceError; jobs completed; every result < N
+    verify      a random sample recomputed with gmpy2 → VerificationError
+
+Limbs are little-endian 64-bit words each holding one w-bit word
+zero-extended (w ≤ 64, any value: 51-bit words are packed bit-exactly with
+numpy, byte-multiple widths take a faster path). The declared exponent
+length of a POWMOD batch is the longest exponent's bit length rounded up to
+a whole number of windows (capped at the hardware's limit): every job of the
+batch then takes the same cycles, whatever its exponent's value.
+Exponents longer than ``hw_max_exp_bits`` are split (square-and-multiply by
+chunks: ``b^e = (b^e_hi)^(2^c) · b^e_lo``), each step a device batch.
+"""
+
+import random
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from hefl.accel.base import Accelerator
+from hefl.errors import (
+    DeviceError,
+    DeviceStatusError,
+    ModulusError,
+    OperandRangeError,
+    VerificationError,
+)
+from hefl.golden.montgomery import mont_constants
+from hefl.hw.regmap import HWCFG_REGS, LAYOUT
+
+__all__ = ["HardwareConfig", "DeviceAccelerator", "pack_words", "unpack_words"]
+
+_LIMB = LAYOUT.limb_bits
+_LIMB_BYTES = _LIMB // 8
+_TAGS = 1 << LAYOUT.job_field("tag").width
+_COUNT_MAX = (1 << LAYOUT.job_field("count").width) - 1
+_POWMOD, _MULMOD, _PRODUCT = (LAYOUT.op(n) for n in ("powmod", "mulmod", "product"))
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """The kernel's build parameters, as its HWCFG registers report them."""
+
+    word_bits: int
+    words: int
+    lanes: int
+    window_bits: int
+    max_exp_bits: int
+    data_bits: int
+
+    @classmethod
+    def read(cls, transport):
+        """Read every HWCFG register through ``transport``."""
+        vals = {name: transport.read_reg(name) for name in HWCFG_REGS}
+        cfg = cls(**{name.removeprefix("hw_"): v for name, v in vals.items()})
+        if not 1 <= cfg.word_bits <= _LIMB or cfg.words < 1 or cfg.lanes < 1 or cfg.max_exp_bits < 1:
+            raise DeviceError(f"the device reports an impossible configuration {cfg}; "
+                              "is the right kernel loaded?")
+        return cfg
+
+    @property
+    def max_modulus_bits(self):
+        """Widest modulus: the hardware keeps results < 2N, which needs R > 4N."""
+        return self.word_bits * self.words - 2
+
+
+def pack_words(values, word_bits, words):
+    """Pack ints into an ``(n, words)`` uint64 array of ``word_bits``-bit words.
+
+    Word ``j`` of value ``v`` is ``(v >> (w·j)) mod 2^w``, as
+    :func:`hefl.golden.montgomery.to_words`; values must fit ``w·words`` bits.
+    """
+    n = len(values)
+    w = word_bits
+    nbytes = -(-w * words // 8)
+    try:
+        raw = b"".join(int(v).to_bytes(nbytes, "little") for v in values)
+    except OverflowError:
+        raise OperandRangeError(f"a value does not fit {words} words of {w} bits") from None
+    if n == 0:
+        return np.zeros((0, words), dtype=np.uint64)
+    if w in (8, 16, 32, 64):
+        return np.frombuffer(raw, dtype=f"<u{w // 8}").reshape(n, words).astype(np.uint64)
+    byts = np.frombuffer(raw, dtype=np.uint8).reshape(n, nbytes)
+    if w * words % 8 and (byts[:, -1] >> (w * words % 8)).any():
+        raise OperandRangeError(f"a value does not fit {words} words of {w} bits")
+    if w <= _LIMB - 7:
+        # Word j starts at bit w·j: load the 8 bytes from its first byte and
+        # shift by the bit offset (w + 7 <= 64 bits, so one load holds it).
+        off = np.arange(words, dtype=np.int64) * w
+        pad = np.zeros((n, nbytes + 8), dtype=np.uint8)
+        pad[:, :nbytes] = byts
+        idx = (off // 8)[:, None] + np.arange(8)
+        load = pad[:, idx].reshape(n, words, 8).copy().view("<u8").reshape(n, words)
+        return (load >> (off % 8).astype(np.uint64)) & np.uint64((1 << w) - 1)
+    bits = np.unpackbits(byts, axis=1, bitorder="little")
+    wide = np.zeros((n, words, _LIMB), dtype=np.uint8)
+    wide[:, :, :w] = bits[:, :w * words].reshape(n, words, w)
+    return np.packbits(wide, axis=2, bitorder="little").view("<u8").reshape(n, words)
+
+
+def unpack_words(limbs, word_bits):
+    """Inverse of :func:`pack_words`: an ``(n, words)`` limb array to ints.
+
+    Raises
+    ------
+    DeviceError
+        A limb holds bits above ``word_bits`` (the zero extension was broken).
+    """
+    limbs = np.asarray(limbs, dtype=np.uint64)
+    n, words = limbs.shape
+    w = word_bits
+    if w < _LIMB and (limbs >> np.uint64(w)).any():
+        bad = int(np.argwhere((limbs >> np.uint64(w)) != 0)[0][0])
+        raise DeviceError(f"result {bad} has a limb wider than {w} bits: the device "
+                          "broke the limb format")
+    if w in (8, 16, 32, 64):
+        raw = limbs.astype(f"<u{w // 8}").tobytes()
+        step = words * w // 8
+        return [int.from_bytes(raw[i * step:(i + 1) * step], "little") for i in range(n)]
+    nbytes = -(-w * words // 8)
+    if w <= _LIMB - 7:
+        # Inverse of the load in pack_words: OR each word, shifted by its bit
+        # offset, into the 8 bytes from its first byte (one word at a time,
+        # all values at once; neighbours overlap only in the shared byte).
+        out = np.zeros((n, nbytes + 8), dtype=np.uint8)
+        for j in range(words):
+            o = w * j
+            shifted = (limbs[:, j] << np.uint64(o % 8)).astype("<u8")
+            out[:, o // 8:o // 8 + 8] |= shifted.view(np.uint8).reshape(n, 8)
+        return [int.from_bytes(out[i, :nbytes].tobytes(), "little") for i in range(n)]
+    bits = np.unpackbits(limbs.astype("<u8").view(np.uint8).reshape(n, words, _LIMB_BYTES),
+                         axis=2, bitorder="little")[:, :, :w].reshape(n, words * w)
+    raw = np.packbits(bits, axis=1, bitorder="little")
+    return [int.from_bytes(raw[i].tobytes(), "little") for i in range(n)]
+
+
+class DeviceAccelerator(Accelerator):
+    """Batch modular arithmetic on a kernel behind a transport.
+
+    Parameters
+    ----------
+    transport : hefl.transport.base.Transport
+        The card or its model; this object owns it (closes it).
+    timeout : float
+        Seconds one device run may take before :class:`~hefl.errors.DeviceTimeout`.
+    verify : float or int
+        Results re-checked on the CPU per call: a fraction in ``(0, 1]``
+        (``1.0`` checks all) or a count ``>= 1`` (int); ``0`` checks none.
+    verify_seed : int, optional
+        Seed of the sample choice (default: random).
+    max_batch_bytes : int
+        Largest descriptor of one run; larger calls are split.
+    max_jobs : int, optional
+        Most jobs per run (default and upper bound: the tag space, 2^16).
+    """
+
+    name = "device"
+
+    def __init__(self, transport, *, timeout=300.0, verify=0, verify_seed=None,
+                 max_batch_bytes=64 << 20, max_jobs=None):
+        super().__init__()
+        self.transport = transport
+        self.timeout = float(timeout)
+        if isinstance(verify, bool) or not isinstance(verify, (int, float)) or verify < 0 \
+                or (isinstance(verify, float) and verify > 1):
+            raise ValueError(f"verify must be a fraction in [0, 1] or a count >= 0, not {verify!r}")
+        self.verify = verify
+        self._vrng = random.Random(secrets.randbits(64) if verify_seed is None else verify_seed)
+        self.max_batch_bytes = int(max_batch_bytes)
+        self.max_jobs = min(int(max_jobs or _TAGS), _TAGS)
+        self.hw = HardwareConfig.read(transport)
+        self._consts = OrderedDict()
+        self._bufs = {"desc": None, "result": None}
+        # "cycles": kernel cycles from the result headers (the key every device
+        # backend reports); "device_cycles" is the same number, spelled out.
+        self.stats.update({"batches": 0, "cycles": 0, "device_cycles": 0, "verified": 0,
+                           "host_s": {"constants": 0.0, "pack": 0.0, "sync_to": 0.0, "run": 0.0,
+                                      "sync_from": 0.0, "unpack": 0.0, "verify": 0.0}})
+
+    # --- constants ------------------------------------------------------
+
+    def constants(self, modulus):
+        """Montgomery constants of ``modulus`` for this hardware (cached, LRU of 32)."""
+        c = self._consts.get(modulus)
+        if c is not None:
+            self._consts.move_to_end(modulus)
+            return c
+        if modulus.bit_length() > self.hw.max_modulus_bits:
+            raise ModulusError(f"the {modulus.bit_length()}-bit modulus is wider than this device's "
+                               f"{self.hw.max_modulus_bits}-bit limit "
+                               f"({self.hw.words} words of {self.hw.word_bits} bits)")
+        t = time.perf_counter()
+        c = mont_constants(modulus, self.hw.word_bits, self.hw.words)
+        self.stats["host_s"]["constants"] += time.perf_counter() - t
+        self._consts[modulus] = c
+        if len(self._consts) > 32:
+            self._consts.popitem(last=False)
+        return c
+
+    def declared_exp_bits(self, max_bits):
+        """Declared POWMOD length for a batch whose longest exponent has ``max_bits`` bits."""
+        k = self.hw.window_bits
+        bits = max(1, -(-max(1, max_bits) // k) * k)
+        return min(bits, self.hw.max_exp_bits) if max_bits <= self.hw.max_exp_bits else bits
+
+    # --- Accelerator hooks -----------------------------------------------
+
+    def _powmod(self, bases, exps, modulus):
+        c = self.constants(modulus)
+        limit = self.hw.max_exp_bits
+        longest = max(e.bit_length() for e in exps)
+        if longest <= limit:
+            out = self._powmod_direct(bases, exps, c)
+        else:
+            out = self._powmod_split(bases, exps, c, longest)
+        self._verify("powmod", (bases, exps), out, modulus)
+        return out
+
+    def _pack(self, values, words):
+        """:func:`pack_words` with the hardware's word width, timed as ``pack``."""
+        t = time.perf_counter()
+        out = pack_words(values, self.hw.word_bits, words)
+        self.stats["host_s"]["pack"] += time.perf_counter() - t
+        return out
+
+    def _powmod_direct(self, bases, exps, c):
+        count = self.declared_exp_bits(max(e.bit_length() for e in exps))
+        s = self.hw.words
+        elimbs = -(-count // self.hw.word_bits)
+        body = np.concatenate([self._pack(bases, s), self._pack(exps, elimbs)], axis=1)
+        return self._run_uniform(_POWMOD, count, body, c)
+
+    def _powmod_split(self, bases, exps, c, longest):
+        # b^e with e = Σ d_i 2^(m·i), digits of m bits, most significant first:
+        # acc = b^d_top; then acc = acc^(2^m) · b^d_i. 2^m needs m + 1 bits, so
+        # m = limit - 1 keeps every declared length within the hardware's limit.
+        m = self.hw.max_exp_bits - 1
+        if m < 1:
+            raise OperandRangeError(f"exponents of {longest} bits exceed this device's "
+                                    f"{self.hw.max_exp_bits}-bit limit")
+        digits = -(-longest // m)
+        mask = (1 << m) - 1
+        acc = None
+        for i in reversed(range(digits)):
+            d = [(e >> (m * i)) & mask for e in exps]
+            part = self._powmod_direct(bases, d, c)
+            if acc is None:
+                acc = part
+            else:
+                acc = self._powmod_direct(acc, [1 << m] * len(acc), c)
+                acc = self._mulmod_direct(acc, part, c)
+        return acc
+
+    def _mulmod(self, a, b, modulus):
+        c = self.constants(modulus)
+        out = self._mulmod_direct(a, b, c)
+        self._verify("mulmod", (a, b), out, modulus)
+        return out
+
+    def _mulmod_direct(self, a, b, c):
+        s = self.hw.words
+        body = np.concatenate([self._pack(a, s), self._pack(b, s)], axis=1)
+        return self._run_uniform(_MULMOD, 2, body, c)
+
+    def _product(self, groups, modulus):
+        c = self.constants(modulus)
+        out = self._product_direct(groups, c)
+        self._verify("product", (groups,), out, modulus)
+        return out
+
+    def _product_direct(self, groups, c):
+        s = self.hw.words
+        # The count field bounds K; longer groups are reduced in chunks first.
+        while any(len(g) > _COUNT_MAX for g in groups):
+            chunks, where = [], []
+            for i, g in enumerate(groups):
+                for j in range(0, len(g), _COUNT_MAX):
+                    chunks.append(g[j:j + _COUNT_MAX])
+                    where.append(i)
+            partial = self._product_direct(chunks, c)
+            regrouped = [[] for _ in groups]
+            for i, p in zip(where, partial):
+                regrouped[i].append(p)
+            groups = regrouped
+        ks = {len(g) for g in groups}
+        if len(ks) == 1:
+            # The usual aggregation: every slot has K factors, one dense block.
+            k = ks.pop()
+            flat = [x for g in groups for x in g]
+            return self._run_uniform(_PRODUCT, k, self._pack(flat, s).reshape(len(groups), k * s), c)
+        jobs = [(_PRODUCT, len(g), self._pack(g, s).reshape(-1)) for g in groups]
+        return self._run_jobs(jobs, c)
+
+    # --- batches -----------------------------------------------------------
+
+    def _run_uniform(self, op, count, body, c):
+        """Jobs of one op and count whose operand limbs are the rows of ``body``."""
+        return self._run_jobs([(op, count, row) for row in body], c, uniform=(op, count, body))
+
+    def _job_limbs(self, op, count):
+        return 1 + LAYOUT.job_operand_limbs(op, count, self.hw.words, self.hw.word_bits)
+
+    def _run_jobs(self, jobs, c, uniform=None):
+        """Split ``jobs`` into runs that fit the limits; results in job order."""
+        fixed = LAYOUT.header_limbs + LAYOUT.constants_limbs(self.hw.words)
+        budget = max(1, self.max_batch_bytes // _LIMB_BYTES - fixed)
+        out, start = [], 0
+        while start < len(jobs):
+            end, limbs = start, 0
+            while end < len(jobs) and end - start < self.max_jobs:
+                n = self._job_limbs(jobs[end][0], jobs[end][1])
+                if limbs and limbs + n > budget:
+                    break
+                limbs += n
+                end += 1
+            if uniform is not None:
+                op, count, body = uniform
+                out += self._run_batch_uniform(op, count, body[start:end], c)
+            else:
+                out += self._run_batch(jobs[start:end], c)
+            start = end
+        return out
+
+    def _header(self, c, jobs, stream_limbs):
+        hdr = [0] * LAYOUT.header_limbs
+        d = LAYOUT.desc
+        hdr[d.index("magic")] = LAYOUT.magic_word
+        hdr[d.index("jobs")] = jobs
+        hdr[d.index("words")] = self.hw.words
+        hdr[d.index("word_bits")] = self.hw.word_bits
+        hdr[d.index("nprime")] = c.nprime
+        hdr[d.index("stream_limbs")] = stream_limbs
+        consts = {"n": c.n, "r2_mod_n": c.r2_mod_n, "r_mod_n": c.r_mod_n}
+        k = pack_words([consts[name] for name in LAYOUT.constants], self.hw.word_bits, self.hw.words)
+        return np.concatenate([np.array(hdr, dtype=np.uint64), k.reshape(-1)])
+
+    def _tag_headers(self, op, counts, n):
+        tags = np.arange(n, dtype=np.uint64)
+        f = {name: LAYOUT.job_field(name) for name in ("op", "tag", "count")}
+        return ((np.uint64(op) << np.uint64(f["op"].lsb)) | (tags << np.uint64(f["tag"].lsb))
+                | (np.asarray(counts, dtype=np.uint64) << np.uint64(f["count"].lsb)))
+
+    def _run_batch_uniform(self, op, count, body, c):
+        t = time.perf_counter()
+        n = len(body)
+        heads = self._tag_headers(op, [count] * n, n)
+        stream = np.concatenate([heads[:, None], body], axis=1).reshape(-1)
+        desc = np.concatenate([self._header(c, n, stream.size), stream])
+        self.stats["host_s"]["pack"] += time.perf_counter() - t
+        return self._execute(desc, n, c)
+
+    def _run_batch(self, jobs, c):
+        t = time.perf_counter()
+        n = len(jobs)
+        heads = self._tag_headers(0, [count for _, count, _ in jobs], n)
+        heads |= np.array([op for op, _, _ in jobs], dtype=np.uint64) << np.uint64(LAYOUT.job_field("op").lsb)
+        parts = []
+        for h, (_, _, limbs) in zip(heads, jobs):
+            parts.append(h.reshape(1))
+            parts.append(limbs)
+        stream = np.concatenate(parts)
+        desc = np.concatenate([self._header(c, n, stream.size), stream])
+        self.stats["host_s"]["pack"] += time.perf_counter() - t
+        return self._execute(desc, n, c)
+
+    def _buffer(self, which, size):
+        buf = self._bufs[which]
+        if buf is None or buf.size < size:
+            if buf is not None:
+                self.transport.free(buf)
+            # Grow geometrically so a run of growing batches reallocates rarely.
+            buf = self.transport.alloc(max(size, 2 * buf.size if buf is not None else size, 4096))
+            self._bufs[which] = buf
+        return buf
+
+    def _execute(self, desc, jobs, c):
+        """One device run of a packed descriptor; returns the ``jobs`` results."""
+        tr, hs = self.transport, self.stats["host_s"]
+        s = self.hw.words
+        t0 = time.perf_counter()
+        res_limbs = LAYOUT.result_buffer_limbs(jobs, s)
+        dbytes, rbytes = desc.size * _LIMB_BYTES, res_limbs * _LIMB_BYTES
+        dbuf = self._buffer("desc", dbytes)
+        rbuf = self._buffer("result", rbytes)
+        tr.write(dbuf, desc.astype("<u8", copy=False).data)
+        # A stale header from an earlier run must never pass for this run's.
+        hdr_bytes = LAYOUT.result.limbs * _LIMB_BYTES
+        tr.write(rbuf, bytes(hdr_bytes))
+        # Buffers grow geometrically and are reused: move only the bytes in use.
+        tr.sync_to_device(dbuf, dbytes)
+        tr.sync_to_device(rbuf, hdr_bytes)
+        t1 = time.perf_counter()
+        tr.start(desc=dbuf, result=rbuf)
+        try:
+            tr.wait(self.timeout)
+        except DeviceError:
+            # Leave the device usable for the next call (or at least idle).
+            tr.abort()
+            raise
+        t2 = time.perf_counter()
+        tr.sync_from_device(rbuf, rbytes)
+        raw = np.frombuffer(tr.read(rbuf, rbytes), dtype="<u8")
+        t3 = time.perf_counter()
+        r = LAYOUT.result
+        status = int(raw[r.index("status")])
+        cycles = int(raw[r.index("cycles")])
+        done = int(raw[r.index("jobs_done")])
+        self.stats["batches"] += 1
+        self.stats["cycles"] += cycles
+        self.stats["device_cycles"] += cycles
+        if status:
+            docs = dict(LAYOUT.status_docs)
+            flags = LAYOUT.decode_status(status)
+            why = "; ".join(docs.get(f, f) for f in flags)
+            raise DeviceStatusError(f"the device rejected the batch (status 0x{status:x}: {why})",
+                                    status=status, flags=flags)
+        if done != jobs:
+            raise DeviceError(f"the device completed {done} of {jobs} jobs without an error status")
+        out = unpack_words(raw[r.limbs:r.limbs + jobs * s].reshape(jobs, s), self.hw.word_bits)
+        for i, v in enumerate(out):
+            if v >= c.n:
+                raise DeviceError(f"the device returned a result >= the modulus for job {i} "
+                                  "of the batch; the result buffer is corrupt")
+        t4 = time.perf_counter()
+        hs["sync_to"] += t1 - t0
+        hs["run"] += t2 - t1
+        hs["sync_from"] += t3 - t2
+        hs["unpack"] += t4 - t3
+        return out
+
+    # --- verification ----------------------------------------------------
+
+    def _sample(self, n):
+        v = self.verify
+        if not v or n == 0:
+            return []
+        k = n if (isinstance(v, float) and v >= 1.0) else (
+            max(1, round(v * n)) if isinstance(v, float) else min(int(v), n))
+        return sorted(self._vrng.sample(range(n), k))
+
+    def _verify(self, kind, inputs, out, modulus):
+        idx = self._sample(len(out))
+        if not idx:
+            return
+        import gmpy2
+        t = time.perf_counter()
+        m = gmpy2.mpz(modulus)
+        for i in idx:
+            if kind == "powmod":
+                want = gmpy2.powmod(inputs[0][i], inputs[1][i], m)
+            elif kind == "mulmod":
+                want = gmpy2.mpz(inputs[0][i]) * inputs[1][i] % m
+            else:
+                want = gmpy2.mpz(1)
+                for x in inputs[0][i]:
+                    want = want * x % m
+            if int(want) != out[i]:
+                raise VerificationError(f"{kind} result {i} of {len(out)} disagrees with the CPU "
+                                        f"(checked {len(idx)} results); do not trust this device's output")
+        self.stats["verified"] += len(idx)
+        self.stats["host_s"]["verify"] += time.perf_counter() - t
+
+    # --- lifetime ----------------------------------------------------------
+
+    def close(self):
+        if self.transport is None:
+            return
+        for k, buf in self._bufs.items():
+            if buf is not None and not buf.freed:
+                try:
+                    self.transport.free(buf)
+                except Exception:
+                    pass
+            self._bufs[k] = None
+        self.transport.close()
+        self.transport = None

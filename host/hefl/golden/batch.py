@@ -1,0 +1,251 @@
+"""Golden model of the batch engine's jobs: encoding, expected results, cycles.
+
+Pure Python on ints. The job stream format is the one of
+:mod:`hefl.hw.jobs` (``op`` values equal :class:`hefl.hw.jobs.JobOp`'s)::
+
+    POWMOD   s words base, then ceil(count / w) words exponent   count = declared exponent bits
+    MULMOD   s words a, then s words b                            count = 2
+    PRODUCT  K × s words                                          count = K ≥ 1
+
+:func:`modexp_job_cycles` predicts, cycle for cycle, how long one ModExp lane
+(:class:`hefl.hw.modexp.ModExp`) spends on a job, given the MontMul's own
+timing; the benches check it against Verilator.
+"""
+
+from typing import NamedTuple
+
+from hefl.errors import OperandRangeError
+from hefl.golden.modexp import modexp_schedule_counts
+from hefl.golden.montgomery import check_modulus, to_words
+
+__all__ = ["POWMOD", "MULMOD", "PRODUCT", "Job", "constant_writes", "powmod_job", "mulmod_job",
+           "product_job", "expected_result", "JobCycles", "modexp_job_cycles",
+           "lane_montmuls", "ENGINE_OVERHEAD", "montmul_call_cycles",
+           "montmul_tail_latency", "engine_job_cycles", "paillier_primes"]
+
+POWMOD, MULMOD, PRODUCT = 0, 1, 2
+#: Extra cycles a job spends in :class:`hefl.hw.batch_engine.BatchEngine`
+#: around its lane: 3 from the engine accepting the first beat to the lane
+#: accepting it (FIFO write, FIFO output register, lane IDLE → LOAD) and 1
+#: for the result arbiter's grant.
+ENGINE_OVERHEAD = 4
+#: Width of the job header's ``count`` field.
+COUNT_BITS = 16
+
+
+class Job(NamedTuple):
+    """One job as it travels on the engine's input stream.
+
+    Attributes
+    ----------
+    op : int
+        ``POWMOD``, ``MULMOD`` or ``PRODUCT``.
+    tag : int
+        Returned with the result.
+    count : int
+        Declared exponent bits, ``K`` or 2.
+    words : list of int
+        The data beats, word 0 first.
+    operands : tuple
+        The integers the words encode (for the scoreboard).
+    """
+
+    op: int
+    tag: int
+    count: int
+    words: list
+    operands: tuple
+
+
+def _check_operand(x, n, what):
+    if not isinstance(x, int) or not 0 <= x < n:
+        raise OperandRangeError(f"{what} must be an integer in [0, N)")
+
+
+def _check_count(count):
+    if not 0 <= count < (1 << COUNT_BITS):
+        raise OperandRangeError(f"count {count} does not fit the {COUNT_BITS}-bit field")
+
+
+def constant_writes(consts):
+    """The engine's constant-port writes ``(sel, addr, word)`` for one batch.
+
+    The select order is the one the kernel streams them in,
+    ``hefl.hw.regmap.LAYOUT.constants`` (N, R² mod N, R mod N), named as
+    :class:`~hefl.golden.montgomery.MontConstants` names its fields.
+    """
+    from hefl.hw.regmap import LAYOUT
+    for sel, name in enumerate(LAYOUT.constants):
+        for addr, word in enumerate(to_words(getattr(consts, name), consts.word_bits, consts.words)):
+            yield sel, addr, word
+
+
+def powmod_job(base, exp, exp_bits, n, *, word_bits, words, tag=0):
+    """A POWMOD job ``base^exp mod n`` over a declared length of ``exp_bits`` bits."""
+    check_modulus(n, min_bits=2)
+    _check_operand(base, n, "base")
+    _check_count(exp_bits)
+    if exp < 0 or exp.bit_length() > exp_bits:
+        raise OperandRangeError(f"exponent has {exp.bit_length()} bits, declared {exp_bits}")
+    exp_words = -(-exp_bits // word_bits)
+    ws = to_words(base, word_bits, words) + to_words(exp, word_bits, exp_words)
+    return Job(POWMOD, tag, exp_bits, ws, (base, exp))
+
+
+def mulmod_job(a, b, n, *, word_bits, words, tag=0):
+    """A MULMOD job ``a·b mod n``."""
+    check_modulus(n, min_bits=2)
+    _check_operand(a, n, "a")
+    _check_operand(b, n, "b")
+    return Job(MULMOD, tag, 2, to_words(a, word_bits, words) + to_words(b, word_bits, words),
+               (a, b))
+
+
+def product_job(factors, n, *, word_bits, words, tag=0):
+    """A PRODUCT job ``Π factors mod n`` (at least one factor)."""
+    check_modulus(n, min_bits=2)
+    factors = list(factors)
+    if not factors:
+        raise OperandRangeError("a product needs at least one factor")
+    _check_count(len(factors))
+    ws = []
+    for f in factors:
+        _check_operand(f, n, "factor")
+        ws += to_words(f, word_bits, words)
+    return Job(PRODUCT, tag, len(factors), ws, tuple(factors))
+
+
+def expected_result(job, n):
+    """The fully reduced result the engine must return for ``job``."""
+    if job.op == POWMOD:
+        base, exp = job.operands
+        return pow(base, exp, n)
+    acc = 1 % n
+    for f in job.operands:
+        acc = acc * f % n
+    return acc
+
+
+def lane_montmuls(op, count, k):
+    """MontMul operations one ModExp lane runs for a job.
+
+    POWMOD: the golden schedule's count minus one (``R mod N`` is a loaded
+    constant, not computed); MULMOD/PRODUCT of ``K`` factors: ``2K - 2``.
+    """
+    if op == POWMOD:
+        return modexp_schedule_counts(count, k).total - 1
+    k_factors = 2 if op == MULMOD else count
+    return 2 * k_factors - 2
+
+
+class JobCycles(NamedTuple):
+    """Cycle prediction for one job on an otherwise idle lane.
+
+    Attributes
+    ----------
+    total : int
+        Cycles from the handshake of the job's first input beat to the
+        handshake of its last result beat (the difference of the two cycle
+        indices), input beats offered every cycle, output always ready.
+    montmuls : int
+        MontMul operations in the job.
+    """
+
+    total: int
+    montmuls: int
+
+
+def montmul_call_cycles(words, mm_latency):
+    """Cycles from a ModExp state that calls MontMul to the state it returns to.
+
+    Returns ``(multiply, single)``: ``2s + λ + 2`` when the operand reader
+    fetches two words per beat, ``s + λ + 2`` for a squaring or a multiply by
+    one (one read per beat); ``λ`` is :func:`montmul_tail_latency`.
+    """
+    return 2 * words + mm_latency + 2, words + mm_latency + 2
+
+
+def montmul_tail_latency(timing, words):
+    """MontMul cycles from its last input beat's handshake to its last output beat's.
+
+    ``timing`` is :func:`hefl.golden.montmul_hw.op_timing`'s result (its
+    ``latency_cycles`` counts from the first of ``s`` back-to-back input
+    beats; the core starts computing a fixed delay after the last one).
+    """
+    return timing.latency_cycles - (words - 1)
+
+
+def modexp_job_cycles(op, count, *, words, word_bits, window_bits, mm_latency):
+    """Exact cycles of one job on an idle ModExp lane (see :mod:`hefl.hw.modexp`).
+
+    Parameters
+    ----------
+    op, count : int
+        Job type and count field (declared exponent bits, ``K`` or 2).
+    words, word_bits, window_bits : int
+        ``s``, ``w`` and ``k`` of the lane.
+    mm_latency : int
+        :func:`montmul_tail_latency` of the lane's MontMul.
+
+    Returns
+    -------
+    JobCycles
+        The total depends on ``op`` and ``count`` only, never on operand values.
+
+    Notes
+    -----
+    Derivation, state by state (``G``/``S``: :func:`montmul_call_cycles`):
+    POWMOD loads ``B = s + ceil(c/w)`` beats (``B - 1`` cycles after the
+    first), converts the base (``G``), builds the table (``T[2]`` is a
+    squaring: ``S``, then ``(2^k - 3)·G``, plus the exit cycle), scans
+    ``W = ceil(c/k)`` windows (``W + 1``), runs ``W`` windows of ``2k``
+    (digit fetch) ``+ k·S + G + 1``, converts out (``S``) and reduces
+    (``1 + 2s``) and emits (``1 + s``, last beat ``s - 1`` cycles after the
+    first). PRODUCT of ``K ≥ 2`` loads ``2s`` beats, then after every
+    multiply (``G``) the next factor (``s`` beats, the last in the calling
+    cycle), then ``K - 1`` corrections (``G`` each), one exit cycle, reduce
+    and emit.
+    """
+    s, w, k = words, word_bits, window_bits
+    G, S = montmul_call_cycles(s, mm_latency)
+    tail = 1 + 2 * s + 1 + (s - 1)            # RED_A .. last EMIT_V beat
+    if op == POWMOD:
+        b = s + -(-count // w)
+        nwin = -(-count // k)
+        t = 1 << k
+        table = G + ((S + (t - 3) * G) if t > 2 else 0) + 1
+        window = 2 * k + k * S + G + 1
+        total = (b - 1) + table + (nwin + 1) + nwin * window + S + tail
+        return JobCycles(total, lane_montmuls(op, count, k))
+    kf = 2 if op == MULMOD else count
+    if kf <= 1:
+        return JobCycles((s - 1) + 2 + tail, 0)
+    loads = (2 * s - 1) + (kf - 2) * (G + s - 1)
+    total = loads + kf * G + 1 + tail
+    return JobCycles(total, lane_montmuls(op, count, k))
+
+
+def engine_job_cycles(op, count, **kw):
+    """:func:`modexp_job_cycles` seen at the BatchEngine's ports (idle engine)."""
+    c = modexp_job_cycles(op, count, **kw)
+    return c._replace(total=c.total + ENGINE_OVERHEAD)
+
+
+def paillier_primes(rng, nbits):
+    """Two distinct ``nbits/2``-bit primes whose product has exactly ``nbits`` bits.
+
+    For benches and reports only (``rng`` is a seeded :class:`random.Random`,
+    not a key generator: real keys come from :mod:`hefl.paillier`).
+    """
+    import gmpy2
+    half = nbits // 2
+
+    def prime():
+        while True:
+            p = int(gmpy2.next_prime(rng.getrandbits(half) | (3 << (half - 2))))
+            if p.bit_length() == half:
+                return p
+    while True:
+        p, q = prime(), prime()
+        if p != q and (p * q).bit_length() == nbits:
+            return p, q

@@ -1,0 +1,133 @@
+"""On-chip memory of the board: an AXI4 slave for the kernel plus a limb port for the link.
+
+The ECP5 board has no card memory, so the kernel's ``m_axi_gmem`` bursts
+land in block RAM here: one memory of ``limbs`` 64-bit words (byte
+address ``a`` is limb ``(a >> 3) mod limbs``), one synchronous read port
+and one write port with byte enables (``wstrb``).
+
+Two clients share the ports, cycle by cycle, the AXI side first:
+
+* **AXI4 slave** (``axi``, 64-bit data, INCR bursts, IDs echoed as 0, one
+  read burst and one write burst in progress at a time, independently of
+  each other — the kernel writes results while it still reads jobs, so the
+  two channels must never wait on each other).
+  Read: after AR, reads are issued into a 4-entry output FIFO whenever it
+  has room for the data in flight, so R streams at one beat per cycle and
+  ``rready`` back-pressure never loses data. Write: after AW, each W beat is
+  written as it is accepted; B follows ``wlast``.
+* **Link port** (``req``/``we``/``addr``/``wdata`` held until ``ack``;
+  ``rdata`` valid the cycle after the ack of a read): acked in any cycle the
+  AXI side does not use the port the request needs.
+"""
+
+from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hefl.hw.axi_master import Axi4Signature
+
+__all__ = ["BoardMem"]
+
+LIMB_BITS = 64
+
+
+class BoardMem(wiring.Component):
+    """Block RAM behind an AXI4 slave and a link port (see the module docstring).
+
+    Parameters
+    ----------
+    limbs : int
+        Depth in 64-bit limbs (a power of two).
+
+    Attributes
+    ----------
+    axi : In(Axi4Signature(64))
+        The slave side of the kernel's ``m_axi_gmem``.
+    req, we, addr, wdata : In
+        Link requests.
+    ack, rdata : Out
+        Link grant and read data (the cycle after the grant).
+    """
+
+    def __init__(self, *, limbs):
+        if not isinstance(limbs, int) or isinstance(limbs, bool) or limbs < 2 or limbs & (limbs - 1):
+            self._MustUse__silence = True  # a rejected component is not "unused"
+            raise TypeError(f"Memory depth must be a power of two of at least 2, not {limbs!r}")
+        self._limbs = limbs
+        super().__init__({
+            "axi": In(Axi4Signature(LIMB_BITS)),
+            "req": In(1), "we": In(1), "addr": In(range(limbs)), "wdata": In(LIMB_BITS),
+            "ack": Out(1), "rdata": Out(LIMB_BITS),
+        })
+
+    @property
+    def limbs(self):
+        return self._limbs
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.axi
+        n = self._limbs
+        ab = (n - 1).bit_length()
+        m.submodules.mem = mem = Memory(shape=unsigned(LIMB_BITS), depth=n, init=[])
+        rp = mem.read_port()
+        wp = mem.write_port(granularity=8)
+        m.d.comb += [bus.rid.eq(0), bus.bid.eq(0), bus.rresp.eq(0), bus.bresp.eq(0),
+                     self.rdata.eq(rp.data)]
+
+        # --- AXI read ---------------------------------------------------------
+        m.submodules.rfifo = rfifo = SyncFIFO(width=LIMB_BITS + 1, depth=4)
+        r_addr = Signal(ab)
+        r_left = Signal(9)                 # beats still to issue
+        inflight = Signal()                # a read was issued last cycle
+        inflight_last = Signal()
+        issue = Signal()
+        m.d.comb += [
+            issue.eq((r_left != 0) & (rfifo.level + inflight <= 2)),
+            bus.arready.eq(r_left == 0),
+            rfifo.w_en.eq(inflight),
+            rfifo.w_data.eq(Cat(rp.data, inflight_last)),
+            bus.rvalid.eq(rfifo.r_rdy),
+            bus.rdata.eq(rfifo.r_data[:LIMB_BITS]),
+            bus.rlast.eq(rfifo.r_data[LIMB_BITS]),
+            rfifo.r_en.eq(bus.rready),
+        ]
+        m.d.sync += [inflight.eq(issue), inflight_last.eq(issue & (r_left == 1))]
+        with m.If(bus.arvalid & bus.arready):
+            m.d.sync += [r_addr.eq(bus.araddr[3:3 + ab]), r_left.eq(bus.arlen + 1)]
+        with m.If(issue):
+            m.d.sync += [r_addr.eq(r_addr + 1), r_left.eq(r_left - 1)]
+
+        # --- AXI write --------------------------------------------------------
+        w_addr = Signal(ab)
+        w_active = Signal()
+        axi_write = Signal()
+        m.d.comb += [bus.awready.eq(~w_active & ~bus.bvalid),
+                     bus.wready.eq(w_active),
+                     axi_write.eq(bus.wvalid & bus.wready)]
+        with m.If(bus.awvalid & bus.awready):
+            m.d.sync += [w_addr.eq(bus.awaddr[3:3 + ab]), w_active.eq(1)]
+        with m.If(axi_write):
+            m.d.sync += w_addr.eq(w_addr + 1)
+            with m.If(bus.wlast):
+                m.d.sync += [w_active.eq(0), bus.bvalid.eq(1)]
+        with m.If(bus.bvalid & bus.bready):
+            m.d.sync += bus.bvalid.eq(0)
+
+        # --- port sharing: AXI first, the link in the gaps -------------------
+        link_rd = Signal()
+        link_wr = Signal()
+        m.d.comb += [link_rd.eq(self.req & ~self.we & ~issue),
+                     link_wr.eq(self.req & self.we & ~axi_write),
+                     self.ack.eq(link_rd | link_wr)]
+        with m.If(issue):
+            m.d.comb += [rp.addr.eq(r_addr), rp.en.eq(1)]
+        with m.Else():
+            m.d.comb += [rp.addr.eq(self.addr), rp.en.eq(link_rd)]
+        with m.If(axi_write):
+            m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(bus.wdata), wp.en.eq(bus.wstrb)]
+        with m.Elif(link_wr):
+            m.d.comb += [wp.addr.eq(self.addr), wp.data.eq(self.wdata), wp.en.eq(0xFF)]
+        return m

@@ -1,0 +1,69 @@
+"""Job and result stream formats shared by ModExp and BatchEngine.
+
+One job is a run of stream beats from ``first = 1`` to ``last = 1``; ``op``,
+``tag`` and ``count`` are read on the first beat only::
+
+    POWMOD   s words base, then ceil(count / w) words exponent   count = declared exponent bits
+    MULMOD   s words a, then s words b                            count = 2
+    PRODUCT  K × s words                                          count = K ≥ 1
+
+Words are little-endian (word 0 first); every operand is below ``N``. A
+result is ``s`` beats ``{data, tag, last}``, fully reduced (``< N``).
+"""
+
+from amaranth.lib import data, enum, stream
+from amaranth.lib.wiring import In, Out
+
+from hefl.hw.params import JOB_COUNT_BITS
+
+__all__ = ["JobOp", "COUNT_BITS", "job_layout", "result_layout", "engine_ports"]
+
+#: Width of the ``count`` field of a job's first beat (see :mod:`hefl.hw.params`).
+COUNT_BITS = JOB_COUNT_BITS
+
+
+class JobOp(enum.Enum, shape=2):
+    """Job types of the batch engine (the ``op`` field of a job's first beat)."""
+
+    POWMOD = 0
+    MULMOD = 1
+    PRODUCT = 2
+
+
+def job_layout(word_bits, tag_bits):
+    """Payload of one job beat for ``w``-bit words and ``tag_bits``-bit tags."""
+    return data.StructLayout({
+        "data": word_bits,
+        "first": 1,
+        "last": 1,
+        "op": JobOp,
+        "tag": tag_bits,
+        "count": COUNT_BITS,
+    })
+
+
+def result_layout(word_bits, tag_bits):
+    """Payload of one result beat: a word, the job's tag, last word marker."""
+    return data.StructLayout({
+        "data": word_bits,
+        "tag": tag_bits,
+        "last": 1,
+    })
+
+
+def engine_ports(word_bits, words, tag_bits):
+    """The port signature shared by a ModExp lane and the BatchEngine.
+
+    Both take the same constants and job stream and give the same result
+    stream, so the engine is a drop-in for one lane (and vice versa).
+    """
+    return {
+        "nprime": In(word_bits),
+        "const_wr_en": In(1),
+        "const_wr_sel": In(2),
+        "const_wr_addr": In(range(words)),
+        "const_wr_data": In(word_bits),
+        "i_stream": In(stream.Signature(job_layout(word_bits, tag_bits))),
+        "o_stream": Out(stream.Signature(result_layout(word_bits, tag_bits))),
+        "idle": Out(1),
+    }

@@ -1,0 +1,419 @@
+"""MontMul: word-serial lazy CIOS Montgomery multiplier on one pipelined multiplier.
+
+Interface (contract with ModExp / BatchEngine)
+----------------------------------------------
+``MontMul(operand_bits=L, word_bits=w)`` (keyword-only; optional ``tile_bits``),
+``s = words_for(L, w)`` words, ``R = 2^(w·s) > 4N``.
+
+* ``nprime`` In(w): ``N' = -N^-1 mod 2^w``, stable while operations run.
+* ``n_wr_en`` In(1), ``n_wr_addr`` In(range(s)), ``n_wr_data`` In(w): write
+  word ``n_wr_addr`` of ``N`` into the core's own modulus memory. Only
+  while the core is :attr:`idle` (or between batches).
+* ``i_stream`` In(stream, payload ``{a: w, b: w}``): ``s`` beats per
+  operation, word 0 (least significant) first. ``a, b < 2N``.
+* ``o_stream`` Out(stream, payload ``{data: w, last: 1}``): ``s`` beats per
+  result, word 0 first, ``last`` on word ``s-1``. The result is
+  ``≡ a·b·R^-1 (mod N)`` and ``< 2N`` (lazy reduction: no final
+  subtraction; Walter 1999). Results come out in input order.
+* ``idle`` Out(1): nothing loaded, running, or waiting to be read.
+
+Two operand banks: the next operation loads while the current one runs, so
+back-to-back operations keep the multiplier busy; the output FIFO holds two
+results (``2s`` words) and an operation starts only when ``s`` words are free.
+
+Algorithm (per row ``i`` of ``s``; model: :mod:`hefl.golden.montmul_hw`)
+-----------------------------------------------------------------------
+Loop-carried state is a ``w``-bit high half and a 2-bit carry, so each cycle
+adds three ``w``-bit words and 2 bits, never a double word::
+
+    pass 1  j = 0..s-1 : p = a_j·b_i ; u = t_j + lo(p) + hi(p_{j-1}) + c
+                         t_j ← u mod 2^w ; c ← u >> w         (c ≤ 2)
+                         T ← (hi(p_{s-1}), c) after j = s-1  (top word, kept unsummed)
+    m slot             : m = lo(t_0 · N')                      (t_0 from pass-1 step 0)
+    pass 2  j = 0..s-1 : q = m·N_j ; u = t_j + lo(q) + hi(q_{j-1}) + c
+                         t_{j-1} ← u mod 2^w                  (j ≥ 1)
+    tail               : t_{s-1} ← T.hi + T.c + hi(q_{s-1}) + c   (one cycle later)
+
+``t < a + N < 3N < R`` between rows, so ``t`` needs ``s`` words in memory;
+the result after row ``s-1`` is ``< 2N``.
+
+Datapath and schedule
+---------------------
+One :class:`~hefl.hw.mulpipe.MulPipe` (latency ``P``; 51×51 from six 26×17
+DSP48E2 tiles: ``P = 5``; 36×36 from four ECP5 18×18 tiles: ``P = 4``).
+A slot issued at cycle ``k`` presents memory read addresses at ``k``, its operands reach the multiplier at ``k+2`` and its
+product appears at ``k + D``, ``D = P + 2``::
+
+    cycle  k        sequencer picks slot (P1 j | M | P2 j), reads a_j, b_i / N_j
+    cycle  k+1      memory outputs registered (block RAM without logic behind it)
+    cycle  k+2      operand mux (a_j,b_i | t_0,N' | m,N_j) → MulPipe
+    cycle  k+D-2    t-memory read address j (output registered at k+D-1)
+    cycle  k+D      v = t_j + lo + hi_prev  (carry-free; M: m ← lo)
+    cycle  k+D+1    u = v + c → t memory / output FIFO; c ← u >> w
+                    (P1 j=0 also → t0 register)
+    cycle  k+D+2    (P2 j = s-1 only) tail T.hi + hi + T.c + c → tlast / FIFO
+
+The only cycle-to-cycle loop is ``u = v + c``: one ``w``-bit add of a 2-bit
+carry. The sequencer issues ``P1 0, 1, ...`` and inserts ``M`` once ``t0`` is
+registered (``P1_0`` + D + 2); ``P2`` starts once ``m`` is registered
+(``M`` + D + 1). For ``s + 1 ≥ 2D + 3`` no slot is idle: ``2s + 1`` cycles
+per row, ``s(2s + 1)`` per operation (L = 4096, w = 51: s = 81, 13,203
+cycles; 100 % multiplier utilisation), and the next row or operation
+follows with no bubble. Smaller ``s`` wait for ``t0``/``m``; exact counts:
+:func:`hefl.golden.montmul_hw.op_timing`.
+
+Hazards
+-------
+* Pass 1 of row ``i+1`` reads ``t_j`` (address at ``k+D-2``), written by
+  pass-2 step ``j+1`` of row ``i`` at ``k'+D+1``: at least ``s - 4`` cycles
+  earlier (``s ≥`` ``MONTMUL_MIN_WORDS`` = 5); except ``t_{s-1}``, written by
+  the tail, which pass 1 reads from the ``tlast`` register (the tail's cycle
+  coincides with the next row's first write, so it does not use the
+  memory's write port).
+* Row 0 of an operation reads ``t = 0`` (no clearing pass).
+* The ``T`` pair of row ``i`` is overwritten by pass-1 step ``s-1`` of row
+  ``i+1``, well after row ``i``'s tail.
+
+Deliberate deviations: results are ``< 2N``, not ``< N`` (the caller, e.g.
+the Montgomery-domain exit of ModExp, reduces if it must).
+
+Measured (``make hw-report`` → ``build/reports/montmul.json``)
+--------------------------------------------------------------
+L = 4096, yosys ``synth_xilinx -family xcup`` DSP48E2 × Verilator cycles/op:
+
+=========  =====  ======  ==========  =========================
+w          DSPs   s       cycles/op   DSP-cycles/op
+=========  =====  ======  ==========  =========================
+51 (2×3)   6      81      13,203      79,218  (chosen)
+64 (3×4)   12     65      8,515       102,180
+34 (2×2)   4      121     29,403      117,612
+17 (1)     1      242     117,370     117,370
+=========  =====  ======  ==========  =========================
+
+(published systolic reference: 146,000; 26×17-tile floor ≈ 76,000).
+ECP5-85F-6, w = 36 on four MULT18X18D, L = 1024 and 2048: 131 MHz
+(nextpnr-ecp5, target 100 MHz).
+"""
+
+from amaranth import C, Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hefl.golden.montgomery import words_for
+from hefl.golden.montmul_hw import MEM_STAGES, op_timing
+from hefl.golden.montmul_hw import mul_latency as model_mul_latency
+from hefl.hw.mulpipe import MulPipe
+from hefl.hw.params import (
+    MONTMUL_MIN_WORDS,
+    MONTMUL_WORD_BITS,
+    TILE_A_BITS,
+    TILE_B_BITS,
+)
+
+__all__ = ["MontMul", "input_layout", "output_layout"]
+
+# Slot kinds chosen by the sequencer.
+_P1, _M, _P2 = 0, 1, 2
+
+
+def input_layout(word_bits):
+    """Payload of ``i_stream``: one word of each operand."""
+    return data.StructLayout({"a": word_bits, "b": word_bits})
+
+
+def output_layout(word_bits):
+    """Payload of ``o_stream``: one result word, ``last`` on word ``s-1``."""
+    return data.StructLayout({"data": word_bits, "last": 1})
+
+
+def _check_int(name, value, minimum=1):
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise TypeError(f"{name} must be an integer ≥ {minimum}, not {value!r}")
+
+
+class MontMul(wiring.Component):
+    """One word-serial Montgomery multiplier (see the module docstring).
+
+    Parameters
+    ----------
+    operand_bits : int
+        ``L``: modulus width the core serves (``N < 2^L``).
+    word_bits : int
+        ``w``: word width (≤ 64).
+    tile_bits : (int, int)
+        Hard-multiplier tile widths: ``(26, 17)`` for DSP48E2 (default),
+        ``(18, 18)`` for ECP5 MULT18X18D.
+    """
+
+    def __init__(self, *, operand_bits, word_bits=MONTMUL_WORD_BITS,
+                 tile_bits=(TILE_A_BITS, TILE_B_BITS)):
+        try:
+            _check_int("Operand width", operand_bits, 2)
+            _check_int("Word width", word_bits)
+            if word_bits > 64:
+                raise TypeError(f"Word width must be at most 64, not {word_bits!r}")
+            if (not isinstance(tile_bits, tuple) or len(tile_bits) != 2):
+                raise TypeError(f"Tile widths must be a pair of integers, not {tile_bits!r}")
+            for t in tile_bits:
+                _check_int("Tile width", t)
+            words = words_for(operand_bits, word_bits)
+            if words < MONTMUL_MIN_WORDS:
+                raise ValueError(f"MontMul needs at least {MONTMUL_MIN_WORDS} words; "
+                                 f"{operand_bits} bits at w = {word_bits} give {words}")
+        except (TypeError, ValueError):
+            self._MustUse__silence = True  # a rejected component is not "unused"
+            raise
+        self._L, self._w, self._s = operand_bits, word_bits, words
+        self._tiles = tile_bits
+        super().__init__({
+            "nprime": In(word_bits),
+            "n_wr_en": In(1),
+            "n_wr_addr": In(range(words)),
+            "n_wr_data": In(word_bits),
+            "i_stream": In(stream.Signature(input_layout(word_bits))),
+            "o_stream": Out(stream.Signature(output_layout(word_bits))),
+            "idle": Out(1),
+        })
+
+    @property
+    def operand_bits(self):
+        return self._L
+
+    @property
+    def word_bits(self):
+        return self._w
+
+    @property
+    def words(self):
+        """``s``: words per operand and result."""
+        return self._s
+
+    @property
+    def tile_bits(self):
+        return self._tiles
+
+    @property
+    def mul_latency(self):
+        """Latency ``P`` of the multiplier pipeline."""
+        return model_mul_latency(self._w, *self._tiles)
+
+    @property
+    def timing(self):
+        """Predicted cycle counts (:class:`hefl.golden.montmul_hw.OpTiming`)."""
+        return op_timing(self._s, self.mul_latency)
+
+    def elaborate(self, platform):
+        m = Module()
+        w, s = self._w, self._s
+
+        m.submodules.mul = mul = MulPipe(a_bits=w, b_bits=w,
+                                         tile_a=self._tiles[0], tile_b=self._tiles[1])
+        assert mul.latency == self.mul_latency
+        d = mul.latency + MEM_STAGES   # issue → product
+
+        # --- memories: operands (two banks), modulus, accumulator t -----------
+        m.submodules.a_mem = a_mem = Memory(shape=w, depth=2 * s, init=[])
+        m.submodules.b_mem = b_mem = Memory(shape=w, depth=2 * s, init=[])
+        m.submodules.n_mem = n_mem = Memory(shape=w, depth=s, init=[])
+        m.submodules.t_mem = t_mem = Memory(shape=w, depth=s, init=[])
+        a_wr, a_rd = a_mem.write_port(), a_mem.read_port()
+        b_wr, b_rd = b_mem.write_port(), b_mem.read_port()
+        n_wr, n_rd = n_mem.write_port(), n_mem.read_port()
+        t_wr, t_rd = t_mem.write_port(), t_mem.read_port()
+        m.submodules.ofifo = ofifo = SyncFIFOBuffered(width=w + 1, depth=2 * s)
+
+        m.d.comb += [
+            n_wr.en.eq(self.n_wr_en),
+            n_wr.addr.eq(self.n_wr_addr),
+            n_wr.data.eq(self.n_wr_data),
+        ]
+
+        # --- loader: i_stream → operand bank `load_bank` ----------------------
+        full = [Signal(name="bank0_full"), Signal(name="bank1_full")]
+        load_bank = Signal()
+        load_j = Signal(range(s))
+        in_hs = self.i_stream.valid & self.i_stream.ready
+        m.d.comb += [
+            self.i_stream.ready.eq(~Mux(load_bank, full[1], full[0])),
+            a_wr.addr.eq(Mux(load_bank, s, 0) + load_j),
+            b_wr.addr.eq(Mux(load_bank, s, 0) + load_j),
+            a_wr.data.eq(self.i_stream.payload.a),
+            b_wr.data.eq(self.i_stream.payload.b),
+            a_wr.en.eq(in_hs),
+            b_wr.en.eq(in_hs),
+        ]
+        with m.If(in_hs):
+            with m.If(load_j == s - 1):
+                m.d.sync += [load_j.eq(0), load_bank.eq(~load_bank)]
+                with m.If(load_bank):
+                    m.d.sync += full[1].eq(1)
+                with m.Else():
+                    m.d.sync += full[0].eq(1)
+            with m.Else():
+                m.d.sync += load_j.eq(load_j + 1)
+
+        # --- output credits: an operation reserves s FIFO words at its start --
+        credits = Signal(range(2 * s + 1), init=2 * s)
+        start = Signal()
+        out_hs = self.o_stream.valid & self.o_stream.ready
+        m.d.sync += credits.eq(credits - Mux(start, s, 0) + out_hs)
+
+        # --- sequencer ---------------------------------------------------------
+        active = Signal()
+        bank = Signal()
+        row = Signal(range(s))
+        pass2 = Signal()
+        j = Signal(range(s + 1))
+        m_issued = Signal()
+        t0_valid = Signal()
+        m_valid = Signal()
+
+        issue = Signal()
+        kind = Signal(2)
+        cur_full = Mux(bank, full[1], full[0])
+        other_full = Mux(bank, full[0], full[1])
+        room = credits >= s
+
+        def begin_op():
+            m.d.sync += [active.eq(1), row.eq(0), pass2.eq(0), j.eq(0), m_issued.eq(0)]
+            m.d.comb += start.eq(1)
+
+        with m.If(~active):
+            with m.If(cur_full & room):
+                begin_op()
+        with m.Elif(~pass2):
+            with m.If(~m_issued & t0_valid):
+                m.d.comb += [issue.eq(1), kind.eq(_M)]
+                m.d.sync += [m_issued.eq(1), t0_valid.eq(0)]
+                with m.If(j == s):
+                    m.d.sync += [pass2.eq(1), j.eq(0)]
+            with m.Elif(j != s):
+                m.d.comb += [issue.eq(1), kind.eq(_P1)]
+                m.d.sync += j.eq(j + 1)
+                with m.If((j == s - 1) & m_issued):
+                    m.d.sync += [pass2.eq(1), j.eq(0)]
+        with m.Else():
+            with m.If(m_valid):
+                m.d.comb += [issue.eq(1), kind.eq(_P2)]
+                m.d.sync += j.eq(j + 1)
+                with m.If(j == s - 1):
+                    m.d.sync += [m_valid.eq(0), j.eq(0), pass2.eq(0), m_issued.eq(0)]
+                    with m.If(row == s - 1):
+                        # Operation done issuing: free its bank, go on to the other.
+                        m.d.sync += bank.eq(~bank)
+                        with m.If(bank):
+                            m.d.sync += full[1].eq(0)
+                        with m.Else():
+                            m.d.sync += full[0].eq(0)
+                        with m.If(other_full & room):
+                            begin_op()
+                        with m.Else():
+                            m.d.sync += active.eq(0)
+                    with m.Else():
+                        m.d.sync += row.eq(row + 1)
+
+        bank_off = Mux(bank, s, 0)
+        m.d.comb += [
+            a_rd.addr.eq(bank_off + j),
+            b_rd.addr.eq(bank_off + row),
+            n_rd.addr.eq(j),
+        ]
+
+        # --- control pipeline: what each product is, D and D+1 cycles later --
+        # Flags are decoded at issue so that no comparator sits in front of
+        # the accumulator's adders.
+        ctl_layout = data.StructLayout({
+            "p1": 1, "m": 1, "p2": 1, "j": range(s + 1),
+            "j0": 1, "jlast": 1, "first": 1, "last": 1})
+        ctl = [Signal(ctl_layout, name=f"ctl{k}") for k in range(d + 2)]
+        m.d.comb += [
+            ctl[0].p1.eq(issue & (kind == _P1)),
+            ctl[0].m.eq(issue & (kind == _M)),
+            ctl[0].p2.eq(issue & (kind == _P2)),
+            ctl[0].j.eq(j),
+            ctl[0].j0.eq(j == 0),
+            ctl[0].jlast.eq(j == s - 1),
+            ctl[0].first.eq(row == 0),
+            ctl[0].last.eq(row == s - 1),
+        ]
+        for k in range(1, d + 2):
+            m.d.sync += ctl[k].eq(ctl[k - 1])
+
+        # --- operand registers (k+1) and mux (k+2) ------------------------------
+        # Block RAM outputs are registered before any logic: an ECP5 DP16KD
+        # without its output register has a ~5.6 ns clock-to-out.
+        a_q, b_q, n_q = Signal(w), Signal(w), Signal(w)
+        m.d.sync += [a_q.eq(a_rd.data), b_q.eq(b_rd.data), n_q.eq(n_rd.data)]
+        t0_reg = Signal(w)
+        m_reg = Signal(w)
+        c2 = ctl[2]
+        with m.If(c2.p1):
+            m.d.comb += [mul.a.eq(a_q), mul.b.eq(b_q)]
+        with m.Elif(c2.m):
+            m.d.comb += [mul.a.eq(t0_reg), mul.b.eq(self.nprime)]
+        with m.Else():
+            m.d.comb += [mul.a.eq(m_reg), mul.b.eq(n_q)]
+
+        # --- accumulator, stage 1 (cycle k+D): carry-free three-word sum ------
+        # t read two cycles ahead, output registered (as for the operands).
+        m.d.comb += t_rd.addr.eq(ctl[d - 2].j)
+        t_q = Signal(w)
+        m.d.sync += t_q.eq(t_rd.data)
+        c = ctl[d]
+        lo, hi = mul.o[:w], mul.o[w:]
+        hi_prev = Signal(w)
+        tlast = Signal(w)
+        t_hi = Signal(w)
+        v = Signal(w + 2)
+        y = Signal(w + 1)       # T.hi + hi(q_{s-1}): the tail without its carries
+        t_in = Mux(c.p1 & c.first, 0, Mux(c.p1 & c.jlast, tlast, t_q))
+        m.d.sync += v.eq(t_in + lo + Mux(c.j0, 0, hi_prev))
+        with m.If(c.p1 | c.p2):
+            m.d.sync += hi_prev.eq(hi)
+        with m.If(c.p1 & c.jlast):
+            m.d.sync += t_hi.eq(hi)
+        with m.If(c.p2 & c.jlast):
+            m.d.sync += y.eq(t_hi + hi)
+        with m.If(c.m):
+            m.d.sync += [m_reg.eq(lo), m_valid.eq(1)]
+
+        # --- accumulator, stage 2 (cycle k+D+1): the loop-carried 2-bit carry -
+        e = ctl[d + 1]
+        carry = Signal(2)
+        t_c, tq_c = Signal(2), Signal(2)
+        tail_pend, tail_last = Signal(), Signal()
+        u = Signal(w + 2)
+        m.d.comb += u.eq(v + Mux(e.j0, 0, carry))
+        with m.If(e.p1 | e.p2):
+            m.d.sync += carry.eq(u[w:])
+        with m.If(e.p1):
+            m.d.comb += [t_wr.en.eq(1), t_wr.addr.eq(e.j), t_wr.data.eq(u[:w])]
+            with m.If(e.j0):
+                m.d.sync += [t0_reg.eq(u[:w]), t0_valid.eq(1)]
+            with m.If(e.jlast):
+                m.d.sync += t_c.eq(u[w:])
+        with m.If(e.p2 & ~e.j0):
+            m.d.comb += [t_wr.en.eq(1), t_wr.addr.eq(e.j - 1), t_wr.data.eq(u[:w])]
+        m.d.sync += tail_pend.eq(e.p2 & e.jlast)
+        with m.If(e.p2 & e.jlast):
+            m.d.sync += [tq_c.eq(u[w:]), tail_last.eq(e.last)]
+
+        # --- tail (cycle k+D+2 of P2 s-1): t_{s-1} = T.hi + hi + T.c + c -------
+        ut = Signal(w + 2)
+        m.d.comb += ut.eq(y + (t_c + tq_c))
+        with m.If(tail_pend):
+            m.d.sync += tlast.eq(ut[:w])
+
+        # --- result words → output FIFO → o_stream -----------------------------
+        m.d.comb += [
+            ofifo.w_en.eq((e.p2 & ~e.j0 & e.last) | (tail_pend & tail_last)),
+            ofifo.w_data.eq(Mux(tail_pend, Cat(ut[:w], C(1, 1)), Cat(u[:w], C(0, 1)))),
+            self.o_stream.payload.eq(ofifo.r_data),
+            self.o_stream.valid.eq(ofifo.r_rdy),
+            ofifo.r_en.eq(self.o_stream.ready),
+            self.idle.eq(~active & ~full[0] & ~full[1] & (load_j == 0)
+                         & (credits == 2 * s)),
+        ]
+        return m
