@@ -80,7 +80,7 @@ def test_layout_fits_plaintext(kw):
 
 
 def test_real_key_layout():
-    # 2048-bit key, 16+4 bits: ~100 values per ciphertext (DESIGN.md §1).
+    # 2048-bit key, 16+4 bits: ~100 values per ciphertext (docs/design.md §1.5).
     enc = Encoder(plaintext_bits=2047, alpha=1.0, value_bits=16, guard_bits=4)
     assert (enc.slots, enc.params.slot_bits, enc.max_summands) == (102, 20, 16)
 

@@ -5,7 +5,7 @@ Measures, on this machine and in this process, for one key:
 * ``ops``: encrypt, decrypt, add, scalar multiply (ops/s) for hefl (cpu
   backend, all cores: the process pool) and for python-paillier (``phe``,
   one core, its own gmpy2 path). hefl's ``encrypt`` is the key holder's CRT
-  encryption (FL clients hold the key pair, DESIGN §4); ``encrypt_public``
+  encryption (FL clients hold the key pair, docs/design.md §5.1); ``encrypt_public``
   is the public-key path, for a party without the private key.
 * ``fedavg_round``: one FedAvg round of ``--params`` float parameters over
   ``--clients`` clients, end to end: every client clips, quantises, packs

@@ -1,6 +1,6 @@
 """Federated learning across machines on Flower, with homomorphic aggregation.
 
-DESIGN.md §4 layer 6. Optional: needs the ``flower`` extra
+docs/design.md §3.7. Optional: needs the ``flower`` extra
 (``pip install -e '.[flower]'``, flwr 1.42).
 
 * :mod:`hefl.flower.strategy` — the server-side strategy (key-less,

@@ -1,6 +1,6 @@
 """Key distribution as configuration.
 
-The federation shares one Paillier key pair (DESIGN.md threat model: a key
+The federation shares one Paillier key pair (docs/design.md §5: a key
 authority, or the clients themselves, make it; the aggregator never sees
 the private half). On Flower that becomes configuration, not protocol:
 

@@ -1,4 +1,4 @@
-"""Fixed-window modular exponentiation with a constant schedule (DESIGN §1).
+"""Fixed-window modular exponentiation with a constant schedule (docs/design.md §1.4).
 
 The golden model of the hardware ModExp. It runs on any Montgomery
 multiplication given as a callable, so the same schedule can be checked with
@@ -38,7 +38,7 @@ from hefl.golden.montgomery import check_modulus, mont_constants
 __all__ = ["ScheduleCounts", "ModexpResult", "modexp_schedule_counts", "window_digits",
            "spec_montmul", "modexp"]
 
-#: Default window width (DESIGN §1: k = 4 or 5).
+#: Default window width (docs/design.md §1.4: k = 4 or 5).
 DEFAULT_K = 4
 #: Default word width for the constants when none are given.
 DEFAULT_WORD_BITS = 64

@@ -1,7 +1,7 @@
 """ModExp: constant-time fixed-window exponentiation (and products) on one MontMul.
 
-Algorithm (DESIGN §1, golden model :func:`hefl.golden.modexp.modexp`)
---------------------------------------------------------------------
+Algorithm (docs/design.md §1.4, golden model :func:`hefl.golden.modexp.modexp`)
+-------------------------------------------------------------------------------
 Inputs: odd ``N < R/4`` with ``R = 2^(w·s)``, ``N' = -N^-1 mod 2^w``, the
 constants ``R² mod N`` and ``R mod N`` (loaded once per batch through
 ``const_wr_*``), and plain residues ``< N`` streamed in as jobs (see

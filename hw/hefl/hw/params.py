@@ -52,7 +52,7 @@ SIM_DATA_BITS = 64
 # --- ModExp / BatchEngine ---------------------------------------------------
 __all__ += ["MODEXP_WINDOW_BITS", "JOB_COUNT_BITS"]
 
-#: Default ModExp window width k (DESIGN §1: 4 or 5): a table of 2^k entries.
+#: Default ModExp window width k (docs/design.md §1.4: 4 or 5): a table of 2^k entries.
 MODEXP_WINDOW_BITS = 4
 #: Width of the ``count`` field of a job's first beat (declared exponent bits / K).
 JOB_COUNT_BITS = 16

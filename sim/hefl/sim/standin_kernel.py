@@ -3,7 +3,7 @@
 NOT the accelerator. It implements the kernel contract (ports, register map,
 descriptor and result formats of :mod:`hefl.hw.regmap`) with Verilog's own
 wide ``*`` and ``%`` — one whole modular multiplication per cycle, the very
-anti-pattern DESIGN.md warns about for hardware — so that the C++ harness,
+anti-pattern docs/design.md §2 avoids in hardware — so that the C++ harness,
 the transports and the driver can be tested without the real kernel and its
 build time, and so that a fault in one of them is not confused with a fault
 in the RTL. The real kernel (``hefl.hw.kernel``) is what ``make sim`` and the
