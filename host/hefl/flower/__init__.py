@@ -12,7 +12,7 @@ docs/design.md §3.7. Optional: needs the ``flower`` extra
 * :mod:`hefl.flower.protocol` — record names and run settings;
 * :mod:`hefl.flower.launch` — SuperLink + SuperNodes on 127.0.0.1 as
   separate processes (``hefl flower``, ``make demo-flower``);
-* ``host/flower/app/pyproject.toml`` — the Flower App for ``flwr run``.
+* ``host/hefl/flower/app/pyproject.toml`` — the Flower App for ``flwr run``.
 
 Across real machines (the launcher does the same on one host)::
 
@@ -24,7 +24,7 @@ Across real machines (the launcher does the same on one host)::
     flower-supernode --insecure --superlink SERVER:PORT \\
         --node-config 'partition-id=k num-partitions=K key-dir="/path/keys"'
     # anywhere with a SuperLink connection in $FLWR_HOME/config.toml
-    flwr run host/flower/app CONNECTION --stream --run-config \\
+    flwr run host/hefl/flower/app CONNECTION --stream --run-config \\
         'num-clients=K total-examples=N public-key="/srv/public.json" out-dir="/srv/run"'
 
 Every node needs hefl installed (the FAB carries only the app's

@@ -15,7 +15,7 @@ line and stopped with the rest.
 make (or reuse) a key pair, open the server's and the clients'
 accelerators once (:func:`open_backend`: the sim backend builds its
 simulated kernel here, not inside a Flower round), start the federation, ``flwr run`` the hefl
-Flower App (``host/flower/app``) on it, and turn the ServerApp's
+Flower App (``host/hefl/flower/app``) on it, and turn the ServerApp's
 ``server.json`` into ``report.json`` with per-round accuracy of the
 encrypted run and of Flower's plaintext FedAvg on the same updates.
 """

@@ -58,7 +58,7 @@ TRAIN_KEYS = (
     "reference",
 )
 
-#: run-config defaults (also in host/flower/app/pyproject.toml); the launcher
+#: run-config defaults (also in host/hefl/flower/app/pyproject.toml); the launcher
 #: overrides them with ``flwr run --run-config``.
 RUN_DEFAULTS = {
     "num-server-rounds": 3,

@@ -1,7 +1,7 @@
 """The hefl ServerApp: runs :class:`HomomorphicFedAvg` on Flower's Grid.
 
 Run config keys (defaults in :data:`hefl.flower.protocol.RUN_DEFAULTS` and
-``host/flower/app/pyproject.toml``): ``public-key`` (path of the public key;
+``host/hefl/flower/app/pyproject.toml``): ``public-key`` (path of the public key;
 the server reads nothing else of the key), ``num-server-rounds``,
 ``num-clients`` (Flower waits for that many SuperNodes and samples all of
 them for training), ``evaluate-nodes`` (how many key holders evaluate the
