@@ -14,15 +14,12 @@ import logging
 from dataclasses import dataclass, field
 
 from hefl import paillier
-from hefl.errors import CiphertextError, SerializationError
+# MetadataMismatchError is defined with every other error; re-exported here.
+from hefl.errors import CiphertextError, MetadataMismatchError, SerializationError
 
 __all__ = ["Aggregator", "Aggregate", "MetadataMismatchError"]
 
 log = logging.getLogger("hefl.fedavg")
-
-
-class MetadataMismatchError(CiphertextError):
-    """A well-formed ciphertext vector whose metadata does not fit this round."""
 
 
 @dataclass

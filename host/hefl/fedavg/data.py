@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hefl.errors import HeflError
+# Defined with every other error; re-exported here for older imports.
+from hefl.errors import DatasetError
 
 __all__ = ["DATASETS", "ClientData", "FederatedData", "load_federated", "DatasetError"]
 
@@ -29,10 +30,6 @@ DATASETS = {
     "breast_cancer": "load_breast_cancer",
     "wine": "load_wine",
 }
-
-
-class DatasetError(HeflError, ValueError):
-    """A dataset name or split parameters that cannot be used."""
 
 
 @dataclass

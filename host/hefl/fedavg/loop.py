@@ -38,7 +38,14 @@ import numpy as np
 
 from hefl import paillier
 from hefl.encoding import Encoder
-from hefl.errors import HeflError, NonFiniteUpdateError, PackingOverflowError
+# AggregationMismatchError is defined with every other error; re-exported here.
+from hefl.errors import (
+    AggregationMismatchError,
+    DatasetError,
+    EncodingError,
+    NonFiniteUpdateError,
+    PackingOverflowError,
+)
 from hefl.fedavg.aggregator import Aggregator
 from hefl.fedavg.client import Client, garble
 from hefl.fedavg.data import load_federated
@@ -53,10 +60,6 @@ log = logging.getLogger("hefl.fedavg")
 #: backend, defaults below) finishes within ~3 minutes on 2 cores; change it
 #: here, or pass ``--key-bits 2048``.
 DEFAULT_KEY_BITS = 1024
-
-
-class AggregationMismatchError(HeflError, AssertionError):
-    """The decrypted aggregate disagrees with the plaintext mean beyond the bound."""
 
 
 @dataclass
@@ -98,8 +101,6 @@ class FedAvgConfig:
 
     def check(self):
         """Raise :class:`~hefl.errors.HeflError` subclasses for impossible settings."""
-        from hefl.errors import EncodingError
-        from hefl.fedavg.data import DatasetError
         if self.rounds < 1:
             raise DatasetError(f"rounds must be at least 1, not {self.rounds}")
         if self.local_epochs < 1:

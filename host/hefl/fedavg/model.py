@@ -14,13 +14,10 @@ caller passes in, so two runs with the same seeds are bit-identical.
 
 import numpy as np
 
-from hefl.errors import HeflError
+# ModelError is defined with every other error; re-exported here for older imports.
+from hefl.errors import ModelError
 
 __all__ = ["MODELS", "Model", "SoftmaxRegression", "MLP", "make_model", "ModelError"]
-
-
-class ModelError(HeflError, ValueError):
-    """Bad model parameters (unknown model, wrong parameter vector length)."""
 
 
 def _softmax(z):
