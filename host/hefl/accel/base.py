@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from hefl.errors import BackendUnavailable, OperandRangeError
 from hefl.golden.montgomery import check_modulus
 
-__all__ = ["Accelerator", "get_accelerator", "register_backend", "validate_modulus",
+__all__ = ["Accelerator", "get_accelerator", "register_backend", "device_cycles", "validate_modulus",
            "validate_operands", "validate_exponents"]
 
 
@@ -154,6 +154,23 @@ class Accelerator(ABC):
                     nxt[i].append(g[-1])
             level = nxt
         return [g[0] for g in level]
+
+
+def device_cycles(accels):
+    """Kernel cycles counted so far over the distinct ``accels`` that count them.
+
+    ``None`` when none does (the ``cpu`` backend counts no cycles). The same
+    accelerator listed twice (one backend serving several parties) counts once.
+    """
+    seen, total = set(), None
+    for a in accels:
+        if id(a) in seen:
+            continue
+        seen.add(id(a))
+        c = getattr(a, "stats", {}).get("cycles")
+        if c is not None:
+            total = (total or 0) + int(c)
+    return total
 
 
 _BACKENDS = {}

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from hefl import paillier
+from hefl.accel import device_cycles
 from hefl.encoding import Encoder
 # AggregationMismatchError is defined with every other error; re-exported here.
 from hefl.errors import (
@@ -143,19 +144,6 @@ def _table_row(r):
             f"{r['bytes_up']:>12,} {cyc:>12}  {'; '.join(notes)}")
 
 
-def _cycles(accels):
-    """Device cycles so far over the distinct accelerators that count them, or None."""
-    seen, total = set(), None
-    for a in accels:
-        if id(a) in seen:
-            continue
-        seen.add(id(a))
-        c = getattr(a, "stats", {}).get("cycles")
-        if c is not None:
-            total = (total or 0) + int(c)
-    return total
-
-
 def _delta(c0, c1):
     return None if c0 is None or c1 is None else c1 - c0
 
@@ -255,7 +243,7 @@ def run_fedavg(cfg, *, accel, keypair, client_accel=None, keyholder_accel=None, 
         drop_rng = np.random.default_rng([cfg.seed, rnd, 0xD209])
         draws = drop_rng.random(cfg.clients)
         dropped = [k for k in range(cfg.clients) if draws[k] < cfg.drop_rate]
-        cyc0 = _cycles(accels)
+        cyc0 = device_cycles(accels)
         theta = he_model.get_params()
 
         # --- local training (HE run) ------------------------------------
@@ -282,7 +270,7 @@ def run_fedavg(cfg, *, accel, keypair, client_accel=None, keyholder_accel=None, 
             if k in cfg.garble_clients:
                 uploads[k] = garble(uploads[k], cfg.garble_mode, pub)
         t_enc = time.perf_counter() - t0
-        cyc_enc = _cycles(accels)
+        cyc_enc = device_cycles(accels)
         bytes_up = max((len(b) for b in uploads.values()), default=0)
         # Drop-outs lose their upload on the way: the aggregator never sees it.
         uploads = {k: b for k, b in uploads.items() if k not in dropped}
@@ -291,7 +279,7 @@ def run_fedavg(cfg, *, accel, keypair, client_accel=None, keyholder_accel=None, 
         t0 = time.perf_counter()
         agg = aggregator.aggregate(uploads, rnd)
         t_agg = time.perf_counter() - t0
-        cyc_agg = _cycles(accels)
+        cyc_agg = device_cycles(accels)
 
         # --- decryption and the weighted mean -----------------------------
         t0 = time.perf_counter()
@@ -326,7 +314,7 @@ def run_fedavg(cfg, *, accel, keypair, client_accel=None, keyholder_accel=None, 
                    for k in included]
             pt_model.set_params(theta_pt + sum(upd) / sum(weights[k] for k in included))
 
-        cyc1 = _cycles(accels)
+        cyc1 = device_cycles(accels)
         row = {
             "round": rnd,
             "accuracy": he_model.accuracy(data.x_test, data.y_test),
