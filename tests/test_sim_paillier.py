@@ -13,7 +13,8 @@ import time
 import pytest
 
 from hefl.accel import get_accelerator
-from hefl.accel.sim import SimAccelerator
+from hefl.accel.device import DeviceAccelerator
+from hefl.accel.sim import sim_accelerator
 from hefl.errors import (
     DeviceTimeout,
     ModulusError,
@@ -88,8 +89,7 @@ def test_powmod_corners_on_the_rtl(sim, rng):
 
 
 def test_bad_operands_never_reach_the_device(sim):
-    dev = sim.devices[256]
-    before = (dev.stats["batches"], dev.transport.cycles)
+    before = (sim.stats["batches"], sim.transport.cycles)
     n = (1 << 127) - 1
     with pytest.raises(OperandRangeError):
         sim.mulmod([n], [1], n)
@@ -99,11 +99,11 @@ def test_bad_operands_never_reach_the_device(sim):
         sim.product([[1, 2]], n + 1)
     with pytest.raises(ModulusError):
         sim.mulmod([1], [1], (1 << 400) + 1)       # wider than the kernel
-    assert (dev.stats["batches"], dev.transport.cycles) == before
+    assert (sim.stats["batches"], sim.transport.cycles) == before
 
 
 def test_hang_fault_gives_timeout_within_deadline(keys):
-    acc = SimAccelerator(operand_bits=256, timeout=0.5)
+    acc = sim_accelerator(operand_bits=256, timeout=0.5)
     try:
         tr = acc.transport
         tr.slice_cycles = 50_000
@@ -119,13 +119,13 @@ def test_hang_fault_gives_timeout_within_deadline(keys):
 
 def test_corrupt_fault_caught_by_verification(keys, seed):
     pub, priv = keys
-    acc = SimAccelerator(operand_bits=256, verify=1.0, verify_seed=seed)
+    acc = sim_accelerator(operand_bits=256, verify=1.0, verify_seed=seed)
     try:
         he = Paillier(pub, priv, accel=acc)
         cv = he.encrypt(list(range(6)))
         agg = he.aggregate([cv, cv])        # a clean run sizes the buffers
         assert he.decrypt(agg) == [2 * i for i in range(6)]
-        rbuf = acc.devices[256]._bufs["result"]
+        rbuf = acc.card_for(pub.n2).buffers["result"]
         first = rbuf.address + 8 * LAYOUT.result_limb(0, acc.hw.words)
         acc.transport.fault_corrupt(first, rbuf.address + rbuf.size, bit=3)
         with pytest.raises(VerificationError):
@@ -136,12 +136,16 @@ def test_corrupt_fault_caught_by_verification(keys, seed):
 
 
 def test_auto_sizing_picks_the_smallest_kernel():
-    acc = SimAccelerator(library=None)
+    acc = get_accelerator("sim")
     try:
+        assert isinstance(acc, DeviceAccelerator) and acc.name == "sim"
         assert acc.widths[0] == 256
-        assert acc.devices == {}          # nothing built until a call needs it
-        dev = acc.device_for((1 << 200) + 1)
-        assert dev.hw.max_modulus_bits >= 200 and list(acc.devices) == [256]
+        assert acc.cards == {} and acc.hw is None   # nothing built until a call needs it
+        card = acc.card_for((1 << 200) + 1)
+        assert card.hw.max_modulus_bits >= 200 and list(acc.cards) == [256]
+        assert acc.hw is card.hw and acc.transport is card.transport
+        with pytest.raises(ModulusError, match="largest sim kernel"):
+            acc.card_for((1 << acc.widths[-1]) + 1)
     finally:
         acc.close()
 
@@ -171,7 +175,7 @@ def test_paillier_1024_shapes_on_the_2048_bit_kernel(rng):
     # The sizes `make sim` and the demo run: n² of 2048 bits, r^n with a
     # 1024-bit exponent, ciphertext products and aggregation.
     import gmpy2
-    acc = SimAccelerator(operand_bits=2048)
+    acc = sim_accelerator(operand_bits=2048)
     try:
         assert acc.hw.max_modulus_bits >= 2048
         n = rng.getrandbits(1024) | 1 | 1 << 1023
