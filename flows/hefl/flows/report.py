@@ -91,7 +91,7 @@ def _load_sections():
     A broken module must not take the other sections down (``--only
     montmul`` still works); a run of every section fails on it in :func:`run`.
     """
-    from hefl.cli import import_optional   # the lazy registry the subcommands use
+    from hefl.cli import import_optional  # the lazy registry the subcommands use
     for mod in SECTION_MODULES:
         if mod in BROKEN_MODULES:
             continue

@@ -6,6 +6,11 @@ share one driver above their transports. Use :func:`get_accelerator` to get
 one by name.
 """
 
-from hefl.accel.base import Accelerator, device_cycles, get_accelerator, register_backend
+from hefl.accel.base import (
+    Accelerator,
+    device_cycles,
+    get_accelerator,
+    register_backend,
+)
 
 __all__ = ["Accelerator", "get_accelerator", "register_backend", "device_cycles"]

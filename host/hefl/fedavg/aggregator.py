@@ -16,9 +16,9 @@ import logging
 from dataclasses import dataclass, field
 
 from hefl import paillier
-# MetadataMismatchError is defined with every other error; re-exported here.
 from hefl.errors import CiphertextError, MetadataMismatchError, SerializationError
 
+# MetadataMismatchError is defined in hefl.errors with every other error; re-exported here.
 __all__ = ["Aggregator", "Aggregate", "MetadataMismatchError"]
 
 log = logging.getLogger("hefl.fedavg")

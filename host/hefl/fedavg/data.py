@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Defined with every other error; re-exported here for older imports.
 from hefl.errors import DatasetError
 
+# DatasetError is defined in hefl.errors with every other error; re-exported here.
 __all__ = ["DATASETS", "ClientData", "FederatedData", "load_federated", "DatasetError"]
 
 #: dataset name -> scikit-learn loader name

@@ -39,7 +39,6 @@ import numpy as np
 from hefl import paillier
 from hefl.accel import device_cycles
 from hefl.encoding import Encoder
-# AggregationMismatchError is defined with every other error; re-exported here.
 from hefl.errors import (
     AggregationMismatchError,
     DatasetError,
@@ -53,6 +52,7 @@ from hefl.fedavg.data import load_federated
 from hefl.fedavg.keyholder import KeyHolder
 from hefl.fedavg.model import make_model
 
+# AggregationMismatchError is defined in hefl.errors with every other error; re-exported here.
 __all__ = ["FedAvgConfig", "run_fedavg", "AggregationMismatchError", "DEFAULT_KEY_BITS"]
 
 log = logging.getLogger("hefl.fedavg")

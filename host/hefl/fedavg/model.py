@@ -14,9 +14,9 @@ caller passes in, so two runs with the same seeds are bit-identical.
 
 import numpy as np
 
-# ModelError is defined with every other error; re-exported here for older imports.
 from hefl.errors import ModelError
 
+# ModelError is defined in hefl.errors with every other error; re-exported here.
 __all__ = ["MODELS", "Model", "SoftmaxRegression", "MLP", "make_model", "ModelError"]
 
 
