@@ -8,6 +8,7 @@ time, a flipped result bit is caught by verification. Small keys keep the
 simulated kernel small (the 256-bit class of ``SIM_OPERAND_BITS``).
 """
 
+import math
 import time
 
 import pytest
@@ -76,12 +77,7 @@ def test_powmod_corners_on_the_rtl(sim, rng):
     assert sim.powmod(bases, exps, n) == [pow(b, e, n) for b, e in zip(bases, exps)]
     # Products of K = 1 (a copy) up to K = 9 factors, and the smallest moduli.
     groups = [[rng.randrange(n) for _ in range(k)] for k in (1, 2, 9, 1)]
-    want = []
-    for g in groups:
-        p = 1
-        for x in g:
-            p = p * x % n
-        want.append(p)
+    want = [math.prod(g) % n for g in groups]
     assert sim.product(groups, n) == want
     for m in (3, 5, (1 << 250) - 1):
         assert sim.mulmod([m - 1, 2 % m], [m - 1, m - 1], m) == [1, 2 * (m - 1) % m]

@@ -60,10 +60,10 @@ class HomomorphicFedAvg(FedAvg):
 
     Parameters
     ----------
-    public_key : hefl.paillier.PublicKey
-        The federation's public key (the only key the server has).
-    accel : hefl.accel.Accelerator
-        Backend for the ciphertext products.
+    public_key, accel
+        The federation's public key (the only key the server has) and the
+        backend of the :class:`~hefl.fedavg.aggregator.Aggregator` that
+        receives, validates and multiplies the uploads.
     encoder : hefl.encoding.Encoder
         The federation's encoder; its parameters must match every vector.
     model_size : int
