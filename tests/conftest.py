@@ -30,3 +30,15 @@ def seed(request):
 def rng(seed):
     """A :class:`random.Random` seeded from :func:`seed`."""
     return random.Random(seed)
+
+
+@pytest.fixture(scope="module")
+def cpu_pool():
+    """A cpu accelerator whose every batch of two or more runs on its process pool.
+
+    Threshold 0: the parallel path, the one that runs in production.
+    """
+    from hefl.accel.cpu import CpuAccelerator
+    acc = CpuAccelerator(workers=2, parallel_threshold_s=0.0)
+    yield acc
+    acc.close()

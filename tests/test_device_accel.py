@@ -209,7 +209,7 @@ def test_corrupt_result_caught_by_verification(lib, rng):
         a = [rng.randrange(1, n) for _ in range(8)]
         b = [rng.randrange(1, n) for _ in range(8)]
         assert acc.mulmod(a, b, n) == [x * y % n for x, y in zip(a, b)]   # clean run first
-        rbuf = acc._bufs["result"]
+        rbuf = acc.card_for(n).buffers["result"]
         first = rbuf.address + 8 * LAYOUT.result_limb(0, acc.hw.words)
         t.fault_corrupt(first, rbuf.address + rbuf.size, bit=1)
         with pytest.raises(VerificationError, match="disagrees with the CPU"):

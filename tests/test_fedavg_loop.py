@@ -258,7 +258,7 @@ def test_cli_backend_fallback(tmp_path, capsys, monkeypatch, failure):
     real = demo_cli.get_accelerator
 
     class UnbuildableSim(Accelerator):
-        # Opens fine; its first job needs a kernel that cannot be built, as SimAccelerator's does.
+        # Opens fine; its first job needs a kernel that cannot be built, as the sim backend's does.
         name = "sim"
 
         def _powmod(self, *a):

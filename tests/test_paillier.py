@@ -12,7 +12,6 @@ import stat
 import gmpy2
 import pytest
 
-from hefl.accel.cpu import CpuAccelerator
 from hefl.errors import (
     CiphertextRangeError,
     KeyMismatchError,
@@ -32,11 +31,8 @@ from hefl.paillier import (
 
 
 @pytest.fixture(scope="module")
-def accel():
-    # Threshold 0 sends every batch through the pool: the parallel path is what runs in production.
-    acc = CpuAccelerator(workers=2, parallel_threshold_s=0.0)
-    yield acc
-    acc.close()
+def accel(cpu_pool):
+    return cpu_pool
 
 
 @pytest.fixture(scope="module")

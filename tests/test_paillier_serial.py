@@ -134,3 +134,41 @@ def test_bad_metadata(blob, he):
 def test_unsendable_ciphertext():
     with pytest.raises(SerializationError):
         CipherVector(KEY[0], [-1]).to_bytes()
+
+
+def test_validated_once_on_the_receiving_path(he, blob, monkeypatch):
+    """from_bytes checks the values; aggregate and decrypt of its vectors check them no more."""
+    import hefl.paillier.serial as serial
+    calls = []
+    real = serial.check_ciphertexts
+
+    def counting(*a, **kw):
+        calls.append(len(a[1]))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(serial, "check_ciphertexts", counting)
+    cv, data = blob
+    received = [CipherVector.from_bytes(data, KEY[0]) for _ in range(3)]
+    assert calls == [len(cv)] * 3 and all(r.validated for r in received)
+    total = he.aggregate(received)
+    assert total.validated and he.decrypt(total) == [3 * m % KEY[0].n for m in [0, 1, 2, 3, KEY[0].n - 1]]
+    assert he.decrypt(received[0][1:3]) == [1, 2]          # a slice keeps the mark
+    assert calls == [len(cv)] * 3                          # nothing checked twice
+    # Opting out on receipt (or building one from ints) leaves the vector unvalidated:
+    # the first operation checks it, once.
+    raw = CipherVector.from_bytes(data, KEY[0], validate=False)
+    assert not raw.validated and not CipherVector(KEY[0], cv.ciphertexts).validated
+    he.decrypt(raw)
+    he.decrypt(raw)
+    assert calls == [len(cv)] * 4 and raw.validated
+
+
+def test_validated_vector_still_checked_for_its_key(he, blob):
+    theirs = Paillier(*OTHER)                             # owns (and closes) its cpu backend
+    foreign = theirs.encrypt([1, 2])
+    assert foreign.validated                              # under its own key
+    with pytest.raises(KeyMismatchError, match=OTHER[0].fingerprint):
+        he.aggregate([blob[0], foreign])
+    with pytest.raises(KeyMismatchError):
+        he.decrypt(foreign)
+    theirs.close()

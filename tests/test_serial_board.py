@@ -7,6 +7,7 @@ BatchEngine, block-RAM memory) with its byte port bridged in C++
 and the protocol codec, never from the model.
 """
 
+import math
 import struct
 
 import pytest
@@ -131,12 +132,7 @@ def test_serial_backend_matches_pow(library, seed, rng):
         b = [rng.randrange(n) for _ in range(6)]
         assert acc.mulmod(a, b, n) == [x * y % n for x, y in zip(a, b)]
         groups = [[rng.randrange(n) for _ in range(k)] for k in (1, 3, 5)]
-        expect = []
-        for g in groups:
-            p = 1
-            for x in g:
-                p = p * x % n
-            expect.append(p)
+        expect = [math.prod(g) % n for g in groups]
         assert acc.product(groups, n) == expect
         with pytest.raises(ModulusError):
             acc.mulmod([1], [1], n + 1)          # even modulus: rejected before the device

@@ -8,12 +8,14 @@ time, a flipped result bit is caught by verification. Small keys keep the
 simulated kernel small (the 256-bit class of ``SIM_OPERAND_BITS``).
 """
 
+import math
 import time
 
 import pytest
 
 from hefl.accel import get_accelerator
-from hefl.accel.sim import SimAccelerator
+from hefl.accel.device import DeviceAccelerator
+from hefl.accel.sim import sim_accelerator
 from hefl.errors import (
     DeviceTimeout,
     ModulusError,
@@ -75,12 +77,7 @@ def test_powmod_corners_on_the_rtl(sim, rng):
     assert sim.powmod(bases, exps, n) == [pow(b, e, n) for b, e in zip(bases, exps)]
     # Products of K = 1 (a copy) up to K = 9 factors, and the smallest moduli.
     groups = [[rng.randrange(n) for _ in range(k)] for k in (1, 2, 9, 1)]
-    want = []
-    for g in groups:
-        p = 1
-        for x in g:
-            p = p * x % n
-        want.append(p)
+    want = [math.prod(g) % n for g in groups]
     assert sim.product(groups, n) == want
     for m in (3, 5, (1 << 250) - 1):
         assert sim.mulmod([m - 1, 2 % m], [m - 1, m - 1], m) == [1, 2 * (m - 1) % m]
@@ -88,8 +85,7 @@ def test_powmod_corners_on_the_rtl(sim, rng):
 
 
 def test_bad_operands_never_reach_the_device(sim):
-    dev = sim.devices[256]
-    before = (dev.stats["batches"], dev.transport.cycles)
+    before = (sim.stats["batches"], sim.transport.cycles)
     n = (1 << 127) - 1
     with pytest.raises(OperandRangeError):
         sim.mulmod([n], [1], n)
@@ -99,11 +95,11 @@ def test_bad_operands_never_reach_the_device(sim):
         sim.product([[1, 2]], n + 1)
     with pytest.raises(ModulusError):
         sim.mulmod([1], [1], (1 << 400) + 1)       # wider than the kernel
-    assert (dev.stats["batches"], dev.transport.cycles) == before
+    assert (sim.stats["batches"], sim.transport.cycles) == before
 
 
 def test_hang_fault_gives_timeout_within_deadline(keys):
-    acc = SimAccelerator(operand_bits=256, timeout=0.5)
+    acc = sim_accelerator(operand_bits=256, timeout=0.5)
     try:
         tr = acc.transport
         tr.slice_cycles = 50_000
@@ -119,13 +115,13 @@ def test_hang_fault_gives_timeout_within_deadline(keys):
 
 def test_corrupt_fault_caught_by_verification(keys, seed):
     pub, priv = keys
-    acc = SimAccelerator(operand_bits=256, verify=1.0, verify_seed=seed)
+    acc = sim_accelerator(operand_bits=256, verify=1.0, verify_seed=seed)
     try:
         he = Paillier(pub, priv, accel=acc)
         cv = he.encrypt(list(range(6)))
         agg = he.aggregate([cv, cv])        # a clean run sizes the buffers
         assert he.decrypt(agg) == [2 * i for i in range(6)]
-        rbuf = acc.devices[256]._bufs["result"]
+        rbuf = acc.card_for(pub.n2).buffers["result"]
         first = rbuf.address + 8 * LAYOUT.result_limb(0, acc.hw.words)
         acc.transport.fault_corrupt(first, rbuf.address + rbuf.size, bit=3)
         with pytest.raises(VerificationError):
@@ -136,12 +132,16 @@ def test_corrupt_fault_caught_by_verification(keys, seed):
 
 
 def test_auto_sizing_picks_the_smallest_kernel():
-    acc = SimAccelerator(library=None)
+    acc = get_accelerator("sim")
     try:
+        assert isinstance(acc, DeviceAccelerator) and acc.name == "sim"
         assert acc.widths[0] == 256
-        assert acc.devices == {}          # nothing built until a call needs it
-        dev = acc.device_for((1 << 200) + 1)
-        assert dev.hw.max_modulus_bits >= 200 and list(acc.devices) == [256]
+        assert acc.cards == {} and acc.hw is None   # nothing built until a call needs it
+        card = acc.card_for((1 << 200) + 1)
+        assert card.hw.max_modulus_bits >= 200 and list(acc.cards) == [256]
+        assert acc.hw is card.hw and acc.transport is card.transport
+        with pytest.raises(ModulusError, match="largest sim kernel"):
+            acc.card_for((1 << acc.widths[-1]) + 1)
     finally:
         acc.close()
 
@@ -171,7 +171,7 @@ def test_paillier_1024_shapes_on_the_2048_bit_kernel(rng):
     # The sizes `make sim` and the demo run: n² of 2048 bits, r^n with a
     # 1024-bit exponent, ciphertext products and aggregation.
     import gmpy2
-    acc = SimAccelerator(operand_bits=2048)
+    acc = sim_accelerator(operand_bits=2048)
     try:
         assert acc.hw.max_modulus_bits >= 2048
         n = rng.getrandbits(1024) | 1 | 1 << 1023

@@ -118,6 +118,16 @@ def _check_int(name, value, low, high=None):
     return value
 
 
+def _index(name, value):
+    """``value`` as an int (int, numpy integer, gmpy2 ``mpz``); TypeError otherwise, bool included."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {value!r}") from None
+
+
 def _check_alpha(alpha):
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
         raise TypeError(f"Clipping bound alpha must be a positive real number, not {alpha!r}")
@@ -438,17 +448,8 @@ class Encoder:
         TypeError
             Non-integer ``length``, ``summands``, ``modulus`` or plaintexts.
         """
-        p = self._params
         length = _check_int("Length", length, 0)
-        if isinstance(summands, bool) or not isinstance(summands, numbers.Integral):
-            raise TypeError(f"Summands must be an integer, not {summands!r}")
-        summands = int(summands)
-        if summands < 1:
-            raise EncodingError(f"Summands must be at least 1, not {summands!r}")
-        if summands > self.max_summands:
-            raise PackingOverflowError(
-                f"A sum of {summands} encodings overflows {p.guard_bits} guard bits "
-                f"(at most {self.max_summands}); use more guard bits or aggregate in groups")
+        summands = self._check_summands(summands)
         if modulus is not None:
             modulus = self._check_modulus(modulus)
         want = self.plaintexts_for(length)
@@ -458,30 +459,42 @@ class Encoder:
             raise TypeError(f"Plaintexts must be a sequence of ints, not {plaintexts!r}") from None
         if n_given != want:
             raise EncodingError(
-                f"{length} values need {want} plaintexts of {p.slots} slots, got {n_given}")
+                f"{length} values need {want} plaintexts of {self._params.slots} slots, got {n_given}")
         if want == 0:
             return np.zeros(0)
+        slots = self._unpack(self._plaintext_bytes(plaintexts, modulus), want)
+        used = self._check_slots(slots, length, summands)
+        q_sum = used.astype(np.int64) - self._q * summands
+        return q_sum / self._scale
 
+    def _check_summands(self, summands):
+        summands = _check_int("Summands", summands, 1)
+        if summands > self.max_summands:
+            raise PackingOverflowError(
+                f"A sum of {summands} encodings overflows {self._params.guard_bits} guard bits "
+                f"(at most {self.max_summands}); use more guard bits or aggregate in groups")
+        return summands
+
+    def _plaintext_bytes(self, plaintexts, modulus):
+        """Each plaintext checked and as ``_nbytes`` little-endian bytes, concatenated."""
         buf = bytearray()
         for i, pt in enumerate(plaintexts):
-            if isinstance(pt, bool):
-                raise TypeError(f"Plaintext {i} must be an integer, not {pt!r}")
-            try:
-                v = operator.index(pt)
-            except TypeError:
-                raise TypeError(f"Plaintext {i} must be an integer, not {pt!r}") from None
+            v = _index(f"Plaintext {i}", pt)
             if v < 0:
                 raise EncodingError(f"Plaintext {i} is negative; decrypted plaintexts lie in [0, n)")
             if modulus is not None and v >= modulus:
                 raise EncodingError(f"Plaintext {i} is not below the modulus; it was not reduced mod n")
             if v >> self._packed_bits:
                 raise PackingOverflowError(
-                    f"Plaintext {i} has bits set above its {p.slots} slots "
+                    f"Plaintext {i} has bits set above its {self._params.slots} slots "
                     f"(bit {v.bit_length() - 1} of {self._packed_bits}): the sum overflowed or the "
                     "ciphertext was garbled or made under another key")
             buf += v.to_bytes(self._nbytes, "little")
+        return bytes(buf)
 
-        slots = self._unpack(bytes(buf), want)
+    def _check_slots(self, slots, length, summands):
+        """The ``length`` used slots, after checking every slot could come from ``summands`` encodings."""
+        p = self._params
         # Honest sums of K offset values lie in [0, 2QK]; anything above is
         # an overflow or corruption, never a value.
         limit = 2 * self._q * summands
@@ -499,16 +512,10 @@ class Encoder:
             raise PackingOverflowError(
                 f"Unused slot {i % p.slots} of the last plaintext is nonzero: "
                 "the ciphertext was garbled or packed with another length")
-        q_sum = used.astype(np.int64) - self._q * summands
-        return q_sum / self._scale
+        return used
 
     def _check_modulus(self, modulus):
-        if isinstance(modulus, bool):
-            raise TypeError(f"Modulus must be an integer, not {modulus!r}")
-        try:
-            modulus = operator.index(modulus)
-        except TypeError:
-            raise TypeError(f"Modulus must be an integer, not {modulus!r}") from None
+        modulus = _index("Modulus", modulus)
         if modulus < (1 << self._packed_bits):
             raise EncodingError(
                 f"Modulus of {modulus.bit_length()} bits is too small for this layout "

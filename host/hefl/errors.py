@@ -1,22 +1,51 @@
-"""Typed errors raised by hefl.
+"""Typed errors raised by hefl: every one of them, grouped by layer.
 
 Every error a user can provoke with bad input derives from :class:`HeflError`
 and says what is wrong and, where it can, what to do. Callers catch the
 specific class; the CLI catches :class:`HeflError` and prints its message
 instead of a traceback.
+
+=================================  ===========================================
+layer                              classes
+=================================  ===========================================
+arithmetic input                   ModulusError, OperandRangeError
+keys, ciphertexts, serialisation   PrivateKeyRequired, CiphertextError and its
+                                   CiphertextRangeError, KeyMismatchError,
+                                   VectorLengthError, MetadataMismatchError;
+                                   SerializationError
+encoding                           EncodingError, NonFiniteUpdateError,
+                                   PackingOverflowError
+devices, transports, board link    BackendUnavailable, DeviceError and its
+                                   DeviceTimeout, DeviceStatusError,
+                                   VerificationError, LinkError
+build tools                        ToolNotFound, ToolFailed
+federated learning, Flower         DatasetError, ModelError,
+                                   AggregationMismatchError, FlowerConfigError,
+                                   FlowerRunError
+=================================  ===========================================
+
+The modules that raise them re-export some under their old names
+(``hefl.fedavg.aggregator.MetadataMismatchError``, ...); this module is
+where each is defined.
 """
 
 __all__ = [
     "HeflError",
+    # arithmetic input
     "ModulusError", "OperandRangeError",
-    "CiphertextError", "CiphertextRangeError", "KeyMismatchError",
-    "SerializationError",
+    # keys, ciphertexts, serialisation
+    "PrivateKeyRequired", "CiphertextError", "CiphertextRangeError", "KeyMismatchError",
+    "VectorLengthError", "MetadataMismatchError", "SerializationError",
+    # encoding
     "EncodingError", "NonFiniteUpdateError", "PackingOverflowError",
-    "BackendUnavailable", "DeviceError", "DeviceTimeout", "VerificationError",
-    "PrivateKeyRequired", "VectorLengthError",
-    "FlowerConfigError", "FlowerRunError",
-    "ToolNotFound", "ToolFailed", "LinkError",
-    "DeviceStatusError",
+    # devices, transports, board link
+    "BackendUnavailable", "DeviceError", "DeviceTimeout", "DeviceStatusError",
+    "VerificationError", "LinkError",
+    # build tools
+    "ToolNotFound", "ToolFailed",
+    # federated learning, Flower
+    "DatasetError", "ModelError", "AggregationMismatchError", "FlowerConfigError",
+    "FlowerRunError",
 ]
 
 
@@ -34,7 +63,11 @@ class OperandRangeError(HeflError, ValueError):
     """An operand outside ``[0, modulus)`` (or a negative exponent)."""
 
 
-# --- Paillier ---------------------------------------------------------------
+# --- keys, ciphertexts, serialisation ---------------------------------------
+
+class PrivateKeyRequired(HeflError, RuntimeError):
+    """An operation (decryption, CRT encryption) needs the private key, which this party lacks."""
+
 
 class CiphertextError(HeflError, ValueError):
     """A received ciphertext that must not be used."""
@@ -46,6 +79,14 @@ class CiphertextRangeError(CiphertextError):
 
 class KeyMismatchError(CiphertextError):
     """Data made under another key (fingerprint mismatch)."""
+
+
+class VectorLengthError(CiphertextError):
+    """Ciphertext vectors (or a vector and its scalars) of different lengths."""
+
+
+class MetadataMismatchError(CiphertextError):
+    """A well-formed ciphertext vector whose metadata does not fit this round."""
 
 
 class SerializationError(HeflError, ValueError):
@@ -66,7 +107,7 @@ class PackingOverflowError(EncodingError):
     """A packed sum carried into a neighbouring slot; the result is unusable."""
 
 
-# --- devices ----------------------------------------------------------------
+# --- devices, transports, board link ----------------------------------------
 
 class BackendUnavailable(HeflError, RuntimeError):
     """A backend whose software or hardware is not installed here."""
@@ -79,46 +120,6 @@ class DeviceError(HeflError, RuntimeError):
 class DeviceTimeout(DeviceError):
     """The device did not finish within the deadline."""
 
-
-class VerificationError(DeviceError):
-    """A device result disagreed with the CPU on a spot-check."""
-
-
-# --- Paillier keys (appended) ---------------------------------------------
-
-class PrivateKeyRequired(HeflError, RuntimeError):
-    """An operation (decryption, CRT encryption) needs the private key, which this party lacks."""
-
-
-class VectorLengthError(CiphertextError):
-    """Ciphertext vectors (or a vector and its scalars) of different lengths."""
-
-
-# --- Flower deployment (appended) -------------------------------------------
-
-class FlowerConfigError(HeflError, ValueError):
-    """A Flower node or run configuration hefl cannot use (missing key path, bad value)."""
-
-
-# --- build flows and the board link (appended) -------------------------------
-
-class ToolNotFound(BackendUnavailable):
-    """A vendor tool a build flow needs (``vivado``, ``v++``) is not on ``PATH``."""
-
-
-class ToolFailed(HeflError, RuntimeError):
-    """A build tool ran and failed; the message names its log."""
-
-
-class LinkError(DeviceError):
-    """The board's serial link answered with an error status or a malformed reply."""
-
-
-class FlowerRunError(HeflError, RuntimeError):
-    """A Flower federation run that failed or timed out (processes, run, results)."""
-
-
-# --- device driver (appended) -----------------------------------------------
 
 class DeviceStatusError(DeviceError):
     """The kernel rejected a batch: nonzero status in the result header.
@@ -135,3 +136,47 @@ class DeviceStatusError(DeviceError):
         super().__init__(message)
         self.status = status
         self.flags = list(flags)
+
+
+class VerificationError(DeviceError):
+    """A device result disagreed with the CPU on a spot-check."""
+
+
+class LinkError(DeviceError):
+    """The board's serial link answered with an error status or a malformed reply."""
+
+
+# --- build tools --------------------------------------------------------------
+
+class ToolNotFound(BackendUnavailable):
+    """A vendor tool a build flow needs (``vivado``, ``v++``) is not on ``PATH``."""
+
+
+class ToolFailed(HeflError, RuntimeError):
+    """A build tool ran and failed; the message names its log."""
+
+
+# --- federated learning, Flower -----------------------------------------------
+
+class DatasetError(HeflError, ValueError):
+    """A dataset name or split parameters (or run settings) that cannot be used."""
+
+
+class ModelError(HeflError, ValueError):
+    """Bad model parameters (unknown model, wrong parameter vector length)."""
+
+
+class AggregationMismatchError(HeflError, AssertionError):
+    """The decrypted aggregate disagrees with the plaintext mean beyond the bound.
+
+    An :class:`AssertionError` too: it means the encrypted pipeline is wrong,
+    not that the input was bad.
+    """
+
+
+class FlowerConfigError(HeflError, ValueError):
+    """A Flower node or run configuration hefl cannot use (missing key path, bad value)."""
+
+
+class FlowerRunError(HeflError, RuntimeError):
+    """A Flower federation run that failed or timed out (processes, run, results)."""

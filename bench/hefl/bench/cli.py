@@ -2,12 +2,13 @@
 
 Each benchmark is a module with ``add_arguments(parser)`` and
 ``run(args) -> int``, registered in :data:`BENCHMARKS` by name; adding one
-is one line here. Modules are imported only when building the parser, and
-one whose optional dependency is missing is still listed, with the reason
-given when it is run.
+is one line here. The table is built and run by the same lazy registry as
+the ``hefl`` subcommands (:func:`hefl.cli.add_subcommands`): a benchmark
+whose optional dependency is missing is still listed, with the reason given
+when it is run.
 """
 
-import importlib
+from hefl.cli import add_subcommands, run_subcommand
 
 __all__ = ["BENCHMARKS", "add_arguments", "run"]
 
@@ -19,22 +20,8 @@ BENCHMARKS = {
 
 
 def add_arguments(parser):
-    sub = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK")
-    for name, (module, help_) in BENCHMARKS.items():
-        p = sub.add_parser(name, help=help_, description=help_)
-        p.set_defaults(_bench_module=module)
-        try:
-            importlib.import_module(module).add_arguments(p)
-        except ModuleNotFoundError as e:
-            p.set_defaults(_bench_missing=str(e))
-    parser.set_defaults(_bench_parser=parser)
+    add_subcommands(parser, BENCHMARKS, dest="benchmark", metavar="BENCHMARK")
 
 
 def run(args):
-    if not getattr(args, "benchmark", None):
-        args._bench_parser.print_help()
-        return 2
-    if getattr(args, "_bench_missing", None):
-        print(f"hefl bench {args.benchmark}: unavailable: {args._bench_missing}")
-        return 2
-    return importlib.import_module(args._bench_module).run(args) or 0
+    return run_subcommand(args, dest="benchmark", prog="hefl bench")

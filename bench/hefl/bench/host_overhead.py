@@ -45,32 +45,32 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=None)
 
 
-def _measure(acc, dev, label, call, want, passes):
-    runs = [_measure_once(acc, dev, label, call, want) for _ in range(max(1, passes))]
+def _measure(acc, label, call, want, passes):
+    runs = [_measure_once(acc, label, call, want) for _ in range(max(1, passes))]
     best = min(runs, key=lambda r: r["overhead_us_per_job"])
     best["passes"] = len(runs)
     best["overhead_us_per_job_all_passes"] = [r["overhead_us_per_job"] for r in runs]
     return best
 
 
-def _measure_once(acc, dev, label, call, want):
-    before = dict(dev.stats["host_s"])
-    b0, c0 = dev.stats["batches"], dev.stats["cycles"]
+def _measure_once(acc, label, call, want):
+    before = dict(acc.stats["host_s"])
+    b0, c0 = acc.stats["batches"], acc.stats["cycles"]
     t = time.perf_counter()
     got = call()
     wall = time.perf_counter() - t
     if got != want:
         raise AssertionError(f"{label}: the device disagrees with gmpy2")
     jobs = len(want)
-    ph = {k: dev.stats["host_s"][k] - before[k] for k in (*_PHASES, "run")}
+    ph = {k: acc.stats["host_s"][k] - before[k] for k in (*_PHASES, "run")}
     over = sum(ph[k] for k in _PHASES)
     return {
         "jobs": jobs,
-        "batches": dev.stats["batches"] - b0,
+        "batches": acc.stats["batches"] - b0,
         "phase_us_per_job": {k: 1e6 * ph[k] / jobs for k in _PHASES},
         "overhead_us_per_job": 1e6 * over / jobs,
         "device_run_s": ph["run"],
-        "kernel_cycles_per_job": (dev.stats["cycles"] - c0) / jobs,
+        "kernel_cycles_per_job": (acc.stats["cycles"] - c0) / jobs,
         "wall_s": wall,
     }
 
@@ -78,24 +78,23 @@ def _measure_once(acc, dev, label, call, want):
 def run(args):
     import gmpy2
 
-    from hefl.accel.sim import SimAccelerator, kernel_library, kernel_params
+    from hefl.accel.sim import kernel_library, kernel_params, sim_accelerator
 
     seed = args.seed if args.seed is not None else secrets.randbits(32)
     rng = random.Random(seed)
     params = kernel_params(args.operand_bits)
     lib = kernel_library(**params)
-    acc = SimAccelerator(library=lib, seed=seed)
-    dev = acc.device_for(3)
+    acc = sim_accelerator(library=lib, seed=seed)
     bits = args.operand_bits // 2
     n = rng.getrandbits(bits) | 1 | 1 << (bits - 1)
     n2 = n * n
     print(f"hefl bench host-overhead: seed {seed}, {bits}-bit key shapes (modulus {n2.bit_length()} bits), "
-          f"kernel w={dev.hw.word_bits} s={dev.hw.words} lanes={dev.hw.lanes}")
+          f"kernel w={acc.hw.word_bits} s={acc.hw.words} lanes={acc.hw.lanes}")
     results = {}
 
     a = [rng.randrange(1, n2) for _ in range(args.mulmod_jobs)]
     b = [rng.randrange(1, n2) for _ in range(args.mulmod_jobs)]
-    results["mulmod"] = _measure(acc, dev, "mulmod", lambda: acc.mulmod(a, b, n2),
+    results["mulmod"] = _measure(acc, "mulmod", lambda: acc.mulmod(a, b, n2),
                                  [int(gmpy2.mpz(x) * y % n2) for x, y in zip(a, b)], args.passes)
 
     groups = [[rng.randrange(1, n2) for _ in range(args.product_k)] for _ in range(args.product_jobs)]
@@ -105,10 +104,10 @@ def run(args):
         for x in g:
             p = p * x % n2
         want.append(int(p))
-    results["product"] = _measure(acc, dev, "product", lambda: acc.product(groups, n2), want, args.passes)
+    results["product"] = _measure(acc, "product", lambda: acc.product(groups, n2), want, args.passes)
 
     rs = [rng.randrange(1, n) for _ in range(args.powmod_jobs)]
-    results["powmod"] = _measure(acc, dev, "powmod", lambda: acc.powmod(rs, [n] * len(rs), n2),
+    results["powmod"] = _measure(acc, "powmod", lambda: acc.powmod(rs, [n] * len(rs), n2),
                                  [int(gmpy2.powmod(r, n, n2)) for r in rs], 1)
     acc.close()
 

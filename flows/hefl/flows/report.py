@@ -24,7 +24,6 @@ configuration MULT18X18D / LUT4 / Fmax from yosys + nextpnr-ecp5 on the
 LFE5U-85F-6 (CABGA381).
 """
 
-import importlib
 import json
 import secrets
 import sys
@@ -92,16 +91,19 @@ def _load_sections():
     A broken module must not take the other sections down (``--only
     montmul`` still works); a run of every section fails on it in :func:`run`.
     """
+    from hefl.cli import import_optional  # the lazy registry the subcommands use
     for mod in SECTION_MODULES:
         if mod in BROKEN_MODULES:
             continue
         try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:  # the module exists but its own import failed
-                BROKEN_MODULES[mod] = e
+            _, missing = import_optional(mod)
         except Exception as e:  # noqa: BLE001 - reported by run()
             BROKEN_MODULES[mod] = e
+            continue
+        if missing is not None and missing.name != mod:
+            # The module exists but a package it imports is missing; an
+            # absent module itself is an optional section not installed.
+            BROKEN_MODULES[mod] = missing
 
 
 def add_arguments(parser):

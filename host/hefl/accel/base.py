@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from hefl.errors import BackendUnavailable, OperandRangeError
 from hefl.golden.montgomery import check_modulus
 
-__all__ = ["Accelerator", "get_accelerator", "register_backend", "validate_modulus",
+__all__ = ["Accelerator", "get_accelerator", "register_backend", "device_cycles", "validate_modulus",
            "validate_operands", "validate_exponents"]
 
 
@@ -79,10 +79,7 @@ class Accelerator(ABC):
         exps = validate_exponents(exps)
         if len(bases) != len(exps):
             raise OperandRangeError(f"{len(bases)} bases but {len(exps)} exponents")
-        if not bases:
-            return []
-        self.stats["jobs"] += len(bases)
-        return self._powmod(bases, exps, modulus)
+        return self._dispatch(self._powmod, bases, exps, modulus)
 
     def mulmod(self, a, b, modulus):
         """``[x · y mod modulus for x, y in zip(a, b)]``."""
@@ -91,10 +88,7 @@ class Accelerator(ABC):
         b = validate_operands(b, modulus, "b")
         if len(a) != len(b):
             raise OperandRangeError(f"{len(a)} left operands but {len(b)} right operands")
-        if not a:
-            return []
-        self.stats["jobs"] += len(a)
-        return self._mulmod(a, b, modulus)
+        return self._dispatch(self._mulmod, a, b, modulus)
 
     def product(self, groups, modulus):
         """Product of each group mod ``modulus``: the aggregation of K ciphertexts.
@@ -111,10 +105,14 @@ class Accelerator(ABC):
             if not g:
                 raise OperandRangeError(f"group {i} is empty")
             checked.append(g)
-        if not checked:
+        return self._dispatch(self._product, checked, modulus)
+
+    def _dispatch(self, hook, jobs, *rest):
+        # Validated inputs to the backend's hook, one job per element of ``jobs``.
+        if not jobs:
             return []
-        self.stats["jobs"] += len(checked)
-        return self._product(checked, modulus)
+        self.stats["jobs"] += len(jobs)
+        return hook(jobs, *rest)
 
     def close(self):
         """Release the device, worker processes or library."""
@@ -154,6 +152,23 @@ class Accelerator(ABC):
                     nxt[i].append(g[-1])
             level = nxt
         return [g[0] for g in level]
+
+
+def device_cycles(accels):
+    """Kernel cycles counted so far over the distinct ``accels`` that count them.
+
+    ``None`` when none does (the ``cpu`` backend counts no cycles). The same
+    accelerator listed twice (one backend serving several parties) counts once.
+    """
+    seen, total = set(), None
+    for a in accels:
+        if id(a) in seen:
+            continue
+        seen.add(id(a))
+        c = getattr(a, "stats", {}).get("cycles")
+        if c is not None:
+            total = (total or 0) + int(c)
+    return total
 
 
 _BACKENDS = {}

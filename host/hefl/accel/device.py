@@ -1,7 +1,13 @@
 """The device driver: one code path from the Accelerator calls to any transport.
 
-``sim`` (the Verilator model) and ``xrt`` (an Alveo card) differ only in the
-:class:`~hefl.transport.base.Transport` under this class. Per batch::
+``sim`` (the Verilator model), ``xrt`` (an Alveo card) and ``serial`` (the
+ECP5 board) are each a :class:`DeviceAccelerator` over their
+:class:`~hefl.transport.base.Transport`, made by a factory registered with
+:func:`~hefl.accel.base.register_backend`; they differ in nothing else. A
+:class:`Card` is one kernel behind one transport (its HWCFG, buffers,
+constants); ``sim`` may hold one card per kernel width and picks one per
+modulus (:meth:`DeviceAccelerator.card_for`). Statistics (batches, kernel
+cycles, host seconds) are kept by the accelerator, once. Per batch::
 
     constants   N', R² mod N, R mod N for the hardware's (w, s), cached per modulus
     descriptor  header | N | R² | R | job stream   (format: hefl.hw.regmap.LAYOUT)
@@ -39,7 +45,7 @@ from hefl.errors import (
 from hefl.golden.montgomery import mont_constants
 from hefl.hw.regmap import HWCFG_REGS, LAYOUT
 
-__all__ = ["HardwareConfig", "DeviceAccelerator", "pack_words", "unpack_words"]
+__all__ = ["HardwareConfig", "Card", "DeviceAccelerator", "pack_words", "unpack_words"]
 
 _LIMB = LAYOUT.limb_bits
 _LIMB_BYTES = _LIMB // 8
@@ -73,6 +79,12 @@ class HardwareConfig:
     def max_modulus_bits(self):
         """Widest modulus: the hardware keeps results < 2N, which needs R > 4N."""
         return self.word_bits * self.words - 2
+
+    def declared_exp_bits(self, max_bits):
+        """Declared POWMOD length for a batch whose longest exponent has ``max_bits`` bits."""
+        k = self.window_bits
+        bits = max(1, -(-max(1, max_bits) // k) * k)
+        return min(bits, self.max_exp_bits) if max_bits <= self.max_exp_bits else bits
 
 
 def pack_words(values, word_bits, words):
@@ -146,13 +158,87 @@ def unpack_words(limbs, word_bits):
     return [int.from_bytes(raw[i].tobytes(), "little") for i in range(n)]
 
 
-class DeviceAccelerator(Accelerator):
-    """Batch modular arithmetic on a kernel behind a transport.
+class Card:
+    """One kernel behind one transport: what the driver keeps per device.
 
     Parameters
     ----------
     transport : hefl.transport.base.Transport
+        Opened; this object owns it (closes it).
+
+    Attributes
+    ----------
+    transport : Transport
+    hw : HardwareConfig
+        Read from the kernel's HWCFG registers when the card is opened.
+    buffers : dict
+        ``"desc"`` and ``"result"`` device buffers (``None`` before the
+        first batch), reused between batches and grown when too small.
+    constants : OrderedDict
+        Montgomery constants per modulus for this ``hw`` (an LRU the driver fills).
+    """
+
+    def __init__(self, transport):
+        self.transport = transport
+        self.hw = HardwareConfig.read(transport)
+        self.buffers = {"desc": None, "result": None}
+        self.constants = OrderedDict()
+
+    def buffer(self, which, size):
+        """Device buffer ``which`` of at least ``size`` bytes (the old one if it fits)."""
+        buf = self.buffers[which]
+        if buf is None or buf.size < size:
+            if buf is not None:
+                self.transport.free(buf)
+            # Grow geometrically so a run of growing batches reallocates rarely.
+            buf = self.transport.alloc(max(size, 2 * buf.size if buf is not None else size, 4096))
+            self.buffers[which] = buf
+        return buf
+
+    def close(self):
+        """Free the buffers (best effort) and close the transport."""
+        for k, buf in self.buffers.items():
+            if buf is not None and not buf.freed:
+                try:
+                    self.transport.free(buf)
+                except Exception:
+                    pass
+            self.buffers[k] = None
+        self.transport.close()
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a batch runs: a card, and the Montgomery constants of the modulus on it."""
+
+    card: Card
+    mont: object     # hefl.golden.montgomery.MontConstants
+
+    @property
+    def hw(self):
+        return self.card.hw
+
+
+class DeviceAccelerator(Accelerator):
+    """Batch modular arithmetic on a kernel behind a transport: every device backend.
+
+    ``sim``, ``xrt`` and ``serial`` are this class over their transport,
+    made by the factory each registers (:mod:`hefl.accel.sim`, ...). Its
+    :attr:`stats` are the only count of batches and kernel cycles.
+
+    Parameters
+    ----------
+    transport : hefl.transport.base.Transport, optional
         The card or its model; this object owns it (closes it).
+    open_transport : callable, optional
+        Instead of ``transport``: ``open_transport(width)`` opens a kernel of
+        operand width ``width``, one of ``widths``. Each call then goes to
+        the narrowest kernel that holds its modulus, opened on first use
+        (the ``sim`` backend's right-sized kernels; see :meth:`card_for`).
+    widths : sequence of int
+        With ``open_transport``: the widths it can open.
+    name : str, optional
+        Backend name (``"sim"``, ``"xrt"``, ``"serial"``); default ``"device"``.
     timeout : float
         Seconds one device run may take before :class:`~hefl.errors.DeviceTimeout`.
     verify : float or int
@@ -168,10 +254,15 @@ class DeviceAccelerator(Accelerator):
 
     name = "device"
 
-    def __init__(self, transport, *, timeout=300.0, verify=0, verify_seed=None,
-                 max_batch_bytes=64 << 20, max_jobs=None):
+    def __init__(self, transport=None, *, open_transport=None, widths=None, name=None,
+                 timeout=300.0, verify=0, verify_seed=None, max_batch_bytes=64 << 20, max_jobs=None):
         super().__init__()
-        self.transport = transport
+        if (transport is None) == (open_transport is None):
+            raise TypeError("give a transport or open_transport=, not both or neither")
+        if open_transport is not None and not widths:
+            raise TypeError("open_transport= needs the kernel widths it can open (widths=)")
+        if name is not None:
+            self.name = name
         self.timeout = float(timeout)
         if isinstance(verify, bool) or not isinstance(verify, (int, float)) or verify < 0 \
                 or (isinstance(verify, float) and verify > 1):
@@ -180,108 +271,156 @@ class DeviceAccelerator(Accelerator):
         self._vrng = random.Random(secrets.randbits(64) if verify_seed is None else verify_seed)
         self.max_batch_bytes = int(max_batch_bytes)
         self.max_jobs = min(int(max_jobs or _TAGS), _TAGS)
-        self.hw = HardwareConfig.read(transport)
-        self._consts = OrderedDict()
-        self._bufs = {"desc": None, "result": None}
+        self._open = open_transport
+        #: Kernel widths to choose from (``(None,)``: one card, opened with the transport given).
+        self.widths = (None,) if transport is not None else tuple(sorted(int(w) for w in widths))
+        #: width -> :class:`Card`, the cards opened so far.
+        self.cards = {} if transport is None else {None: Card(transport)}
         # "cycles": kernel cycles from the result headers (the key every device
         # backend reports); "device_cycles" is the same number, spelled out.
         self.stats.update({"batches": 0, "cycles": 0, "device_cycles": 0, "verified": 0,
                            "host_s": {"constants": 0.0, "pack": 0.0, "sync_to": 0.0, "run": 0.0,
                                       "sync_from": 0.0, "unpack": 0.0, "verify": 0.0}})
 
+    # --- cards ------------------------------------------------------------
+
+    def card_for(self, modulus):
+        """The :class:`Card` that runs ``modulus`` (opened now if it is not yet).
+
+        With one transport, its card. With ``open_transport``, the narrowest
+        of :attr:`widths` that holds the modulus: a kernel pads every modulus
+        to its own width, so a right-sized one saves cycles.
+
+        Raises
+        ------
+        ModulusError
+            Wider than the widest kernel.
+        DeviceError
+            The accelerator was closed.
+        """
+        if self._open is None:
+            card = self.cards.get(None)
+            if card is None:
+                raise DeviceError(f"the {self.name} accelerator was closed")
+            return card
+        bits = modulus.bit_length()
+        for width in self.widths:
+            # A kernel of width L holds moduli up to w·s − 2 ≥ L bits.
+            if bits <= width:
+                if width not in self.cards:
+                    self.cards[width] = Card(self._open(width))
+                return self.cards[width]
+        raise ModulusError(f"the {bits}-bit modulus is wider than the largest {self.name} kernel "
+                           f"({self.widths[-1]} bits)")
+
+    def _single(self):
+        return next(iter(self.cards.values())) if len(self.cards) == 1 else None
+
+    @property
+    def hw(self):
+        """:class:`HardwareConfig` of the only card opened (``None`` with none or several)."""
+        card = self._single()
+        return None if card is None else card.hw
+
+    @property
+    def transport(self):
+        """Transport of the only card opened (``None`` with none or several)."""
+        card = self._single()
+        return None if card is None else card.transport
+
     # --- constants ------------------------------------------------------
 
     def constants(self, modulus):
-        """Montgomery constants of ``modulus`` for this hardware (cached, LRU of 32)."""
-        c = self._consts.get(modulus)
+        """Montgomery constants of ``modulus`` for the card that runs it (cached, LRU of 32)."""
+        return self._target(modulus).mont
+
+    def _target(self, modulus):
+        card = self.card_for(modulus)
+        cache = card.constants
+        c = cache.get(modulus)
         if c is not None:
-            self._consts.move_to_end(modulus)
-            return c
-        if modulus.bit_length() > self.hw.max_modulus_bits:
+            cache.move_to_end(modulus)
+            return _Target(card, c)
+        hw = card.hw
+        if modulus.bit_length() > hw.max_modulus_bits:
             raise ModulusError(f"the {modulus.bit_length()}-bit modulus is wider than this device's "
-                               f"{self.hw.max_modulus_bits}-bit limit "
-                               f"({self.hw.words} words of {self.hw.word_bits} bits)")
+                               f"{hw.max_modulus_bits}-bit limit "
+                               f"({hw.words} words of {hw.word_bits} bits)")
         t = time.perf_counter()
-        c = mont_constants(modulus, self.hw.word_bits, self.hw.words)
+        c = mont_constants(modulus, hw.word_bits, hw.words)
         self.stats["host_s"]["constants"] += time.perf_counter() - t
-        self._consts[modulus] = c
-        if len(self._consts) > 32:
-            self._consts.popitem(last=False)
-        return c
+        cache[modulus] = c
+        if len(cache) > 32:
+            cache.popitem(last=False)
+        return _Target(card, c)
 
     def declared_exp_bits(self, max_bits):
-        """Declared POWMOD length for a batch whose longest exponent has ``max_bits`` bits."""
-        k = self.hw.window_bits
-        bits = max(1, -(-max(1, max_bits) // k) * k)
-        return min(bits, self.hw.max_exp_bits) if max_bits <= self.hw.max_exp_bits else bits
+        """Declared POWMOD length on the only card (see :meth:`HardwareConfig.declared_exp_bits`)."""
+        return self.hw.declared_exp_bits(max_bits)
 
     # --- Accelerator hooks -----------------------------------------------
 
     def _powmod(self, bases, exps, modulus):
-        c = self.constants(modulus)
-        limit = self.hw.max_exp_bits
+        t = self._target(modulus)
         longest = max(e.bit_length() for e in exps)
-        if longest <= limit:
-            out = self._powmod_direct(bases, exps, c)
+        if longest <= t.hw.max_exp_bits:
+            out = self._powmod_direct(bases, exps, t)
         else:
-            out = self._powmod_split(bases, exps, c, longest)
+            out = self._powmod_split(bases, exps, t, longest)
         self._verify("powmod", (bases, exps), out, modulus)
         return out
 
-    def _pack(self, values, words):
-        """:func:`pack_words` with the hardware's word width, timed as ``pack``."""
-        t = time.perf_counter()
-        out = pack_words(values, self.hw.word_bits, words)
-        self.stats["host_s"]["pack"] += time.perf_counter() - t
+    def _pack(self, values, words, t):
+        """:func:`pack_words` with the card's word width, timed as ``pack``."""
+        t0 = time.perf_counter()
+        out = pack_words(values, t.hw.word_bits, words)
+        self.stats["host_s"]["pack"] += time.perf_counter() - t0
         return out
 
-    def _powmod_direct(self, bases, exps, c):
-        count = self.declared_exp_bits(max(e.bit_length() for e in exps))
-        s = self.hw.words
-        elimbs = -(-count // self.hw.word_bits)
-        body = np.concatenate([self._pack(bases, s), self._pack(exps, elimbs)], axis=1)
-        return self._run_uniform(_POWMOD, count, body, c)
+    def _powmod_direct(self, bases, exps, t):
+        count = t.hw.declared_exp_bits(max(e.bit_length() for e in exps))
+        elimbs = -(-count // t.hw.word_bits)
+        body = np.concatenate([self._pack(bases, t.hw.words, t), self._pack(exps, elimbs, t)], axis=1)
+        return self._run_uniform(_POWMOD, count, body, t)
 
-    def _powmod_split(self, bases, exps, c, longest):
+    def _powmod_split(self, bases, exps, t, longest):
         # b^e with e = Σ d_i 2^(m·i), digits of m bits, most significant first:
         # acc = b^d_top; then acc = acc^(2^m) · b^d_i. 2^m needs m + 1 bits, so
         # m = limit - 1 keeps every declared length within the hardware's limit.
-        m = self.hw.max_exp_bits - 1
+        m = t.hw.max_exp_bits - 1
         if m < 1:
             raise OperandRangeError(f"exponents of {longest} bits exceed this device's "
-                                    f"{self.hw.max_exp_bits}-bit limit")
+                                    f"{t.hw.max_exp_bits}-bit limit")
         digits = -(-longest // m)
         mask = (1 << m) - 1
         acc = None
         for i in reversed(range(digits)):
             d = [(e >> (m * i)) & mask for e in exps]
-            part = self._powmod_direct(bases, d, c)
+            part = self._powmod_direct(bases, d, t)
             if acc is None:
                 acc = part
             else:
-                acc = self._powmod_direct(acc, [1 << m] * len(acc), c)
-                acc = self._mulmod_direct(acc, part, c)
+                acc = self._powmod_direct(acc, [1 << m] * len(acc), t)
+                acc = self._mulmod_direct(acc, part, t)
         return acc
 
     def _mulmod(self, a, b, modulus):
-        c = self.constants(modulus)
-        out = self._mulmod_direct(a, b, c)
+        out = self._mulmod_direct(a, b, self._target(modulus))
         self._verify("mulmod", (a, b), out, modulus)
         return out
 
-    def _mulmod_direct(self, a, b, c):
-        s = self.hw.words
-        body = np.concatenate([self._pack(a, s), self._pack(b, s)], axis=1)
-        return self._run_uniform(_MULMOD, 2, body, c)
+    def _mulmod_direct(self, a, b, t):
+        s = t.hw.words
+        body = np.concatenate([self._pack(a, s, t), self._pack(b, s, t)], axis=1)
+        return self._run_uniform(_MULMOD, 2, body, t)
 
     def _product(self, groups, modulus):
-        c = self.constants(modulus)
-        out = self._product_direct(groups, c)
+        out = self._product_direct(groups, self._target(modulus))
         self._verify("product", (groups,), out, modulus)
         return out
 
-    def _product_direct(self, groups, c):
-        s = self.hw.words
+    def _product_direct(self, groups, t):
+        s = t.hw.words
         # The count field bounds K; longer groups are reduced in chunks first.
         while any(len(g) > _COUNT_MAX for g in groups):
             chunks, where = [], []
@@ -289,7 +428,7 @@ class DeviceAccelerator(Accelerator):
                 for j in range(0, len(g), _COUNT_MAX):
                     chunks.append(g[j:j + _COUNT_MAX])
                     where.append(i)
-            partial = self._product_direct(chunks, c)
+            partial = self._product_direct(chunks, t)
             regrouped = [[] for _ in groups]
             for i, p in zip(where, partial):
                 regrouped[i].append(p)
@@ -299,51 +438,50 @@ class DeviceAccelerator(Accelerator):
             # The usual aggregation: every slot has K factors, one dense block.
             k = ks.pop()
             flat = [x for g in groups for x in g]
-            return self._run_uniform(_PRODUCT, k, self._pack(flat, s).reshape(len(groups), k * s), c)
-        jobs = [(_PRODUCT, len(g), self._pack(g, s).reshape(-1)) for g in groups]
-        return self._run_jobs(jobs, c)
+            return self._run_uniform(_PRODUCT, k, self._pack(flat, s, t).reshape(len(groups), k * s), t)
+        jobs = [(_PRODUCT, len(g), self._pack(g, s, t).reshape(-1)) for g in groups]
+        return self._run_jobs(jobs, t)
 
     # --- batches -----------------------------------------------------------
 
-    def _run_uniform(self, op, count, body, c):
+    def _run_uniform(self, op, count, body, t):
         """Jobs of one op and count whose operand limbs are the rows of ``body``."""
-        return self._run_jobs([(op, count, row) for row in body], c, uniform=(op, count, body))
+        return self._run_jobs([(op, count, row) for row in body], t, uniform=(op, count, body))
 
-    def _job_limbs(self, op, count):
-        return 1 + LAYOUT.job_operand_limbs(op, count, self.hw.words, self.hw.word_bits)
-
-    def _run_jobs(self, jobs, c, uniform=None):
+    def _run_jobs(self, jobs, t, uniform=None):
         """Split ``jobs`` into runs that fit the limits; results in job order."""
-        fixed = LAYOUT.header_limbs + LAYOUT.constants_limbs(self.hw.words)
+        hw = t.hw
+        fixed = LAYOUT.header_limbs + LAYOUT.constants_limbs(hw.words)
         budget = max(1, self.max_batch_bytes // _LIMB_BYTES - fixed)
         out, start = [], 0
         while start < len(jobs):
             end, limbs = start, 0
             while end < len(jobs) and end - start < self.max_jobs:
-                n = self._job_limbs(jobs[end][0], jobs[end][1])
+                n = 1 + LAYOUT.job_operand_limbs(jobs[end][0], jobs[end][1], hw.words, hw.word_bits)
                 if limbs and limbs + n > budget:
                     break
                 limbs += n
                 end += 1
             if uniform is not None:
                 op, count, body = uniform
-                out += self._run_batch_uniform(op, count, body[start:end], c)
+                out += self._run_batch_uniform(op, count, body[start:end], t)
             else:
-                out += self._run_batch(jobs[start:end], c)
+                out += self._run_batch(jobs[start:end], t)
             start = end
         return out
 
-    def _header(self, c, jobs, stream_limbs):
+    def _header(self, t, jobs, stream_limbs):
+        hw, c = t.hw, t.mont
         hdr = [0] * LAYOUT.header_limbs
         d = LAYOUT.desc
         hdr[d.index("magic")] = LAYOUT.magic_word
         hdr[d.index("jobs")] = jobs
-        hdr[d.index("words")] = self.hw.words
-        hdr[d.index("word_bits")] = self.hw.word_bits
+        hdr[d.index("words")] = hw.words
+        hdr[d.index("word_bits")] = hw.word_bits
         hdr[d.index("nprime")] = c.nprime
         hdr[d.index("stream_limbs")] = stream_limbs
         consts = {"n": c.n, "r2_mod_n": c.r2_mod_n, "r_mod_n": c.r_mod_n}
-        k = pack_words([consts[name] for name in LAYOUT.constants], self.hw.word_bits, self.hw.words)
+        k = pack_words([consts[name] for name in LAYOUT.constants], hw.word_bits, hw.words)
         return np.concatenate([np.array(hdr, dtype=np.uint64), k.reshape(-1)])
 
     def _tag_headers(self, op, counts, n):
@@ -352,17 +490,17 @@ class DeviceAccelerator(Accelerator):
         return ((np.uint64(op) << np.uint64(f["op"].lsb)) | (tags << np.uint64(f["tag"].lsb))
                 | (np.asarray(counts, dtype=np.uint64) << np.uint64(f["count"].lsb)))
 
-    def _run_batch_uniform(self, op, count, body, c):
-        t = time.perf_counter()
+    def _run_batch_uniform(self, op, count, body, t):
+        t0 = time.perf_counter()
         n = len(body)
         heads = self._tag_headers(op, [count] * n, n)
         stream = np.concatenate([heads[:, None], body], axis=1).reshape(-1)
-        desc = np.concatenate([self._header(c, n, stream.size), stream])
-        self.stats["host_s"]["pack"] += time.perf_counter() - t
-        return self._execute(desc, n, c)
+        desc = np.concatenate([self._header(t, n, stream.size), stream])
+        self.stats["host_s"]["pack"] += time.perf_counter() - t0
+        return self._execute(desc, n, t)
 
-    def _run_batch(self, jobs, c):
-        t = time.perf_counter()
+    def _run_batch(self, jobs, t):
+        t0 = time.perf_counter()
         n = len(jobs)
         heads = self._tag_headers(0, [count for _, count, _ in jobs], n)
         heads |= np.array([op for op, _, _ in jobs], dtype=np.uint64) << np.uint64(LAYOUT.job_field("op").lsb)
@@ -371,38 +509,18 @@ class DeviceAccelerator(Accelerator):
             parts.append(h.reshape(1))
             parts.append(limbs)
         stream = np.concatenate(parts)
-        desc = np.concatenate([self._header(c, n, stream.size), stream])
-        self.stats["host_s"]["pack"] += time.perf_counter() - t
-        return self._execute(desc, n, c)
+        desc = np.concatenate([self._header(t, n, stream.size), stream])
+        self.stats["host_s"]["pack"] += time.perf_counter() - t0
+        return self._execute(desc, n, t)
 
-    def _buffer(self, which, size):
-        buf = self._bufs[which]
-        if buf is None or buf.size < size:
-            if buf is not None:
-                self.transport.free(buf)
-            # Grow geometrically so a run of growing batches reallocates rarely.
-            buf = self.transport.alloc(max(size, 2 * buf.size if buf is not None else size, 4096))
-            self._bufs[which] = buf
-        return buf
-
-    def _execute(self, desc, jobs, c):
-        """One device run of a packed descriptor; returns the ``jobs`` results."""
-        tr, hs = self.transport, self.stats["host_s"]
-        s = self.hw.words
+    def _execute(self, desc, jobs, t):
+        """One device run of a packed descriptor on ``t.card``; returns the ``jobs`` results."""
+        card, hs = t.card, self.stats["host_s"]
         t0 = time.perf_counter()
-        res_limbs = LAYOUT.result_buffer_limbs(jobs, s)
-        dbytes, rbytes = desc.size * _LIMB_BYTES, res_limbs * _LIMB_BYTES
-        dbuf = self._buffer("desc", dbytes)
-        rbuf = self._buffer("result", rbytes)
-        tr.write(dbuf, desc.astype("<u8", copy=False).data)
-        # A stale header from an earlier run must never pass for this run's.
-        hdr_bytes = LAYOUT.result.limbs * _LIMB_BYTES
-        tr.write(rbuf, bytes(hdr_bytes))
-        # Buffers grow geometrically and are reused: move only the bytes in use.
-        tr.sync_to_device(dbuf, dbytes)
-        tr.sync_to_device(rbuf, hdr_bytes)
+        rbuf, rbytes = self._send(card, desc, jobs)
         t1 = time.perf_counter()
-        tr.start(desc=dbuf, result=rbuf)
+        tr = card.transport
+        tr.start(desc=card.buffers["desc"], result=rbuf)
         try:
             tr.wait(self.timeout)
         except DeviceError:
@@ -413,7 +531,33 @@ class DeviceAccelerator(Accelerator):
         tr.sync_from_device(rbuf, rbytes)
         raw = np.frombuffer(tr.read(rbuf, rbytes), dtype="<u8")
         t3 = time.perf_counter()
-        r = LAYOUT.result
+        out = self._results(raw, jobs, t)
+        t4 = time.perf_counter()
+        hs["sync_to"] += t1 - t0
+        hs["run"] += t2 - t1
+        hs["sync_from"] += t3 - t2
+        hs["unpack"] += t4 - t3
+        return out
+
+    def _send(self, card, desc, jobs):
+        """Write and sync the descriptor and a cleared result header; the result buffer and its size."""
+        tr = card.transport
+        dbytes = desc.size * _LIMB_BYTES
+        rbytes = LAYOUT.result_buffer_limbs(jobs, card.hw.words) * _LIMB_BYTES
+        dbuf = card.buffer("desc", dbytes)
+        rbuf = card.buffer("result", rbytes)
+        tr.write(dbuf, desc.astype("<u8", copy=False).data)
+        # A stale header from an earlier run must never pass for this run's.
+        hdr_bytes = LAYOUT.result.limbs * _LIMB_BYTES
+        tr.write(rbuf, bytes(hdr_bytes))
+        # Buffers grow geometrically and are reused: move only the bytes in use.
+        tr.sync_to_device(dbuf, dbytes)
+        tr.sync_to_device(rbuf, hdr_bytes)
+        return rbuf, rbytes
+
+    def _results(self, raw, jobs, t):
+        """Check a run's result header (counting its cycles, here only) and unpack its results."""
+        r, s = LAYOUT.result, t.hw.words
         status = int(raw[r.index("status")])
         cycles = int(raw[r.index("cycles")])
         done = int(raw[r.index("jobs_done")])
@@ -428,16 +572,11 @@ class DeviceAccelerator(Accelerator):
                                     status=status, flags=flags)
         if done != jobs:
             raise DeviceError(f"the device completed {done} of {jobs} jobs without an error status")
-        out = unpack_words(raw[r.limbs:r.limbs + jobs * s].reshape(jobs, s), self.hw.word_bits)
+        out = unpack_words(raw[r.limbs:r.limbs + jobs * s].reshape(jobs, s), t.hw.word_bits)
         for i, v in enumerate(out):
-            if v >= c.n:
+            if v >= t.mont.n:
                 raise DeviceError(f"the device returned a result >= the modulus for job {i} "
                                   "of the batch; the result buffer is corrupt")
-        t4 = time.perf_counter()
-        hs["sync_to"] += t1 - t0
-        hs["run"] += t2 - t1
-        hs["sync_from"] += t3 - t2
-        hs["unpack"] += t4 - t3
         return out
 
     # --- verification ----------------------------------------------------
@@ -475,14 +614,7 @@ class DeviceAccelerator(Accelerator):
     # --- lifetime ----------------------------------------------------------
 
     def close(self):
-        if self.transport is None:
-            return
-        for k, buf in self._bufs.items():
-            if buf is not None and not buf.freed:
-                try:
-                    self.transport.free(buf)
-                except Exception:
-                    pass
-            self._bufs[k] = None
-        self.transport.close()
-        self.transport = None
+        """Close every card (their buffers and transports); a second call does nothing."""
+        for card in self.cards.values():
+            card.close()
+        self.cards.clear()

@@ -30,6 +30,10 @@ def serial_accelerator(*, url=None, port=None, baudrate=None, link_timeout=2.0, 
         Per-request reply timeout (s) and retries of the link.
     **driver
         :class:`DeviceAccelerator` options (``timeout``, ``verify``, ...).
+
+    Returns
+    -------
+    DeviceAccelerator
     """
     from hefl.transport.serial import DEFAULT_BAUD, SerialTransport
     tr = SerialTransport(port, url=url, baudrate=baudrate or DEFAULT_BAUD, timeout=link_timeout,
@@ -39,9 +43,7 @@ def serial_accelerator(*, url=None, port=None, baudrate=None, link_timeout=2.0, 
     # and holds a descriptor and a result buffer at once: keep one run's
     # descriptor within a fifth of the memory (results are smaller).
     driver.setdefault("max_batch_bytes", mem // 5)
-    dev = DeviceAccelerator(tr, **driver)
-    dev.name = "serial"
-    return dev
+    return DeviceAccelerator(tr, name="serial", **driver)
 
 
 register_backend("serial", serial_accelerator)

@@ -3,14 +3,16 @@
 ``get_accelerator("sim")`` generates the kernel's Verilog
 (:func:`hefl.flows.verilog.kernel_verilog`), builds the simulated-device library
 on first use (cached under ``build/sim/``, reused by later runs and other
-processes) and drives it with :class:`~hefl.accel.device.DeviceAccelerator`
-over a :class:`~hefl.transport.sim.SimTransport` — the same driver as ``xrt``.
+processes) and returns a :class:`~hefl.accel.device.DeviceAccelerator` over
+a :class:`~hefl.transport.sim.SimTransport` — the same driver as ``xrt``
+and ``serial``.
 
 Sizing: a kernel pads every modulus to its own width, so simulating a
 1024-bit modulus on a 4096-bit kernel costs ~16× the cycles of a right-sized
-one. By default the backend therefore keeps one simulated device per kernel
-width of :data:`hefl.hw.params.SIM_OPERAND_BITS` and sends each call to the
-smallest that holds its modulus, building it on first use; moduli up to 4096
+one. By default the accelerator therefore opens one simulated kernel per
+width of :data:`hefl.hw.params.SIM_OPERAND_BITS` as calls need them and
+sends each call to the smallest that holds its modulus
+(:meth:`~hefl.accel.device.DeviceAccelerator.card_for`); moduli up to 4096
 bits (Paillier with 2048-bit keys) work. ``operand_bits=`` pins one width,
 ``library=`` one prebuilt library.
 """
@@ -19,12 +21,11 @@ import json
 import os
 from pathlib import Path
 
-from hefl.accel.base import Accelerator, register_backend
+from hefl.accel.base import register_backend
 from hefl.accel.device import DeviceAccelerator
-from hefl.errors import ModulusError
 from hefl.paths import source_digest
 
-__all__ = ["SimAccelerator", "kernel_params", "kernel_library"]
+__all__ = ["sim_accelerator", "SimAccelerator", "kernel_params", "kernel_library"]
 
 
 def kernel_params(operand_bits, *, word_bits=None, lanes=None, window_bits=None,
@@ -75,8 +76,10 @@ def kernel_library(**params):
     return lib
 
 
-class SimAccelerator(Accelerator):
-    """The ``sim`` backend (see the module docstring for sizing).
+def sim_accelerator(*, operand_bits=None, word_bits=None, lanes=None, window_bits=None,
+                    max_exp_bits=None, data_bits=None, library=None, seed=0, stall_percent=0,
+                    **driver):
+    """Make the ``sim`` backend (see the module docstring for sizing).
 
     Parameters
     ----------
@@ -93,88 +96,28 @@ class SimAccelerator(Accelerator):
         Memory back-pressure: percent of cycles a ready/valid is held low.
     **driver
         :class:`DeviceAccelerator` options (``timeout``, ``verify``, ...).
+
+    Returns
+    -------
+    DeviceAccelerator
     """
+    from hefl.hw import params as hwp
+    from hefl.transport.sim import SimTransport
+    kernel = dict(word_bits=word_bits, lanes=lanes, window_bits=window_bits,
+                  max_exp_bits=max_exp_bits, data_bits=data_bits)
 
-    name = "sim"
+    def open_kernel(width):
+        lib = library or kernel_library(**kernel_params(width, **kernel))
+        return SimTransport(lib, seed=seed, stall_percent=stall_percent)
 
-    def __init__(self, *, operand_bits=None, word_bits=None, lanes=None, window_bits=None,
-                 max_exp_bits=None, data_bits=None, library=None, seed=0, stall_percent=0,
-                 **driver):
-        super().__init__()
-        from hefl.hw import params as hwp
-        self._kernel_opts = dict(word_bits=word_bits, lanes=lanes, window_bits=window_bits,
-                                 max_exp_bits=max_exp_bits, data_bits=data_bits)
-        self._transport_opts = dict(seed=seed, stall_percent=stall_percent)
-        self._driver_opts = driver
-        self._library = library
-        self.widths = (None,) if library is not None else (
-            (int(operand_bits),) if operand_bits is not None else tuple(hwp.SIM_OPERAND_BITS))
-        self.devices = {}
-        self.stats.update({"cycles": 0, "device_cycles": 0, "batches": 0, "verified": 0,
-                           "host_s": {}})
-        if library is not None or operand_bits is not None:
-            self._device(self.widths[0])   # fail now, not at the first call
-
-    # --- devices ----------------------------------------------------------
-
-    def _device(self, width):
-        dev = self.devices.get(width)
-        if dev is None:
-            from hefl.transport.sim import SimTransport
-            lib = self._library or kernel_library(**kernel_params(width, **self._kernel_opts))
-            dev = DeviceAccelerator(SimTransport(lib, **self._transport_opts), **self._driver_opts)
-            dev.name = self.name
-            self.devices[width] = dev
-        return dev
-
-    def device_for(self, modulus):
-        """The simulated device (a :class:`DeviceAccelerator`) that will run ``modulus``."""
-        bits = modulus.bit_length()
-        if self.widths == (None,):
-            return self._device(None)
-        for width in self.widths:
-            # A kernel of width L holds moduli up to w·s − 2 ≥ L bits.
-            if bits <= width:
-                return self._device(width)
-        raise ModulusError(f"the {bits}-bit modulus is wider than the largest simulated kernel "
-                           f"({self.widths[-1]} bits)")
-
-    @property
-    def hw(self):
-        """Hardware configuration of the single device (``None`` if several)."""
-        return next(iter(self.devices.values())).hw if len(self.devices) == 1 else None
-
-    @property
-    def transport(self):
-        """Transport of the single device (``None`` if several)."""
-        return next(iter(self.devices.values())).transport if len(self.devices) == 1 else None
-
-    def _collect(self, out):
-        totals = {"cycles": 0, "batches": 0, "verified": 0}
-        host = {}
-        for dev in self.devices.values():
-            for k in totals:
-                totals[k] += dev.stats[k]
-            for k, v in dev.stats["host_s"].items():
-                host[k] = host.get(k, 0.0) + v
-        self.stats.update(totals, device_cycles=totals["cycles"], host_s=host)
-        return out
-
-    # --- Accelerator hooks (inputs already validated by the base class) ---
-
-    def _powmod(self, bases, exps, modulus):
-        return self._collect(self.device_for(modulus)._powmod(bases, exps, modulus))
-
-    def _mulmod(self, a, b, modulus):
-        return self._collect(self.device_for(modulus)._mulmod(a, b, modulus))
-
-    def _product(self, groups, modulus):
-        return self._collect(self.device_for(modulus)._product(groups, modulus))
-
-    def close(self):
-        for dev in self.devices.values():
-            dev.close()
-        self.devices.clear()
+    if library is not None or operand_bits is not None:
+        # One kernel, opened now: a build or load failure shows here, not at the first call.
+        return DeviceAccelerator(open_kernel(operand_bits), name="sim", **driver)
+    return DeviceAccelerator(open_transport=open_kernel, widths=hwp.SIM_OPERAND_BITS, name="sim",
+                             **driver)
 
 
-register_backend("sim", SimAccelerator)
+#: The name this backend had when it was a class of its own; same keywords.
+SimAccelerator = sim_accelerator
+
+register_backend("sim", sim_accelerator)

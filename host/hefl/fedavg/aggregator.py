@@ -2,27 +2,26 @@
 
 It holds only the public key, so it learns nothing about any update; its
 job is the ``product`` of each packed slot's ciphertexts (Paillier
-addition), run on the accelerator. Every byte string it receives is parsed
-and validated (``CipherVector.from_bytes``: format, ``0 < c < n²``,
-``gcd(c, n) = 1``, key fingerprint), then its metadata is checked against
-what this round expects (encoder parameters, vector length, round). A
-client whose data fails any check is excluded from the round with its
-reason logged; the round goes on with the others.
+addition), run on the accelerator. :meth:`Aggregator.receive` is where an
+upload is checked, once: ``CipherVector.from_bytes`` parses and validates it
+(format, ``0 < c < n²``, ``gcd(c, n) = 1``, key fingerprint), then its
+metadata is checked against what this round expects (encoder parameters,
+vector length, round, sender). The product of the validated vectors
+(:meth:`Aggregator.combine`) checks nothing again. A client whose data fails
+any check is excluded from the round with its reason logged; the round goes
+on with the others.
 """
 
 import logging
 from dataclasses import dataclass, field
 
 from hefl import paillier
-from hefl.errors import CiphertextError, SerializationError
+from hefl.errors import CiphertextError, MetadataMismatchError, SerializationError
 
+# MetadataMismatchError is defined in hefl.errors with every other error; re-exported here.
 __all__ = ["Aggregator", "Aggregate", "MetadataMismatchError"]
 
 log = logging.getLogger("hefl.fedavg")
-
-
-class MetadataMismatchError(CiphertextError):
-    """A well-formed ciphertext vector whose metadata does not fit this round."""
 
 
 @dataclass
@@ -81,10 +80,9 @@ class Aggregator:
         """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise SerializationError(f"expected bytes, got {type(data).__name__}")
+        # Format, key and every value (0 < c < n², gcd(c, n) = 1), once:
+        # the vector comes back marked validated, and combine() trusts it.
         cv = paillier.CipherVector.from_bytes(bytes(data), self.public_key)
-        # from_bytes checks the format; validate is the Paillier layer's own
-        # check of every value (0 < c < n², gcd(c, n) = 1, fingerprint).
-        self.he.validate(cv)
         meta = cv.meta or {}
         for key, want in self.expected_meta.items():
             if meta.get(key) != want:
@@ -124,5 +122,18 @@ class Aggregator:
         if not good:
             return Aggregate(None, [], excluded)
         included = sorted(good)
-        cipher = self.he.aggregate([good[c] for c in included])
-        return Aggregate(cipher, included, excluded)
+        return Aggregate(self.combine([good[c] for c in included]), included, excluded)
+
+    def combine(self, vectors):
+        """The encrypted sum of received vectors: one ``product`` job per slot.
+
+        Parameters
+        ----------
+        vectors : list of CipherVector
+            Vectors :meth:`receive` accepted (their values are not checked again).
+
+        Returns
+        -------
+        CipherVector
+        """
+        return self.he.aggregate(vectors)

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hefl.errors import HeflError
+from hefl.errors import DatasetError
 
+# DatasetError is defined in hefl.errors with every other error; re-exported here.
 __all__ = ["DATASETS", "ClientData", "FederatedData", "load_federated", "DatasetError"]
 
 #: dataset name -> scikit-learn loader name
@@ -29,10 +30,6 @@ DATASETS = {
     "breast_cancer": "load_breast_cancer",
     "wine": "load_wine",
 }
-
-
-class DatasetError(HeflError, ValueError):
-    """A dataset name or split parameters that cannot be used."""
 
 
 @dataclass

@@ -37,14 +37,22 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from hefl import paillier
+from hefl.accel import device_cycles
 from hefl.encoding import Encoder
-from hefl.errors import HeflError, NonFiniteUpdateError, PackingOverflowError
+from hefl.errors import (
+    AggregationMismatchError,
+    DatasetError,
+    EncodingError,
+    NonFiniteUpdateError,
+    PackingOverflowError,
+)
 from hefl.fedavg.aggregator import Aggregator
 from hefl.fedavg.client import Client, garble
 from hefl.fedavg.data import load_federated
 from hefl.fedavg.keyholder import KeyHolder
 from hefl.fedavg.model import make_model
 
+# AggregationMismatchError is defined in hefl.errors with every other error; re-exported here.
 __all__ = ["FedAvgConfig", "run_fedavg", "AggregationMismatchError", "DEFAULT_KEY_BITS"]
 
 log = logging.getLogger("hefl.fedavg")
@@ -53,10 +61,6 @@ log = logging.getLogger("hefl.fedavg")
 #: backend, defaults below) finishes within ~3 minutes on 2 cores; change it
 #: here, or pass ``--key-bits 2048``.
 DEFAULT_KEY_BITS = 1024
-
-
-class AggregationMismatchError(HeflError, AssertionError):
-    """The decrypted aggregate disagrees with the plaintext mean beyond the bound."""
 
 
 @dataclass
@@ -98,8 +102,6 @@ class FedAvgConfig:
 
     def check(self):
         """Raise :class:`~hefl.errors.HeflError` subclasses for impossible settings."""
-        from hefl.errors import EncodingError
-        from hefl.fedavg.data import DatasetError
         if self.rounds < 1:
             raise DatasetError(f"rounds must be at least 1, not {self.rounds}")
         if self.local_epochs < 1:
@@ -142,19 +144,6 @@ def _table_row(r):
             f"{r['bytes_up']:>12,} {cyc:>12}  {'; '.join(notes)}")
 
 
-def _cycles(accels):
-    """Device cycles so far over the distinct accelerators that count them, or None."""
-    seen, total = set(), None
-    for a in accels:
-        if id(a) in seen:
-            continue
-        seen.add(id(a))
-        c = getattr(a, "stats", {}).get("cycles")
-        if c is not None:
-            total = (total or 0) + int(c)
-    return total
-
-
 def _delta(c0, c1):
     return None if c0 is None or c1 is None else c1 - c0
 
@@ -164,6 +153,213 @@ def _overflow_upload(client, encoder, he, meta, length):
     top = (1 << (encoder.slots * encoder.params.slot_bits)) - 1
     cv = he.encrypt([top] * encoder.plaintexts_for(length), meta=dict(meta, client=client.cid))
     return cv.to_bytes()
+
+
+@dataclass
+class _Run:
+    """The parties, data and models of one run (:func:`_setup` makes it)."""
+
+    cfg: FedAvgConfig
+    data: object
+    weights: list
+    clients: list
+    encoder: Encoder
+    he_model: object
+    pt_model: object
+    expected_meta: dict
+    accels: tuple
+    client_he: paillier.Paillier
+    aggregator: Aggregator
+    keyholder: KeyHolder
+    train_union: tuple       # (x, y) of all clients, for the global training loss
+
+    @property
+    def size(self):
+        """Model parameters per update."""
+        return self.he_model.size
+
+
+def _setup(cfg, pub, priv, accel, client_accel, keyholder_accel):
+    """Data, clients, encoder, both models and the three parties of a run."""
+    data = load_federated(cfg.dataset, cfg.clients, seed=cfg.seed, beta=cfg.beta)
+    total = sum(data.counts)
+    weights = [n / total for n in data.counts]
+    clients = [Client(k, c, weights[k], model=cfg.model, n_features=data.n_features,
+                      n_classes=data.n_classes, epochs=cfg.local_epochs, lr=cfg.lr,
+                      batch_size=cfg.batch_size, alpha=cfg.alpha)
+               for k, c in enumerate(data.clients)]
+    encoder = Encoder(plaintext_bits=pub.n.bit_length() - 1, alpha=cfg.alpha,
+                      value_bits=cfg.value_bits, guard_bits=cfg.guard_bits)
+    he_model = make_model(cfg.model, data.n_features, data.n_classes, seed=cfg.seed)
+    pt_model = make_model(cfg.model, data.n_features, data.n_classes, seed=cfg.seed)
+    expected_meta = {"encoding": encoder.params.to_dict(), "length": he_model.size}
+    client_accel = accel if client_accel is None else client_accel
+    keyholder_accel = accel if keyholder_accel is None else keyholder_accel
+    return _Run(
+        cfg=cfg, data=data, weights=weights, clients=clients, encoder=encoder,
+        he_model=he_model, pt_model=pt_model, expected_meta=expected_meta,
+        accels=(client_accel, accel, keyholder_accel),
+        # Clients share the key pair (BatchCrypt's model), so they encrypt by CRT.
+        client_he=paillier.Paillier(pub, priv, client_accel),
+        aggregator=Aggregator(pub, accel, expected_meta, encoder.plaintexts_for(he_model.size)),
+        keyholder=KeyHolder(pub, priv, keyholder_accel, encoder),
+        train_union=data.train_union())
+
+
+def _start_report(run):
+    cfg, data, encoder, size = run.cfg, run.data, run.encoder, run.size
+    return {
+        "backend": cfg.backend, "key_bits": cfg.key_bits, "config": asdict(cfg),
+        "backends": {"clients": cfg.client_backend or cfg.backend, "aggregator": cfg.backend,
+                     "keyholder": cfg.keyholder_backend or cfg.backend},
+        "dataset": data.info, "model_parameters": size,
+        "encoding": dict(encoder.params.to_dict(), ciphertexts_per_client=encoder.plaintexts_for(size)),
+        "initial_accuracy": run.he_model.accuracy(data.x_test, data.y_test), "rounds": [],
+    }
+
+
+def _train_clients(run, theta, rnd):
+    """Every client's local training from ``theta``; (results, skipped client -> reason)."""
+    cfg = run.cfg
+    results, skipped = {}, {}
+    for k in range(cfg.clients):
+        try:
+            results[k] = run.clients[k].train(theta, np.random.default_rng([cfg.seed, rnd, k]),
+                                              poison_nan=k in cfg.nan_clients)
+        except NonFiniteUpdateError as e:
+            skipped[k] = str(e)
+            log.warning("round %d: %s; client skipped", rnd, e)
+    return results, skipped
+
+
+def _encrypt_uploads(run, results, rnd):
+    """Encode, pack, encrypt and serialise each update (fault injection included)."""
+    cfg, pub = run.cfg, run.client_he.public_key
+    uploads = {}
+    meta = dict(run.expected_meta, round=rnd)
+    for k, res in results.items():
+        if k in cfg.overflow_clients:
+            uploads[k] = _overflow_upload(run.clients[k], run.encoder, run.client_he, meta, run.size)
+        else:
+            uploads[k] = run.clients[k].encrypt(res.update, run.client_he, run.encoder, meta)
+        if k in cfg.garble_clients:
+            uploads[k] = garble(uploads[k], cfg.garble_mode, pub)
+    return uploads
+
+
+def _check_mean(run, mean, results, included, wsum, rnd):
+    """Compare the decrypted mean with the float mean of the same updates; (max error, bound).
+
+    Raises
+    ------
+    AggregationMismatchError
+        Outside the quantisation bound, or not the mean of the quantised values.
+    """
+    encoder = run.encoder
+    exact = sum(results[k].update for k in included) / wsum
+    # Integer sum of what each client's encoding holds: the decrypted
+    # mean must reproduce it to the last float rounding.
+    quantised = sum(encoder.quantise(results[k].update) for k in included) / encoder.scale / wsum
+    max_err = float(np.max(np.abs(mean - exact)))
+    bound = run.keyholder.error_bound(len(included), wsum)
+    q_err = float(np.max(np.abs(mean - quantised)))
+    if max_err > bound or q_err > 1e-12 * run.cfg.alpha / wsum:
+        raise AggregationMismatchError(
+            f"round {rnd}: decrypted mean differs from the plaintext mean of the same "
+            f"updates by {max_err:.3g} (bound {bound:.3g}) and from their quantised mean "
+            f"by {q_err:.3g}")
+    return max_err, bound
+
+
+def _plaintext_step(run, included, rnd):
+    """The plaintext reference: same contributors, same seeds, float FedAvg."""
+    cfg, weights = run.cfg, run.weights
+    theta_pt = run.pt_model.get_params()
+    # Plain FedAvg: the unclipped weighted updates, no quantisation.
+    upd = [run.clients[k].train(theta_pt, np.random.default_rng([cfg.seed, rnd, k])).raw
+           for k in included]
+    run.pt_model.set_params(theta_pt + sum(upd) / sum(weights[k] for k in included))
+
+
+def _round(run, rnd):
+    """One round of both runs; the report row and the HE model it started from."""
+    cfg, accels, he_model = run.cfg, run.accels, run.he_model
+    drop_rng = np.random.default_rng([cfg.seed, rnd, 0xD209])
+    draws = drop_rng.random(cfg.clients)
+    dropped = [k for k in range(cfg.clients) if draws[k] < cfg.drop_rate]
+    cyc0 = device_cycles(accels)
+    theta = he_model.get_params()
+
+    t0 = time.perf_counter()
+    results, skipped = _train_clients(run, theta, rnd)
+    t_train = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    uploads = _encrypt_uploads(run, results, rnd)
+    t_enc = time.perf_counter() - t0
+    cyc_enc = device_cycles(accels)
+    bytes_up = max((len(b) for b in uploads.values()), default=0)
+    # Drop-outs lose their upload on the way: the aggregator never sees it.
+    uploads = {k: b for k, b in uploads.items() if k not in dropped}
+
+    # Aggregation without the key.
+    t0 = time.perf_counter()
+    agg = run.aggregator.aggregate(uploads, rnd)
+    t_agg = time.perf_counter() - t0
+    cyc_agg = device_cycles(accels)
+
+    # Decryption and the weighted mean; then the plaintext reference.
+    t0 = time.perf_counter()
+    included = agg.included
+    max_err = bound = None
+    if included:
+        wsum = sum(run.weights[k] for k in included)
+        mean = run.keyholder.mean_update(agg.cipher, run.size, len(included), wsum)
+        t_dec = time.perf_counter() - t0
+        max_err, bound = _check_mean(run, mean, results, included, wsum, rnd)
+        he_model.set_params(theta + mean)
+        _plaintext_step(run, included, rnd)
+    else:
+        t_dec = time.perf_counter() - t0
+        log.warning("round %d: no client contributed; the global model is unchanged", rnd)
+    cyc1 = device_cycles(accels)
+
+    data, pt_model = run.data, run.pt_model
+    x_train, y_train = run.train_union
+    row = {
+        "round": rnd,
+        "accuracy": he_model.accuracy(data.x_test, data.y_test),
+        "plaintext_accuracy": pt_model.accuracy(data.x_test, data.y_test),
+        "loss": he_model.loss(x_train, y_train),
+        "plaintext_loss": pt_model.loss(x_train, y_train),
+        "seconds": {"train": t_train, "encrypt": t_enc, "aggregate": t_agg, "decrypt": t_dec},
+        "bytes_up": bytes_up,
+        "cycles": _delta(cyc0, cyc1),
+        "cycles_by_phase": {"encrypt": _delta(cyc0, cyc_enc), "aggregate": _delta(cyc_enc, cyc_agg),
+                            "decrypt": _delta(cyc_agg, cyc1)},
+        "dropped": dropped,
+        "skipped": skipped,
+        "excluded": agg.excluded,
+        "included": included,
+        "clipped_values": int(sum(results[k].clipped for k in included)),
+        "max_abs_error": max_err,
+        "error_bound": bound,
+        "model_gap": float(np.max(np.abs(he_model.get_params() - pt_model.get_params()))),
+    }
+    return row, theta
+
+
+def _finish_report(report):
+    """Totals over the rounds."""
+    last = report["rounds"][-1]
+    report["final_accuracy"] = last["accuracy"]
+    report["plaintext_final_accuracy"] = last["plaintext_accuracy"]
+    report["accuracy_gap"] = abs(last["accuracy"] - last["plaintext_accuracy"])
+    report["seconds"] = {p: sum(r["seconds"][p] for r in report["rounds"])
+                         for p in ("train", "encrypt", "aggregate", "decrypt")}
+    cyc = [r["cycles"] for r in report["rounds"]]
+    report["cycles"] = None if any(c is None for c in cyc) else sum(cyc)
+    return report
 
 
 def run_fedavg(cfg, *, accel, keypair, client_accel=None, keyholder_accel=None, write=None,
@@ -210,38 +406,10 @@ def run_fedavg(cfg, *, accel, keypair, client_accel=None, keyholder_accel=None, 
     if write is None:
         write = tqdm.write if progress else (lambda s: None)
     pub, priv = keypair
-    data = load_federated(cfg.dataset, cfg.clients, seed=cfg.seed, beta=cfg.beta)
-    total = sum(data.counts)
-    weights = [n / total for n in data.counts]
-    clients = [Client(k, c, weights[k], model=cfg.model, n_features=data.n_features,
-                      n_classes=data.n_classes, epochs=cfg.local_epochs, lr=cfg.lr,
-                      batch_size=cfg.batch_size, alpha=cfg.alpha)
-               for k, c in enumerate(data.clients)]
-    encoder = Encoder(plaintext_bits=pub.n.bit_length() - 1, alpha=cfg.alpha,
-                      value_bits=cfg.value_bits, guard_bits=cfg.guard_bits)
-
-    he_model = make_model(cfg.model, data.n_features, data.n_classes, seed=cfg.seed)
-    pt_model = make_model(cfg.model, data.n_features, data.n_classes, seed=cfg.seed)
-    size = he_model.size
-    expected_meta = {"encoding": encoder.params.to_dict(), "length": size}
-    client_accel = accel if client_accel is None else client_accel
-    keyholder_accel = accel if keyholder_accel is None else keyholder_accel
-    accels = (client_accel, accel, keyholder_accel)
-    # Clients share the key pair (BatchCrypt's model), so they encrypt by CRT.
-    client_he = paillier.Paillier(pub, priv, client_accel)
-    aggregator = Aggregator(pub, accel, expected_meta, encoder.plaintexts_for(size))
-    keyholder = KeyHolder(pub, priv, keyholder_accel, encoder)
-    x_train, y_train = data.train_union()
-
-    report = {
-        "backend": cfg.backend, "key_bits": cfg.key_bits, "config": asdict(cfg),
-        "backends": {"clients": cfg.client_backend or cfg.backend, "aggregator": cfg.backend,
-                     "keyholder": cfg.keyholder_backend or cfg.backend},
-        "dataset": data.info, "model_parameters": size,
-        "encoding": dict(encoder.params.to_dict(), ciphertexts_per_client=encoder.plaintexts_for(size)),
-        "initial_accuracy": he_model.accuracy(data.x_test, data.y_test), "rounds": [],
-    }
-    write(f"{cfg.dataset}: {len(y_train)} training samples over {cfg.clients} clients "
+    run = _setup(cfg, pub, priv, accel, client_accel, keyholder_accel)
+    data, size, encoder = run.data, run.size, run.encoder
+    report = _start_report(run)
+    write(f"{cfg.dataset}: {len(run.train_union[1])} training samples over {cfg.clients} clients "
           f"{data.counts}, {len(data.y_test)} test samples; {cfg.model} model, {size} parameters "
           f"-> {encoder.plaintexts_for(size)} ciphertexts/client ({encoder.slots} values each)")
     write(_table_header())
@@ -251,114 +419,12 @@ def run_fedavg(cfg, *, accel, keypair, client_accel=None, keyholder_accel=None, 
                disable=None if progress else True,
                leave=False)
     for rnd in bar:
-        drop_rng = np.random.default_rng([cfg.seed, rnd, 0xD209])
-        draws = drop_rng.random(cfg.clients)
-        dropped = [k for k in range(cfg.clients) if draws[k] < cfg.drop_rate]
-        cyc0 = _cycles(accels)
-        theta = he_model.get_params()
-
-        # --- local training (HE run) ------------------------------------
-        t0 = time.perf_counter()
-        results, skipped = {}, {}
-        for k in range(cfg.clients):
-            try:
-                results[k] = clients[k].train(theta, np.random.default_rng([cfg.seed, rnd, k]),
-                                              poison_nan=k in cfg.nan_clients)
-            except NonFiniteUpdateError as e:
-                skipped[k] = str(e)
-                log.warning("round %d: %s; client skipped", rnd, e)
-        t_train = time.perf_counter() - t0
-
-        # --- encode + encrypt + serialise ---------------------------------
-        t0 = time.perf_counter()
-        uploads = {}
-        meta = dict(expected_meta, round=rnd)
-        for k, res in results.items():
-            if k in cfg.overflow_clients:
-                uploads[k] = _overflow_upload(clients[k], encoder, client_he, meta, size)
-            else:
-                uploads[k] = clients[k].encrypt(res.update, client_he, encoder, meta)
-            if k in cfg.garble_clients:
-                uploads[k] = garble(uploads[k], cfg.garble_mode, pub)
-        t_enc = time.perf_counter() - t0
-        cyc_enc = _cycles(accels)
-        bytes_up = max((len(b) for b in uploads.values()), default=0)
-        # Drop-outs lose their upload on the way: the aggregator never sees it.
-        uploads = {k: b for k, b in uploads.items() if k not in dropped}
-
-        # --- aggregation without the key ----------------------------------
-        t0 = time.perf_counter()
-        agg = aggregator.aggregate(uploads, rnd)
-        t_agg = time.perf_counter() - t0
-        cyc_agg = _cycles(accels)
-
-        # --- decryption and the weighted mean -----------------------------
-        t0 = time.perf_counter()
-        included = agg.included
-        max_err = bound = None
-        if included:
-            wsum = sum(weights[k] for k in included)
-            mean = keyholder.mean_update(agg.cipher, size, len(included), wsum)
-            t_dec = time.perf_counter() - t0
-            exact = sum(results[k].update for k in included) / wsum
-            # Integer sum of what each client's encoding holds: the decrypted
-            # mean must reproduce it to the last float rounding.
-            quantised = sum(encoder.quantise(results[k].update) for k in included) / encoder.scale / wsum
-            max_err = float(np.max(np.abs(mean - exact)))
-            bound = keyholder.error_bound(len(included), wsum)
-            q_err = float(np.max(np.abs(mean - quantised)))
-            if max_err > bound or q_err > 1e-12 * cfg.alpha / wsum:
-                raise AggregationMismatchError(
-                    f"round {rnd}: decrypted mean differs from the plaintext mean of the same "
-                    f"updates by {max_err:.3g} (bound {bound:.3g}) and from their quantised mean "
-                    f"by {q_err:.3g}")
-            he_model.set_params(theta + mean)
-        else:
-            t_dec = time.perf_counter() - t0
-            log.warning("round %d: no client contributed; the global model is unchanged", rnd)
-
-        # --- plaintext reference: same contributors, same seeds ------------
-        if included:
-            theta_pt = pt_model.get_params()
-            # Plain FedAvg: the unclipped weighted updates, no quantisation.
-            upd = [clients[k].train(theta_pt, np.random.default_rng([cfg.seed, rnd, k])).raw
-                   for k in included]
-            pt_model.set_params(theta_pt + sum(upd) / sum(weights[k] for k in included))
-
-        cyc1 = _cycles(accels)
-        row = {
-            "round": rnd,
-            "accuracy": he_model.accuracy(data.x_test, data.y_test),
-            "plaintext_accuracy": pt_model.accuracy(data.x_test, data.y_test),
-            "loss": he_model.loss(x_train, y_train),
-            "plaintext_loss": pt_model.loss(x_train, y_train),
-            "seconds": {"train": t_train, "encrypt": t_enc, "aggregate": t_agg, "decrypt": t_dec},
-            "bytes_up": bytes_up,
-            "cycles": _delta(cyc0, cyc1),
-            "cycles_by_phase": {"encrypt": _delta(cyc0, cyc_enc), "aggregate": _delta(cyc_enc, cyc_agg),
-                                "decrypt": _delta(cyc_agg, cyc1)},
-            "dropped": dropped,
-            "skipped": skipped,
-            "excluded": agg.excluded,
-            "included": included,
-            "clipped_values": int(sum(results[k].clipped for k in included)),
-            "max_abs_error": max_err,
-            "error_bound": bound,
-            "model_gap": float(np.max(np.abs(he_model.get_params() - pt_model.get_params()))),
-        }
+        row, theta = _round(run, rnd)
         report["rounds"].append(row)
         write(_table_row(row))
         if on_round is not None:
-            on_round({"round": rnd, "theta_before": theta, "theta_after": he_model.get_params(),
-                      "included": included, "weights": weights, "encoder": encoder, "data": data})
+            on_round({"round": rnd, "theta_before": theta, "theta_after": run.he_model.get_params(),
+                      "included": row["included"], "weights": run.weights, "encoder": encoder,
+                      "data": data})
     bar.close()
-
-    last = report["rounds"][-1]
-    report["final_accuracy"] = last["accuracy"]
-    report["plaintext_final_accuracy"] = last["plaintext_accuracy"]
-    report["accuracy_gap"] = abs(last["accuracy"] - last["plaintext_accuracy"])
-    report["seconds"] = {p: sum(r["seconds"][p] for r in report["rounds"])
-                         for p in ("train", "encrypt", "aggregate", "decrypt")}
-    cyc = [r["cycles"] for r in report["rounds"]]
-    report["cycles"] = None if any(c is None for c in cyc) else sum(cyc)
-    return report
+    return _finish_report(report)

@@ -14,13 +14,10 @@ caller passes in, so two runs with the same seeds are bit-identical.
 
 import numpy as np
 
-from hefl.errors import HeflError
+from hefl.errors import ModelError
 
+# ModelError is defined in hefl.errors with every other error; re-exported here.
 __all__ = ["MODELS", "Model", "SoftmaxRegression", "MLP", "make_model", "ModelError"]
-
-
-class ModelError(HeflError, ValueError):
-    """Bad model parameters (unknown model, wrong parameter vector length)."""
 
 
 def _softmax(z):

@@ -47,10 +47,10 @@ from flwr.serverapp.strategy.strategy_utils import (
     validate_message_reply_consistency,
 )
 
+from hefl.accel import device_cycles
 from hefl.errors import CiphertextError, FlowerConfigError, SerializationError
 from hefl.fedavg.aggregator import Aggregator, MetadataMismatchError
 from hefl.flower.protocol import GLOBAL, NUM_EXAMPLES, THETA, UPDATE
-from hefl.paillier import Paillier
 
 __all__ = ["HomomorphicFedAvg"]
 
@@ -60,10 +60,10 @@ class HomomorphicFedAvg(FedAvg):
 
     Parameters
     ----------
-    public_key : hefl.paillier.PublicKey
-        The federation's public key (the only key the server has).
-    accel : hefl.accel.Accelerator
-        Backend for the ciphertext products.
+    public_key, accel
+        The federation's public key (the only key the server has) and the
+        backend of the :class:`~hefl.fedavg.aggregator.Aggregator` that
+        receives, validates and multiplies the uploads.
     encoder : hefl.encoding.Encoder
         The federation's encoder; its parameters must match every vector.
     model_size : int
@@ -96,11 +96,12 @@ class HomomorphicFedAvg(FedAvg):
         self.total_examples = total_examples
         self.reference = bool(reference)
         self.out_dir = Path(out_dir) if out_dir else None
+        # Receives and validates uploads, then multiplies them
+        # (Paillier.aggregate → Accelerator.product); no private key.
         self.aggregator = Aggregator(
             public_key, accel,
             {"encoding": encoder.params.to_dict(), "length": self.model_size})
-        # Products run here (Paillier.aggregate → Accelerator.product); no private key.
-        self.he = Paillier(public_key, None, accel)
+        self.accel = accel
         self.global_record = None     # ConfigRecord sent as GLOBAL, None before round 1
         self.history = {}             # round -> dict
         if self.reference:
@@ -199,10 +200,10 @@ class HomomorphicFedAvg(FedAvg):
         good = self._receive(server_round, uploads, counts, excluded)
         included = sorted(good)
         # The homomorphic sum: one `product` job per slot on the Accelerator.
-        cycles0 = _device_cycles(self.he.accel)
-        cipher = self.he.aggregate([good[k] for k in included]) if included else None
+        cycles0 = device_cycles([self.accel])
+        cipher = self.aggregator.combine([good[k] for k in included]) if included else None
         seconds = time.perf_counter() - t0
-        cycles1 = _device_cycles(self.he.accel)
+        cycles1 = device_cycles([self.accel])
         entry = {
             "round": server_round, "sampled": len(replies), "included": included,
             "excluded": {str(k): v for k, v in sorted(excluded.items())},
@@ -266,12 +267,6 @@ class HomomorphicFedAvg(FedAvg):
     def initial_arrays(theta):
         """The ArrayRecord of an initial model (public, sent in the clear)."""
         return ArrayRecord({THETA: Array(np.asarray(theta, dtype=np.float64))})
-
-
-def _device_cycles(accel):
-    """Kernel cycles an accelerator has counted so far (None for the cpu backend)."""
-    c = getattr(accel, "stats", {}).get("cycles")
-    return None if c is None else int(c)
 
 
 def _mean_metrics(records, weighting_key):

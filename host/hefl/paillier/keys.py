@@ -89,7 +89,24 @@ def _int_field(d, name, kind):
         raise SerializationError(f"{kind} key field {name!r} is not a hex number") from None
 
 
-class PublicKey:
+class _KeyFile:
+    """``save``/``load`` of a key's JSON form (``to_json``/``from_json``); ``_MODE`` caps the file's mode."""
+
+    __slots__ = ()
+    _MODE = 0o644
+
+    def save(self, path):
+        """Write the JSON form to ``path`` atomically (mode 0644 for a public key, 0600 for a private one)."""
+        _write_private(path, self.to_json() + "\n", self._MODE)
+
+    @classmethod
+    def load(cls, path):
+        """Read a key :meth:`save` wrote (checked as :meth:`from_json` checks it)."""
+        with open(path, encoding="utf-8") as f:
+            return cls.from_json(f.read())
+
+
+class PublicKey(_KeyFile):
     """A Paillier public key with ``g = n + 1``.
 
     Attributes
@@ -156,17 +173,9 @@ class PublicKey:
                                      f"({key.fingerprint}): the file was altered")
         return key
 
-    def save(self, path):
-        """Write the JSON form to ``path`` (mode 0644)."""
-        _write_private(path, self.to_json() + "\n", 0o644)
-
-    @classmethod
-    def load(cls, path):
-        with open(path, encoding="utf-8") as f:
-            return cls.from_json(f.read())
 
 
-class PrivateKey:
+class PrivateKey(_KeyFile):
     """A Paillier private key: the factors of ``n`` and the CRT constants.
 
     Attributes
@@ -178,6 +187,7 @@ class PrivateKey:
 
     __slots__ = ("public_key", "p", "q", "p2", "q2", "hp", "hq", "p_inv_q",
                  "q2_inv_p2", "q_mod_pm1", "p_mod_qm1")
+    _MODE = 0o600
 
     def __init__(self, public_key, p, q):
         p, q = sorted((int(p), int(q)))
@@ -241,14 +251,6 @@ class PrivateKey:
         except ModulusError as e:
             raise SerializationError(f"private key is unusable: {e}") from None
 
-    def save(self, path):
-        """Write the JSON form to ``path``, created with mode 0600, atomically."""
-        _write_private(path, self.to_json() + "\n", 0o600)
-
-    @classmethod
-    def load(cls, path):
-        with open(path, encoding="utf-8") as f:
-            return cls.from_json(f.read())
 
 
 def _random_prime(bits):

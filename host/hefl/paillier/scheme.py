@@ -16,7 +16,11 @@ exponentiations and ciphertext products go to the accelerator so that the
 same code runs on the CPU, the Verilator model or a card. ``r`` comes from
 :mod:`secrets`, uniform in ``Z*_n``.
 
-Ciphertexts received from others are validated on entry (:meth:`Paillier.validate`).
+Ciphertext vectors are validated once, where they are received
+(:meth:`CipherVector.from_bytes`, see :mod:`hefl.paillier.serial`); every
+operation here checks the key and validates only a vector not yet validated
+(:meth:`Paillier.validate`). Results are marked valid by construction, so a
+chain of operations checks nothing twice.
 
 CRT encryption
 --------------
@@ -49,7 +53,7 @@ from hefl.errors import (
     VectorLengthError,
 )
 from hefl.paillier.keys import PrivateKey, PublicKey
-from hefl.paillier.serial import CipherVector, check_ciphertexts
+from hefl.paillier.serial import CipherVector, check_key, valid_by_construction
 
 __all__ = ["Paillier"]
 
@@ -144,18 +148,23 @@ class Paillier:
         inv = gmpy2.mpz(priv.q2_inv_p2)
         return [int(b + q2 * ((a - b) * inv % p2)) for a, b in zip(xp, xq)]
 
-    def _check_vector(self, cv, what="ciphertext vector"):
-        if not isinstance(cv, CipherVector):
-            raise TypeError(f"{what} must be a CipherVector, not {type(cv).__name__}")
-        self.validate(cv)
+    def _result(self, cts, meta):
+        return valid_by_construction(self.public_key, cts, meta)
 
     # --- public API -----------------------------------------------------------
 
-    def validate(self, cv):
-        """Raise unless ``cv`` is usable under this key.
+    def validate(self, cv, what="ciphertext vector"):
+        """Raise unless ``cv`` is usable under this key; returns ``cv``.
+
+        The key's fingerprint is compared every time; the values
+        (``0 < c < n²``, ``gcd(c, n) = 1``) only if ``cv`` is not yet
+        :attr:`~CipherVector.validated` (it is once received through
+        :meth:`CipherVector.from_bytes`, or made by this class).
 
         Raises
         ------
+        TypeError
+            ``cv`` is not a :class:`CipherVector`.
         KeyMismatchError
             Made under another key.
         CiphertextRangeError
@@ -163,8 +172,9 @@ class Paillier:
             (the message names its index).
         """
         if not isinstance(cv, CipherVector):
-            raise TypeError(f"expected a CipherVector, not {type(cv).__name__}")
-        check_ciphertexts(self.public_key, cv.ciphertexts, cv.fingerprint)
+            raise TypeError(f"{what} must be a CipherVector, not {type(cv).__name__}")
+        check_key(self.public_key, cv.fingerprint)
+        return cv.validate()
 
     def encrypt(self, ms, meta=None, *, randomness=None):
         """Encrypt each plaintext of ``ms``.
@@ -205,14 +215,14 @@ class Paillier:
                 if not 0 < r < n or gmpy2.gcd(r, n) != 1:
                     raise OperandRangeError(f"randomness {i} is not in Z*_n")
         if not ms:
-            return CipherVector(pub, [], meta)
+            return self._result([], meta)
         obf = self._obfuscators(rs, len(ms))
         # 1 + m·n < n² for m < n: already reduced.
         cts = self.accel.mulmod([1 + m * n for m in ms], obf, n2)
-        return CipherVector(pub, cts, meta)
+        return self._result(cts, meta)
 
     def decrypt(self, cv):
-        """Decrypt every ciphertext of ``cv`` (validated first) into ``[0, n)``.
+        """Decrypt every ciphertext of ``cv`` (validated first, if not yet) into ``[0, n)``.
 
         Raises
         ------
@@ -222,7 +232,7 @@ class Paillier:
             See :meth:`validate`.
         """
         priv = self._need_private("decryption")
-        self._check_vector(cv)
+        self.validate(cv)
         cts = cv.ciphertexts
         if not cts:
             return []
@@ -238,21 +248,13 @@ class Paillier:
         return out
 
     def add(self, cv1, cv2):
-        """Homomorphic sum, element by element: ``Enc(m1 + m2 mod n)``.
-
-        Checks the key and the range ``0 < c < n²`` but not coprimality:
-        vectors from other parties were validated in full on receipt
-        (:meth:`CipherVector.from_bytes`), and a sum of local vectors needs
-        no more.
-        """
-        for name, cv in (("cv1", cv1), ("cv2", cv2)):
-            if not isinstance(cv, CipherVector):
-                raise TypeError(f"{name} must be a CipherVector, not {type(cv).__name__}")
-            check_ciphertexts(self.public_key, cv.ciphertexts, cv.fingerprint, coprime=False)
+        """Homomorphic sum, element by element: ``Enc(m1 + m2 mod n)``."""
+        self.validate(cv1, "cv1")
+        self.validate(cv2, "cv2")
         if len(cv1) != len(cv2):
             raise VectorLengthError(f"cannot add vectors of {len(cv1)} and {len(cv2)} ciphertexts")
         cts = self.accel.mulmod(cv1.ciphertexts, cv2.ciphertexts, self.public_key.n2)
-        return CipherVector(self.public_key, cts, _common_meta([cv1, cv2]))
+        return self._result(cts, _common_meta([cv1, cv2]))
 
     def aggregate(self, cvs):
         """Homomorphic sum of K vectors: one ``product`` group per slot.
@@ -264,14 +266,14 @@ class Paillier:
         if not cvs:
             raise VectorLengthError("nothing to aggregate: no ciphertext vectors given")
         for k, cv in enumerate(cvs):
-            self._check_vector(cv, f"vector {k}")
+            self.validate(cv, f"vector {k}")
         length = len(cvs[0])
         for k, cv in enumerate(cvs):
             if len(cv) != length:
                 raise VectorLengthError(f"vector {k} has {len(cv)} ciphertexts, vector 0 has {length}")
         groups = [list(g) for g in zip(*(cv.ciphertexts for cv in cvs))]
         cts = self.accel.product(groups, self.public_key.n2) if groups else []
-        return CipherVector(self.public_key, cts, _common_meta(cvs))
+        return self._result(cts, _common_meta(cvs))
 
     def scalar_mul(self, cv, ks):
         """``Enc(k_i · m_i mod n)`` for each ciphertext; ``ks`` may be negative.
@@ -282,7 +284,7 @@ class Paillier:
         ks : int or sequence of int
             One scalar for every ciphertext, or a single one for all.
         """
-        self._check_vector(cv)
+        self.validate(cv)
         if isinstance(ks, numbers.Integral) and not isinstance(ks, bool):
             ks = [int(ks)] * len(cv)
         ks = _ints(ks, "scalar")
@@ -291,7 +293,7 @@ class Paillier:
         n2 = self.public_key.n2
         bases = [c if k >= 0 else int(gmpy2.invert(c, n2)) for c, k in zip(cv.ciphertexts, ks)]
         cts = self.accel.powmod(bases, [abs(k) for k in ks], n2) if bases else []
-        return CipherVector(self.public_key, cts, cv.meta)
+        return self._result(cts, cv.meta)
 
 
 def _common_meta(cvs):

@@ -20,6 +20,20 @@ unusable values). No pickle anywhere: the receiver parses bytes it chose.
 
 Every received ciphertext is checked: ``0 < c < n²``, ``gcd(c, n) = 1``, and
 the vector's fingerprint equals the receiver's key.
+
+Validated once
+--------------
+This module owns that check (:func:`check_ciphertexts`), and a vector
+remembers that it passed it (:attr:`CipherVector.validated`). Vectors become
+validated on the receiving path only: :meth:`CipherVector.from_bytes` (the
+default) or an explicit :meth:`CipherVector.validate` for values that came
+some other way; the results of :class:`hefl.paillier.Paillier`'s operations
+on validated vectors are valid by construction and marked so. The layers
+above and below (the aggregator, ``Paillier.aggregate``/``decrypt``) then
+check only the key fingerprint, never the values again; the accelerator
+keeps its own cheap range check of raw operands. The mark does not follow
+in-place edits of :attr:`CipherVector.ciphertexts`: only local code can make
+those, never the party that sent the bytes.
 """
 
 import hashlib
@@ -30,7 +44,7 @@ import gmpy2
 
 from hefl.errors import CiphertextRangeError, KeyMismatchError, SerializationError
 
-__all__ = ["CipherVector", "check_ciphertexts", "MAGIC", "FORMAT_VERSION"]
+__all__ = ["CipherVector", "check_ciphertexts", "check_key", "MAGIC", "FORMAT_VERSION"]
 
 MAGIC = b"HECV"
 FORMAT_VERSION = 1
@@ -45,6 +59,13 @@ def _json_default(o):
     if hasattr(o, "tolist"):
         return o.tolist()
     raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+
+def check_key(public_key, fingerprint):
+    """Raise :class:`KeyMismatchError` unless ``fingerprint`` is ``public_key``'s."""
+    if fingerprint != public_key.fingerprint:
+        raise KeyMismatchError(
+            f"ciphertexts were made under key {fingerprint}, not this key ({public_key.fingerprint})")
 
 
 def check_ciphertexts(public_key, ciphertexts, fingerprint=None, *, coprime=True):
@@ -71,9 +92,8 @@ def check_ciphertexts(public_key, ciphertexts, fingerprint=None, *, coprime=True
         A ciphertext is not an integer, is ``<= 0`` or ``>= n²``, or shares a
         factor with ``n``; the message names its index.
     """
-    if fingerprint is not None and fingerprint != public_key.fingerprint:
-        raise KeyMismatchError(
-            f"ciphertexts were made under key {fingerprint}, not this key ({public_key.fingerprint})")
+    if fingerprint is not None:
+        check_key(public_key, fingerprint)
     n, n2 = public_key.n, public_key.n2
     for i, c in enumerate(ciphertexts):
         if not isinstance(c, int):
@@ -113,14 +133,40 @@ class CipherVector:
     ----------
     ciphertexts : list of int
     meta : dict
+
+    A vector made here starts unvalidated; see :attr:`validated`.
     """
 
-    __slots__ = ("public_key", "ciphertexts", "meta")
+    __slots__ = ("public_key", "ciphertexts", "meta", "_validated")
 
     def __init__(self, public_key, ciphertexts, meta=None):
         self.public_key = public_key
         self.ciphertexts = [int(c) for c in ciphertexts]
         self.meta = dict(meta) if meta else {}
+        self._validated = False
+
+    @property
+    def validated(self):
+        """True once every ciphertext passed :func:`check_ciphertexts` under :attr:`public_key`.
+
+        Set by :meth:`from_bytes` and :meth:`validate`, and on the results of
+        Paillier operations (see the module docstring); never by the constructor.
+        """
+        return self._validated
+
+    def validate(self):
+        """Check every ciphertext under the vector's key, once; returns ``self``.
+
+        Raises
+        ------
+        CiphertextRangeError
+            A ciphertext outside ``0 < c < n²`` or sharing a factor with ``n``
+            (the message names its index); the vector stays unvalidated.
+        """
+        if not self._validated:
+            check_ciphertexts(self.public_key, self.ciphertexts)
+            self._validated = True
+        return self
 
     @property
     def fingerprint(self):
@@ -135,7 +181,9 @@ class CipherVector:
 
     def __getitem__(self, i):
         if isinstance(i, slice):
-            return CipherVector(self.public_key, self.ciphertexts[i], self.meta)
+            part = CipherVector(self.public_key, self.ciphertexts[i], self.meta)
+            part._validated = self._validated
+            return part
         return self.ciphertexts[i]
 
     def __eq__(self, other):
@@ -177,8 +225,8 @@ class CipherVector:
         public_key : PublicKey
             The receiver's key; the vector must have been made under it.
         validate : bool
-            Check every ciphertext (:func:`check_ciphertexts`). Leave on for
-            anything that came from another party.
+            Check every ciphertext (:meth:`validate`), so that later layers
+            need not. Leave on for anything that came from another party.
 
         Raises
         ------
@@ -225,6 +273,17 @@ class CipherVector:
             raise SerializationError("ciphertext vector metadata is not a JSON object")
         off += meta_len
         cts = [int.from_bytes(data[off + i * width:off + (i + 1) * width], "big") for i in range(count)]
-        if validate:
-            check_ciphertexts(public_key, cts)
-        return cls(public_key, cts, meta)
+        cv = cls(public_key, cts, meta)
+        return cv.validate() if validate else cv
+
+
+def valid_by_construction(public_key, ciphertexts, meta=None):
+    """A :class:`CipherVector` marked validated without checking it.
+
+    For :class:`hefl.paillier.Paillier` only, on the results of its
+    operations: fresh encryptions, and products and powers of validated
+    vectors, lie in ``Z*_{n²}`` by construction. Not exported.
+    """
+    cv = CipherVector(public_key, ciphertexts, meta)
+    cv._validated = True
+    return cv

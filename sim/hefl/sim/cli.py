@@ -104,7 +104,7 @@ def job_plan(rng, plan=DEFAULT_PLAN, scale=1.0, max_key_bits=None):
 
 
 def run(args):
-    from hefl.accel.sim import SimAccelerator, kernel_library, kernel_params
+    from hefl.accel.sim import kernel_library, kernel_params, sim_accelerator
 
     seed = args.seed if args.seed is not None else secrets.randbits(32)
     print(f"hefl sim: seed {seed} (--seed {seed} reproduces this run)")
@@ -115,9 +115,8 @@ def run(args):
     lib = kernel_library(**params)
     build_s = time.perf_counter() - t0
     print(f"  library {lib} ({build_s:.1f} s)")
-    acc = SimAccelerator(library=lib, seed=seed, stall_percent=args.stall_percent, timeout=args.timeout)
-    dev = acc.device_for(3)
-    hw = dev.hw
+    acc = sim_accelerator(library=lib, seed=seed, stall_percent=args.stall_percent, timeout=args.timeout)
+    hw = acc.hw
     print(f"  hardware: w={hw.word_bits} s={hw.words} lanes={hw.lanes} k={hw.window_bits} "
           f"max_exp_bits={hw.max_exp_bits} data_bits={hw.data_bits}")
 
@@ -128,15 +127,15 @@ def run(args):
     batches = job_plan(rng, scale=args.scale, max_key_bits=cap)
     rows, mismatches, jobs = [], 0, 0
     wall = time.perf_counter()
-    tr = dev.transport
+    tr = acc.transport
     clk0, wall0, cpu0 = tr.cycles, tr.wait_wall_s, tr.wait_cpu_s
     print(f"{'kind':<10} {'key':>5} {'mod bits':>8} {'jobs':>5} {'kernel cycles':>14} "
           f"{'cycles/job':>11} {'wall s':>7} {'bad':>4}")
     for kind, bits, op, call_args, mod, want in batches:
-        c0, t = dev.stats["cycles"], time.perf_counter()
+        c0, t = acc.stats["cycles"], time.perf_counter()
         got = getattr(acc, op)(*call_args, mod)
         dt = time.perf_counter() - t
-        cyc = dev.stats["cycles"] - c0
+        cyc = acc.stats["cycles"] - c0
         bad = sum(1 for x, y in zip(got, want) if x != y) + abs(len(got) - len(want))
         mismatches += bad
         jobs += len(want)
@@ -151,7 +150,7 @@ def run(args):
     report = {
         "jobs": jobs,
         "mismatches": mismatches,
-        "cycles": dev.stats["cycles"],
+        "cycles": acc.stats["cycles"],
         "sim_cycles": sim_cycles,
         "sim_cycles_per_s": sim_cycles / wait_cpu if wait_cpu else None,
         "sim_cycles_per_wall_s": sim_cycles / wait_wall if wait_wall else None,
@@ -166,7 +165,7 @@ def run(args):
         "hardware": {"word_bits": hw.word_bits, "words": hw.words, "lanes": hw.lanes,
                      "window_bits": hw.window_bits, "max_exp_bits": hw.max_exp_bits,
                      "data_bits": hw.data_bits},
-        "host_s": dev.stats["host_s"],
+        "host_s": acc.stats["host_s"],
         "batches": rows,
         "library": str(lib),
     }

@@ -45,6 +45,9 @@ __all__ = ["verilator_path", "run_cocotb", "tb_start", "write_tb_report", "TB_RE
 TB_REPORT_ENV = "HEFL_TB_REPORT"
 
 
+# Not in hefl.errors, on purpose: it is test infrastructure, a failed
+# assertion of a cocotb bench that pytest reports as a test failure, never
+# an error hefl raises to its users (so it is no HeflError).
 class CocotbFailure(AssertionError):
     """A cocotb run whose tests failed (or whose simulator crashed)."""
 
