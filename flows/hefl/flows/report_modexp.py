@@ -29,7 +29,8 @@ import sys
 import time
 
 from hefl.flows.report import register_section
-from hefl.hw.params import MODEXP_WINDOW_BITS, MONTMUL_WORD_BITS
+from hefl.hw.params import ALVEO_CLOCK_MHZ, MODEXP_WINDOW_BITS, MONTMUL_WORD_BITS
+from hefl.hw.regmap import LAYOUT
 
 __all__ = ["modexp_report", "engine_cycles", "U250", "CLOCK_MHZ", "PCIE_BYTES_PER_S", "TARGETS_1024",
            "project_lanes", "lut_equivalent"]
@@ -38,8 +39,9 @@ __all__ = ["modexp_report", "engine_cycles", "U250", "CLOCK_MHZ", "PCIE_BYTES_PE
 U250 = {"dsp48e2": 12_288, "lut": 1_728_000, "ff": 3_456_000, "bram36": 2_688, "uram": 1_280}
 #: Share of each resource the projection may use.
 U250_FILL = 0.8
-#: Kernel clock of the projection (usual for Alveo RTL kernels).
-CLOCK_MHZ = 300
+#: Kernel clock of the projection (usual for Alveo RTL kernels; the clock the
+#: Alveo flow asks of v++).
+CLOCK_MHZ = ALVEO_CLOCK_MHZ
 #: Host link: PCIe Gen3 ×16, bytes per second counted over both directions.
 PCIE_BYTES_PER_S = 12e9
 #: Lanes behind one BatchEngine input stream (one w-bit word per cycle each).
@@ -199,8 +201,8 @@ def _simulate_paillier(nbits, w, k, rng):
 
 
 def _limb_bytes(*words):
-    """Bytes of the kernel's transfer format: one 64-bit limb per word, one header limb."""
-    return 8 * (sum(words) + 1)
+    """Bytes of the kernel's transfer format: one limb per word, one header limb."""
+    return LAYOUT.limb_bytes * (sum(words) + 1)
 
 
 @register_section("modexp", help="ModExp/BatchEngine Paillier cycles, lane resources, U250 projection")
@@ -285,14 +287,15 @@ def modexp_report(args):
         f"resource / per-lane use) over DSP48E2 {U250['dsp48e2']}, LUT {U250['lut']} "
         f"(yosys LUTs + LUT-RAM cells as LUTs), FF {U250['ff']}, BRAM36 {U250['bram36']}, "
         f"URAM {U250['uram']}; per-lane use from yosys synth_xilinx -family xcup of a one-lane "
-        "BatchEngine (no place and route, no timing closure: 300 MHz is assumed, not shown). "
+        f"BatchEngine (no place and route, no timing closure: {CLOCK_MHZ} MHz is assumed, "
+        "not shown). "
         "Encryption and ciphertext multiply run on lanes sized for n² moduli; "
         "decrypt_per_s assumes the CRT halves run on lanes sized for p² (|n|-bit operands, a "
         "decryption kernel or bitstream), decrypt_per_s_on_encrypt_lanes gives the same "
         "decryption on the encryption lanes. Cycle counts: one job per lane at a time, back to "
         "back (the per-lane FIFO prefetches the next job). Caps: PCIe Gen3 x16 at 12 GB/s "
-        "counting input and output bytes in the kernel's format (every w-bit word in a 64-bit "
-        f"limb, one header limb per job); engine input streams of one word per cycle with "
+        f"counting input and output bytes in the kernel's format (every w-bit word in a "
+        f"{LAYOUT.limb_bits}-bit limb, one header limb per job); engine input streams of one word per cycle with "
         f"{LANES_PER_ENGINE} lanes per BatchEngine. Host-side work (CRT recombination, "
         "(1 + m·n) factor) not included. Paillier-2048 lanes bind on BRAM36 under yosys' "
         "default memory mapping (the lane table would fit one URAM288; not mapped here).")
