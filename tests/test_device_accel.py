@@ -60,7 +60,8 @@ def test_unpack_rejects_dirty_limbs():
         unpack_words(arr, WD)
 
 
-GEOMS = [dict(word_bits=32, words=8, max_exp_bits=192), dict(word_bits=WD, words=6, max_exp_bits=128)]
+GEOMS = [dict(word_bits=32, words=8, max_exp_bits=192),
+         dict(word_bits=WD, words=6, max_exp_bits=128)]
 
 
 @pytest.fixture(scope="module", params=GEOMS, ids=lambda p: f"w{p['word_bits']}")

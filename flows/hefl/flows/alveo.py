@@ -41,7 +41,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hefl.flows.kernel_xml import KERNEL_VLNV, write_kernel_xml
-from hefl.hw.params import ALVEO_CLOCK_MHZ, ALVEO_DATA_BITS, MODEXP_WINDOW_BITS, MONTMUL_WORD_BITS
+from hefl.hw.params import (
+    ALVEO_CLOCK_MHZ,
+    ALVEO_DATA_BITS,
+    MODEXP_WINDOW_BITS,
+    MONTMUL_WORD_BITS,
+)
 from hefl.hw.regmap import KERNEL_NAME, LAYOUT, REGMAP
 
 __all__ = ["AlveoConfig", "KERNEL_NAME", "CU_NAME", "generate", "package_xo_tcl",

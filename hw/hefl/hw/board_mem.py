@@ -103,7 +103,8 @@ class BoardMem(wiring.Component):
         ]
         m.d.sync += [inflight.eq(issue), inflight_last.eq(issue & (r_left == 1))]
         with m.If(bus.arvalid & bus.arready):
-            m.d.sync += [r_addr.eq(bus.araddr[_OFFSET_BITS:_OFFSET_BITS + ab]), r_left.eq(bus.arlen + 1)]
+            m.d.sync += [r_addr.eq(bus.araddr[_OFFSET_BITS:_OFFSET_BITS + ab]),
+                         r_left.eq(bus.arlen + 1)]
         with m.If(issue):
             m.d.sync += [r_addr.eq(r_addr + 1), r_left.eq(r_left - 1)]
 

@@ -48,6 +48,10 @@ def standin_verilog(*, word_bits=32, words=8, lanes=1, window_bits=MODEXP_WINDOW
     # The data bus is one limb: L bits, LB byte lanes, LSH = log2(LB) address bits.
     L, LB = LAYOUT.limb_bits, LAYOUT.limb_bytes
     LSH = (LB - 1).bit_length()
+    # The job header's fields, held while a job streams in, and count-wide counters.
+    job_regs = (f"reg [{op_f.width - 1}:0] op; reg [{tag_f.width - 1}:0] tag; "
+                f"reg [{cnt_f.width - 1}:0] cnt; reg [{cnt_f.width - 1}:0] bitpos; "
+                f"reg [{cnt_f.width - 1}:0] k_left;")
     a = REGMAP.addr_bits
     hw = {n: _reg(n) for n in ("hw_word_bits", "hw_words", "hw_lanes", "hw_window_bits",
                                "hw_max_exp_bits", "hw_data_bits")}
@@ -123,7 +127,7 @@ module {KERNEL_NAME} (
     reg [{L-1}:0] hdr [0:{hdr.limbs - 1}];
     reg [NB-1:0] n_r, acc, x, e;
     reg [31:0] idx, need, got, jobs_left, stream_left;
-    reg [{op_f.width-1}:0] op; reg [{tag_f.width-1}:0] tag; reg [{cnt_f.width-1}:0] cnt; reg [{cnt_f.width-1}:0] bitpos; reg [{cnt_f.width-1}:0] k_left;
+    {job_regs}
     reg in_job;
     // reader: one outstanding burst at a time
     reg [63:0] rd_next; reg [31:0] rd_left; reg [8:0] rd_beats_out;
