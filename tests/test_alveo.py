@@ -1,7 +1,7 @@
 """The Alveo flow without Vivado/Vitis: generated files against the register map, the
 typed one-line error for a missing tool, and a Verilator lint of the kernel Verilog.
 
-A small kernel (L = 128, two lanes) at the Alveo bus width (512) keeps the
+A small kernel (L = 128, two lanes) at the Alveo bus width (ALVEO_DATA_BITS) keeps the
 generation to seconds; the files' contents depend on the register map, not
 on the operand width.
 """
@@ -25,10 +25,12 @@ from hefl.flows.alveo import (
     generate,
 )
 from hefl.golden.montgomery import words_for
+from hefl.hw.params import ALVEO_DATA_BITS
 from hefl.hw.regmap import REGMAP
 from hefl.sim.runner import verilator_path
 
-SMALL = AlveoConfig(operand_bits=128, word_bits=32, lanes=2, window_bits=4, data_bits=512)
+SMALL = AlveoConfig(operand_bits=128, word_bits=32, lanes=2, window_bits=4,
+                    data_bits=ALVEO_DATA_BITS)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +103,7 @@ def test_xo_without_vivado_is_one_typed_line_and_leaves_the_files(tmp_path, no_v
     with pytest.raises(ToolNotFound, match=r"^vivado not found on PATH") as e:
         build_xo(tmp_path, config=SMALL)
     assert "\n" not in str(e.value)
-    for name in ("hefl_kernel.v", "kernel.xml", "package_xo.tcl", "hefl_link.cfg"):
+    for name in (f"{KERNEL_NAME}.v", "kernel.xml", "package_xo.tcl", "hefl_link.cfg"):
         assert (tmp_path / name).stat().st_size > 0, name
     # xclbin checks for v++ first, and needs a platform.
     with pytest.raises(ToolNotFound, match=r"^v\+\+ not found"):

@@ -13,11 +13,12 @@ import pytest
 
 from hefl.flows.report_modexp import engine_cycles
 from hefl.golden import batch as gb
+from hefl.hw.params import MODEXP_WINDOW_BITS, MONTMUL_WORD_BITS
 from hefl.sim.engine_model import EngineHarness
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
-W, K = 51, 4
+W, K = MONTMUL_WORD_BITS, MODEXP_WINDOW_BITS
 
 
 @pytest.mark.parametrize("nbits", [1024, 2048], ids=["paillier1024", "paillier2048"])

@@ -11,6 +11,7 @@ counts, equal to the exact model). Paillier-sized jobs:
 
 import pytest
 
+from hefl.hw.params import MONTMUL_WORD_BITS
 from hefl.sim.engine_bench import run_engine_bench
 
 pytestmark = pytest.mark.sim
@@ -22,8 +23,9 @@ pytestmark = pytest.mark.sim
 SMALL = [
     pytest.param(64, 16, 4, 150, 3,
                  {"BE_JOBS": 40, "BE_MODULI": 2, "BE_CT_BITS": "0,1,64,150"}, id="L64-w16-k4-e3"),
-    pytest.param(256, 51, 5, 300, 2,
-                 {"BE_JOBS": 24, "BE_MODULI": 2, "BE_CT_BITS": "5,256,300"}, id="L256-w51-k5-e2"),
+    pytest.param(256, MONTMUL_WORD_BITS, 5, 300, 2,
+                 {"BE_JOBS": 24, "BE_MODULI": 2, "BE_CT_BITS": "5,256,300"},
+                 id=f"L256-w{MONTMUL_WORD_BITS}-k5-e2"),
 ]
 
 

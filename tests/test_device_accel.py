@@ -23,13 +23,20 @@ from hefl.errors import (
     VerificationError,
 )
 from hefl.golden.montgomery import from_words, to_words
+from hefl.hw.params import MONTMUL_WORD_BITS
 from hefl.hw.regmap import LAYOUT
 from hefl.sim.standin_kernel import standin_library
 from hefl.transport.sim import SimTransport
 
 pytestmark = pytest.mark.sim     # builds and runs a Verilator model
 
-@pytest.mark.parametrize("w", [1, 7, 17, 32, 51, 57, 58, 63, 64])
+LIMB, LIMB_BITS = LAYOUT.limb_bytes, LAYOUT.limb_bits
+WD = MONTMUL_WORD_BITS      # the design word (DSP48E2 tiling)
+
+
+# Around the packer's byte-window path (w <= limb bits - 7) and up to a whole limb.
+@pytest.mark.parametrize("w", [1, 7, 17, 32, WD, LIMB_BITS - 7, LIMB_BITS - 6, LIMB_BITS - 1,
+                               LIMB_BITS])
 def test_pack_words_matches_golden(rng, w):
     s = 7
     vals = [0, 1, (1 << (w * s)) - 1] + [rng.getrandbits(rng.randrange(1, w * s + 1)) for _ in range(40)]
@@ -42,18 +49,19 @@ def test_pack_words_matches_golden(rng, w):
 
 def test_pack_words_rejects_overflow():
     with pytest.raises(OperandRangeError):
-        pack_words([1 << (51 * 3)], 51, 3)
+        pack_words([1 << (WD * 3)], WD, 3)
     with pytest.raises(OperandRangeError):
         pack_words([1 << 64], 32, 2)
 
 
 def test_unpack_rejects_dirty_limbs():
-    arr = np.array([[1 << 51, 0]], dtype=np.uint64)
+    arr = np.array([[1 << WD, 0]], dtype=np.uint64)
     with pytest.raises(DeviceError, match="limb"):
-        unpack_words(arr, 51)
+        unpack_words(arr, WD)
 
 
-GEOMS = [dict(word_bits=32, words=8, max_exp_bits=192), dict(word_bits=51, words=6, max_exp_bits=128)]
+GEOMS = [dict(word_bits=32, words=8, max_exp_bits=192),
+         dict(word_bits=WD, words=6, max_exp_bits=128)]
 
 
 @pytest.fixture(scope="module", params=GEOMS, ids=lambda p: f"w{p['word_bits']}")
@@ -127,7 +135,7 @@ def test_batches_are_split_to_fit(lib, rng):
     s = geom["words"]
     # Room for about three MULMOD jobs per descriptor.
     fixed = LAYOUT.header_limbs + LAYOUT.constants_limbs(s)
-    with _accel(path, rng, max_batch_bytes=8 * (fixed + 3 * (1 + 2 * s))) as acc:
+    with _accel(path, rng, max_batch_bytes=LIMB * (fixed + 3 * (1 + 2 * s))) as acc:
         a = [rng.randrange(n) for _ in range(10)]
         b = [rng.randrange(n) for _ in range(10)]
         assert acc.mulmod(a, b, n) == [x * y % n for x, y in zip(a, b)]
@@ -177,10 +185,11 @@ def test_device_status_becomes_typed_error(lib, rng):
         # Declares one word more than the hardware has: status "geometry".
         def write(self, buf, data, offset=0):
             data = bytearray(data)
-            if len(data) > 8 * LAYOUT.header_limbs and buf.size >= len(data) and offset == 0 \
-                    and int.from_bytes(data[:8], "little") == LAYOUT.magic_word:
+            if len(data) > LIMB * LAYOUT.header_limbs and buf.size >= len(data) and offset == 0 \
+                    and int.from_bytes(data[:LIMB], "little") == LAYOUT.magic_word:
                 i = LAYOUT.desc.index("words")
-                data[8 * i:8 * i + 8] = (int.from_bytes(data[8 * i:8 * i + 8], "little") + 1).to_bytes(8, "little")
+                limb = slice(LIMB * i, LIMB * (i + 1))
+                data[limb] = (int.from_bytes(data[limb], "little") + 1).to_bytes(LIMB, "little")
             return super().write(buf, data, offset)
 
     with DeviceAccelerator(Lying(path)) as acc:
@@ -210,7 +219,7 @@ def test_corrupt_result_caught_by_verification(lib, rng):
         b = [rng.randrange(1, n) for _ in range(8)]
         assert acc.mulmod(a, b, n) == [x * y % n for x, y in zip(a, b)]   # clean run first
         rbuf = acc.card_for(n).buffers["result"]
-        first = rbuf.address + 8 * LAYOUT.result_limb(0, acc.hw.words)
+        first = rbuf.address + LIMB * LAYOUT.result_limb(0, acc.hw.words)
         t.fault_corrupt(first, rbuf.address + rbuf.size, bit=1)
         with pytest.raises(VerificationError, match="disagrees with the CPU"):
             acc.mulmod(a, b, n)

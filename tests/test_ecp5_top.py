@@ -12,19 +12,22 @@ import pytest
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from hefl.hw.ecp5_top import BOARD_DEFAULTS, ULX3STop, pll_params
+from hefl.hw.params import ECP5_CLOCK_MHZ, ULX3S_OSC_MHZ
+
+OSC = ULX3S_OSC_MHZ
 
 
-@pytest.mark.parametrize("mhz", [25, 40, 50, 75, 100, 125])
+@pytest.mark.parametrize("mhz", [25, 40, 50, 75, 100, 125, ECP5_CLOCK_MHZ])
 def test_pll_params_are_exact_and_in_range(mhz):
-    clki, fb, op = pll_params(25, mhz)
-    assert 25 / clki * fb == pytest.approx(mhz)
+    clki, fb, op = pll_params(OSC, mhz)
+    assert OSC / clki * fb == pytest.approx(mhz)
     assert 400 <= mhz * op <= 800
-    assert 25 / clki >= 3.125
+    assert OSC / clki >= 3.125
 
 
 def test_pll_params_reject_unreachable():
     with pytest.raises(ValueError, match="No exact EHXPLLL"):
-        pll_params(25, 33.3)
+        pll_params(OSC, 33.3)
 
 
 def test_prepare_renders_pins_and_clock_constraint():
@@ -43,7 +46,7 @@ def test_prepare_renders_pins_and_clock_constraint():
     assert re.search(r'FREQUENCY PORT "clk25_0__io" 25000000(\.0)? HZ;', text), text
     rtlil = plan.files["hefl.il"]
     rtlil = rtlil if isinstance(rtlil, str) else rtlil.decode()
-    clki, fb, op = pll_params(25, 50)
+    clki, fb, op = pll_params(OSC, 50)
     assert "EHXPLLL" in rtlil
     for name, value in (("CLKI_DIV", clki), ("CLKFB_DIV", fb), ("CLKOP_DIV", op)):
         assert re.search(rf"parameter \\{name} {value}\b", rtlil), name

@@ -23,6 +23,18 @@ from hefl.golden.montmul_hw import (
     op_timing,
     row_schedule,
 )
+from hefl.hw.params import (
+    ECP5_TILE_BITS,
+    MONTMUL_ECP5_WORD_BITS,
+    MONTMUL_WORD_BITS,
+    TILE_A_BITS,
+    TILE_B_BITS,
+)
+from hefl.hw.regmap import LAYOUT
+
+#: The design's word widths (DSP48E2 and ECP5 tilings) and the tiles.
+W, WE = MONTMUL_WORD_BITS, MONTMUL_ECP5_WORD_BITS
+TA, TB, TE = TILE_A_BITS, TILE_B_BITS, ECP5_TILE_BITS
 
 
 def _check(a, b, c, latency=5):
@@ -38,7 +50,7 @@ def _check(a, b, c, latency=5):
 
 
 @settings(max_examples=150, deadline=None)
-@given(bits=st.integers(4, 700), w=st.sampled_from([8, 17, 36, 51, 64]),
+@given(bits=st.integers(4, 700), w=st.sampled_from([8, 17, WE, W, 64]),
        latency=st.integers(2, 7), data=st.data())
 def test_random_vs_spec(bits, w, latency, data):
     s = max(words_for(bits, w), 5)
@@ -49,7 +61,7 @@ def test_random_vs_spec(bits, w, latency, data):
     _check(a, b, c, latency)
 
 
-@pytest.mark.parametrize("bits,w", [(256, 51), (1024, 36), (2048, 51), (4096, 51), (4096, 34)])
+@pytest.mark.parametrize("bits,w", [(256, W), (1024, WE), (2048, W), (4096, W), (4096, 2 * TB)])
 def test_corners(bits, w, rng):
     s = words_for(bits, w)
     top = w * ((bits - 1) // w)
@@ -71,7 +83,7 @@ def test_corners(bits, w, rng):
 
 def test_max_carry_reached():
     """All-ones operands and modulus drive the 2-bit carry to its bound."""
-    bits, w = 256, 51
+    bits, w = 256, W
     s = words_for(bits, w)
     n = (1 << bits) - 1
     c = mont_constants(n, w, s)
@@ -79,7 +91,7 @@ def test_max_carry_reached():
 
 
 def test_bad_operands():
-    c = mont_constants((1 << 255) + 19 * 2 + 1, 51)
+    c = mont_constants((1 << 255) + 19 * 2 + 1, W)
     with pytest.raises(OperandRangeError):
         montmul_hw(2 * c.n, 1, c)
     with pytest.raises(OperandRangeError):
@@ -110,9 +122,9 @@ def test_row_schedule(s, latency):
 
 
 def test_op_timing_4096():
-    lat = mul_latency(51, 26, 17)
+    lat = mul_latency(W, TA, TB)
     assert lat == 5  # 6 tiles: input reg, tile reg, 3 adder levels
-    s = words_for(4096, 51)
+    s = words_for(4096, W)
     assert s == 81
     t = op_timing(s, lat)
     assert t.cycles_per_op == s * (2 * s + 1) == 13203
@@ -123,6 +135,6 @@ def test_op_timing_4096():
 
 
 def test_mul_latency_tiles():
-    assert mul_latency(36, 18, 18) == 4   # 4 tiles: 2 levels
-    assert mul_latency(17, 26, 17) == 2   # one tile, no tree
-    assert mul_latency(64, 26, 17) == 6   # 3 × 4 = 12 tiles: 4 levels
+    assert mul_latency(WE, TE, TE) == 4   # 4 tiles: 2 levels
+    assert mul_latency(TB, TA, TB) == 2   # one tile, no tree
+    assert mul_latency(LAYOUT.limb_bits, TA, TB) == 6   # 3 × 4 = 12 tiles: 4 levels

@@ -4,7 +4,7 @@ The memory model checks the protocol rules the kernel relies on (no burst
 crosses 4 KiB, bursts ≤ max_burst, W beats match AWLEN with WLAST on the
 last, outstanding read beats ≤ the credit) and the data path (limb order,
 unaligned starts and ends, byte strobes leave neighbours untouched, abort
-drains everything in flight). DW = 64 and the Alveo width 512.
+drains everything in flight). DW = one limb (64) and the Alveo width (512).
 """
 
 
@@ -12,9 +12,11 @@ import pytest
 from amaranth.sim import Simulator
 
 from hefl.hw.axi_master import AxiMaster
+from hefl.hw.params import ALVEO_DATA_BITS
+from hefl.hw.regmap import LAYOUT
 
 MEM = 1 << 16
-LIMB = 8
+LIMB = LAYOUT.limb_bytes
 
 
 class AxiMemory:
@@ -123,7 +125,7 @@ def run(dut, body, max_cycles):
     assert done, f"testbench did not finish within {max_cycles} cycles"
 
 
-@pytest.mark.parametrize("data_bits", [64, 512])
+@pytest.mark.parametrize("data_bits", [LAYOUT.limb_bits, ALVEO_DATA_BITS])
 def test_reads_and_writes(data_bits, rng):
     max_burst = 4
     dut = AxiMaster(data_bits=data_bits, max_burst=max_burst)

@@ -4,17 +4,23 @@ import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
+from hefl.hw.jobs import COUNT_BITS
 from hefl.hw.kernel import ceil_div_const
+from hefl.hw.params import MONTMUL_ECP5_WORD_BITS, MONTMUL_WORD_BITS, TILE_B_BITS
+from hefl.hw.regmap import LAYOUT
 
 
-@pytest.mark.parametrize("divisor", [51, 36, 32, 17, 64])
+# Word widths w: the two designs', 32, one tile, a whole limb.
+@pytest.mark.parametrize("divisor", [MONTMUL_WORD_BITS, MONTMUL_ECP5_WORD_BITS, 32, TILE_B_BITS,
+                                     LAYOUT.limb_bits])
 def test_ceil_div_const(divisor, rng):
     m = Module()
-    x = Signal(16)
-    y = Signal(16)
-    m.d.comb += y.eq(ceil_div_const(x, divisor, 16))
-    values = [0, 1, divisor - 1, divisor, divisor + 1, 65535, 65535 - divisor]
-    values += [rng.randrange(1 << 16) for _ in range(300)]
+    x = Signal(COUNT_BITS)
+    y = Signal(COUNT_BITS)
+    m.d.comb += y.eq(ceil_div_const(x, divisor, COUNT_BITS))
+    top = (1 << COUNT_BITS) - 1
+    values = [0, 1, divisor - 1, divisor, divisor + 1, top, top - divisor]
+    values += [rng.randrange(1 << COUNT_BITS) for _ in range(300)]
     seen = []
 
     async def tb(ctx):

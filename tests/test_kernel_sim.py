@@ -16,7 +16,9 @@ import json
 import pytest
 
 from hefl.flows.verilog import to_verilog
-from hefl.hw.kernel import KERNEL_NAME, Kernel
+from hefl.hw.kernel import Kernel
+from hefl.hw.params import ALVEO_DATA_BITS, SIM_DATA_BITS
+from hefl.hw.regmap import KERNEL_NAME
 from hefl.paths import build_root
 from hefl.sim.runner import run_cocotb
 
@@ -45,8 +47,8 @@ def pch_fix(monkeypatch):
 
 @pytest.mark.sim
 @pytest.mark.parametrize("data_bits,big_batch", [
-    pytest.param(64, 24, id="dw64"),
-    pytest.param(512, 12, id="dw512", marks=pytest.mark.slow),
+    pytest.param(SIM_DATA_BITS, 24, id=f"dw{SIM_DATA_BITS}"),
+    pytest.param(ALVEO_DATA_BITS, 12, id=f"dw{ALVEO_DATA_BITS}", marks=pytest.mark.slow),
 ])
 def test_kernel_cocotb(data_bits, big_batch, seed, pch_fix):
     v, cfg, build = kernel_config(SMALL, data_bits)

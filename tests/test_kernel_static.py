@@ -1,6 +1,6 @@
 """Static checks of the generated kernel: Verilog ports, Verilator lint, kernel.xml.
 
-The Alveo configuration (DW = 512) is generated at a reduced operand width
+The Alveo configuration (DW = ALVEO_DATA_BITS, 512) is generated at a reduced operand width
 so the test stays fast; ports and the register map do not depend on L.
 """
 
@@ -14,13 +14,15 @@ from hefl.flows.kernel_xml import kernel_xml, write_kernel_xml
 from hefl.flows.verilog import to_verilog
 from hefl.hw.axi_master import axi4_members
 from hefl.hw.axil_ctrl import axil_members
-from hefl.hw.kernel import KERNEL_NAME, Kernel
-from hefl.hw.regmap import REGMAP
+from hefl.hw.kernel import Kernel
+from hefl.hw.params import ALVEO_DATA_BITS, MODEXP_WINDOW_BITS, MONTMUL_WORD_BITS
+from hefl.hw.regmap import KERNEL_NAME, REGMAP
 from hefl.paths import build_root
 from hefl.sim.runner import verilator_path
 
-ALVEO_DW = 512
-PARAMS = dict(operand_bits=256, word_bits=51, lanes=2, window_bits=4, max_exp_bits=256)
+ALVEO_DW = ALVEO_DATA_BITS
+PARAMS = dict(operand_bits=256, word_bits=MONTMUL_WORD_BITS, lanes=2,
+              window_bits=MODEXP_WINDOW_BITS, max_exp_bits=256)
 
 # Verilator warnings that point at real hardware defects (not width noise
 # from generated code): combinational loops, multiple drivers, latches.
@@ -29,7 +31,7 @@ SERIOUS = ("UNOPTFLAT", "MULTIDRIVEN", "LATCH", "COMBDLY", "BLKSEQ", "UNDRIVEN")
 
 @pytest.fixture(scope="module")
 def alveo_verilog():
-    out = build_root() / "verilog" / "kernel_lint_dw512"
+    out = build_root() / "verilog" / f"kernel_lint_dw{ALVEO_DW}"
     return to_verilog(Kernel(**PARAMS, data_bits=ALVEO_DW), name=KERNEL_NAME, out_dir=out)
 
 
@@ -51,9 +53,9 @@ def test_top_ports_follow_the_contract(alveo_verilog):
     for n, d, w in axi4_members(ALVEO_DW):
         want[f"{REGMAP.memory_port}_{n}"] = ("output" if d == "out" else "input", w)
     assert ports == want
-    # The contract's names and widths, spelled out independently.
-    assert ports["m_axi_gmem_wdata"] == ("output", 512)
-    assert ports["m_axi_gmem_wstrb"] == ("output", 64)
+    # The contract's names and widths, spelled out independently of axi4_members.
+    assert ports["m_axi_gmem_wdata"] == ("output", ALVEO_DW)
+    assert ports["m_axi_gmem_wstrb"] == ("output", ALVEO_DW // 8)
     assert ports["m_axi_gmem_araddr"] == ("output", 64)
     assert ports["m_axi_gmem_arlen"] == ("output", 8)
     assert ports["s_axi_control_awaddr"] == ("input", 12)

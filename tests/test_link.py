@@ -18,6 +18,7 @@ from amaranth.sim import Simulator
 from hefl.hw.axil_ctrl import AxilCtrl
 from hefl.hw.link import Link
 from hefl.hw.link_proto import (
+    HEADER_BYTES,
     Cmd,
     ReplyParser,
     Status,
@@ -25,7 +26,7 @@ from hefl.hw.link_proto import (
     encode_request,
     parse_info,
 )
-from hefl.hw.regmap import REGMAP
+from hefl.hw.regmap import LAYOUT, REGMAP
 
 MEM_LIMBS = 64
 TIMEOUT = 60
@@ -131,7 +132,7 @@ def _replies(data):
 def test_info_write_read_memory_and_registers(rng):
     base = rng.randrange(0, MEM_LIMBS - 16)
     n = rng.randrange(1, 17)
-    limbs = [rng.getrandbits(64) for _ in range(n)]
+    limbs = [rng.getrandbits(LAYOUT.limb_bits) for _ in range(n)]
     payload = b"".join(struct.pack("<Q", v) for v in limbs)
     desc_lo = REGMAP.reg("desc_lo").offset
     hw_words = REGMAP.reg("hw_words").offset
@@ -157,16 +158,16 @@ def test_info_write_read_memory_and_registers(rng):
 
 
 def test_bad_frames_get_error_replies_and_the_parser_recovers(rng):
-    limb = rng.getrandbits(64)
+    limb = rng.getrandbits(LAYOUT.limb_bits)
     good = encode_request(Cmd.WRITE_MEM, 3, 1, struct.pack("<Q", limb))
     bad_hcrc = bytearray(encode_request(Cmd.WRITE_MEM, 5, 1, struct.pack("<Q", 0xDEAD)))
-    bad_hcrc[8] ^= 0x40                                     # corrupt HCRC
+    bad_hcrc[HEADER_BYTES] ^= 0x40                          # corrupt HCRC (after SYNC)
     bad_pcrc = bytearray(encode_request(Cmd.WRITE_REG, REGMAP.reg("result_lo").offset, 1,
                                         struct.pack("<I", 0x1234)))
     bad_pcrc[-1] ^= 1
     # An unknown command whose "payload" is full of SYNC bytes and a valid-looking frame.
     unknown = encode_request(0x7E, 0, 0) + encode_request(Cmd.READ_MEM, 0, 1)[:-1] + b"\xa5" * 5
-    truncated = encode_request(Cmd.WRITE_MEM, 0, 2, bytes(16))[:12]
+    truncated = encode_request(Cmd.WRITE_MEM, 0, 2, bytes(2 * LAYOUT.limb_bytes))[:12]
     out_of_range = encode_request(Cmd.READ_MEM, MEM_LIMBS - 1, 2)
     reg_len = encode_request(Cmd.READ_REG, 0, 2)
     reg_unaligned = encode_request(Cmd.READ_REG, 2, 1)
@@ -200,7 +201,7 @@ def test_crc8_reference():
     # CRC-8/SMBUS check value of "123456789" is 0xF4 (the catalogue's test vector).
     assert crc8(b"123456789") == 0xF4
     with pytest.raises(ValueError):
-        encode_request(Cmd.WRITE_MEM, 0, 2, bytes(8))
+        encode_request(Cmd.WRITE_MEM, 0, 2, bytes(LAYOUT.limb_bytes))    # one limb, not two
 
 
 def test_bad_parameters_are_typed_errors():

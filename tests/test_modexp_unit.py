@@ -122,10 +122,16 @@ def test_lane_montmuls_follow_golden_schedule(rng):
 
 
 def test_job_op_values_match_golden():
-    from hefl.hw.params import JOB_COUNT_BITS
+    from amaranth.hdl import unsigned
+
+    from hefl.hw.jobs import COUNT_BITS
+    from hefl.hw.regmap import LAYOUT
     assert (JobOp.POWMOD.value, JobOp.MULMOD.value, JobOp.PRODUCT.value) == \
         (gb.POWMOD, gb.MULMOD, gb.PRODUCT)
-    assert gb.COUNT_BITS == JOB_COUNT_BITS
+    # Both read the job header of the register map, the one source.
+    assert [(op.name.lower(), op.value) for op in JobOp] == list(LAYOUT.ops)
+    assert JobOp.as_shape() == unsigned(LAYOUT.job_field("op").width)
+    assert gb.COUNT_BITS == COUNT_BITS == LAYOUT.job_field("count").width
 
 
 def test_job_encoders_reject_bad_operands():

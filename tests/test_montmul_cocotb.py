@@ -13,25 +13,35 @@ import pytest
 
 from hefl.golden.montgomery import words_for
 from hefl.golden.montmul_hw import mul_latency, op_timing
-from hefl.hw.params import ECP5_TILE_BITS, TILE_A_BITS, TILE_B_BITS
+from hefl.hw.params import (
+    ECP5_TILE_BITS,
+    MONTMUL_ECP5_WORD_BITS,
+    MONTMUL_WORD_BITS,
+    TILE_A_BITS,
+    TILE_B_BITS,
+)
 from hefl.sim.montmul_bench import run_montmul_bench
 
 pytestmark = pytest.mark.sim
 
 DSP = (TILE_A_BITS, TILE_B_BITS)
 ECP5 = (ECP5_TILE_BITS, ECP5_TILE_BITS)
+W, WE = MONTMUL_WORD_BITS, MONTMUL_ECP5_WORD_BITS
+
+
+def _config(bits, w, tiles, knobs, **kw):
+    return pytest.param(bits, w, tiles, knobs, id=f"L{bits}-w{w}", **kw)
+
 
 #: (operand bits, word bits, tiles, knobs); w = 51 on DSP48E2 tiles and
 #: w = 36 on ECP5 tiles (two word widths, two multiplier trees).
 CONFIGS = [
-    pytest.param(256, 51, DSP, {"MM_OPS": 8, "MM_MODULI": 3}, id="L256-w51"),
-    pytest.param(256, 36, ECP5, {"MM_OPS": 8, "MM_MODULI": 3}, id="L256-w36"),
-    pytest.param(1024, 36, ECP5, {"MM_OPS": 4, "MM_MODULI": 2}, id="L1024-w36"),
-    pytest.param(1024, 51, DSP, {"MM_OPS": 4, "MM_MODULI": 2}, id="L1024-w51"),
-    pytest.param(2048, 51, DSP, {"MM_OPS": 3, "MM_MODULI": 1, "MM_QUICK": 1},
-                 id="L2048-w51", marks=pytest.mark.slow),
-    pytest.param(4096, 51, DSP, {"MM_OPS": 2, "MM_MODULI": 1, "MM_QUICK": 1},
-                 id="L4096-w51", marks=pytest.mark.slow),
+    _config(256, W, DSP, {"MM_OPS": 8, "MM_MODULI": 3}),
+    _config(256, WE, ECP5, {"MM_OPS": 8, "MM_MODULI": 3}),
+    _config(1024, WE, ECP5, {"MM_OPS": 4, "MM_MODULI": 2}),
+    _config(1024, W, DSP, {"MM_OPS": 4, "MM_MODULI": 2}),
+    _config(2048, W, DSP, {"MM_OPS": 3, "MM_MODULI": 1, "MM_QUICK": 1}, marks=pytest.mark.slow),
+    _config(4096, W, DSP, {"MM_OPS": 2, "MM_MODULI": 1, "MM_QUICK": 1}, marks=pytest.mark.slow),
 ]
 
 

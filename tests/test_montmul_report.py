@@ -15,6 +15,7 @@ from hefl.flows.report import SECTIONS, _load_sections, register_section
 from hefl.golden.montgomery import words_for
 from hefl.golden.montmul_hw import mul_latency, op_timing
 from hefl.hw.mulpipe import tile_plan
+from hefl.hw.params import MONTMUL_WORD_BITS, TILE_A_BITS, TILE_B_BITS
 
 
 @pytest.mark.slow
@@ -25,12 +26,13 @@ def test_hw_report_quick(tmp_path, seed):
     assert rc == 0
     rep = json.loads((tmp_path / "montmul.json").read_text())
     (row,) = rep["configurations"]
-    assert (row["operand_bits"], row["word_bits"]) == (256, 51)
-    timing = op_timing(words_for(256, 51), mul_latency(51, 26, 17))
+    w, tiles = MONTMUL_WORD_BITS, (TILE_A_BITS, TILE_B_BITS)
+    assert (row["operand_bits"], row["word_bits"]) == (256, w)
+    timing = op_timing(words_for(256, w), mul_latency(w, *tiles))
     assert row["cycles_per_op"] == timing.cycles_per_op
     assert row["latency_cycles"] == timing.latency_cycles
     # Each 26×17 tile is one DSP48E2 and nothing else uses one.
-    assert row["xcup"]["dsp48e2"] == len(tile_plan(51, 51, 26, 17)[0]) == 6
+    assert row["xcup"]["dsp48e2"] == len(tile_plan(w, w, *tiles)[0]) == 6
     assert row["xcup"]["lut"] > 0 and row["xcup"]["ff"] > 0
     assert rep["targets"]["dsp_cycles_per_op_max"] == 146_000
 

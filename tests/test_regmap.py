@@ -59,8 +59,10 @@ def test_layout_indices():
 
 
 def test_import_is_pure_data():
-    # The host imports the map on every call path: it must not pull in Amaranth.
-    code = "import sys, hefl.hw.regmap; assert 'amaranth' not in sys.modules"
+    # The host imports the map on every call path: it must not pull in Amaranth,
+    # nor may the widths and the golden models that read it.
+    code = ("import sys, hefl.hw.regmap, hefl.hw.params, hefl.golden.batch; "
+            "assert 'amaranth' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

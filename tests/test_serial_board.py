@@ -15,11 +15,13 @@ import pytest
 from hefl.accel.base import get_accelerator
 from hefl.errors import DeviceError, LinkError, ModulusError
 from hefl.hw import link_proto as lp
-from hefl.hw.regmap import HWCFG_REGS, REGMAP
+from hefl.hw.regmap import HWCFG_REGS, LAYOUT, REGMAP
 from hefl.sim.board_model import SIM_BOARD, BoardModelPort, board_library
 from hefl.transport.serial import SerialTransport
 
 pytestmark = pytest.mark.sim
+
+LIMB = LAYOUT.limb_bytes
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +47,16 @@ def test_transport_memory_and_registers(port, rng):
     expect = {"hw_word_bits": SIM_BOARD["word_bits"],
               "hw_words": words_for(SIM_BOARD["operand_bits"], SIM_BOARD["word_bits"]),
               "hw_lanes": SIM_BOARD["lanes"], "hw_window_bits": SIM_BOARD["window_bits"],
-              "hw_max_exp_bits": SIM_BOARD["max_exp_bits"], "hw_data_bits": 64}
+              "hw_max_exp_bits": SIM_BOARD["max_exp_bits"],
+              "hw_data_bits": LAYOUT.limb_bits}      # the board's bus: one limb per beat
     assert {n: tr.read_reg(n) for n in HWCFG_REGS} == expect
     assert tr.max_len == min(0xFFFF, SIM_BOARD["mem_limbs"])
     # The host may use shorter frames than the board allows: chunking exercised.
     tr.max_len = 64
     # Two buffers, one longer than a frame; random contents round-trip.
-    a = tr.alloc(tr.max_len * 8 * 3 + 40)
+    a = tr.alloc(tr.max_len * LIMB * 3 + 40)
     b = tr.alloc(100)
-    assert a.address % 8 == 0 and b.address >= a.address + a.size
+    assert a.address % LIMB == 0 and b.address >= a.address + a.size
     data_a = bytes(rng.getrandbits(8) for _ in range(a.size))
     data_b = bytes(rng.getrandbits(8) for _ in range(b.size))
     tr.write(a, data_a)
@@ -67,7 +70,7 @@ def test_transport_memory_and_registers(port, rng):
     tr.free(a)
     tr.free(b)
     with pytest.raises(DeviceError, match="exhausted"):
-        tr.alloc(tr.mem_limbs * 8)
+        tr.alloc(tr.mem_limbs * LIMB)
     tr.close()
 
 
@@ -87,7 +90,7 @@ def test_bad_frames_get_error_replies_and_the_link_recovers(port, rng):
     assert (r.cmd, r.status) == (lp.Cmd.WRITE_REG, lp.Status.BAD_CRC)
     (r,) = raw(lp.encode_request(0x66, 0, 0) + b"\xa5\x02\x00")
     assert (r.cmd, r.status) == (0x66, lp.Status.BAD_CMD)
-    (r,) = raw(lp.encode_request(lp.Cmd.WRITE_MEM, 8, 2, bytes(16))[:14])
+    (r,) = raw(lp.encode_request(lp.Cmd.WRITE_MEM, 8, 2, bytes(2 * LIMB))[:14])
     assert (r.cmd, r.status) == (lp.Cmd.WRITE_MEM, lp.Status.TIMEOUT)
     (r,) = raw(lp.encode_request(lp.Cmd.READ_MEM, SIM_BOARD["mem_limbs"] - 1, 2))
     assert (r.cmd, r.status) == (lp.Cmd.READ_MEM, lp.Status.BAD_RANGE)

@@ -122,7 +122,7 @@ def test_corrupt_fault_caught_by_verification(keys, seed):
         agg = he.aggregate([cv, cv])        # a clean run sizes the buffers
         assert he.decrypt(agg) == [2 * i for i in range(6)]
         rbuf = acc.card_for(pub.n2).buffers["result"]
-        first = rbuf.address + 8 * LAYOUT.result_limb(0, acc.hw.words)
+        first = rbuf.address + LAYOUT.limb_bytes * LAYOUT.result_limb(0, acc.hw.words)
         acc.transport.fault_corrupt(first, rbuf.address + rbuf.size, bit=3)
         with pytest.raises(VerificationError):
             he.aggregate([cv, cv])

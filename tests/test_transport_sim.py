@@ -14,7 +14,7 @@ import pytest
 
 from hefl.errors import DeviceError, DeviceTimeout
 from hefl.golden.montgomery import mont_constants, to_words
-from hefl.hw.regmap import HWCFG_REGS, LAYOUT, REGMAP
+from hefl.hw.regmap import HWCFG_REGS, KERNEL_NAME, LAYOUT, REGMAP
 from hefl.sim.kernel_model import build_sim_library
 from hefl.sim.standin_kernel import standin_library, write_standin
 from hefl.transport.sim import SimTransport
@@ -22,6 +22,7 @@ from hefl.transport.sim import SimTransport
 pytestmark = pytest.mark.sim     # builds and runs a Verilator model
 
 W, S, X = 32, 8, 192
+LIMB = LAYOUT.limb_bytes
 PARAMS = dict(word_bits=W, words=S, max_exp_bits=X)
 
 
@@ -70,14 +71,14 @@ def _descriptor(rng, n_jobs, *, magic=None, words=S):
 
 def _run(t, data, n_jobs, timeout=10.0):
     d = t.alloc(len(data))
-    r = t.alloc(8 * LAYOUT.result_buffer_limbs(n_jobs, S))
+    r = t.alloc(LIMB * LAYOUT.result_buffer_limbs(n_jobs, S))
     t.write(d, data)
     t.sync_to_device(d)
     t.sync_to_device(r)
     t.start(desc=d, result=r)
     cycles = t.wait(timeout)
     t.sync_from_device(r)
-    limbs = struct.unpack(f"<{r.size // 8}Q", t.read(r))
+    limbs = struct.unpack(f"<{r.size // LIMB}Q", t.read(r))
     res = [sum(limbs[LAYOUT.result_limb(i, S) + j] << (W * j) for j in range(S)) for i in range(n_jobs)]
     return limbs[:LAYOUT.result.limbs], res, cycles, (d, r)
 
@@ -95,7 +96,7 @@ def test_registers_and_hwcfg(lib):
     t = SimTransport(lib)
     got = {n: t.read_reg(n) for n in HWCFG_REGS}
     assert got["hw_word_bits"] == W and got["hw_words"] == S and got["hw_max_exp_bits"] == X
-    assert got["hw_data_bits"] == t.data_bits == 64
+    assert got["hw_data_bits"] == t.data_bits == LAYOUT.limb_bits    # one limb per beat
     # Argument registers hold what was written (RW); ap_idle is up before any run.
     t.write_reg("desc_lo", 0x12345678)
     assert t.read_reg("desc_lo") == 0x12345678
@@ -115,7 +116,7 @@ def test_mixed_batch_with_backpressure(lib, rng, stall):
     assert res == expect
     assert t.protocol_errors == 0, t.last_error
     reads, writes = t.bus_beats
-    assert reads >= len(data) // 8 - 2 * S   # the stand-in skips R² and R mod N
+    assert reads >= len(data) // LIMB - 2 * S   # the stand-in skips R² and R mod N
     assert writes == LAYOUT.result_buffer_limbs(13, S)
     # Back to back on the same device: a second batch, fresh buffers.
     data, expect = _descriptor(rng, 4)
@@ -141,7 +142,7 @@ def test_geometry_mismatch_gives_status(lib, rng):
 def test_hang_fault_times_out_on_time(lib, rng):
     t = SimTransport(lib, slice_cycles=20_000)
     data, _ = _descriptor(rng, 3)
-    d, r = t.alloc(len(data)), t.alloc(8 * LAYOUT.result_buffer_limbs(3, S))
+    d, r = t.alloc(len(data)), t.alloc(LIMB * LAYOUT.result_buffer_limbs(3, S))
     t.write(d, data)
     t.sync_to_device(d)
     t.fault_hang(True)
@@ -160,8 +161,8 @@ def test_hang_fault_times_out_on_time(lib, rng):
 def test_corrupt_fault_flips_one_result_bit(lib, rng):
     t = SimTransport(lib)
     data, expect = _descriptor(rng, 6)
-    d, r = t.alloc(len(data)), t.alloc(8 * LAYOUT.result_buffer_limbs(6, S))
-    lo = r.address + 8 * LAYOUT.result_limb(0, S)
+    d, r = t.alloc(len(data)), t.alloc(LIMB * LAYOUT.result_buffer_limbs(6, S))
+    lo = r.address + LIMB * LAYOUT.result_limb(0, S)
     t.fault_corrupt(lo, r.address + r.size, bit=0)
     assert t.corrupt_pending
     t.write(d, data)
@@ -170,7 +171,7 @@ def test_corrupt_fault_flips_one_result_bit(lib, rng):
     t.wait(10)
     assert not t.corrupt_pending
     t.sync_from_device(r)
-    limbs = struct.unpack(f"<{r.size // 8}Q", t.read(r))
+    limbs = struct.unpack(f"<{r.size // LIMB}Q", t.read(r))
     res = [sum(limbs[LAYOUT.result_limb(i, S) + j] << (W * j) for j in range(S)) for i in range(6)]
     diff = [a ^ b for a, b in zip(res, expect)]
     assert sorted(diff, reverse=True)[0] == 1 and sum(1 for x in diff if x) == 1
@@ -179,7 +180,7 @@ def test_corrupt_fault_flips_one_result_bit(lib, rng):
 def test_kernel_access_outside_buffers_is_reported(lib, rng):
     t = SimTransport(lib)
     data, _ = _descriptor(rng, 1)
-    r = t.alloc(8 * LAYOUT.result_buffer_limbs(1, S))
+    r = t.alloc(LIMB * LAYOUT.result_buffer_limbs(1, S))
     # desc points at memory nobody allocated: the memory answers SLVERR, counts it.
     t.start(desc=0x40, result=r)
     t.wait(10)
@@ -187,7 +188,8 @@ def test_kernel_access_outside_buffers_is_reported(lib, rng):
     assert "read outside every buffer at 0x40" in t.last_error
     t.sync_from_device(r)
     # The kernel read zeros: bad magic.
-    limbs = struct.unpack("<8Q", t.read(r, 64))
+    head = LAYOUT.result.limbs
+    limbs = struct.unpack(f"<{head}Q", t.read(r, head * LIMB))
     assert limbs[LAYOUT.result.index("status")] != 0
 
 
@@ -226,7 +228,7 @@ def test_buffer_errors(lib):
 def test_failed_build_is_a_clear_error(tmp_path):
     from hefl.errors import BackendUnavailable
     bad = tmp_path / "k.v"
-    bad.write_text("module hefl_kernel(input wire ap_clk); this is not verilog endmodule\n")
+    bad.write_text(f"module {KERNEL_NAME}(input wire ap_clk); this is not verilog endmodule\n")
     out = tmp_path / "so"
     with pytest.raises(BackendUnavailable, match="building the simulated device failed") as e:
         build_sim_library(bad, out_root=out)

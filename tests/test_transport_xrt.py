@@ -20,7 +20,7 @@ import pytest
 from hefl.accel import get_accelerator
 from hefl.accel.device import DeviceAccelerator
 from hefl.errors import BackendUnavailable, DeviceTimeout
-from hefl.hw.regmap import HWCFG_REGS
+from hefl.hw.regmap import HWCFG_REGS, KERNEL_NAME
 from hefl.sim.standin_kernel import standin_library
 from hefl.transport.sim import SimTransport
 from hefl.transport.xrt import XrtTransport, write_hwcfg
@@ -105,7 +105,7 @@ def _fake_pyxrt(sim):
 
     class kernel:
         def __init__(self, dev, uuid, name):
-            assert name == "hefl_kernel" and uuid == "uuid-0"
+            assert name == KERNEL_NAME and uuid == "uuid-0"
 
         def group_id(self, index):
             return 0

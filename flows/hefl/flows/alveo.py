@@ -41,7 +41,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hefl.flows.kernel_xml import KERNEL_VLNV, write_kernel_xml
-from hefl.hw.regmap import KERNEL_NAME, REGMAP
+from hefl.hw.params import (
+    ALVEO_CLOCK_MHZ,
+    ALVEO_DATA_BITS,
+    MODEXP_WINDOW_BITS,
+    MONTMUL_WORD_BITS,
+)
+from hefl.hw.regmap import KERNEL_NAME, LAYOUT, REGMAP
 
 __all__ = ["AlveoConfig", "KERNEL_NAME", "CU_NAME", "generate", "package_xo_tcl",
            "link_config", "build_xo", "build_xclbin", "add_arguments", "run"]
@@ -59,13 +65,14 @@ class AlveoConfig:
     operand_bits : int
         Modulus width L the BatchEngine is built for (4096: Paillier-2048's n²).
     word_bits : int
-        Word width w (the DSP48E2 word of :mod:`hefl.hw.params`).
+        Word width w (the DSP48E2 word of :mod:`hefl.hw.params`; ``None`` means that too).
     lanes : int
         BatchEngine lanes E.
     window_bits : int
         Modexp window k.
     data_bits : int
-        ``m_axi_gmem`` width; 512 matches the Alveo DDR controllers.
+        ``m_axi_gmem`` width; :data:`~hefl.hw.params.ALVEO_DATA_BITS` matches
+        the Alveo DDR controllers.
     clock_mhz : int
         Kernel clock asked of v++ (``kernel_frequency``).
     memory : str
@@ -73,24 +80,25 @@ class AlveoConfig:
     """
 
     operand_bits: int = 4096
-    word_bits: int = None
+    word_bits: int = MONTMUL_WORD_BITS
     lanes: int = 8
-    window_bits: int = 4
-    data_bits: int = 512
-    clock_mhz: int = 300
+    window_bits: int = MODEXP_WINDOW_BITS
+    data_bits: int = ALVEO_DATA_BITS
+    clock_mhz: int = ALVEO_CLOCK_MHZ
     memory: str = "DDR[0]"
 
     def __post_init__(self):
         if self.word_bits is None:
-            from hefl.hw.params import MONTMUL_WORD_BITS
             object.__setattr__(self, "word_bits", MONTMUL_WORD_BITS)
         for name in ("operand_bits", "word_bits", "lanes", "window_bits", "data_bits", "clock_mhz"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise TypeError(f"{name.replace('_', ' ').capitalize()} must be a positive "
                                 f"integer, not {v!r}")
-        if self.data_bits % 64 or self.data_bits & (self.data_bits - 1):
-            raise TypeError(f"Data width must be a power of two multiple of 64, not {self.data_bits}")
+        limb = LAYOUT.limb_bits
+        if self.data_bits % limb or self.data_bits & (self.data_bits - 1):
+            raise TypeError(f"Data width must be a power of two multiple of {limb}, "
+                            f"not {self.data_bits}")
 
     def kernel_params(self):
         """Keyword arguments of :class:`hefl.hw.kernel.Kernel`."""
@@ -344,7 +352,7 @@ def add_arguments(parser):
                         help="generate the files only, or also run Vivado (xo) and v++ (xclbin)")
     parser.add_argument("--platform", default=None, help="Vitis platform (xclbin)")
     parser.add_argument("--out", default=None, help="output directory (default build/alveo)")
-    d = AlveoConfig(word_bits=1)
+    d = AlveoConfig()
     parser.add_argument("--operand-bits", type=int, default=d.operand_bits)
     parser.add_argument("--word-bits", type=int, default=None)
     parser.add_argument("--lanes", type=int, default=d.lanes)

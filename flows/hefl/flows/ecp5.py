@@ -47,7 +47,8 @@ def build_bitstream(out=None, *, clock_mhz=None, seed=1, **core):
     out : path-like, optional
         Build root (default ``build``); files go to ``out/ecp5`` and ``out/reports``.
     clock_mhz : int, optional
-        Target clock (the PLL output); default from :data:`BOARD_DEFAULTS`.
+        Target clock (the PLL output); default from
+        :data:`~hefl.hw.ecp5_top.BOARD_DEFAULTS` (:data:`hefl.hw.params.ECP5_CLOCK_MHZ`).
     seed : int
         nextpnr placement seed.
     **core
@@ -62,7 +63,6 @@ def build_bitstream(out=None, *, clock_mhz=None, seed=1, **core):
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
     from hefl.hw.ecp5_top import BOARD_DEFAULTS, ULX3STop
-    from hefl.hw.params import MONTMUL_ECP5_WORD_BITS
     from hefl.paths import build_root
 
     root = Path(out).resolve() if out is not None else build_root()
@@ -73,8 +73,6 @@ def build_bitstream(out=None, *, clock_mhz=None, seed=1, **core):
     cfg = {**BOARD_DEFAULTS, **{k: v for k, v in core.items() if v is not None}}
     if clock_mhz is not None:
         cfg["clock_mhz"] = clock_mhz
-    if cfg["word_bits"] is None:
-        cfg["word_bits"] = MONTMUL_ECP5_WORD_BITS
     os.environ.setdefault("YOWASP_CACHE_DIR", str(root / "cache" / "yowasp"))
     os.environ.setdefault("XDG_CACHE_HOME", str(root / "cache" / "xdg"))
     for k, v in _tool_env().items():
@@ -132,8 +130,10 @@ def build_bitstream(out=None, *, clock_mhz=None, seed=1, **core):
 
 def add_arguments(parser):
     """Arguments of ``hefl bitstream``."""
+    from hefl.hw.params import ECP5_CLOCK_MHZ
     parser.add_argument("--out", default=None, help="build root (default build/)")
-    parser.add_argument("--clock-mhz", type=int, default=None, help="target clock (PLL output)")
+    parser.add_argument("--clock-mhz", type=int, default=None,
+                        help=f"target clock, the PLL output (default {ECP5_CLOCK_MHZ})")
     parser.add_argument("--lanes", type=int, default=None)
     parser.add_argument("--operand-bits", type=int, default=None)
     parser.add_argument("--mem-limbs", type=int, default=None)

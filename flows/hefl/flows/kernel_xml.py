@@ -21,6 +21,7 @@ the Vitis documentation (UG1393, "RTL Kernels", kernel.xml)::
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from hefl.hw.params import ALVEO_DATA_BITS
 from hefl.hw.regmap import KERNEL_NAME, REGMAP
 
 __all__ = ["kernel_xml", "write_kernel_xml", "KERNEL_VLNV"]
@@ -34,7 +35,7 @@ def _hex(v):
     return f"0x{v:X}"
 
 
-def kernel_xml(*, regmap=REGMAP, data_bits=512, name=None, vlnv=KERNEL_VLNV):
+def kernel_xml(*, regmap=REGMAP, data_bits=ALVEO_DATA_BITS, name=None, vlnv=KERNEL_VLNV):
     """The text of ``kernel.xml``.
 
     Parameters
@@ -42,7 +43,7 @@ def kernel_xml(*, regmap=REGMAP, data_bits=512, name=None, vlnv=KERNEL_VLNV):
     regmap : RegisterMap
         Source of the ports' names, the control range and the arguments.
     data_bits : int
-        ``m_axi_gmem`` data width (512 on Alveo).
+        ``m_axi_gmem`` data width (default Alveo's, :data:`hefl.hw.params.ALVEO_DATA_BITS`).
     name : str, optional
         Kernel name; defaults to the name part of ``vlnv``.
     vlnv : tuple of str

@@ -8,7 +8,7 @@ Pure Python: no Amaranth.
 
 from pathlib import Path
 
-from hefl.hw.regmap import LAYOUT, REGMAP
+from hefl.hw.regmap import KERNEL_NAME, LAYOUT, REGMAP
 
 __all__ = ["regmap_markdown", "write_regmap_doc"]
 
@@ -19,7 +19,7 @@ def _bits(f):
 
 def regmap_markdown(regmap=REGMAP, layout=LAYOUT):
     """The register map and buffer formats as one Markdown document."""
-    out = ["# hefl_kernel register map and buffers", "",
+    out = [f"# {KERNEL_NAME} register map and buffers", "",
            f"Generated from `hefl.hw.regmap`. AXI4-Lite port `{regmap.control_port}` "
            f"({regmap.addr_bits}-bit addresses, 32-bit registers); memory port "
            f"`{regmap.memory_port}`.", "",

@@ -32,13 +32,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hefl.hw.params import (
-    ECP5_TARGET_MHZ,
+    ECP5_MONTMUL_TARGET_MHZ,
     ECP5_TILE_BITS,
     MONTMUL_ECP5_WORD_BITS,
     MONTMUL_WORD_BITS,
     TILE_A_BITS,
     TILE_B_BITS,
 )
+from hefl.hw.regmap import LAYOUT
 
 __all__ = ["add_arguments", "run", "register_section", "SECTIONS", "SECTION_MODULES",
            "MONTMUL_CONFIGS", "montmul_report"]
@@ -61,9 +62,10 @@ MONTMUL_CONFIGS = [
     ("main", 1024, MONTMUL_WORD_BITS, DSP, False),
     ("board", 1024, MONTMUL_ECP5_WORD_BITS, ECP5, True),
     ("board", 2048, MONTMUL_ECP5_WORD_BITS, ECP5, True),
-    ("alternative", 4096, 34, DSP, False),
-    ("alternative", 4096, 17, DSP, False),
-    ("alternative", 4096, 64, DSP, False),
+    # Two tiles wide, one tile, and the widest word a limb holds.
+    ("alternative", 4096, 2 * TILE_B_BITS, DSP, False),
+    ("alternative", 4096, TILE_B_BITS, DSP, False),
+    ("alternative", 4096, LAYOUT.limb_bits, DSP, False),
 ]
 #: ``--quick``: one small configuration (checks the flow and the JSON shape).
 MONTMUL_QUICK = [("main", 256, MONTMUL_WORD_BITS, DSP, False)]
@@ -179,7 +181,7 @@ def montmul_report(args):
             row["dsp_cycles_per_op"] = xcup["dsp48e2"] * bench["cycles_per_op"]
         if want_ecp5 and not args.no_ecp5:
             _log(f"{top}: yosys synth_ecp5 + nextpnr-ecp5 (85F, CABGA381, -6)")
-            ecp5 = synth_ecp5(verilog, top=top, freq_mhz=ECP5_TARGET_MHZ)
+            ecp5 = synth_ecp5(verilog, top=top, freq_mhz=ECP5_MONTMUL_TARGET_MHZ)
             util = ecp5.pop("utilization")
             ecp5["available"] = {k: int(util[k]["available"]) for k in
                                  ("MULT18X18D", "TRELLIS_COMB", "TRELLIS_FF", "DP16KD") if k in util}
@@ -192,7 +194,7 @@ def montmul_report(args):
     out = {"configurations": rows, "seed": args.seed,
            "targets": {"dsp_cycles_per_op_max": DSP_CYCLES_TARGET,
                        "dsp_cycles_per_op_goal": DSP_CYCLES_GOAL,
-                       "ecp5_fmax_mhz_min": ECP5_TARGET_MHZ},
+                       "ecp5_fmax_mhz_min": ECP5_MONTMUL_TARGET_MHZ},
            "notes": ("cycles from Verilator (cocotb bench, equal to the model's prediction); "
                      "xcup counts from yosys synth_xilinx -family xcup (LUTs rough, no timing); "
                      "ECP5 from yosys synth_ecp5 + nextpnr-ecp5 --85k --package CABGA381 --speed 6")}

@@ -29,23 +29,20 @@ import sys
 import time
 
 from hefl.flows.report import register_section
-from hefl.hw.params import MODEXP_WINDOW_BITS, MONTMUL_WORD_BITS
+from hefl.hw.params import ALVEO_CLOCK_MHZ, MODEXP_WINDOW_BITS, MONTMUL_WORD_BITS
+from hefl.hw.regmap import LAYOUT
 
-__all__ = ["modexp_report", "engine_cycles", "U250", "CLOCK_MHZ", "PCIE_BYTES_PER_S", "TARGETS_1024",
+__all__ = ["modexp_report", "engine_cycles", "U250", "PCIE_BYTES_PER_S", "TARGETS_1024",
            "project_lanes", "lut_equivalent"]
 
 #: Alveo U250 resources (UltraScale+ XCU250).
 U250 = {"dsp48e2": 12_288, "lut": 1_728_000, "ff": 3_456_000, "bram36": 2_688, "uram": 1_280}
 #: Share of each resource the projection may use.
 U250_FILL = 0.8
-#: Kernel clock of the projection (usual for Alveo RTL kernels).
-CLOCK_MHZ = 300
 #: Host link: PCIe Gen3 ×16, bytes per second counted over both directions.
 PCIE_BYTES_PER_S = 12e9
 #: Lanes behind one BatchEngine input stream (one w-bit word per cycle each).
 LANES_PER_ENGINE = 64
-#: Window width of the projected lanes.
-WINDOW_BITS = MODEXP_WINDOW_BITS
 #: Issue 4 targets for Paillier-1024 (Clustar's published U250 engine).
 TARGETS_1024 = {"encrypt_per_s": 33_653, "decrypt_per_s": 69_355, "mulmod_per_s": 359_942}
 
@@ -199,8 +196,8 @@ def _simulate_paillier(nbits, w, k, rng):
 
 
 def _limb_bytes(*words):
-    """Bytes of the kernel's transfer format: one 64-bit limb per word, one header limb."""
-    return 8 * (sum(words) + 1)
+    """Bytes of the kernel's transfer format: one limb per word, one header limb."""
+    return LAYOUT.limb_bytes * (sum(words) + 1)
 
 
 @register_section("modexp", help="ModExp/BatchEngine Paillier cycles, lane resources, U250 projection")
@@ -209,13 +206,13 @@ def modexp_report(args):
 
     from hefl.golden.montgomery import words_for
 
-    w, k = MONTMUL_WORD_BITS, WINDOW_BITS
+    w, k = MONTMUL_WORD_BITS, MODEXP_WINDOW_BITS
     rng = random.Random(args.seed)
     key_sizes = (256,) if args.quick else (1024, 2048)
     out = {"is_projection_note": "projected_u250 is a projection from simulated cycle counts "
                                  "and yosys resource counts; no card was run",
            "window_bits": k, "word_bits": w, "seed": args.seed, "keys": {}}
-    projected = {"clock_mhz": CLOCK_MHZ, "is_projection": True}
+    projected = {"clock_mhz": ALVEO_CLOCK_MHZ, "is_projection": True}
     for nbits in key_sizes:
         L = 2 * nbits                  # lanes for n² moduli
         half = nbits                   # lanes sized for p² (CRT decryption)
@@ -239,7 +236,7 @@ def modexp_report(args):
         lanes_h, binding_h, fits_h = project_lanes(res_half)
         exp_words = -(-nbits // w)
         exp_words_half = -(-(nbits // 2) // w)
-        clock = CLOCK_MHZ * 1e6
+        clock = ALVEO_CLOCK_MHZ * 1e6
         bytes_enc = _limb_bytes(s, exp_words, s)
         bytes_mul = _limb_bytes(2 * s, s)
         bytes_dec = 2 * _limb_bytes(s_half, exp_words_half, s_half)
@@ -281,20 +278,21 @@ def modexp_report(args):
         }
         _log(f"Paillier-{nbits}: {json.dumps(projected[str(nbits)], default=str)[:300]}")
     projected["assumptions"] = (
-        f"PROJECTION, no card was run. Clock {CLOCK_MHZ} MHz. Lanes = floor(80% of each U250 "
-        f"resource / per-lane use) over DSP48E2 {U250['dsp48e2']}, LUT {U250['lut']} "
+        f"PROJECTION, no card was run. Clock {ALVEO_CLOCK_MHZ} MHz. Lanes = floor(80% of each "
+        f"U250 resource / per-lane use) over DSP48E2 {U250['dsp48e2']}, LUT {U250['lut']} "
         f"(yosys LUTs + LUT-RAM cells as LUTs), FF {U250['ff']}, BRAM36 {U250['bram36']}, "
         f"URAM {U250['uram']}; per-lane use from yosys synth_xilinx -family xcup of a one-lane "
-        "BatchEngine (no place and route, no timing closure: 300 MHz is assumed, not shown). "
+        f"BatchEngine (no place and route, no timing closure: {ALVEO_CLOCK_MHZ} MHz is assumed, "
+        "not shown). "
         "Encryption and ciphertext multiply run on lanes sized for n² moduli; "
         "decrypt_per_s assumes the CRT halves run on lanes sized for p² (|n|-bit operands, a "
         "decryption kernel or bitstream), decrypt_per_s_on_encrypt_lanes gives the same "
         "decryption on the encryption lanes. Cycle counts: one job per lane at a time, back to "
         "back (the per-lane FIFO prefetches the next job). Caps: PCIe Gen3 x16 at 12 GB/s "
-        "counting input and output bytes in the kernel's format (every w-bit word in a 64-bit "
-        f"limb, one header limb per job); engine input streams of one word per cycle with "
-        f"{LANES_PER_ENGINE} lanes per BatchEngine. Host-side work (CRT recombination, "
-        "(1 + m·n) factor) not included. Paillier-2048 lanes bind on BRAM36 under yosys' "
+        "counting input and output bytes in the kernel's format (every w-bit word in a "
+        f"{LAYOUT.limb_bits}-bit limb, one header limb per job); engine input streams of one "
+        f"word per cycle with {LANES_PER_ENGINE} lanes per BatchEngine. Host-side work (CRT "
+        "recombination, (1 + m·n) factor) not included. Paillier-2048 lanes bind on BRAM36 under yosys' "
         "default memory mapping (the lane table would fit one URAM288; not mapped here).")
     if not args.quick:
         p = projected["1024"]
@@ -303,7 +301,8 @@ def modexp_report(args):
         out["meets_goal_2x_1024"] = {k2: p[k2] >= 2 * v for k2, v in TARGETS_1024.items()}
         cpu = out["keys"]["1024"]["gmpy2_one_core"]
         out["summary_1024"] = (
-            f"PROJECTED U250 at {CLOCK_MHZ} MHz, Paillier-1024: encrypt {p['encrypt_per_s']}/s "
+            f"PROJECTED U250 at {ALVEO_CLOCK_MHZ} MHz, Paillier-1024: "
+            f"encrypt {p['encrypt_per_s']}/s "
             f"({p['lanes']} lanes, {p['binding_resource']}-bound), decrypt {p['decrypt_per_s']}/s "
             f"on p²-sized lanes ({p['decrypt_per_s_on_encrypt_lanes']}/s on the encryption "
             f"lanes), mulmod {p['mulmod_per_s']}/s ({p['detail']['mulmod']['bound_by']}-bound); "

@@ -120,7 +120,7 @@ def synth_xcup(verilog, *, top, name=None):
     }
 
 
-def synth_ecp5(verilog, *, top, freq_mhz=100.0, name=None, seed=1):
+def synth_ecp5(verilog, *, top, freq_mhz, name=None, seed=1):
     """Synthesise, place and route for the ECP5-85F-6 (CABGA381).
 
     Parameters

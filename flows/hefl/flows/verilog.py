@@ -8,7 +8,8 @@ the write is atomic, so a concurrent reader never sees half a file.
 import os
 from pathlib import Path
 
-from hefl.hw.kernel import KERNEL_NAME, Kernel
+from hefl.hw.kernel import Kernel
+from hefl.hw.regmap import KERNEL_NAME
 from hefl.paths import build_root
 
 __all__ = ["to_verilog", "kernel_verilog", "write_if_changed"]

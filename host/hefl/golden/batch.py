@@ -1,7 +1,8 @@
 """Golden model of the batch engine's jobs: encoding, expected results, cycles.
 
 Pure Python on ints. The job stream format is the one of
-:mod:`hefl.hw.jobs` (``op`` values equal :class:`hefl.hw.jobs.JobOp`'s)::
+:mod:`hefl.hw.jobs`; the op codes and the ``count`` width are the job
+header's, read (as ``JobOp``'s are) from :data:`hefl.hw.regmap.LAYOUT`::
 
     POWMOD   s words base, then ceil(count / w) words exponent   count = declared exponent bits
     MULMOD   s words a, then s words b                            count = 2
@@ -17,20 +18,22 @@ from typing import NamedTuple
 from hefl.errors import OperandRangeError
 from hefl.golden.modexp import modexp_schedule_counts
 from hefl.golden.montgomery import check_modulus, to_words
+from hefl.hw.regmap import LAYOUT
 
 __all__ = ["POWMOD", "MULMOD", "PRODUCT", "Job", "constant_writes", "powmod_job", "mulmod_job",
            "product_job", "expected_result", "JobCycles", "modexp_job_cycles",
            "lane_montmuls", "ENGINE_OVERHEAD", "montmul_call_cycles",
            "montmul_tail_latency", "engine_job_cycles", "paillier_primes"]
 
-POWMOD, MULMOD, PRODUCT = 0, 1, 2
+#: Job op codes (:class:`hefl.hw.jobs.JobOp`'s values).
+POWMOD, MULMOD, PRODUCT = (LAYOUT.op(name) for name in ("powmod", "mulmod", "product"))
 #: Extra cycles a job spends in :class:`hefl.hw.batch_engine.BatchEngine`
 #: around its lane: 3 from the engine accepting the first beat to the lane
 #: accepting it (FIFO write, FIFO output register, lane IDLE → LOAD) and 1
 #: for the result arbiter's grant.
 ENGINE_OVERHEAD = 4
 #: Width of the job header's ``count`` field.
-COUNT_BITS = 16
+COUNT_BITS = LAYOUT.job_field("count").width
 
 
 class Job(NamedTuple):
@@ -74,7 +77,6 @@ def constant_writes(consts):
     ``hefl.hw.regmap.LAYOUT.constants`` (N, R² mod N, R mod N), named as
     :class:`~hefl.golden.montgomery.MontConstants` names its fields.
     """
-    from hefl.hw.regmap import LAYOUT
     for sel, name in enumerate(LAYOUT.constants):
         for addr, word in enumerate(to_words(getattr(consts, name), consts.word_bits, consts.words)):
             yield sel, addr, word

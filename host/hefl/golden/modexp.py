@@ -34,12 +34,14 @@ from typing import NamedTuple
 
 from hefl.errors import OperandRangeError
 from hefl.golden.montgomery import check_modulus, mont_constants
+from hefl.hw.params import MODEXP_WINDOW_BITS
 
 __all__ = ["ScheduleCounts", "ModexpResult", "modexp_schedule_counts", "window_digits",
            "spec_montmul", "modexp"]
 
-#: Default window width (docs/design.md §1.4: k = 4 or 5).
-DEFAULT_K = 4
+#: Default window width: the hardware's (:data:`hefl.hw.params.MODEXP_WINDOW_BITS`;
+#: docs/design.md §1.4).
+DEFAULT_K = MODEXP_WINDOW_BITS
 #: Default word width for the constants when none are given.
 DEFAULT_WORD_BITS = 64
 
@@ -169,7 +171,7 @@ def modexp(base, exp, n, *, k=DEFAULT_K, exp_bits=None, montmul=None, consts=Non
         ``2n``); defaults to :func:`spec_montmul` ``(consts)``.
     consts : MontConstants, optional
         Constants matching ``montmul`` (``R² mod N`` is read from it);
-        defaults to ``mont_constants(n, 64)``.
+        defaults to ``mont_constants(n, DEFAULT_WORD_BITS)``.
     one_loaded : bool
         Take the Montgomery one ``R mod N`` from ``consts`` instead of
         computing it (one multiplication fewer).

@@ -37,14 +37,16 @@ import time
 
 from hefl.errors import BackendUnavailable, DeviceError, DeviceTimeout, LinkError
 from hefl.hw import link_proto as lp
-from hefl.hw.regmap import REGMAP
+from hefl.hw.params import ECP5_UART_BAUD
+from hefl.hw.regmap import LAYOUT, REGMAP
 from hefl.transport.base import Buffer, Transport
 
 __all__ = ["SerialTransport", "DEFAULT_BAUD"]
 
-#: The board's UART rate (hefl.hw.ecp5_top.BOARD_DEFAULTS["baud"]).
-DEFAULT_BAUD = 1_000_000
-_LIMB = 8
+#: The board's UART rate (the ``baud`` of hefl.hw.ecp5_top.BOARD_DEFAULTS).
+DEFAULT_BAUD = ECP5_UART_BAUD
+#: Bytes per limb: board memory is allocated and moved in whole limbs.
+_LIMB = LAYOUT.limb_bytes
 
 
 class _Retry(Exception):

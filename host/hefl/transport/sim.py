@@ -262,9 +262,6 @@ class SimTransport(Transport):
     def step(self, cycles):
         self._lib.hs_step(self._handle(), int(cycles))
 
-    def set_stall_percent(self, percent):
-        self._lib.hs_set_stall_percent(self._handle(), int(percent))
-
     def fault_hang(self, on=True):
         """Make the memory stop answering (the run can never finish)."""
         self._lib.hs_fault_hang(self._handle(), 1 if on else 0)

@@ -4,13 +4,13 @@ Interface (the kernel codes against it)::
 
     from hefl.hw.batch_engine import BatchEngine, JobOp
     be = BatchEngine(operand_bits=L, word_bits=w, lanes=E, window_bits=k,
-                     max_exp_bits=X, tag_bits=16)
+                     max_exp_bits=X, tag_bits=TAG_BITS)
     nprime        In(w)      -N^-1 mod 2^w, stable for the batch
     const_wr_en   In(1)      constant load, one word per cycle, while idle:
     const_wr_sel  In(2)        0 = N, 1 = R² mod N, 2 = R mod N (3 ignored)
     const_wr_addr In(range(s))
     const_wr_data In(w)      broadcast to every lane
-    i_stream      In(stream)  {data: w, first, last, op: JobOp, tag, count: 16}
+    i_stream      In(stream)  {data: w, first, last, op: JobOp, tag, count: COUNT_BITS}
     o_stream      Out(stream) {data: w, tag, last}: s beats per result, < N,
                               out of order across lanes (tagged)
     idle          Out(1)     nothing queued, computing or waiting to leave
@@ -19,7 +19,7 @@ Job formats: :mod:`hefl.hw.jobs` (POWMOD: s base words + ceil(count/w)
 exponent words; MULMOD: 2s words; PRODUCT: K·s words, count = K ≥ 1). Two
 additions to the brief's interface, both optional keywords: ``fifo_depth``
 (per-lane job FIFO, default ``2·s`` words) and ``multiplier`` (the MontMul
-class; e.g. ``functools.partial(MontMul, tile_bits=(18, 18))`` for ECP5
+class; e.g. ``functools.partial(MontMul, tile_bits=(ECP5_TILE_BITS,) * 2)`` for ECP5
 tiles, or a stand-in in unit tests).
 
 Structure::
@@ -45,7 +45,7 @@ from amaranth.hdl import Array, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 
-from hefl.hw.jobs import JobOp, engine_ports, job_layout
+from hefl.hw.jobs import TAG_BITS, JobOp, engine_ports, job_layout
 from hefl.hw.modexp import ModExp
 from hefl.hw.params import MODEXP_WINDOW_BITS
 
@@ -69,7 +69,7 @@ class BatchEngine(wiring.Component):
     """
 
     def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=MODEXP_WINDOW_BITS,
-                 max_exp_bits=None, tag_bits=16, fifo_depth=None, multiplier=None):
+                 max_exp_bits=None, tag_bits=TAG_BITS, fifo_depth=None, multiplier=None):
         if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
             self._MustUse__silence = True       # never built: no "unused" warning
             raise TypeError(f"Lane count must be a positive integer, not {lanes!r}")

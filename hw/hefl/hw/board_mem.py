@@ -1,13 +1,14 @@
 """On-chip memory of the board: an AXI4 slave for the kernel plus a limb port for the link.
 
 The ECP5 board has no card memory, so the kernel's ``m_axi_gmem`` bursts
-land in block RAM here: one memory of ``limbs`` 64-bit words (byte
-address ``a`` is limb ``(a >> 3) mod limbs``), one synchronous read port
-and one write port with byte enables (``wstrb``).
+land in block RAM here: one memory of ``limbs`` limbs (64-bit words,
+:data:`hefl.hw.regmap.LAYOUT`; byte address ``a`` is limb ``(a >> 3) mod
+limbs``), one synchronous read port and one write port with byte enables
+(``wstrb``).
 
 Two clients share the ports, cycle by cycle, the AXI side first:
 
-* **AXI4 slave** (``axi``, 64-bit data, INCR bursts, IDs echoed as 0, one
+* **AXI4 slave** (``axi``, one limb wide, INCR bursts, IDs echoed as 0, one
   read burst and one write burst in progress at a time, independently of
   each other — the kernel writes results while it still reads jobs, so the
   two channels must never wait on each other).
@@ -27,10 +28,16 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hefl.hw.axi_master import Axi4Signature
+from hefl.hw.regmap import LAYOUT
 
 __all__ = ["BoardMem"]
 
-LIMB_BITS = 64
+#: Width of a memory word and of the AXI data bus: one limb.
+LIMB_BITS = LAYOUT.limb_bits
+#: Low byte-address bits below the limb index (3 for 8-byte limbs).
+_OFFSET_BITS = (LAYOUT.limb_bytes - 1).bit_length()
+#: Write enables of a whole limb, one per byte.
+_ALL_BYTES = (1 << LAYOUT.limb_bytes) - 1
 
 
 class BoardMem(wiring.Component):
@@ -39,11 +46,11 @@ class BoardMem(wiring.Component):
     Parameters
     ----------
     limbs : int
-        Depth in 64-bit limbs (a power of two).
+        Depth in limbs (a power of two).
 
     Attributes
     ----------
-    axi : In(Axi4Signature(64))
+    axi : In(Axi4Signature(LIMB_BITS))
         The slave side of the kernel's ``m_axi_gmem``.
     req, we, addr, wdata : In
         Link requests.
@@ -96,7 +103,8 @@ class BoardMem(wiring.Component):
         ]
         m.d.sync += [inflight.eq(issue), inflight_last.eq(issue & (r_left == 1))]
         with m.If(bus.arvalid & bus.arready):
-            m.d.sync += [r_addr.eq(bus.araddr[3:3 + ab]), r_left.eq(bus.arlen + 1)]
+            m.d.sync += [r_addr.eq(bus.araddr[_OFFSET_BITS:_OFFSET_BITS + ab]),
+                         r_left.eq(bus.arlen + 1)]
         with m.If(issue):
             m.d.sync += [r_addr.eq(r_addr + 1), r_left.eq(r_left - 1)]
 
@@ -108,7 +116,7 @@ class BoardMem(wiring.Component):
                      bus.wready.eq(w_active),
                      axi_write.eq(bus.wvalid & bus.wready)]
         with m.If(bus.awvalid & bus.awready):
-            m.d.sync += [w_addr.eq(bus.awaddr[3:3 + ab]), w_active.eq(1)]
+            m.d.sync += [w_addr.eq(bus.awaddr[_OFFSET_BITS:_OFFSET_BITS + ab]), w_active.eq(1)]
         with m.If(axi_write):
             m.d.sync += w_addr.eq(w_addr + 1)
             with m.If(bus.wlast):
@@ -129,5 +137,5 @@ class BoardMem(wiring.Component):
         with m.If(axi_write):
             m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(bus.wdata), wp.en.eq(bus.wstrb)]
         with m.Elif(link_wr):
-            m.d.comb += [wp.addr.eq(self.addr), wp.data.eq(self.wdata), wp.en.eq(0xFF)]
+            m.d.comb += [wp.addr.eq(self.addr), wp.data.eq(self.wdata), wp.en.eq(_ALL_BYTES)]
         return m

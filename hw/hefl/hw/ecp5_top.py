@@ -30,7 +30,7 @@ constraint from the EHXPLLL dividers, so no hand-written constraint file is
 needed.
 
 LEDs: 0 ``interrupt`` (a run finished), 1 link answered an error, 2 UART
-framing error seen, 7 heartbeat (~1.5 Hz at 100 MHz).
+framing error seen, 7 heartbeat (clock / 2^26: ~0.8 Hz at 55 MHz).
 """
 
 from functools import partial
@@ -53,21 +53,33 @@ from hefl.hw.board_mem import BoardMem
 from hefl.hw.kernel import Kernel
 from hefl.hw.link import Link
 from hefl.hw.montmul import MontMul
-from hefl.hw.params import ECP5_TILE_BITS
-from hefl.hw.regmap import REGMAP
+from hefl.hw.params import (
+    ECP5_CLOCK_MHZ,
+    ECP5_TILE_BITS,
+    ECP5_UART_BAUD,
+    MODEXP_WINDOW_BITS,
+    MONTMUL_ECP5_WORD_BITS,
+    ULX3S_OSC_MHZ,
+)
+from hefl.hw.regmap import LAYOUT, REGMAP
 from hefl.hw.uart import Uart
 
 __all__ = ["BoardCore", "ULX3STop", "BOARD_DEFAULTS", "pll_params"]
 
 #: The board configuration ``make bitstream`` builds (Paillier-1024: 2048-bit modulus).
 #: Four lanes (18×18 tiles) reached 60.05 MHz when asked for 60 MHz (nextpnr
-#: seed 1); the default asks 55 MHz for margin. Six and eight lanes fit the
+#: seed 1); the default asks :data:`~hefl.hw.params.ECP5_CLOCK_MHZ` (55 MHz)
+#: for margin. Six and eight lanes fit the
 #: device but nextpnr's router had not converged after ten minutes, beyond
 #: the 15-minute build budget. With the result-slot address and the AXI burst
 #: lengths registered, the longest path is in the ModExp lane (block-RAM
 #: output → window digit); one lane reached 70 MHz.
-BOARD_DEFAULTS = dict(operand_bits=2048, word_bits=None, lanes=4, window_bits=4,
-                      max_exp_bits=2048, mem_limbs=8192, baud=1_000_000, clock_mhz=55)
+BOARD_DEFAULTS = dict(operand_bits=2048, word_bits=MONTMUL_ECP5_WORD_BITS, lanes=4,
+                      window_bits=MODEXP_WINDOW_BITS, max_exp_bits=2048, mem_limbs=8192,
+                      baud=ECP5_UART_BAUD, clock_mhz=ECP5_CLOCK_MHZ)
+
+#: The board's AXI data width: one limb per beat, the width of BoardMem's port.
+_DATA_BITS = LAYOUT.limb_bits
 
 
 class BoardCore(wiring.Component):
@@ -78,7 +90,7 @@ class BoardCore(wiring.Component):
     operand_bits, word_bits, lanes, window_bits, max_exp_bits
         The kernel's BatchEngine (:class:`hefl.hw.kernel.Kernel`).
     mem_limbs : int
-        Board memory in 64-bit limbs (a power of two).
+        Board memory in limbs (a power of two).
     timeout_cycles : int
         Link timeout (a truncated request is answered after this quiet time).
     divisor : int, optional
@@ -93,9 +105,9 @@ class BoardCore(wiring.Component):
         MontMul factory for the lanes, passed to the kernel.
     """
 
-    def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=4, max_exp_bits=None,
-                 mem_limbs=8192, timeout_cycles, divisor=None, phy="uart", engine=None,
-                 max_burst=16, multiplier=None):
+    def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=MODEXP_WINDOW_BITS,
+                 max_exp_bits=None, mem_limbs=BOARD_DEFAULTS["mem_limbs"], timeout_cycles,
+                 divisor=None, phy="uart", engine=None, max_burst=16, multiplier=None):
         if phy not in ("uart", "bytes") or (phy == "uart" and divisor is None):
             self._MustUse__silence = True  # a rejected component is not "unused"
             raise TypeError(f"PHY must be 'uart' (with a divisor: clock cycles per bit) or "
@@ -103,7 +115,8 @@ class BoardCore(wiring.Component):
         self._phy = phy
         self._divisor = divisor
         self.kernel = Kernel(operand_bits=operand_bits, word_bits=word_bits, lanes=lanes,
-                             window_bits=window_bits, max_exp_bits=max_exp_bits, data_bits=64,
+                             window_bits=window_bits, max_exp_bits=max_exp_bits,
+                             data_bits=_DATA_BITS,
                              max_burst=max_burst, engine=engine, multiplier=multiplier)
         self.mem = BoardMem(limbs=mem_limbs)
         self.link = Link(mem_limbs=mem_limbs, timeout_cycles=timeout_cycles,
@@ -135,7 +148,7 @@ class BoardCore(wiring.Component):
         m.submodules.mem = mem
         m.submodules.link = link
 
-        for n, d, _ in axi4_members(64):
+        for n, d, _ in axi4_members(_DATA_BITS):
             port, inner = getattr(k, f"{REGMAP.memory_port}_{n}"), getattr(mem.axi, n)
             m.d.comb += inner.eq(port) if d == "out" else port.eq(inner)
         for n, d, _ in axil_members(REGMAP.addr_bits):
@@ -194,9 +207,9 @@ def pll_params(f_in_mhz, f_out_mhz):
 class ULX3STop(Elaboratable):
     """The bitstream's top for ``ULX3S_85F_Platform``: PLL, reset, pins, BoardCore."""
 
-    def __init__(self, *, clock_mhz=50, baud=1_000_000, timeout_ms=20, **core):
+    def __init__(self, *, clock_mhz=ECP5_CLOCK_MHZ, baud=ECP5_UART_BAUD, timeout_ms=20, **core):
         self._clock_mhz = clock_mhz
-        self._pll = pll_params(25, clock_mhz)
+        self._pll = pll_params(ULX3S_OSC_MHZ, clock_mhz)
         divisor = round(clock_mhz * 1e6 / baud)
         # The lanes' multipliers tiled from the ECP5's 18×18 blocks (four
         # MULT18X18D per 36×36 product) rather than the DSP48E2's 26×17.
@@ -224,7 +237,7 @@ class ULX3STop(Elaboratable):
         clki, fb, op = self._pll
         m.submodules.pll = Instance(
             "EHXPLLL",
-            a_FREQUENCY_PIN_CLKI="25", a_FREQUENCY_PIN_CLKOP=str(self._clock_mhz),
+            a_FREQUENCY_PIN_CLKI=str(ULX3S_OSC_MHZ), a_FREQUENCY_PIN_CLKOP=str(self._clock_mhz),
             a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
             a_MFG_GMCREF_SEL="2",
             p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
@@ -236,7 +249,7 @@ class ULX3STop(Elaboratable):
             i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
         )
         # No explicit constraint on `clk`: nextpnr derives the PLL output's
-        # (CLKI's 25 MHz from the platform × CLKFB_DIV / CLKI_DIV) itself.
+        # (CLKI's oscillator clock from the platform × CLKFB_DIV / CLKI_DIV) itself.
 
         # Reset held until the PLL has locked, released synchronously.
         m.domains.pll = cd = ClockDomain("pll", reset_less=True, local=True)

@@ -14,20 +14,27 @@ result is ``s`` beats ``{data, tag, last}``, fully reduced (``< N``).
 from amaranth.lib import data, enum, stream
 from amaranth.lib.wiring import In, Out
 
-from hefl.hw.params import JOB_COUNT_BITS
+from hefl.hw.regmap import LAYOUT
 
-__all__ = ["JobOp", "COUNT_BITS", "job_layout", "result_layout", "engine_ports"]
+__all__ = ["JobOp", "COUNT_BITS", "TAG_BITS", "job_layout", "result_layout", "engine_ports"]
 
-#: Width of the ``count`` field of a job's first beat (see :mod:`hefl.hw.params`).
-COUNT_BITS = JOB_COUNT_BITS
+#: Width of the ``count`` field of a job's first beat: the job header's
+#: (:data:`hefl.hw.regmap.LAYOUT`), so the kernel forwards it unchanged.
+COUNT_BITS = LAYOUT.job_field("count").width
+#: Default ``tag`` width of the streams: the job header's (the kernel's).
+TAG_BITS = LAYOUT.job_field("tag").width
 
 
-class JobOp(enum.Enum, shape=2):
-    """Job types of the batch engine (the ``op`` field of a job's first beat)."""
+class JobOp(enum.Enum, shape=LAYOUT.job_field("op").width):
+    """Job types of the batch engine (the ``op`` field of a job's first beat).
 
-    POWMOD = 0
-    MULMOD = 1
-    PRODUCT = 2
+    Values and width are the job header's, :data:`hefl.hw.regmap.LAYOUT`
+    (``ops``, ``job_fields``).
+    """
+
+    POWMOD = LAYOUT.op("powmod")
+    MULMOD = LAYOUT.op("mulmod")
+    PRODUCT = LAYOUT.op("product")
 
 
 def job_layout(word_bits, tag_bits):

@@ -2,8 +2,8 @@
 
 Pure Python (no Amaranth): the gateware (:mod:`hefl.hw.link`) takes its
 constants from here, and the host (:mod:`hefl.transport.serial`) and the
-tests encode and decode frames with the functions below. Nothing else types
-a command code, a status value or a field width.
+tests encode requests and decode replies with the functions below. Nothing
+else types a command code, a status value or a field width.
 
 Frames (all multi-byte fields little-endian)::
 
@@ -15,11 +15,11 @@ Frames (all multi-byte fields little-endian)::
   payload byte is acted on. ``PAYLOAD`` and ``PCRC`` are present only when
   the frame carries data (``LEN`` units of :data:`UNIT_BYTES` each);
   ``PCRC`` is the CRC-8 of the payload alone.
-* ``LEN`` counts units: 64-bit limbs for the memory commands, 32-bit
-  registers for the register commands (always 1).
+* ``LEN`` counts units: limbs (:data:`hefl.hw.regmap.LAYOUT`, 64 bits) for
+  the memory commands, 32-bit registers for the register commands (always 1).
 * Memory addresses are limb indices into the board's on-chip memory (the
-  kernel's byte address of limb ``i`` is ``8 i``); register addresses are
-  the byte offsets of :data:`hefl.hw.regmap.REGMAP`.
+  kernel's byte address of limb ``i`` is ``i · LAYOUT.limb_bytes``); register
+  addresses are the byte offsets of :data:`hefl.hw.regmap.REGMAP`.
 
 Commands and their replies:
 
@@ -48,9 +48,11 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-__all__ = ["SYNC", "Cmd", "Status", "UNIT_BYTES", "HEADER_BYTES", "REPLY_HEADER_BYTES", "MAX_LEN", "VERSION",
-           "CRC_POLY", "crc8", "encode_request", "encode_reply", "Reply", "ReplyParser",
-           "request_length", "parse_info", "info_payload", "STATUS_DOCS"]
+from hefl.hw.regmap import LAYOUT
+
+__all__ = ["SYNC", "Cmd", "Status", "UNIT_BYTES", "HEADER_BYTES", "REPLY_HEADER_BYTES", "MAX_LEN",
+           "VERSION", "CRC_POLY", "crc8", "encode_request", "Reply", "ReplyParser", "parse_info",
+           "STATUS_DOCS", "WRITES"]
 
 #: First byte of every frame.
 SYNC = 0xA5
@@ -97,12 +99,13 @@ STATUS_DOCS = {
     Status.BUS_ERROR: "register bus error response",
 }
 
+_LIMB, _REG = LAYOUT.limb_bytes, 4
 #: Bytes per LEN unit, by command.
-UNIT_BYTES = {Cmd.INFO: 8, Cmd.READ_MEM: 8, Cmd.WRITE_MEM: 8, Cmd.READ_REG: 4, Cmd.WRITE_REG: 4}
+UNIT_BYTES = {Cmd.INFO: _LIMB, Cmd.READ_MEM: _LIMB, Cmd.WRITE_MEM: _LIMB,
+              Cmd.READ_REG: _REG, Cmd.WRITE_REG: _REG}
 
 #: Commands whose request carries the payload (the others' reply does).
 WRITES = frozenset({Cmd.WRITE_MEM, Cmd.WRITE_REG})
-__all__.append("WRITES")
 
 
 def _crc_table():
@@ -155,22 +158,6 @@ def encode_request(cmd, addr=0, length=0, payload=b""):
         raise ValueError(f"{Cmd(cmd).name} of {length} units needs "
                          f"{length * UNIT_BYTES[Cmd(cmd)]} payload bytes, not {len(payload)}")
     return _header(cmd, struct.pack("<I", addr), length) + _payload(payload)
-
-
-def encode_reply(cmd, status, payload=b"", length=None):
-    """Bytes of one reply frame (what the device sends; the tests' reference model)."""
-    if length is None:
-        unit = UNIT_BYTES.get(cmd, 1) if cmd in set(Cmd) else 1
-        length = len(payload) // unit
-    return _header(cmd, bytes([status]), length) + _payload(payload)
-
-
-def request_length(cmd, length):
-    """Bytes of a well-formed request frame for ``cmd`` with LEN ``length``."""
-    n = 1 + HEADER_BYTES
-    if cmd in WRITES and length:
-        n += length * UNIT_BYTES[Cmd(cmd)] + 1
-    return n
 
 
 @dataclass(frozen=True)
@@ -253,11 +240,6 @@ class ReplyParser:
                 raise ValueError("reply payload checksum mismatch")
             del self._buf[:total]
             out.append(Reply(cmd, status, payload))
-
-
-def info_payload(*, mem_limbs, max_len):
-    """The ``INFO`` reply limb: version, 0, max LEN per frame, memory size in limbs."""
-    return struct.pack("<BBHI", VERSION, 0, max_len, mem_limbs)
 
 
 def parse_info(payload):

@@ -1,18 +1,31 @@
-"""Every width and size of the gateware, in one place (cf. OTBN's otbn_pkg).
+"""Every width, size and clock of the gateware, in one place (cf. OTBN's otbn_pkg).
 
-Components take these as keyword parameters; tests, reports and the host
-read them from here so no number is typed twice. Other engineers append
-their constants below the MontMul block.
+Components take these as keyword parameters; tests, reports, flows and the
+host read them from here so no number is typed twice. The buffer and job
+formats (limb width, job-header fields, op codes) are data of the register
+map, :data:`hefl.hw.regmap.LAYOUT`; what is derived from them here says so.
+
+Pure data, like :mod:`hefl.hw.regmap`: no Amaranth import, so the host and
+the golden models may read it.
 """
 
+from hefl.hw.regmap import LAYOUT
+
 __all__ = [
-    "TILE_A_BITS", "TILE_B_BITS",
-    "ECP5_TILE_BITS",
+    # MontMul
+    "TILE_A_BITS", "TILE_B_BITS", "ECP5_TILE_BITS",
     "MONTMUL_WORD_BITS", "MONTMUL_ECP5_WORD_BITS", "MONTMUL_MIN_WORDS",
-    "MONTMUL_OPERAND_BITS",
-    "ECP5_TARGET_MHZ",
+    # ModExp / BatchEngine
+    "MODEXP_WINDOW_BITS",
+    # kernel on an Alveo card
+    "ALVEO_DATA_BITS", "ALVEO_CLOCK_MHZ",
+    # ECP5 board
+    "ULX3S_OSC_MHZ", "ECP5_CLOCK_MHZ", "ECP5_MONTMUL_TARGET_MHZ", "ECP5_UART_BAUD",
+    # simulated device
     "SIM_OPERAND_BITS", "SIM_LANES", "SIM_WINDOW_BITS", "SIM_DATA_BITS",
 ]
+
+# --- MontMul -----------------------------------------------------------------
 
 #: Unsigned operand widths of one DSP48E2 multiplier tile (27×18 signed).
 TILE_A_BITS = 26
@@ -29,13 +42,35 @@ MONTMUL_ECP5_WORD_BITS = 36
 #: overtake the write of row i (see hefl.hw.montmul, "Hazards").
 MONTMUL_MIN_WORDS = 5
 
-#: Operand widths the MontMul is verified at.
-MONTMUL_OPERAND_BITS = (256, 1024, 2048, 4096)
+# --- ModExp / BatchEngine ----------------------------------------------------
 
-#: Clock the ECP5 board configuration must close timing at.
-ECP5_TARGET_MHZ = 100
+#: Default ModExp window width k (docs/design.md §1.4: 4 or 5): a table of 2^k entries.
+MODEXP_WINDOW_BITS = 4
+# The job header's fields (op, tag, count) and the op codes are
+# LAYOUT.job_fields and LAYOUT.ops; hefl.hw.jobs builds the stream from them.
 
-# --- simulated device (the `sim` backend, hefl.accel.sim) --------------------
+# --- kernel on an Alveo card ---------------------------------------------------
+
+#: ``m_axi_gmem`` width on Alveo: the DDR controllers' 512-bit AXI ports.
+ALVEO_DATA_BITS = 512
+#: Kernel clock asked of v++ (``kernel_frequency``) and assumed by the U250
+#: projection of ``hefl hw-report`` (no place and route has shown it).
+ALVEO_CLOCK_MHZ = 300
+
+# --- ECP5 board (ULX3S 85F) ----------------------------------------------------
+
+#: The ULX3S oscillator (pin G2, ``clk25``) the PLL multiplies.
+ULX3S_OSC_MHZ = 25
+#: Board clock, the PLL output: what ``make bitstream`` builds and must close
+#: timing at (the measurements behind it: hefl.hw.ecp5_top.BOARD_DEFAULTS).
+ECP5_CLOCK_MHZ = 55
+#: Fmax ``hefl hw-report`` asks of the board's MontMul synthesised alone
+#: (yosys + nextpnr, no kernel around it); not the board clock.
+ECP5_MONTMUL_TARGET_MHZ = 100
+#: UART rate of the board's link (the FTDI port).
+ECP5_UART_BAUD = 1_000_000
+
+# --- simulated device (the `sim` backend, hefl.accel.sim) ----------------------
 
 #: Operand widths of the simulated kernels; the sim backend builds, on first
 #: use, the smallest one that holds a modulus (every modulus is padded to the
@@ -45,14 +80,7 @@ SIM_OPERAND_BITS = (256, 512, 1024, 2048, 4096)
 #: BatchEngine lanes of the simulated kernels.
 SIM_LANES = 2
 #: Modexp window of the simulated kernels.
-SIM_WINDOW_BITS = 4
-#: m_axi_gmem width in simulation (512 on Alveo; 64 keeps the model small).
-SIM_DATA_BITS = 64
-
-# --- ModExp / BatchEngine ---------------------------------------------------
-__all__ += ["MODEXP_WINDOW_BITS", "JOB_COUNT_BITS"]
-
-#: Default ModExp window width k (docs/design.md §1.4: 4 or 5): a table of 2^k entries.
-MODEXP_WINDOW_BITS = 4
-#: Width of the ``count`` field of a job's first beat (declared exponent bits / K).
-JOB_COUNT_BITS = 16
+SIM_WINDOW_BITS = MODEXP_WINDOW_BITS
+#: m_axi_gmem width in simulation: one limb per beat, the narrowest bus the
+#: kernel takes (:data:`ALVEO_DATA_BITS` on a card), which keeps the model small.
+SIM_DATA_BITS = LAYOUT.limb_bits

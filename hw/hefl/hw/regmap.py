@@ -223,13 +223,6 @@ class RegisterMap:
                 return a
         raise KeyError(f"No kernel argument {name!r}")
 
-    def at(self, offset):
-        """The register at byte ``offset`` (or ``None``)."""
-        for r in self.registers:
-            if r.offset == offset:
-                return r
-        return None
-
 
 def _word(name, offset, access, doc):
     return Register(name, offset, (Field(name, 0, 32, access, doc),), doc)
@@ -376,6 +369,11 @@ class BufferLayout:
     )
 
     @property
+    def limb_bytes(self):
+        """Bytes per limb: the unit of every buffer address and size."""
+        return self.limb_bits // 8
+
+    @property
     def magic_word(self):
         """Descriptor header limb 0."""
         return self.magic | (self.version << 32)
@@ -401,7 +399,7 @@ class BufferLayout:
         """Names of the flags set in a status word (unknown bits as ``bitN``)."""
         names = [n for n, bit in self.status_flags if status & bit]
         known = sum(bit for _, bit in self.status_flags)
-        names += [f"bit{i}" for i in range(64) if (status & ~known) >> i & 1]
+        names += [f"bit{i}" for i in range(self.limb_bits) if (status & ~known) >> i & 1]
         return names
 
     def pack_job_header(self, op, tag, count):

@@ -21,7 +21,7 @@ import subprocess
 
 from hefl.errors import DeviceError, DeviceTimeout
 from hefl.golden.montgomery import from_words, mont_constants, to_words, words_for
-from hefl.hw.jobs import job_layout, result_layout
+from hefl.hw.jobs import TAG_BITS, job_layout, result_layout
 from hefl.paths import build_root, package_dir
 from hefl.sim.engine_bench import BUILD_ARGS, engine_verilog
 from hefl.sim.runner import verilator_path
@@ -65,12 +65,12 @@ class EngineHarness:
     L, w, k, x : int
         Operand bits, word bits, window bits, maximum exponent bits.
     tag_bits : int
-        Tag width of the engine (the default 16).
+        Tag width of the engine (default the BatchEngine's, :data:`hefl.hw.jobs.TAG_BITS`).
     cycle_limit : int
         A job taking longer raises :class:`hefl.errors.DeviceTimeout`.
     """
 
-    def __init__(self, *, L, w, k, x, tag_bits=16, cycle_limit=200_000_000):
+    def __init__(self, *, L, w, k, x, tag_bits=TAG_BITS, cycle_limit=200_000_000):
         self.L, self.w, self.k, self.x = L, w, k, x
         self.s = words_for(L, w)
         self._jo = {name: f.offset for name, f in job_layout(w, tag_bits)}

@@ -26,12 +26,16 @@ import tempfile
 from pathlib import Path
 
 from hefl.errors import BackendUnavailable
-from hefl.hw.kernel import KERNEL_NAME
+from hefl.hw.regmap import KERNEL_NAME
 from hefl.paths import package_dir
 
-__all__ = ["harness_sources", "build_sim_library", "build_flags", "load_library", "LIBRARY_NAME"]
+__all__ = ["harness_sources", "build_sim_library", "build_flags", "load_library", "LIBRARY_NAME",
+           "VERILATED_CLASS"]
 
 LIBRARY_NAME = "libhefl_sim.so"
+#: Verilator's ``--prefix``: the model class both C++ harnesses include
+#: (``#include "Vhefl_kernel.h"``), whatever the top module is called.
+VERILATED_CLASS = "Vhefl_kernel"
 
 _API_VERSION = 1
 _u64, _u32, _i64, _int = ctypes.c_uint64, ctypes.c_uint32, ctypes.c_int64, ctypes.c_int
@@ -209,14 +213,14 @@ def build_sim_library(sources, *, top=KERNEL_NAME, harness="kernel", out_root=No
         inc = exe.parent.parent / "include"
         env_jobs = str(max(1, int(jobs)))
         try:
-            _run([exe, "--cc", *sources, "--top-module", top, "--prefix", "Vhefl_kernel",
+            _run([exe, "--cc", *sources, "--top-module", top, "--prefix", VERILATED_CLASS,
                   "--Mdir", obj, *_VERILATOR_FLAGS, *extra_args,
                   "-CFLAGS", f"-fPIC {_OPT}", *_make_flags(),
                   "--build", "-j", env_jobs], work, log)
             cpp, hdr = harness_sources(harness)
             _run(["g++", "-shared", "-fPIC", "-std=c++17", "-O2", "-o", work / LIBRARY_NAME,
                   "-I", obj, "-I", inc, "-I", inc / "vltstd", "-I", hdr.parent,
-                  cpp, obj / "Vhefl_kernel__ALL.a", obj / "libverilated.a",
+                  cpp, obj / f"{VERILATED_CLASS}__ALL.a", obj / "libverilated.a",
                   "-pthread", "-latomic"], work, log)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)

@@ -32,8 +32,8 @@ from cocotb.triggers import Event, ReadOnly, RisingEdge
 from hefl.golden import batch as gb
 from hefl.golden.montgomery import from_words, mont_constants, words_for
 from hefl.golden.montmul_hw import mul_latency, op_timing
-from hefl.hw.jobs import job_layout, result_layout
-from hefl.hw.params import TILE_A_BITS, TILE_B_BITS
+from hefl.hw.jobs import TAG_BITS, job_layout, result_layout
+from hefl.hw.params import MODEXP_WINDOW_BITS, TILE_A_BITS, TILE_B_BITS
 from hefl.sim.jobgen import random_jobs, random_modulus
 from hefl.sim.runner import tb_start, write_tb_report
 
@@ -56,10 +56,10 @@ class EngineTB:
         self.dut = dut
         self.L = _knob("BE_L", None)
         self.w = _knob("BE_W", None)
-        self.k = _knob("BE_K", 4)
+        self.k = _knob("BE_K", MODEXP_WINDOW_BITS)
         self.x = _knob("BE_X", self.L)
         self.lanes = _knob("BE_LANES", 1)
-        self.tag_bits = _knob("BE_TAG", 16)
+        self.tag_bits = _knob("BE_TAG", TAG_BITS)
         self.s = words_for(self.L, self.w)
         self.jo = _offsets(job_layout(self.w, self.tag_bits))
         self.ro = _offsets(result_layout(self.w, self.tag_bits))

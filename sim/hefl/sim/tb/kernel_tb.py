@@ -35,8 +35,7 @@ CFG = json.loads(os.environ["HEFL_KERNEL_CFG"])
 SEED = int(os.environ.get("HEFL_TB_SEED", "1"))
 PAUSES = os.environ.get("HEFL_TB_PAUSES", "1") == "1"
 MEM_SIZE = 1 << 20
-LIMB_BYTES = LAYOUT.limb_bits // 8
-CTRL = REGMAP.reg("ctrl")
+LIMB_BYTES = LAYOUT.limb_bytes
 POWMOD, MULMOD, PRODUCT = (LAYOUT.op(n) for n in ("powmod", "mulmod", "product"))
 
 

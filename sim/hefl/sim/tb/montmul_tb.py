@@ -36,6 +36,7 @@ from hefl.golden.montgomery import (
     words_for,
 )
 from hefl.golden.montmul_hw import montmul_hw, mul_latency, op_timing
+from hefl.hw.params import TILE_A_BITS, TILE_B_BITS
 from hefl.sim.runner import tb_start, write_tb_report
 
 CLK_NS = 10
@@ -54,7 +55,8 @@ class MontMulTB:
         self.L = _knob("MM_L", None)
         self.w = _knob("MM_W", None)
         self.s = words_for(self.L, self.w)
-        self.latency = mul_latency(self.w, _knob("MM_TILE_A", 26), _knob("MM_TILE_B", 17))
+        self.latency = mul_latency(self.w, _knob("MM_TILE_A", TILE_A_BITS),
+                                   _knob("MM_TILE_B", TILE_B_BITS))
         self.timing = op_timing(self.s, self.latency)
         seed = _knob("HEFL_SEED", random.getrandbits(32))
         self.rng = random.Random(f"{seed}:{self.L}:{self.w}")
