@@ -48,7 +48,7 @@ from hefl.hw.regmap import HWCFG_REGS, LAYOUT
 __all__ = ["HardwareConfig", "Card", "DeviceAccelerator", "pack_words", "unpack_words"]
 
 _LIMB = LAYOUT.limb_bits
-_LIMB_BYTES = _LIMB // 8
+_LIMB_BYTES = LAYOUT.limb_bytes
 _TAGS = 1 << LAYOUT.job_field("tag").width
 _COUNT_MAX = (1 << LAYOUT.job_field("count").width) - 1
 _POWMOD, _MULMOD, _PRODUCT = (LAYOUT.op(n) for n in ("powmod", "mulmod", "product"))

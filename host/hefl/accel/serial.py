@@ -10,6 +10,7 @@ and result buffers fit the board's block RAM, growth included.
 
 from hefl.accel.base import register_backend
 from hefl.accel.device import DeviceAccelerator
+from hefl.hw.regmap import LAYOUT
 
 __all__ = ["serial_accelerator"]
 
@@ -38,7 +39,7 @@ def serial_accelerator(*, url=None, port=None, baudrate=None, link_timeout=2.0, 
     from hefl.transport.serial import DEFAULT_BAUD, SerialTransport
     tr = SerialTransport(port, url=url, baudrate=baudrate or DEFAULT_BAUD, timeout=link_timeout,
                          retries=retries)
-    mem = tr.mem_limbs * 8
+    mem = tr.mem_limbs * LAYOUT.limb_bytes
     # The driver may allocate up to twice a buffer's size when it grows it,
     # and holds a descriptor and a result buffer at once: keep one run's
     # descriptor within a fifth of the memory (results are smaller).
