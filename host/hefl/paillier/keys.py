@@ -1,5 +1,15 @@
 """Paillier keys (g = n + 1): generation, JSON form, files.
 
+A public key may carry ``h_s``, the fixed base of short-exponent
+encryption (Damgård, Jurik and Nielsen; docs/design.md §1.6):
+``h_s = h^n mod n²`` with ``h = -x² mod n`` for a random unit ``x``. It is
+public and the same for every party of a federation, so it is made once,
+with the key pair (:func:`generate_keypair`), or added to an existing key
+pair explicitly (:meth:`PrivateKey.with_djn_base`, ``hefl keygen
+--upgrade DIR``), never silently: parties holding different ``h_s`` would
+still decrypt each other's ciphertexts, but would no longer share one
+precomputed table. Key files without ``h_s`` (format version 1) still load.
+
 ``n = p·q`` with ``|p| = |q| = bits/2`` and ``n`` exactly ``bits`` bits.
 Primes come from :mod:`secrets` randomness: a random odd start with its two
 top bits set (so the product has exactly ``bits`` bits), then
@@ -19,12 +29,14 @@ import gmpy2
 
 from hefl.errors import ModulusError, SerializationError
 
-__all__ = ["PublicKey", "PrivateKey", "generate_keypair", "MIN_KEY_BITS"]
+__all__ = ["PublicKey", "PrivateKey", "generate_keypair", "djn_base", "MIN_KEY_BITS"]
 
 #: Smallest key accepted (for tests only; real keys are 2048 bits or more).
 MIN_KEY_BITS = 32
 _FORMAT = "hefl-paillier"
-_VERSION = 1
+#: Key-file versions: 1 without ``h_s``, 2 with it.
+_VERSION_PLAIN, _VERSION_DJN = 1, 2
+_VERSIONS = (_VERSION_PLAIN, _VERSION_DJN)
 # Extra Miller-Rabin rounds on top of next_prime's own test.
 _MR_ROUNDS = 40
 
@@ -74,9 +86,24 @@ def _parse(text, kind):
         raise SerializationError(f"{kind} key is not valid JSON: {e}") from None
     if not isinstance(d, dict) or d.get("format") != _FORMAT or d.get("kind") != kind:
         raise SerializationError(f"not a hefl Paillier {kind} key (format/kind fields)")
-    if d.get("version") != _VERSION:
-        raise SerializationError(f"unsupported {kind} key version {d.get('version')!r}; this build reads {_VERSION}")
+    v = d.get("version")
+    if isinstance(v, bool) or v not in _VERSIONS:
+        raise SerializationError(f"unsupported {kind} key version {v!r}; this build reads "
+                                 f"{' and '.join(map(str, _VERSIONS))}")
+    if (v == _VERSION_DJN) != ("h_s" in d):
+        raise SerializationError(f"{kind} key version {v} {'needs' if v == _VERSION_DJN else 'has no'} "
+                                 "field 'h_s'")
     return d
+
+
+def djn_base(n):
+    """A fresh ``h_s = (-x²)^n mod n²`` for a random unit ``x`` (from :mod:`secrets`)."""
+    while True:
+        x = secrets.randbelow(n)
+        if x > 1 and gmpy2.gcd(x, n) == 1:
+            break
+    h = (-x * x) % n
+    return int(gmpy2.powmod(h, n, n * n))
 
 
 def _int_field(d, name, kind):
@@ -118,12 +145,18 @@ class PublicKey(_KeyFile):
     bits : int
         Bit length of ``n``.
     fingerprint : str
-        16 hex digits identifying ``n`` (SHA-256 of its bytes).
+        16 hex digits identifying ``n`` (SHA-256 of its bytes). Ciphertexts
+        carry it; ``h_s`` does not enter it, since it does not change what a
+        ciphertext means.
+    h_s : int or None
+        The fixed base of short-exponent encryption, an ``n``-th power mod
+        ``n²``; ``None`` for a key made before it existed (textbook
+        encryption only, until upgraded).
     """
 
-    __slots__ = ("n", "n2", "bits", "fingerprint")
+    __slots__ = ("n", "n2", "bits", "fingerprint", "h_s")
 
-    def __init__(self, n):
+    def __init__(self, n, h_s=None):
         n = int(n)
         if n < 15 or n % 2 == 0:
             raise ModulusError(f"a Paillier modulus must be an odd composite ≥ 15, not a {n.bit_length()}-bit "
@@ -132,6 +165,18 @@ class PublicKey(_KeyFile):
         self.n2 = n * n
         self.bits = n.bit_length()
         self.fingerprint = _fingerprint(n)
+        if h_s is not None and (not isinstance(h_s, int) or isinstance(h_s, bool)
+                                or not 1 < h_s < self.n2 or gmpy2.gcd(h_s, n) != 1):
+            raise ModulusError("h_s must be a unit in (1, n²)")
+        self.h_s = h_s
+
+    @property
+    def djn_fingerprint(self):
+        """16 hex digits identifying ``(n, h_s)``: what a fixed-base table is built for."""
+        if self.h_s is None:
+            return None
+        hs = self.h_s.to_bytes((self.n2.bit_length() + 7) // 8, "big")
+        return hashlib.sha256(b"hefl-paillier-hs:" + bytes.fromhex(self.fingerprint) + hs).hexdigest()[:16]
 
     @property
     def ciphertext_bytes(self):
@@ -145,14 +190,19 @@ class PublicKey(_KeyFile):
         return hash(self.n)
 
     def __repr__(self):
-        return f"PublicKey(bits={self.bits}, fingerprint={self.fingerprint!r})"
+        djn = "" if self.h_s is None else f", djn={self.djn_fingerprint!r}"
+        return f"PublicKey(bits={self.bits}, fingerprint={self.fingerprint!r}{djn})"
 
     def to_dict(self):
-        return {"format": _FORMAT, "kind": "public", "version": _VERSION,
-                "bits": self.bits, "fingerprint": self.fingerprint, "n": format(self.n, "x")}
+        d = {"format": _FORMAT, "kind": "public",
+             "version": _VERSION_PLAIN if self.h_s is None else _VERSION_DJN,
+             "bits": self.bits, "fingerprint": self.fingerprint, "n": format(self.n, "x")}
+        if self.h_s is not None:
+            d["h_s"] = format(self.h_s, "x")
+        return d
 
     def to_json(self):
-        """JSON text: format, version, bits, fingerprint and ``n`` in hex."""
+        """JSON text: format, version, bits, fingerprint, ``n`` and ``h_s`` (if any) in hex."""
         return json.dumps(self.to_dict(), indent=1)
 
     @classmethod
@@ -164,8 +214,9 @@ class PublicKey(_KeyFile):
     @classmethod
     def _from_dict(cls, d, kind="public"):
         n = _int_field(d, "n", kind)
+        h_s = _int_field(d, "h_s", kind) if "h_s" in d else None
         try:
-            key = cls(n)
+            key = cls(n, h_s)
         except ModulusError as e:
             raise SerializationError(f"{kind} key holds an unusable modulus: {e}") from None
         if d.get("fingerprint") not in (None, key.fingerprint):
@@ -208,6 +259,14 @@ class PrivateKey(_KeyFile):
         self.q2_inv_p2 = int(gmpy2.invert(self.q2, self.p2))
         self.q_mod_pm1 = q % (p - 1)
         self.p_mod_qm1 = p % (q - 1)
+        h_s = public_key.h_s
+        # An n-th power mod n² is a p-th power mod p², so its order there
+        # divides p - 1 (likewise for q). Anything else was not made by
+        # djn_base and would encrypt to values nobody can decrypt.
+        if h_s is not None and (gmpy2.powmod(h_s, p - 1, self.p2) != 1
+                                or gmpy2.powmod(h_s, q - 1, self.q2) != 1):
+            raise ModulusError("h_s is not an n-th power mod n²: the public key does not match "
+                               "this private key")
 
     @staticmethod
     def _h(p, p2, n):
@@ -226,6 +285,21 @@ class PrivateKey(_KeyFile):
 
     def __repr__(self):
         return f"PrivateKey(bits={self.public_key.bits}, fingerprint={self.public_key.fingerprint!r})"
+
+    def with_djn_base(self, h_s=None):
+        """This key pair with ``h_s`` added: the explicit upgrade of a version-1 key.
+
+        Raises
+        ------
+        SerializationError
+            The key already has an ``h_s`` (replacing it would split the
+            federation onto two bases).
+        """
+        if self.public_key.h_s is not None:
+            raise SerializationError(f"key {self.public_key.fingerprint} already has h_s "
+                                     f"({self.public_key.djn_fingerprint}); keep it")
+        n = self.public_key.n
+        return PrivateKey(PublicKey(n, djn_base(n) if h_s is None else h_s), self.p, self.q)
 
     def crt(self, mp, mq):
         """The ``x mod n`` with ``x ≡ mp (mod p)`` and ``x ≡ mq (mod q)`` (Garner)."""
@@ -262,7 +336,7 @@ def _random_prime(bits):
             return p
 
 
-def generate_keypair(bits=2048):
+def generate_keypair(bits=2048, *, djn=True):
     """A fresh key pair with ``n`` of exactly ``bits`` bits.
 
     Parameters
@@ -270,6 +344,9 @@ def generate_keypair(bits=2048):
     bits : int
         Even, at least :data:`MIN_KEY_BITS`. Use 2048 or more for real data;
         256/512 are for tests.
+    djn : bool
+        Give the public key an ``h_s`` (short-exponent encryption). ``False``
+        makes a version-1 key, as older hefl did.
 
     Returns
     -------
@@ -285,5 +362,5 @@ def generate_keypair(bits=2048):
         # gcd(n, (p-1)(q-1)) = 1 holds for equal-length primes unless p | q-1
         # or q | p-1, impossible at equal length; p ≠ q is all that is left.
         if p != q and n.bit_length() == bits:
-            pub = PublicKey(n)
+            pub = PublicKey(n, djn_base(n) if djn else None)
             return pub, PrivateKey(pub, p, q)
