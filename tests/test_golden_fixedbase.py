@@ -72,3 +72,22 @@ def test_bad_base_and_modulus(rng):
             fb.build_table(g, m, 8, 4)
     with pytest.raises(OperandRangeError):
         fb.build_table(2, m, 8, 0)
+
+
+def test_accelerator_default_fixed_base(rng):
+    """The Accelerator's fixed_base call against pow, through the cpu backend's product."""
+    from hefl.accel import get_accelerator
+    m = _odd_modulus(rng, 256)
+    g = _unit(rng, m)
+    t = fb.build_table(g, m, 64, 4)
+    exps = [0, 1, (1 << 64) - 1] + [rng.getrandbits(64) for _ in range(5)]
+    factors = [rng.randrange(m) for _ in exps]
+    with get_accelerator("cpu", workers=1) as acc:
+        assert acc.fixed_base(t, exps) == [pow(g, e, m) for e in exps]
+        assert acc.fixed_base(t, exps, factors) == [pow(g, e, m) * f % m for e, f in zip(exps, factors)]
+        with pytest.raises(OperandRangeError):
+            acc.fixed_base(t, [1 << 64])
+        with pytest.raises(OperandRangeError):
+            acc.fixed_base(t, [1, 2], [3])
+        with pytest.raises(OperandRangeError):
+            acc.fixed_base((g, m), [1])

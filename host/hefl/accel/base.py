@@ -1,16 +1,25 @@
 """The Accelerator interface every backend implements.
 
-All three calls work on a batch that shares one modulus (a Paillier key's
+All four calls work on a batch that shares one modulus (a Paillier key's
 ``n²``, ``p²`` or ``q²``) and take plain Python ints (or anything
 ``int()`` accepts); they return a list of plain ints in the order given.
 Inputs are validated here, once, before any backend sees them: the modulus
 must be odd and at least 3, every operand must lie in ``[0, modulus)`` and
 every exponent must be non-negative.
+
+:meth:`Accelerator.fixed_base` is the fourth call: exponentiations of one
+fixed base from a precomputed table (:mod:`hefl.golden.fixedbase`), each a
+product of table entries and an optional extra factor, on a schedule that
+does not depend on the exponent (short-exponent Paillier encryption,
+docs/design.md §1.6). Backends that hold the table in device memory
+override ``_fixed_base``; the default multiplies the entries through
+``_product``.
 """
 
 from abc import ABC, abstractmethod
 
 from hefl.errors import BackendUnavailable, OperandRangeError
+from hefl.golden.fixedbase import FixedBaseTable, entry_indices
 from hefl.golden.montgomery import check_modulus
 
 __all__ = ["Accelerator", "get_accelerator", "register_backend", "device_cycles", "validate_modulus",
@@ -107,6 +116,38 @@ class Accelerator(ABC):
             checked.append(g)
         return self._dispatch(self._product, checked, modulus)
 
+    def fixed_base(self, table, exps, factors=None):
+        """``[table.base^e · f mod table.modulus for e, f in zip(exps, factors)]``.
+
+        Each result is the product of the ``W`` table entries that ``e``'s
+        digits select (and of ``f``): the same number of multiplications of
+        full-size operands for every exponent.
+
+        Parameters
+        ----------
+        table : hefl.golden.fixedbase.FixedBaseTable
+            Built once per base and modulus (a Paillier key's ``h_s`` mod
+            ``n²``, ``p²`` or ``q²``).
+        exps : sequence of int
+            Exponents in ``[0, 2^table.exp_bits)``; secret in encryption.
+        factors : sequence of int, optional
+            One extra factor per exponent, in ``[0, modulus)`` (Paillier's
+            ``1 + m·n``); none when omitted.
+        """
+        if not isinstance(table, FixedBaseTable):
+            raise OperandRangeError(f"fixed_base needs a FixedBaseTable, not {type(table).__name__}")
+        modulus = validate_modulus(table.modulus)
+        exps = validate_exponents(exps)
+        if factors is not None:
+            factors = validate_operands(factors, modulus, "factor")
+            if len(factors) != len(exps):
+                raise OperandRangeError(f"{len(exps)} exponents but {len(factors)} factors")
+        for i, e in enumerate(exps):
+            if e >> table.exp_bits:
+                raise OperandRangeError(f"exponent {i} has {e.bit_length()} bits; the table holds "
+                                        f"{table.exp_bits}")
+        return self._dispatch(self._fixed_base, exps, table, factors)
+
     def _dispatch(self, hook, jobs, *rest):
         # Validated inputs to the backend's hook, one job per element of ``jobs``.
         if not jobs:
@@ -130,6 +171,16 @@ class Accelerator(ABC):
 
     @abstractmethod
     def _mulmod(self, a, b, modulus): ...
+
+    def _fixed_base(self, exps, table, factors):
+        # Default: one product job per exponent, of its W entries (and factor).
+        groups = []
+        for i, e in enumerate(exps):
+            g = [table.entry(j) for j in entry_indices(table, e)]
+            if factors is not None:
+                g.append(factors[i])
+            groups.append(g)
+        return self._product(groups, table.modulus)
 
     def _product(self, groups, modulus):
         # Default: a tree of mulmod batches, log2(K) device calls in all.
