@@ -22,6 +22,7 @@ build tools                        ToolNotFound, ToolFailed
 federated learning, Flower         DatasetError, ModelError,
                                    AggregationMismatchError, FlowerConfigError,
                                    FlowerRunError
+runs and their outputs             OutputPathError
 =================================  ===========================================
 
 The modules that raise them re-export some under their old names
@@ -46,6 +47,8 @@ __all__ = [
     # federated learning, Flower
     "DatasetError", "ModelError", "AggregationMismatchError", "FlowerConfigError",
     "FlowerRunError",
+    # runs and their outputs
+    "OutputPathError",
 ]
 
 
@@ -180,3 +183,9 @@ class FlowerConfigError(HeflError, ValueError):
 
 class FlowerRunError(HeflError, RuntimeError):
     """A Flower federation run that failed or timed out (processes, run, results)."""
+
+
+# --- runs and their outputs -----------------------------------------------------
+
+class OutputPathError(HeflError, OSError):
+    """An output file or folder that cannot be written (checked before a run starts)."""

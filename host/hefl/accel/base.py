@@ -22,7 +22,7 @@ from hefl.errors import BackendUnavailable, OperandRangeError
 from hefl.golden.fixedbase import FixedBaseTable, entry_indices
 from hefl.golden.montgomery import check_modulus
 
-__all__ = ["Accelerator", "get_accelerator", "register_backend", "device_cycles", "validate_modulus",
+__all__ = ["Accelerator", "get_accelerator", "register_backend", "BACKEND_MODULES", "device_cycles", "validate_modulus",
            "validate_operands", "validate_exponents"]
 
 
@@ -223,6 +223,9 @@ def device_cycles(accels):
 
 
 _BACKENDS = {}
+#: Backends this build knows, by name -> module (each registers itself on import).
+BACKEND_MODULES = {"cpu": "hefl.accel.cpu", "sim": "hefl.accel.sim", "xrt": "hefl.accel.xrt",
+                   "serial": "hefl.accel.serial"}
 
 
 def register_backend(name, factory):
@@ -242,14 +245,14 @@ def get_accelerator(name="cpu", **options):
         # Backends register themselves on import; import the known ones lazily
         # so a missing optional dependency only hurts the backend that needs it.
         import importlib
-        modules = {"cpu": ".cpu", "sim": ".sim", "xrt": ".xrt", "serial": ".serial"}
-        if name in modules:
+        if name in BACKEND_MODULES:
             try:
-                importlib.import_module(modules[name], __package__)
+                importlib.import_module(BACKEND_MODULES[name])
             except ModuleNotFoundError as e:
                 if e.name and e.name.startswith("hefl.accel"):
                     raise BackendUnavailable(f"backend {name!r} is not implemented in this build") from None
                 raise BackendUnavailable(f"backend {name!r} needs {e.name!r}, which is not installed") from e
     if name not in _BACKENDS:
-        raise BackendUnavailable(f"unknown backend {name!r}; known: {', '.join(sorted(_BACKENDS)) or 'none'}")
+        known = sorted(set(BACKEND_MODULES) | set(_BACKENDS))
+        raise BackendUnavailable(f"unknown backend {name!r}; known: {', '.join(known)}")
     return _BACKENDS[name](**options)
