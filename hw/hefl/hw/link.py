@@ -28,13 +28,15 @@ one byte per 100 cycles, so nothing here needs to be fast. The reply's CRCs
 are computed as its bytes leave.
 """
 
+import operator
+from functools import reduce
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hefl.hw.axil_ctrl import AxiLiteSignature
 from hefl.hw.link_proto import (
-    CRC_POLY,
     HEADER_BYTES,
     MAX_LEN,
     REPLY_HEADER_BYTES,
@@ -42,6 +44,7 @@ from hefl.hw.link_proto import (
     UNIT_BYTES,
     Cmd,
     Status,
+    crc8,
     info_payload,
 )
 from hefl.hw.regmap import REGMAP
@@ -50,12 +53,19 @@ __all__ = ["Link", "crc8_step"]
 
 
 def crc8_step(crc, byte):
-    """Amaranth expression of the CRC-8 (:data:`CRC_POLY`) after one more byte."""
-    c = (crc ^ byte)[:8]
-    for _ in range(8):
-        shifted = Cat(Const(0, 1), c[:7])
-        c = Mux(c[7], shifted ^ CRC_POLY, shifted)
-    return c
+    """Amaranth expression of the CRC-8 (:data:`~hefl.hw.link_proto.CRC_POLY`) after one more byte.
+
+    One step is linear over GF(2) in ``x = crc ^ byte``: bit ``i`` of the
+    result is the XOR of the bits ``x_j`` whose unit byte ``1 << j`` has a
+    CRC with bit ``i`` set. The columns come from the host's
+    :func:`hefl.hw.link_proto.crc8`, so both sides use one definition. (The
+    bit-serial shift-and-reduce form, as nested ``Mux``, repeats its input
+    2^8 times in the elaborated netlist: seconds per elaboration.)
+    """
+    x = (crc ^ byte)[:8]
+    cols = [crc8(bytes([1 << j])) for j in range(8)]
+    return Cat(*(reduce(operator.xor, (x[j] for j in range(8) if cols[j] >> i & 1))
+                 for i in range(8)))
 
 
 class Link(wiring.Component):
