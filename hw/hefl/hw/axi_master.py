@@ -153,179 +153,245 @@ class AxiMaster(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         bus = self.bus
-        dw = self._data_bits
-        bb = dw // 8
-        lpb = dw // LIMB_BITS                  # limbs per beat
-        lb = (lpb - 1).bit_length()            # log2(limbs per beat)
-        bb_log = bb.bit_length() - 1
-        size = bb_log
-
+        beat = _Beat(self._data_bits)
         m.d.comb += [
             bus.awid.eq(0), bus.arid.eq(0),
-            bus.awsize.eq(size), bus.arsize.eq(size),
+            bus.awsize.eq(beat.size), bus.arsize.eq(beat.size),
             bus.awburst.eq(1), bus.arburst.eq(1),   # INCR
             bus.bready.eq(1),
         ]
+        rd = _ReadRegs(self._data_bits, beat, self._read_credit)
+        self._elab_read_address(m, beat, rd)
+        self._elab_read_data(m, beat, rd)
+        wr = _WriteRegs(self._data_bits, beat, self._max_burst)
+        self._elab_write_address(m, beat, wr)
+        self._elab_write_data(m, beat, wr)
+        with m.If(self.clear_error):
+            m.d.sync += self.bus_error.eq(0)
+        return m
 
-        def limb_offset(addr):
-            # Limb index of a byte address inside its beat.
-            return addr[3:3 + lb] if lb else Const(0, 1)
+    def _elab_read_address(self, m, beat, rd):
+        """Read command → ARs: one burst issued at most every other cycle.
 
-        # ------------------------------------------------------------ reads
-        ar_active = Signal()
-        ar_addr = Signal(64)
-        ar_left = Signal(33)
-        outstanding = Signal(range(self._read_credit + 1))
-        r_active = Signal()
-        r_skip = Signal(max(lb, 1))
-        r_left = Signal(32)
-        aborting = Signal()
-        buf = Signal(dw)
-        buf_valid = Signal()
-        buf_idx = Signal(max(lb, 1))
-
-        m.d.comb += self.rd_busy.eq(ar_active | bus.arvalid | r_active | buf_valid
-                                    | (outstanding != 0) | aborting)
+        A command is taken when nothing of the previous one is left
+        (``rd_busy`` low). A burst is issued once its registered length is
+        up to date, the previous AR was accepted and the beats requested but
+        not received stay within ``read_credit``; AR is registered (address
+        and length stable while ``arvalid``).
+        """
+        bus, cmd = self.bus, self.rd_cmd.payload
+        m.d.comb += self.rd_busy.eq(rd.ar_active | bus.arvalid | rd.r_active | rd.buf_valid
+                                    | (rd.outstanding != 0) | rd.aborting)
         m.d.comb += self.rd_cmd.ready.eq(~self.rd_busy)
-        with m.If(self.rd_cmd.valid & self.rd_cmd.ready):
-            cmd = self.rd_cmd.payload
-            off = limb_offset(cmd.addr)
-            beats = (cmd.limbs + off + (lpb - 1)) >> lb
+        taken = self.rd_cmd.valid & self.rd_cmd.ready
+        with m.If(taken):
+            off = beat.limb_offset(cmd.addr)
             m.d.sync += [
-                ar_addr.eq(Cat(Const(0, bb_log), cmd.addr[bb_log:])),
-                ar_left.eq(beats),
-                ar_active.eq(cmd.limbs != 0),
-                r_skip.eq(off),
-                r_left.eq(cmd.limbs),
-                r_active.eq(cmd.limbs != 0),
+                rd.ar_addr.eq(beat.align(cmd.addr)),
+                rd.ar_left.eq(beat.count(cmd.limbs, off)),
+                rd.ar_active.eq(cmd.limbs != 0),
+                rd.r_skip.eq(off),
+                rd.r_left.eq(cmd.limbs),
+                rd.r_active.eq(cmd.limbs != 0),
             ]
 
         # The burst length is registered: address → 4 KiB distance → length →
         # credit check → next address was the kernel's longest path on ECP5.
         # ar_len_ok drops for the cycle after ar_addr/ar_left change, while the
         # registered length still describes the old values (one cycle per burst).
-        ar_len_c = self._burst_len(m, ar_addr, ar_left, "ar")
+        ar_len_c = self._burst_len(m, rd.ar_addr, rd.ar_left, "ar")
         ar_len = Signal.like(ar_len_c, name="ar_len_r")
         ar_last = Signal()           # registered ar_left == ar_len
         ar_len_ok = Signal()
-        issue = Signal()
-        m.d.sync += [ar_len.eq(ar_len_c), ar_last.eq(ar_left == ar_len_c),
-                     ar_len_ok.eq(~((self.rd_cmd.valid & self.rd_cmd.ready) | issue))]
-        m.d.comb += issue.eq(ar_active & ar_len_ok & ~bus.arvalid & ~aborting & ~self.rd_abort
-                             & (outstanding + ar_len <= self._read_credit))
-        r_beat = Signal()
-        m.d.comb += r_beat.eq(bus.rvalid & bus.rready)
-        m.d.sync += outstanding.eq(outstanding + Mux(issue, ar_len, 0) - r_beat)
-        with m.If(issue):
-            # Registered AR: address and length are stable while arvalid is high.
+        m.d.sync += [ar_len.eq(ar_len_c), ar_last.eq(rd.ar_left == ar_len_c),
+                     ar_len_ok.eq(~(taken | rd.issue))]
+        m.d.comb += rd.issue.eq(rd.ar_active & ar_len_ok & ~bus.arvalid & ~rd.aborting
+                                & ~self.rd_abort
+                                & (rd.outstanding + ar_len <= self._read_credit))
+        m.d.sync += rd.outstanding.eq(rd.outstanding + Mux(rd.issue, ar_len, 0) - rd.r_beat)
+        with m.If(rd.issue):
             m.d.sync += [
-                bus.arvalid.eq(1), bus.araddr.eq(ar_addr), bus.arlen.eq(ar_len - 1),
-                ar_addr.eq(ar_addr + (ar_len << bb_log)),
-                ar_left.eq(ar_left - ar_len),
+                bus.arvalid.eq(1), bus.araddr.eq(rd.ar_addr), bus.arlen.eq(ar_len - 1),
+                rd.ar_addr.eq(rd.ar_addr + (ar_len << beat.size)),
+                rd.ar_left.eq(rd.ar_left - ar_len),
             ]
             with m.If(ar_last):
-                m.d.sync += ar_active.eq(0)
+                m.d.sync += rd.ar_active.eq(0)
         with m.If(bus.arvalid & bus.arready):
             m.d.sync += bus.arvalid.eq(0)
 
-        m.d.comb += bus.rready.eq(~buf_valid | aborting)
-        with m.If(r_beat):
+    def _elab_read_data(self, m, beat, rd):
+        """R beats → ``rd_data`` limbs, and ``rd_abort``.
+
+        A beat is taken into ``buf`` when it is empty, then its limbs leave
+        one per cycle of ``rd_data`` readiness (leading limbs of the first
+        beat skipped at one per cycle; the buffer frees after its last
+        limb, so beats come at most every ``limbs per beat + 1`` cycles).
+        While aborting, R beats are taken at once and dropped until none is
+        outstanding.
+        """
+        bus = self.bus
+        m.d.comb += rd.r_beat.eq(bus.rvalid & bus.rready)
+        m.d.comb += bus.rready.eq(~rd.buf_valid | rd.aborting)
+        with m.If(rd.r_beat):
             with m.If(bus.rresp != 0):
                 m.d.sync += self.bus_error.eq(1)
-            with m.If(~aborting):
-                m.d.sync += [buf.eq(bus.rdata), buf_valid.eq(1)]
+            with m.If(~rd.aborting):
+                m.d.sync += [rd.buf.eq(bus.rdata), rd.buf_valid.eq(1)]
 
-        limb = buf.word_select(buf_idx, LIMB_BITS) if lb else buf[:LIMB_BITS]
-        with m.If(buf_valid & ~aborting):
-            with m.If(r_skip != 0):
+        if beat.limb_bits:
+            limb = rd.buf.word_select(rd.buf_idx, LIMB_BITS)
+        else:
+            limb = rd.buf[:LIMB_BITS]
+        with m.If(rd.buf_valid & ~rd.aborting):
+            with m.If(rd.r_skip != 0):
                 # Leading limbs of the first beat, before the command's address.
-                m.d.sync += [r_skip.eq(r_skip - 1), buf_idx.eq(buf_idx + 1)]
+                m.d.sync += [rd.r_skip.eq(rd.r_skip - 1), rd.buf_idx.eq(rd.buf_idx + 1)]
             with m.Else():
                 m.d.comb += [self.rd_data.valid.eq(1), self.rd_data.payload.eq(limb)]
                 with m.If(self.rd_data.ready):
-                    m.d.sync += [r_left.eq(r_left - 1), buf_idx.eq(buf_idx + 1)]
-                    with m.If((buf_idx == lpb - 1) | (r_left == 1)):
-                        m.d.sync += [buf_valid.eq(0), buf_idx.eq(0)]
-                    with m.If(r_left == 1):
-                        m.d.sync += r_active.eq(0)
+                    m.d.sync += [rd.r_left.eq(rd.r_left - 1), rd.buf_idx.eq(rd.buf_idx + 1)]
+                    with m.If((rd.buf_idx == beat.limbs - 1) | (rd.r_left == 1)):
+                        m.d.sync += [rd.buf_valid.eq(0), rd.buf_idx.eq(0)]
+                    with m.If(rd.r_left == 1):
+                        m.d.sync += rd.r_active.eq(0)
 
         with m.If(self.rd_abort & self.rd_busy):
-            m.d.sync += [aborting.eq(1), ar_active.eq(0), r_active.eq(0),
-                         buf_valid.eq(0), buf_idx.eq(0), r_skip.eq(0)]
-        with m.If(aborting & ~bus.arvalid & ~issue & (outstanding == 0)):
-            m.d.sync += aborting.eq(0)
+            m.d.sync += [rd.aborting.eq(1), rd.ar_active.eq(0), rd.r_active.eq(0),
+                         rd.buf_valid.eq(0), rd.buf_idx.eq(0), rd.r_skip.eq(0)]
+        with m.If(rd.aborting & ~bus.arvalid & ~rd.issue & (rd.outstanding == 0)):
+            m.d.sync += rd.aborting.eq(0)
 
-        # ----------------------------------------------------------- writes
-        w_active = Signal()          # a command is being transferred
-        aw_addr = Signal(64)
-        w_left_beats = Signal(33)    # beats of the command not yet covered by an AW
-        w_phase = Signal()           # the AW of the current burst was accepted
-        burst_left = Signal(range(self._max_burst + 1))
-        w_left = Signal(32)          # limbs still to accept
-        w_pos = Signal(max(lb, 1))
-        wbuf = Signal(dw)
-        wstrb = Signal(bb)
-        b_pending = Signal(16)
+    def _elab_write_address(self, m, beat, wr):
+        """Write command → AWs: the next burst's AW once the previous burst's W beats are out.
 
-        m.d.comb += [bus.wdata.eq(wbuf), bus.wstrb.eq(wstrb)]
-        m.d.comb += self.wr_cmd.ready.eq(~w_active)
-        with m.If(self.wr_cmd.valid & self.wr_cmd.ready):
-            cmd = self.wr_cmd.payload
-            off = limb_offset(cmd.addr)
+        A command is taken when the previous one has sent all its W beats
+        (``w_active`` low). The burst length is registered as on the read
+        side; AW is registered and its acceptance opens the W phase.
+        """
+        bus, cmd = self.bus, self.wr_cmd.payload
+        m.d.comb += self.wr_cmd.ready.eq(~wr.w_active)
+        taken = self.wr_cmd.valid & self.wr_cmd.ready
+        with m.If(taken):
+            off = beat.limb_offset(cmd.addr)
             m.d.sync += [
-                aw_addr.eq(Cat(Const(0, bb_log), cmd.addr[bb_log:])),
-                w_left_beats.eq((cmd.limbs + off + (lpb - 1)) >> lb),
-                w_left.eq(cmd.limbs),
-                w_pos.eq(off),
-                w_active.eq(cmd.limbs != 0),
-                w_phase.eq(0),
+                wr.aw_addr.eq(beat.align(cmd.addr)),
+                wr.w_left_beats.eq(beat.count(cmd.limbs, off)),
+                wr.w_left.eq(cmd.limbs),
+                wr.w_pos.eq(off),
+                wr.w_active.eq(cmd.limbs != 0),
+                wr.w_phase.eq(0),
             ]
 
-        # Registered like ar_len (see above).
-        aw_len_c = self._burst_len(m, aw_addr, w_left_beats, "aw")
+        # Registered like ar_len (see _elab_read_address).
+        aw_len_c = self._burst_len(m, wr.aw_addr, wr.w_left_beats, "aw")
         aw_len = Signal.like(aw_len_c, name="aw_len_r")
         aw_len_ok = Signal()
         aw_issue = Signal()
-        m.d.sync += [aw_len.eq(aw_len_c),
-                     aw_len_ok.eq(~((self.wr_cmd.valid & self.wr_cmd.ready) | aw_issue))]
-        m.d.comb += aw_issue.eq(w_active & aw_len_ok & ~w_phase & ~bus.awvalid)
+        m.d.sync += [aw_len.eq(aw_len_c), aw_len_ok.eq(~(taken | aw_issue))]
+        m.d.comb += aw_issue.eq(wr.w_active & aw_len_ok & ~wr.w_phase & ~bus.awvalid)
         with m.If(aw_issue):
             m.d.sync += [
-                bus.awvalid.eq(1), bus.awaddr.eq(aw_addr), bus.awlen.eq(aw_len - 1),
-                aw_addr.eq(aw_addr + (aw_len << bb_log)),
-                w_left_beats.eq(w_left_beats - aw_len),
-                burst_left.eq(aw_len),
+                bus.awvalid.eq(1), bus.awaddr.eq(wr.aw_addr), bus.awlen.eq(aw_len - 1),
+                wr.aw_addr.eq(wr.aw_addr + (aw_len << beat.size)),
+                wr.w_left_beats.eq(wr.w_left_beats - aw_len),
+                wr.burst_left.eq(aw_len),
             ]
-        aw_hs = Signal()
-        m.d.comb += aw_hs.eq(bus.awvalid & bus.awready)
-        with m.If(aw_hs):
-            m.d.sync += [bus.awvalid.eq(0), w_phase.eq(1)]
+        m.d.comb += wr.aw_hs.eq(bus.awvalid & bus.awready)
+        with m.If(wr.aw_hs):
+            m.d.sync += [bus.awvalid.eq(0), wr.w_phase.eq(1)]
 
-        m.d.comb += self.wr_data.ready.eq(w_phase & ~bus.wvalid & (w_left != 0))
+    def _elab_write_data(self, m, beat, wr):
+        """``wr_data`` limbs → W beats, and the B responses.
+
+        Limbs are packed into ``wbuf`` one per cycle (``wstrb`` marking
+        each); the beat is sent when full or at the command's last limb, and
+        packing waits until it was accepted. ``wr_busy`` stays high until
+        every AW's B has arrived.
+        """
+        bus = self.bus
+        m.d.comb += [bus.wdata.eq(wr.wbuf), bus.wstrb.eq(wr.wstrb)]
+        m.d.comb += self.wr_data.ready.eq(wr.w_phase & ~bus.wvalid & (wr.w_left != 0))
         with m.If(self.wr_data.valid & self.wr_data.ready):
-            if lb:
-                m.d.sync += [wbuf.word_select(w_pos, LIMB_BITS).eq(self.wr_data.payload),
-                             wstrb.word_select(w_pos, 8).eq(0xFF)]
+            if beat.limb_bits:
+                m.d.sync += [wr.wbuf.word_select(wr.w_pos, LIMB_BITS).eq(self.wr_data.payload),
+                             wr.wstrb.word_select(wr.w_pos, 8).eq(0xFF)]
             else:
-                m.d.sync += [wbuf.eq(self.wr_data.payload), wstrb.eq(0xFF)]
-            m.d.sync += [w_left.eq(w_left - 1), w_pos.eq(w_pos + 1)]
-            with m.If((w_pos == lpb - 1) | (w_left == 1)):
-                m.d.sync += [bus.wvalid.eq(1), bus.wlast.eq(burst_left == 1), w_pos.eq(0)]
+                m.d.sync += [wr.wbuf.eq(self.wr_data.payload), wr.wstrb.eq(0xFF)]
+            m.d.sync += [wr.w_left.eq(wr.w_left - 1), wr.w_pos.eq(wr.w_pos + 1)]
+            with m.If((wr.w_pos == beat.limbs - 1) | (wr.w_left == 1)):
+                m.d.sync += [bus.wvalid.eq(1), bus.wlast.eq(wr.burst_left == 1),
+                             wr.w_pos.eq(0)]
         with m.If(bus.wvalid & bus.wready):
-            m.d.sync += [bus.wvalid.eq(0), bus.wlast.eq(0), wstrb.eq(0),
-                         burst_left.eq(burst_left - 1)]
-            with m.If(burst_left == 1):
-                m.d.sync += w_phase.eq(0)
-                with m.If(w_left_beats == 0):
-                    m.d.sync += w_active.eq(0)
+            m.d.sync += [bus.wvalid.eq(0), bus.wlast.eq(0), wr.wstrb.eq(0),
+                         wr.burst_left.eq(wr.burst_left - 1)]
+            with m.If(wr.burst_left == 1):
+                m.d.sync += wr.w_phase.eq(0)
+                with m.If(wr.w_left_beats == 0):
+                    m.d.sync += wr.w_active.eq(0)
 
         b_hs = Signal()
         m.d.comb += b_hs.eq(bus.bvalid & bus.bready)
-        m.d.sync += b_pending.eq(b_pending + aw_hs - b_hs)
+        m.d.sync += wr.b_pending.eq(wr.b_pending + wr.aw_hs - b_hs)
         with m.If(b_hs & (bus.bresp != 0)):
             m.d.sync += self.bus_error.eq(1)
-        m.d.comb += self.wr_busy.eq(w_active | bus.awvalid | (b_pending != 0))
+        m.d.comb += self.wr_busy.eq(wr.w_active | bus.awvalid | (wr.b_pending != 0))
 
-        with m.If(self.clear_error):
-            m.d.sync += self.bus_error.eq(0)
-        return m
+
+class _Beat:
+    """A ``DW``-bit beat in bytes and limbs, and the command arithmetic on it."""
+
+    def __init__(self, data_bits):
+        self.bytes = data_bits // 8
+        self.limbs = data_bits // LIMB_BITS             # limbs per beat
+        self.limb_bits = (self.limbs - 1).bit_length()  # log2(limbs per beat)
+        self.size = self.bytes.bit_length() - 1         # log2(bytes per beat): axsize
+
+    def limb_offset(self, addr):
+        """Limb index of a byte address inside its beat."""
+        return addr[3:3 + self.limb_bits] if self.limb_bits else Const(0, 1)
+
+    def align(self, addr):
+        """``addr`` rounded down to its beat."""
+        return Cat(Const(0, self.size), addr[self.size:])
+
+    def count(self, limbs, off):
+        """Beats covering ``limbs`` limbs from limb ``off`` of the first beat."""
+        return (limbs + off + (self.limbs - 1)) >> self.limb_bits
+
+
+class _ReadRegs:
+    """State of the read side, shared by its address and data sub-blocks."""
+
+    def __init__(self, data_bits, beat, read_credit):
+        lb = max(beat.limb_bits, 1)
+        self.ar_active = Signal()
+        self.ar_addr = Signal(64)
+        self.ar_left = Signal(33)                # beats not yet covered by an AR
+        self.outstanding = Signal(range(read_credit + 1))
+        self.issue = Signal()                    # an AR is issued this cycle
+        self.r_beat = Signal()                   # an R beat is taken this cycle
+        self.r_active = Signal()
+        self.r_skip = Signal(lb)
+        self.r_left = Signal(32)                 # limbs still to deliver
+        self.aborting = Signal()
+        self.buf = Signal(data_bits)
+        self.buf_valid = Signal()
+        self.buf_idx = Signal(lb)
+
+
+class _WriteRegs:
+    """State of the write side, shared by its address and data sub-blocks."""
+
+    def __init__(self, data_bits, beat, max_burst):
+        self.w_active = Signal()                 # a command is being transferred
+        self.aw_addr = Signal(64)
+        self.w_left_beats = Signal(33)           # beats of the command not yet covered by an AW
+        self.w_phase = Signal()                  # the AW of the current burst was accepted
+        self.burst_left = Signal(range(max_burst + 1))
+        self.w_left = Signal(32)                 # limbs still to accept
+        self.w_pos = Signal(max(beat.limb_bits, 1))
+        self.wbuf = Signal(data_bits)
+        self.wstrb = Signal(beat.bytes)
+        self.b_pending = Signal(16)
+        self.aw_hs = Signal()                    # an AW is accepted this cycle

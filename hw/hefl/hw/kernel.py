@@ -136,245 +136,268 @@ class Kernel(wiring.Component):
         for n, d, _ in axi4_members(self._dw):
             port, inner = getattr(self, f"{REGMAP.memory_port}_{n}"), getattr(mem.bus, n)
             m.d.comb += port.eq(inner) if d == "out" else inner.eq(port)
-
-        s, w = self._s, self._w
         for name, value in self.hwcfg.items():
             m.d.comb += getattr(ctrl, name).eq(value)
 
-        # --- control state ------------------------------------------------
-        desc = Signal(64)
-        result = Signal(64)
-        status = Signal(8)
-        cycles = Signal(64)
-        counting = Signal()
-        jobs_sent = Signal(LAYOUT.job_field("tag").width + 1)    # up to J = 2^16
-        jobs_done = Signal(LAYOUT.job_field("tag").width + 1)
-        hdr = [Signal(LIMB, name=f"hdr_{n}") for n in LAYOUT.desc.names]
-        idx = Signal(range(max(LAYOUT.desc.limbs, LAYOUT.result.limbs) + 1))
-        const_sel = Signal(2)
-        const_addr = Signal(range(s))
-        consumed = Signal(34)              # job-stream limbs taken so far
-        tagf, opf, countf = (LAYOUT.job_field(n) for n in ("tag", "op", "count"))
-        job_op = Signal(opf.width)
-        job_tag = Signal(tagf.width)
-        job_count = Signal(countf.width)
-        job_left = Signal(range(s * ((1 << countf.width) - 1) + 1))
-        job_first = Signal()
-        done_pulse = Signal()
-        start_pulse = Signal()
-        rp_busy = Signal()                 # result path between wr_cmd and last beat
-
-        def field(name):
-            return hdr[LAYOUT.desc.index(name)]
-
-        def flag(name):
-            return LAYOUT.status_flag(name)
-
-        m.d.comb += [
-            ctrl.status.eq(status),
-            ctrl.cycles_lo.eq(cycles[:32]),
-            ctrl.cycles_hi.eq(cycles[32:]),
-            eng.nprime.eq(field("nprime")),
-            ctrl.ctrl_ap_done_set.eq(done_pulse),
-            ctrl.ctrl_ap_ready_set.eq(start_pulse),
-            ctrl.ctrl_ap_start_clear.eq(start_pulse & ~ctrl.ctrl_auto_restart),
-            ctrl.isr_done_set.eq(done_pulse & ctrl.ier_done),
-            ctrl.isr_ready_set.eq(start_pulse & ctrl.ier_ready),
-            self.interrupt.eq(ctrl.gie_enable & (ctrl.isr_done | ctrl.isr_ready)),
-        ]
-        with m.If(counting):
-            m.d.sync += cycles.eq(cycles + 1)
-
-        stream_limbs = field("stream_limbs")
-        const_limbs = LAYOUT.constants_limbs(s)
-        op_powmod, op_mulmod, op_product = (LAYOUT.op(n) for n in ("powmod", "mulmod", "product"))
-
-        limb = mem.rd_data.payload
-        # Job header decode, one register stage after the limb arrives so the
-        # checks below start from flops, not from the AXI read path.
-        job_hdr = Signal(LIMB)
-        l_op = job_hdr[opf.lsb:opf.lsb + opf.width]
-        l_tag = job_hdr[tagf.lsb:tagf.lsb + tagf.width]
-        l_count = job_hdr[countf.lsb:countf.lsb + countf.width]
-        n_ops = Signal(range(s * ((1 << countf.width) - 1) + 1))
-        with m.Switch(l_op):
-            with m.Case(op_powmod):
-                m.d.comb += n_ops.eq(s + ceil_div_const(l_count, w, countf.width))
-            with m.Case(op_mulmod):
-                m.d.comb += n_ops.eq(2 * s)
-            with m.Default():
-                m.d.comb += n_ops.eq(l_count * s)
-        bad_job = Signal()
-        m.d.comb += bad_job.eq(
-            (l_op > max(op_powmod, op_mulmod, op_product)) | (l_tag >= field("jobs"))
-            | ((l_op == op_powmod) & (l_count > self._x))
-            | ((l_op == op_mulmod) & (l_count != 2))
-            | ((l_op == op_product) & (l_count == 0)))
-        # Second stage: the job's operand count and validity, registered.
-        job_n_ops = Signal.like(n_ops)
-        job_bad = Signal()
-
-        ap_idle = Signal()
-        m.d.comb += ctrl.ctrl_ap_idle.eq(ap_idle)
-
+        r = _RunRegs(self._s)
+        self._elab_control(m, r, ctrl, eng)
+        self._elab_job_decode(m, r)
         with m.FSM(name="run"):
-            with m.State("IDLE"):
-                m.d.comb += ap_idle.eq(1)
-                with m.If(ctrl.ctrl_ap_start):
-                    m.d.comb += [start_pulse.eq(1), mem.clear_error.eq(1)]
-                    m.d.sync += [
-                        desc.eq(Cat(ctrl.desc_lo, ctrl.desc_hi)),
-                        result.eq(Cat(ctrl.result_lo, ctrl.result_hi)),
-                        status.eq(0), cycles.eq(0), counting.eq(1),
-                        jobs_sent.eq(0), jobs_done.eq(0), idx.eq(0),
-                        *(h.eq(0) for h in hdr),
-                    ]
-                    m.next = "HDR_CMD"
-            with m.State("HDR_CMD"):
-                m.d.comb += [mem.rd_cmd.valid.eq(1), mem.rd_cmd.payload.addr.eq(desc),
-                             mem.rd_cmd.payload.limbs.eq(LAYOUT.desc.limbs)]
-                with m.If(mem.rd_cmd.ready):
-                    m.next = "HDR"
-            with m.State("HDR"):
+            self._fsm_descriptor(m, r, ctrl, mem)
+            self._fsm_constants(m, r, mem, eng)
+            self._fsm_jobs(m, r, mem, eng)
+            self._fsm_finish(m, r, mem, eng)
+        self._elab_result_path(m, r, mem, eng)
+        return m
+
+    def _elab_control(self, m, r, ctrl, eng):
+        """The control registers' view of the run: status, cycles, ``ap_*`` and interrupts.
+
+        ``start_pulse`` (the cycle IDLE accepts ``ap_start``) sets
+        ``ap_ready`` and clears ``ap_start`` unless auto-restart is on;
+        ``done_pulse`` (the cycle the result header's write completed) sets
+        ``ap_done``. The cycle counter counts every cycle while
+        ``counting``.
+        """
+        m.d.comb += [
+            ctrl.status.eq(r.status),
+            ctrl.cycles_lo.eq(r.cycles[:32]),
+            ctrl.cycles_hi.eq(r.cycles[32:]),
+            eng.nprime.eq(r.field("nprime")),
+            ctrl.ctrl_ap_done_set.eq(r.done_pulse),
+            ctrl.ctrl_ap_ready_set.eq(r.start_pulse),
+            ctrl.ctrl_ap_start_clear.eq(r.start_pulse & ~ctrl.ctrl_auto_restart),
+            ctrl.isr_done_set.eq(r.done_pulse & ctrl.ier_done),
+            ctrl.isr_ready_set.eq(r.start_pulse & ctrl.ier_ready),
+            self.interrupt.eq(ctrl.gie_enable & (ctrl.isr_done | ctrl.isr_ready)),
+            ctrl.ctrl_ap_idle.eq(r.ap_idle),
+        ]
+        with m.If(r.counting):
+            m.d.sync += r.cycles.eq(r.cycles + 1)
+
+    def _elab_job_decode(self, m, r):
+        """Decode of the registered job header limb ``job_hdr`` (combinational).
+
+        ``job_hdr`` is registered the cycle after the limb arrives, so these
+        checks start from flops, not from the AXI read path; JOB_DEC
+        registers ``n_ops`` and ``bad_job`` one cycle later.
+        """
+        s, w = self._s, self._w
+        op_powmod, op_mulmod, op_product = (LAYOUT.op(n) for n in ("powmod", "mulmod", "product"))
+        countf = LAYOUT.job_field("count")
+        with m.Switch(r.l_op):
+            with m.Case(op_powmod):
+                m.d.comb += r.n_ops.eq(s + ceil_div_const(r.l_count, w, countf.width))
+            with m.Case(op_mulmod):
+                m.d.comb += r.n_ops.eq(2 * s)
+            with m.Default():
+                m.d.comb += r.n_ops.eq(r.l_count * s)
+        m.d.comb += r.bad_job.eq(
+            (r.l_op > max(op_powmod, op_mulmod, op_product)) | (r.l_tag >= r.field("jobs"))
+            | ((r.l_op == op_powmod) & (r.l_count > self._x))
+            | ((r.l_op == op_mulmod) & (r.l_count != 2))
+            | ((r.l_op == op_product) & (r.l_count == 0)))
+
+    def _fsm_descriptor(self, m, r, ctrl, mem):
+        """States IDLE, HDR_CMD, HDR, CHECK: accept ``ap_start``, read and check the header.
+
+        IDLE latches the buffer addresses and clears the run's state; the
+        header's ``LAYOUT.desc.limbs`` limbs are read with one command, one
+        limb per cycle the master delivers one; CHECK (1 cycle) sets the
+        status and goes on to the constants, or to DRAIN on an error.
+        """
+        s, w = self._s, self._w
+        tag_bits = LAYOUT.job_field("tag").width
+        const_limbs = LAYOUT.constants_limbs(s)
+        with m.State("IDLE"):
+            m.d.comb += r.ap_idle.eq(1)
+            with m.If(ctrl.ctrl_ap_start):
+                m.d.comb += [r.start_pulse.eq(1), mem.clear_error.eq(1)]
+                m.d.sync += [
+                    r.desc.eq(Cat(ctrl.desc_lo, ctrl.desc_hi)),
+                    r.result.eq(Cat(ctrl.result_lo, ctrl.result_hi)),
+                    r.status.eq(0), r.cycles.eq(0), r.counting.eq(1),
+                    r.jobs_sent.eq(0), r.jobs_done.eq(0), r.idx.eq(0),
+                    *(h.eq(0) for h in r.hdr),
+                ]
+                m.next = "HDR_CMD"
+        _command_state(m, "HDR_CMD", mem.rd_cmd, r.desc, LAYOUT.desc.limbs, "HDR")
+        with m.State("HDR"):
+            m.d.comb += mem.rd_data.ready.eq(1)
+            with m.If(mem.rd_data.valid):
+                with m.Switch(r.idx):
+                    for i, h in enumerate(r.hdr):
+                        with m.Case(i):
+                            m.d.sync += h.eq(mem.rd_data.payload)
+                m.d.sync += r.idx.eq(r.idx + 1)
+                with m.If(r.idx == LAYOUT.desc.limbs - 1):
+                    m.next = "CHECK"
+        with m.State("CHECK"):
+            st = Signal(8)
+            m.d.comb += st.eq(
+                Mux(r.field("magic") != LAYOUT.magic_word, _flag("bad_magic"), 0)
+                | Mux((r.field("words") != s) | (r.field("word_bits") != w), _flag("geometry"), 0)
+                | Mux(r.field("jobs") > 1 << tag_bits, _flag("bad_job"), 0)
+                | Mux(r.stream_limbs >= (1 << 32) - const_limbs, _flag("stream_length"), 0))
+            m.d.sync += [r.status.eq(st), r.const_sel.eq(0), r.const_addr.eq(0),
+                         r.consumed.eq(0)]
+            with m.If(st != 0):
+                m.next = "DRAIN"
+            with m.Else():
+                m.next = "CONST_CMD"
+
+    def _fsm_constants(self, m, r, mem, eng):
+        """States CONST_CMD, CONST: one read command for the constants and the job stream.
+
+        CONST writes N, R² mod N and R mod N (``s`` limbs each) into the
+        engine, one limb per cycle the master delivers one, then JOB_HDR
+        continues on the same command.
+        """
+        s, w = self._s, self._w
+        limbs = LAYOUT.constants_limbs(s) + r.stream_limbs
+        _command_state(m, "CONST_CMD", mem.rd_cmd, r.desc + LAYOUT.desc.limbs * LIMB // 8,
+                       limbs, "CONST")
+        with m.State("CONST"):
+            m.d.comb += [mem.rd_data.ready.eq(1),
+                         eng.const_wr_en.eq(mem.rd_data.valid),
+                         eng.const_wr_sel.eq(r.const_sel),
+                         eng.const_wr_addr.eq(r.const_addr),
+                         eng.const_wr_data.eq(mem.rd_data.payload[:w])]
+            with m.If(mem.rd_data.valid):
+                m.d.sync += r.const_addr.eq(r.const_addr + 1)
+                with m.If(r.const_addr == s - 1):
+                    m.d.sync += [r.const_addr.eq(0), r.const_sel.eq(r.const_sel + 1)]
+                    with m.If(r.const_sel == len(LAYOUT.constants) - 1):
+                        m.next = "JOB_HDR"
+
+    def _fsm_jobs(self, m, r, mem, eng):
+        """States JOB_HDR, JOB_DEC, JOB_CHK, JOB_DATA: check and forward the jobs.
+
+        Per job: JOB_HDR takes the header limb (or ends the stream: all
+        ``J`` jobs sent, or the stream exhausted), JOB_DEC and JOB_CHK (1
+        cycle each) decode and check it, JOB_DATA forwards its operand limbs
+        to the engine at the pace of both sides. A failed check aborts the
+        read and goes to DRAIN.
+        """
+        w = self._w
+        limb = mem.rd_data.payload
+
+        def stop(flag, *, abort=True):
+            # End the job stream with an error flag; the read in progress is abandoned.
+            if abort:
+                m.d.comb += mem.rd_abort.eq(1)
+            m.d.sync += r.status.eq(r.status | _flag(flag))
+            m.next = "DRAIN"
+
+        with m.State("JOB_HDR"):
+            with m.If(r.jobs_sent == r.field("jobs")):
+                with m.If(r.consumed != r.stream_limbs):
+                    stop("stream_length")
+                with m.Else():
+                    m.next = "DRAIN"
+            with m.Elif(r.consumed == r.stream_limbs):
+                # Jobs remain but the stream is exhausted: nothing more to read.
+                stop("stream_length", abort=False)
+            with m.Else():
                 m.d.comb += mem.rd_data.ready.eq(1)
                 with m.If(mem.rd_data.valid):
-                    with m.Switch(idx):
-                        for i, h in enumerate(hdr):
-                            with m.Case(i):
-                                m.d.sync += h.eq(limb)
-                    m.d.sync += idx.eq(idx + 1)
-                    with m.If(idx == LAYOUT.desc.limbs - 1):
-                        m.next = "CHECK"
-            with m.State("CHECK"):
-                st = Signal(8)
-                m.d.comb += st.eq(
-                    Mux(field("magic") != LAYOUT.magic_word, flag("bad_magic"), 0)
-                    | Mux((field("words") != s) | (field("word_bits") != w), flag("geometry"), 0)
-                    | Mux(field("jobs") > 1 << tagf.width, flag("bad_job"), 0)
-                    | Mux(stream_limbs >= (1 << 32) - const_limbs, flag("stream_length"), 0))
-                m.d.sync += [status.eq(st), const_sel.eq(0), const_addr.eq(0), consumed.eq(0)]
-                with m.If(st != 0):
-                    m.next = "DRAIN"
-                with m.Else():
-                    m.next = "CONST_CMD"
-            with m.State("CONST_CMD"):
-                m.d.comb += [mem.rd_cmd.valid.eq(1),
-                             mem.rd_cmd.payload.addr.eq(desc + LAYOUT.desc.limbs * LIMB // 8),
-                             mem.rd_cmd.payload.limbs.eq(const_limbs + stream_limbs)]
-                with m.If(mem.rd_cmd.ready):
-                    m.next = "CONST"
-            with m.State("CONST"):
-                m.d.comb += [mem.rd_data.ready.eq(1),
-                             eng.const_wr_en.eq(mem.rd_data.valid),
-                             eng.const_wr_sel.eq(const_sel),
-                             eng.const_wr_addr.eq(const_addr),
-                             eng.const_wr_data.eq(limb[:w])]
-                with m.If(mem.rd_data.valid):
-                    m.d.sync += const_addr.eq(const_addr + 1)
-                    with m.If(const_addr == s - 1):
-                        m.d.sync += [const_addr.eq(0), const_sel.eq(const_sel + 1)]
-                        with m.If(const_sel == len(LAYOUT.constants) - 1):
-                            m.next = "JOB_HDR"
-            with m.State("JOB_HDR"):
-                with m.If(jobs_sent == field("jobs")):
-                    with m.If(consumed != stream_limbs):
-                        m.d.comb += mem.rd_abort.eq(1)
-                        m.d.sync += status.eq(status | flag("stream_length"))
-                    m.next = "DRAIN"
-                with m.Elif(consumed == stream_limbs):
-                    # Jobs remain but the stream is exhausted: nothing more to read.
-                    m.d.sync += status.eq(status | flag("stream_length"))
-                    m.next = "DRAIN"
-                with m.Else():
-                    m.d.comb += mem.rd_data.ready.eq(1)
-                    with m.If(mem.rd_data.valid):
-                        m.d.sync += job_hdr.eq(limb)
-                        m.next = "JOB_DEC"
-            with m.State("JOB_DEC"):
-                m.d.sync += [job_n_ops.eq(n_ops), job_bad.eq(bad_job)]
-                m.next = "JOB_CHK"
-            with m.State("JOB_CHK"):
-                with m.If(job_bad):
-                    m.d.comb += mem.rd_abort.eq(1)
-                    m.d.sync += status.eq(status | flag("bad_job"))
-                    m.next = "DRAIN"
-                with m.Elif(consumed + 1 + job_n_ops > stream_limbs):
-                    m.d.comb += mem.rd_abort.eq(1)
-                    m.d.sync += status.eq(status | flag("stream_length"))
-                    m.next = "DRAIN"
-                with m.Else():
-                    m.d.sync += [job_op.eq(l_op), job_tag.eq(l_tag), job_count.eq(l_count),
-                                 job_left.eq(job_n_ops), job_first.eq(1),
-                                 consumed.eq(consumed + 1 + job_n_ops)]
-                    m.next = "JOB_DATA"
-            with m.State("JOB_DATA"):
-                isp = eng.i_stream
-                m.d.comb += [
-                    isp.valid.eq(mem.rd_data.valid),
-                    isp.payload.data.eq(limb[:w]),
-                    isp.payload.first.eq(job_first),
-                    isp.payload.last.eq(job_left == 1),
-                    isp.payload.op.eq(job_op),
-                    isp.payload.tag.eq(job_tag),
-                    isp.payload.count.eq(job_count),
-                    mem.rd_data.ready.eq(isp.ready),
-                ]
-                with m.If(isp.valid & isp.ready):
-                    m.d.sync += [job_left.eq(job_left - 1), job_first.eq(0)]
-                    with m.If(job_left == 1):
-                        m.d.sync += jobs_sent.eq(jobs_sent + 1)
-                        m.next = "JOB_HDR"
-            with m.State("DRAIN"):
-                # Every job handed to the engine comes back and is written first.
-                # The engine must be idle too: the next run loads constants,
-                # which the engine accepts only while idle.
-                with m.If((jobs_done == jobs_sent) & ~rp_busy & ~eng.o_stream.valid & eng.idle
-                          & ~mem.wr_busy & ~mem.rd_busy):
-                    m.d.sync += [counting.eq(0), idx.eq(0),
-                                 status.eq(status | Mux(mem.bus_error, flag("bus_error"), 0))]
-                    m.next = "RES_CMD"
-            with m.State("RES_CMD"):
-                m.d.comb += [mem.wr_cmd.valid.eq(1), mem.wr_cmd.payload.addr.eq(result),
-                             mem.wr_cmd.payload.limbs.eq(LAYOUT.result.limbs)]
-                with m.If(mem.wr_cmd.ready):
-                    m.next = "RES_HDR"
-            with m.State("RES_HDR"):
-                m.d.comb += mem.wr_data.valid.eq(1)
-                with m.Switch(idx):
-                    for name, value in (("status", status), ("cycles", cycles),
-                                        ("jobs_done", jobs_done)):
-                        with m.Case(LAYOUT.result.index(name)):
-                            m.d.comb += mem.wr_data.payload.eq(value)
-                    with m.Default():
-                        m.d.comb += mem.wr_data.payload.eq(0)
-                with m.If(mem.wr_data.ready):
-                    m.d.sync += idx.eq(idx + 1)
-                    with m.If(idx == LAYOUT.result.limbs - 1):
-                        m.next = "WAIT_WR"
-            with m.State("WAIT_WR"):
-                with m.If(~mem.wr_busy):
-                    # A failed header write can only be reported in the register.
-                    m.d.sync += status.eq(status | Mux(mem.bus_error, flag("bus_error"), 0))
-                    m.d.comb += done_pulse.eq(1)
-                    m.next = "IDLE"
+                    m.d.sync += r.job_hdr.eq(limb)
+                    m.next = "JOB_DEC"
+        with m.State("JOB_DEC"):
+            m.d.sync += [r.job_n_ops.eq(r.n_ops), r.job_bad.eq(r.bad_job)]
+            m.next = "JOB_CHK"
+        with m.State("JOB_CHK"):
+            with m.If(r.job_bad):
+                stop("bad_job")
+            with m.Elif(r.consumed + 1 + r.job_n_ops > r.stream_limbs):
+                stop("stream_length")
+            with m.Else():
+                m.d.sync += [r.job_op.eq(r.l_op), r.job_tag.eq(r.l_tag),
+                             r.job_count.eq(r.l_count), r.job_left.eq(r.job_n_ops),
+                             r.job_first.eq(1), r.consumed.eq(r.consumed + 1 + r.job_n_ops)]
+                m.next = "JOB_DATA"
+        with m.State("JOB_DATA"):
+            isp = eng.i_stream
+            m.d.comb += [
+                isp.valid.eq(mem.rd_data.valid),
+                isp.payload.data.eq(limb[:w]),
+                isp.payload.first.eq(r.job_first),
+                isp.payload.last.eq(r.job_left == 1),
+                isp.payload.op.eq(r.job_op),
+                isp.payload.tag.eq(r.job_tag),
+                isp.payload.count.eq(r.job_count),
+                mem.rd_data.ready.eq(isp.ready),
+            ]
+            with m.If(isp.valid & isp.ready):
+                m.d.sync += [r.job_left.eq(r.job_left - 1), r.job_first.eq(0)]
+                with m.If(r.job_left == 1):
+                    m.d.sync += r.jobs_sent.eq(r.jobs_sent + 1)
+                    m.next = "JOB_HDR"
 
-        # --- result path: engine results → their tag's slot ---------------
+    def _fsm_finish(self, m, r, mem, eng):
+        """States DRAIN, RES_CMD, RES_HDR, WAIT_WR: wait for the results, write the header.
+
+        DRAIN waits until every job sent has been written back and the
+        engine and master are idle, then stops the cycle counter; the
+        result header (status, cycles, jobs completed) goes out with one
+        write command, one limb per cycle the master takes one; WAIT_WR
+        waits for its write response and pulses ``ap_done``.
+        """
+        def bus_error():
+            return r.status | Mux(mem.bus_error, _flag("bus_error"), 0)
+
+        with m.State("DRAIN"):
+            # Every job handed to the engine comes back and is written first.
+            # The engine must be idle too: the next run loads constants,
+            # which the engine accepts only while idle.
+            with m.If((r.jobs_done == r.jobs_sent) & ~r.rp_busy & ~eng.o_stream.valid
+                      & eng.idle & ~mem.wr_busy & ~mem.rd_busy):
+                m.d.sync += [r.counting.eq(0), r.idx.eq(0), r.status.eq(bus_error())]
+                m.next = "RES_CMD"
+        _command_state(m, "RES_CMD", mem.wr_cmd, r.result, LAYOUT.result.limbs, "RES_HDR")
+        with m.State("RES_HDR"):
+            m.d.comb += mem.wr_data.valid.eq(1)
+            with m.Switch(r.idx):
+                for name, value in (("status", r.status), ("cycles", r.cycles),
+                                    ("jobs_done", r.jobs_done)):
+                    with m.Case(LAYOUT.result.index(name)):
+                        m.d.comb += mem.wr_data.payload.eq(value)
+                with m.Default():
+                    m.d.comb += mem.wr_data.payload.eq(0)
+            with m.If(mem.wr_data.ready):
+                m.d.sync += r.idx.eq(r.idx + 1)
+                with m.If(r.idx == LAYOUT.result.limbs - 1):
+                    m.next = "WAIT_WR"
+        with m.State("WAIT_WR"):
+            with m.If(~mem.wr_busy):
+                # A failed header write can only be reported in the register.
+                m.d.sync += r.status.eq(bus_error())
+                m.d.comb += r.done_pulse.eq(1)
+                m.next = "IDLE"
+
+    def _elab_result_path(self, m, r, mem, eng):
+        """Engine results → their tag's slot, beside the FSM (it shares the write channel).
+
+        The slot address (tag × s, a multiplier, then a 64-bit add) is
+        computed over two registered stages before the write command:
+        combinational, it chained the lanes' result arbiter through the
+        multiplier into the AXI master, the board's longest path. Stage 0
+        registers the tag (stable while ``o_stream`` is valid), stage 1 the
+        address, stage 2 issues the command; then the ``s`` words go out
+        at the pace of both sides (``rp_busy``). Only the FSM's RES_* states
+        use the write channel too, and only once ``rp_busy`` is low.
+        """
+        s = self._s
         osp = eng.o_stream
         res_left = Signal(range(s + 1))
-        # The slot address (tag × s, a multiplier, then a 64-bit add) is
-        # computed over two registered stages before the write command:
-        # combinational, it chained the lanes' result arbiter through the
-        # multiplier into the AXI master, the board's longest path. Stage 0
-        # registers the tag (stable while o_stream is valid), stage 1 the
-        # address, stage 2 issues the command.
         rp_tag = Signal.like(osp.payload.tag)
         rp_addr = Signal(64)
         rp_stage = Signal(range(3))
-        with m.If(~rp_busy):
-            with m.If(osp.valid & ~ap_idle):
+        with m.If(~r.rp_busy):
+            with m.If(osp.valid & ~r.ap_idle):
                 m.d.sync += [
                     rp_tag.eq(osp.payload.tag),
-                    rp_addr.eq(result + ((LAYOUT.result.limbs + rp_tag * s) * (LIMB // 8))),
+                    rp_addr.eq(r.result + ((LAYOUT.result.limbs + rp_tag * s) * (LIMB // 8))),
                 ]
                 with m.If(rp_stage != 2):
                     m.d.sync += rp_stage.eq(rp_stage + 1)
@@ -382,7 +405,7 @@ class Kernel(wiring.Component):
                     m.d.comb += [mem.wr_cmd.valid.eq(1), mem.wr_cmd.payload.addr.eq(rp_addr),
                                  mem.wr_cmd.payload.limbs.eq(s)]
                     with m.If(mem.wr_cmd.ready):
-                        m.d.sync += [rp_busy.eq(1), res_left.eq(s), rp_stage.eq(0)]
+                        m.d.sync += [r.rp_busy.eq(1), res_left.eq(s), rp_stage.eq(0)]
             with m.Else():
                 m.d.sync += rp_stage.eq(0)
         with m.Else():
@@ -392,8 +415,74 @@ class Kernel(wiring.Component):
             with m.If(osp.valid & osp.ready):
                 m.d.sync += res_left.eq(res_left - 1)
                 with m.If(res_left == 1):
-                    m.d.sync += [rp_busy.eq(0), jobs_done.eq(jobs_done + 1)]
-        return m
+                    m.d.sync += [r.rp_busy.eq(0), r.jobs_done.eq(r.jobs_done + 1)]
+
+
+def _flag(name):
+    """The status bit ``name`` (:data:`hefl.hw.regmap.LAYOUT`)."""
+    return LAYOUT.status_flag(name)
+
+
+def _command_state(m, state, cmd, addr, limbs, next_state):
+    """FSM state ``state``: offer the AXI master command ``{addr, limbs}``, then ``next_state``.
+
+    One cycle when the master is ready (it is, once its previous command on
+    that channel is done); held until then.
+    """
+    with m.State(state):
+        m.d.comb += [cmd.valid.eq(1), cmd.payload.addr.eq(addr), cmd.payload.limbs.eq(limbs)]
+        with m.If(cmd.ready):
+            m.next = next_state
+
+
+class _RunRegs:
+    """The run's registers and the decode signals the kernel's sub-blocks share.
+
+    Parameters
+    ----------
+    s : int
+        Words per operand.
+    """
+
+    def __init__(self, s):
+        tagf, opf, countf = (LAYOUT.job_field(n) for n in ("tag", "op", "count"))
+        self.desc = Signal(64)
+        self.result = Signal(64)
+        self.status = Signal(8)
+        self.cycles = Signal(64)
+        self.counting = Signal()
+        self.jobs_sent = Signal(tagf.width + 1)      # up to J = 2^16
+        self.jobs_done = Signal(tagf.width + 1)
+        self.hdr = [Signal(LIMB, name=f"hdr_{n}") for n in LAYOUT.desc.names]
+        self.idx = Signal(range(max(LAYOUT.desc.limbs, LAYOUT.result.limbs) + 1))
+        self.const_sel = Signal(2)
+        self.const_addr = Signal(range(s))
+        self.consumed = Signal(34)                   # job-stream limbs taken so far
+        self.job_op = Signal(opf.width)
+        self.job_tag = Signal(tagf.width)
+        self.job_count = Signal(countf.width)
+        self.job_left = Signal(range(s * ((1 << countf.width) - 1) + 1))
+        self.job_first = Signal()
+        self.done_pulse = Signal()
+        self.start_pulse = Signal()
+        self.ap_idle = Signal()
+        self.rp_busy = Signal()                      # result path between wr_cmd and last beat
+        self.stream_limbs = self.field("stream_limbs")
+
+        # Job header decode (Kernel._elab_job_decode): the registered limb,
+        # its fields, and the registered operand count and validity.
+        self.job_hdr = Signal(LIMB)
+        self.l_op = self.job_hdr[opf.lsb:opf.lsb + opf.width]
+        self.l_tag = self.job_hdr[tagf.lsb:tagf.lsb + tagf.width]
+        self.l_count = self.job_hdr[countf.lsb:countf.lsb + countf.width]
+        self.n_ops = Signal(range(s * ((1 << countf.width) - 1) + 1))
+        self.bad_job = Signal()
+        self.job_n_ops = Signal.like(self.n_ops)
+        self.job_bad = Signal()
+
+    def field(self, name):
+        """The descriptor header limb ``name``."""
+        return self.hdr[LAYOUT.desc.index(name)]
 
 
 def ceil_div_const(value, divisor, value_bits):

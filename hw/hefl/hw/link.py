@@ -28,24 +28,44 @@ one byte per 100 cycles, so nothing here needs to be fast. The reply's CRCs
 are computed as its bytes leave.
 """
 
+import operator
+from functools import reduce
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hefl.hw.axil_ctrl import AxiLiteSignature
-from hefl.hw.link_proto import CRC_POLY, MAX_LEN, SYNC, VERSION, Cmd, Status
+from hefl.hw.link_proto import (
+    HEADER_BYTES,
+    MAX_LEN,
+    REPLY_HEADER_BYTES,
+    SYNC,
+    UNIT_BYTES,
+    Cmd,
+    Status,
+    crc8,
+    info_payload,
+)
 from hefl.hw.regmap import REGMAP
 
 __all__ = ["Link", "crc8_step"]
 
 
 def crc8_step(crc, byte):
-    """Amaranth expression of the CRC-8 (:data:`CRC_POLY`) after one more byte."""
-    c = (crc ^ byte)[:8]
-    for _ in range(8):
-        shifted = Cat(Const(0, 1), c[:7])
-        c = Mux(c[7], shifted ^ CRC_POLY, shifted)
-    return c
+    """Amaranth expression of the CRC-8 (:data:`~hefl.hw.link_proto.CRC_POLY`) after one more byte.
+
+    One step is linear over GF(2) in ``x = crc ^ byte``: bit ``i`` of the
+    result is the XOR of the bits ``x_j`` whose unit byte ``1 << j`` has a
+    CRC with bit ``i`` set. The columns come from the host's
+    :func:`hefl.hw.link_proto.crc8`, so both sides use one definition. (The
+    bit-serial shift-and-reduce form, as nested ``Mux``, repeats its input
+    2^8 times in the elaborated netlist: seconds per elaboration.)
+    """
+    x = (crc ^ byte)[:8]
+    cols = [crc8(bytes([1 << j])) for j in range(8)]
+    return Cat(*(reduce(operator.xor, (x[j] for j in range(8) if cols[j] >> i & 1))
+                 for i in range(8)))
 
 
 class Link(wiring.Component):
@@ -110,234 +130,288 @@ class Link(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        rx, tx, bus = self.i_stream, self.o_stream, self.axil
-        byte = rx.payload
-        got = Signal()                  # a request byte is taken this cycle
-        m.d.comb += got.eq(rx.valid & rx.ready)
+        rx, bus = self.i_stream, self.axil
+        r = _LinkRegs()
+        m.d.comb += r.got.eq(rx.valid & rx.ready)
+        self._elab_quiet_timer(m, r)
+        self._elab_decode(m, r)
+        m.d.comb += [self.mem_addr.eq(r.addr), self.mem_wdata.eq(r.limb),
+                     bus.awaddr.eq(r.addr), bus.araddr.eq(r.addr),
+                     bus.wdata.eq(r.limb[32:]), bus.wstrb.eq(0xF)]
+        with m.FSM(name="link"):
+            self._fsm_request(m, r)
+            self._fsm_write_payload(m, r)
+            self._fsm_register(m, r)
+            self._fsm_reply(m, r)
+        return m
 
-        # --- quiet timer: cycles since the last byte taken ----------------
+    def _elab_quiet_timer(self, m, r):
+        """Cycles since the last request byte taken, saturating at the timeout.
+
+        ``timed_out`` is high from ``timeout_cycles`` cycles after the last
+        byte until the next one.
+        """
         quiet = Signal(range(self._timeout + 1))
-        timed_out = Signal()
-        m.d.comb += timed_out.eq(quiet == self._timeout)
-        with m.If(got):
+        m.d.comb += r.timed_out.eq(quiet == self._timeout)
+        with m.If(r.got):
             m.d.sync += quiet.eq(0)
-        with m.Elif(~timed_out):
+        with m.Elif(~r.timed_out):
             m.d.sync += quiet.eq(quiet + 1)
 
-        cmd = Signal(8)
-        addr = Signal(32)
-        length = Signal(16)
-        crc = Signal(8)
-        idx = Signal(4)
-        status = Signal(8)
-        left = Signal(17)               # units left to move
-        limb = Signal(64)
-        nbyte = Signal(4)               # byte within a unit
-        aw_done = Signal()
-        w_done = Signal()
-        rlen = Signal(16)               # LEN of the reply
-        unit = Signal(4)                # bytes per unit of this command
-
-        known = Signal()
-        is_mem = Signal()
-        is_reg = Signal()
+    def _elab_decode(self, m, r):
+        """The received header's command class and range check (combinational)."""
+        is_mem, is_reg = r.is_mem, r.is_reg
         m.d.comb += [
-            is_mem.eq((cmd == Cmd.READ_MEM) | (cmd == Cmd.WRITE_MEM)),
-            is_reg.eq((cmd == Cmd.READ_REG) | (cmd == Cmd.WRITE_REG)),
-            known.eq(is_mem | is_reg | (cmd == Cmd.INFO)),
-            unit.eq(Mux(is_reg, 4, 8)),
+            is_mem.eq((r.cmd == Cmd.READ_MEM) | (r.cmd == Cmd.WRITE_MEM)),
+            is_reg.eq((r.cmd == Cmd.READ_REG) | (r.cmd == Cmd.WRITE_REG)),
+            r.known.eq(is_mem | is_reg | (r.cmd == Cmd.INFO)),
+            r.unit.eq(Mux(is_reg, UNIT_BYTES[Cmd.READ_REG], UNIT_BYTES[Cmd.READ_MEM])),
         ]
-        range_ok = Signal()
         end = Signal(34)
-        m.d.comb += end.eq(addr + length)
-        m.d.comb += range_ok.eq(
+        m.d.comb += end.eq(r.addr + r.length)
+        length = r.length
+        m.d.comb += r.range_ok.eq(
             Mux(is_mem, (length != 0) & (length <= self._max_len) & (end <= self._mem_limbs),
-                Mux(is_reg, (length == 1) & (addr[:2] == 0) & (addr < (1 << REGMAP.addr_bits)),
-                    1)))
+                Mux(is_reg, (length == 1) & (r.addr[:2] == 0)
+                    & (r.addr < (1 << REGMAP.addr_bits)), 1)))
 
-        info_limb = Const(VERSION | (self._max_len << 16) | (self._mem_limbs << 32), 64)
-        m.d.comb += [self.mem_addr.eq(addr), self.mem_wdata.eq(limb),
-                     bus.awaddr.eq(addr), bus.araddr.eq(addr),
-                     bus.wdata.eq(limb[32:]), bus.wstrb.eq(0xF)]
+    def _fsm_request(self, m, r):
+        """States HUNT, HDR, CHECK, DRAIN: find SYNC, take and check the header.
 
-        def fail(code, drain):
-            m.d.sync += [status.eq(code), rlen.eq(0), idx.eq(0)]
-            m.next = "DRAIN" if drain else "REPLY"
+        One request byte a cycle at most. HDR takes CMD, ADDR, LEN and HCRC
+        (8 bytes), CHECK (1 cycle) compares the HCRC and dispatches; a bad
+        header is drained (every byte taken until ``timed_out``) and then
+        answered. A header cut short is answered ``TIMEOUT`` at once.
+        """
+        rx, byte = self.i_stream, self.i_stream.payload
+        with m.State("HUNT"):
+            m.d.comb += rx.ready.eq(1)
+            with m.If(r.got & (byte == SYNC)):
+                m.d.sync += [r.idx.eq(0), r.crc.eq(0), r.status.eq(Status.OK)]
+                m.next = "HDR"
+        with m.State("HDR"):
+            m.d.comb += rx.ready.eq(1)
+            with m.If(r.got):
+                m.d.sync += r.idx.eq(r.idx + 1)
+                with m.If(r.idx < HEADER_BYTES - 1):
+                    m.d.sync += r.crc.eq(crc8_step(r.crc, byte))
+                with m.Switch(r.idx):
+                    with m.Case(0):
+                        m.d.sync += r.cmd.eq(byte)
+                    for i in range(4):
+                        with m.Case(1 + i):
+                            m.d.sync += r.addr[8 * i:8 * i + 8].eq(byte)
+                    for i in range(2):
+                        with m.Case(5 + i):
+                            m.d.sync += r.length[8 * i:8 * i + 8].eq(byte)
+                    with m.Case(HEADER_BYTES - 1):
+                        m.d.sync += r.limb[:8].eq(byte)     # the HCRC, compared next
+                        m.next = "CHECK"
+            with m.Elif(r.timed_out):
+                m.d.sync += [r.cmd.eq(Mux(r.idx == 0, 0, r.cmd))]
+                r.fail(m, Status.TIMEOUT, drain=False)
+        with m.State("CHECK"):
+            m.d.sync += [r.left.eq(r.length), r.nbyte.eq(0), r.crc.eq(0), r.limb.eq(0),
+                         r.aw_done.eq(0), r.w_done.eq(0)]
+            with m.If(r.limb[:8] != r.crc):
+                r.fail(m, Status.BAD_CRC, drain=True)
+            with m.Elif(~r.known):
+                r.fail(m, Status.BAD_CMD, drain=True)
+            with m.Elif(~r.range_ok):
+                r.fail(m, Status.BAD_RANGE, drain=True)
+            with m.Elif(r.cmd == Cmd.INFO):
+                info = info_payload(mem_limbs=self._mem_limbs, max_len=self._max_len)
+                m.d.sync += [r.limb.eq(Const(int.from_bytes(info, "little"), 64)),
+                             r.left.eq(1)]
+                r.start_reply(m, 1)
+            with m.Elif(r.cmd == Cmd.READ_MEM):
+                r.start_reply(m, r.length)
+            with m.Elif(r.cmd == Cmd.READ_REG):
+                m.next = "REG_AR"
+            with m.Else():
+                m.next = "WPAY"
+        with m.State("DRAIN"):
+            m.d.comb += rx.ready.eq(1)
+            with m.If(r.timed_out & ~r.got):
+                r.start_reply(m, 0)
 
-        def start_reply(n_units):
-            m.d.sync += [rlen.eq(n_units), idx.eq(0)]
-            m.next = "REPLY"
+    def _fsm_write_payload(self, m, r):
+        """States WPAY, MEM_WR, PCRC: the WRITE_MEM limbs or the WRITE_REG word.
 
-        with m.FSM(name="link"):
-            with m.State("HUNT"):
-                m.d.comb += rx.ready.eq(1)
-                with m.If(got & (byte == SYNC)):
-                    m.d.sync += [idx.eq(0), crc.eq(0), status.eq(Status.OK)]
-                    m.next = "HDR"
-            with m.State("HDR"):
-                m.d.comb += rx.ready.eq(1)
-                with m.If(got):
-                    m.d.sync += idx.eq(idx + 1)
-                    with m.If(idx < 7):
-                        m.d.sync += crc.eq(crc8_step(crc, byte))
-                    with m.Switch(idx):
-                        with m.Case(0):
-                            m.d.sync += cmd.eq(byte)
-                        for i in range(4):
-                            with m.Case(1 + i):
-                                m.d.sync += addr[8 * i:8 * i + 8].eq(byte)
-                        for i in range(2):
-                            with m.Case(5 + i):
-                                m.d.sync += length[8 * i:8 * i + 8].eq(byte)
-                        with m.Case(7):
-                            m.d.sync += limb[:8].eq(byte)     # the HCRC, compared next
-                            m.next = "CHECK"
-                with m.Elif(timed_out):
-                    m.d.sync += [cmd.eq(Mux(idx == 0, 0, cmd))]
-                    fail(Status.TIMEOUT, drain=False)
-            with m.State("CHECK"):
-                m.d.sync += [left.eq(length), nbyte.eq(0), crc.eq(0), limb.eq(0),
-                             aw_done.eq(0), w_done.eq(0)]
-                with m.If(limb[:8] != crc):
-                    fail(Status.BAD_CRC, drain=True)
-                with m.Elif(~known):
-                    fail(Status.BAD_CMD, drain=True)
-                with m.Elif(~range_ok):
-                    fail(Status.BAD_RANGE, drain=True)
-                with m.Elif(cmd == Cmd.INFO):
-                    m.d.sync += [limb.eq(info_limb), left.eq(1)]
-                    start_reply(1)
-                with m.Elif(cmd == Cmd.READ_MEM):
-                    start_reply(length)
-                with m.Elif(cmd == Cmd.READ_REG):
-                    m.next = "REG_AR"
+        WPAY shifts the bytes of one unit into ``limb`` (one per byte taken);
+        a WRITE_MEM limb is then written (MEM_WR, until ``mem_ack``), a
+        WRITE_REG word waits for its PCRC, which is checked before the
+        register write (REG_W). A payload cut short is answered ``TIMEOUT``.
+        """
+        rx, byte = self.i_stream, self.i_stream.payload
+        with m.State("WPAY"):
+            m.d.comb += rx.ready.eq(1)
+            with m.If(r.got):
+                with m.If(r.payload_byte(m, byte, Cat(r.limb[8:], byte))):
+                    with m.If(r.is_mem):
+                        m.next = "MEM_WR"
+                    with m.Else():
+                        m.next = "PCRC"
+            with m.Elif(r.timed_out):
+                r.fail(m, Status.TIMEOUT, drain=False)
+        with m.State("MEM_WR"):
+            m.d.comb += [self.mem_req.eq(1), self.mem_we.eq(1)]
+            with m.If(self.mem_ack):
+                m.d.sync += [r.addr.eq(r.addr + 1), r.left.eq(r.left - 1)]
+                with m.If(r.left == 1):
+                    m.next = "PCRC"
                 with m.Else():
                     m.next = "WPAY"
-            with m.State("DRAIN"):
-                m.d.comb += rx.ready.eq(1)
-                with m.If(timed_out & ~got):
-                    start_reply(0)
+        with m.State("PCRC"):
+            m.d.comb += rx.ready.eq(1)
+            with m.If(r.got):
+                with m.If(byte != r.crc):
+                    r.fail(m, Status.BAD_CRC, drain=False)
+                with m.Elif(r.is_reg):
+                    m.next = "REG_W"
+                with m.Else():
+                    r.start_reply(m, 0)
+            with m.Elif(r.timed_out):
+                r.fail(m, Status.TIMEOUT, drain=False)
 
-            # --- write payloads: WRITE_MEM limbs, WRITE_REG word ---------
-            with m.State("WPAY"):
-                m.d.comb += rx.ready.eq(1)
-                with m.If(got):
-                    m.d.sync += [limb.eq(Cat(limb[8:], byte)), crc.eq(crc8_step(crc, byte)),
-                                 nbyte.eq(nbyte + 1)]
-                    with m.If(nbyte == unit - 1):
-                        m.d.sync += nbyte.eq(0)
-                        with m.If(is_mem):
-                            m.next = "MEM_WR"
-                        with m.Else():
-                            m.next = "PCRC"
-                with m.Elif(timed_out):
-                    fail(Status.TIMEOUT, drain=False)
-            with m.State("MEM_WR"):
-                m.d.comb += [self.mem_req.eq(1), self.mem_we.eq(1)]
-                with m.If(self.mem_ack):
-                    m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
-                    with m.If(left == 1):
-                        m.next = "PCRC"
-                    with m.Else():
-                        m.next = "WPAY"
-            with m.State("PCRC"):
-                m.d.comb += rx.ready.eq(1)
-                with m.If(got):
-                    with m.If(byte != crc):
-                        fail(Status.BAD_CRC, drain=False)
-                    with m.Elif(is_reg):
-                        m.next = "REG_W"
-                    with m.Else():
-                        start_reply(0)
-                with m.Elif(timed_out):
-                    fail(Status.TIMEOUT, drain=False)
+    def _fsm_register(self, m, r):
+        """States REG_W, REG_B, REG_AR, REG_R: one AXI4-Lite write or read.
 
-            # --- AXI4-Lite master ------------------------------------------
-            with m.State("REG_W"):
-                m.d.comb += [bus.awvalid.eq(~aw_done), bus.wvalid.eq(~w_done)]
-                with m.If(bus.awready):
-                    m.d.sync += aw_done.eq(1)
-                with m.If(bus.wready):
-                    m.d.sync += w_done.eq(1)
-                with m.If((aw_done | bus.awready) & (w_done | bus.wready)):
-                    m.next = "REG_B"
-            with m.State("REG_B"):
-                m.d.comb += bus.bready.eq(1)
-                with m.If(bus.bvalid):
-                    with m.If(bus.bresp != 0):
-                        m.d.sync += status.eq(Status.BUS_ERROR)
-                    start_reply(0)
-            with m.State("REG_AR"):
-                m.d.comb += bus.arvalid.eq(1)
-                with m.If(bus.arready):
-                    m.next = "REG_R"
-            with m.State("REG_R"):
-                m.d.comb += bus.rready.eq(1)
-                with m.If(bus.rvalid):
-                    m.d.sync += [limb.eq(bus.rdata), left.eq(1)]
-                    with m.If(bus.rresp != 0):
-                        m.d.sync += status.eq(Status.BUS_ERROR)
-                        start_reply(0)
-                    with m.Else():
-                        start_reply(1)
+        The write offers AW and W together and holds each until accepted,
+        then waits for B; the read offers AR, then waits for R. A non-OKAY
+        response is answered ``BUS_ERROR``.
+        """
+        bus = self.axil
+        with m.State("REG_W"):
+            m.d.comb += [bus.awvalid.eq(~r.aw_done), bus.wvalid.eq(~r.w_done)]
+            with m.If(bus.awready):
+                m.d.sync += r.aw_done.eq(1)
+            with m.If(bus.wready):
+                m.d.sync += r.w_done.eq(1)
+            with m.If((r.aw_done | bus.awready) & (r.w_done | bus.wready)):
+                m.next = "REG_B"
+        with m.State("REG_B"):
+            m.d.comb += bus.bready.eq(1)
+            with m.If(bus.bvalid):
+                with m.If(bus.bresp != 0):
+                    m.d.sync += r.status.eq(Status.BUS_ERROR)
+                r.start_reply(m, 0)
+        with m.State("REG_AR"):
+            m.d.comb += bus.arvalid.eq(1)
+            with m.If(bus.arready):
+                m.next = "REG_R"
+        with m.State("REG_R"):
+            m.d.comb += bus.rready.eq(1)
+            with m.If(bus.rvalid):
+                m.d.sync += [r.limb.eq(bus.rdata), r.left.eq(1)]
+                with m.If(bus.rresp != 0):
+                    m.d.sync += r.status.eq(Status.BUS_ERROR)
+                    r.start_reply(m, 0)
+                with m.Else():
+                    r.start_reply(m, 1)
 
-            # --- reply -------------------------------------------------------
-            with m.State("REPLY"):
-                # SYNC, CMD, STATUS, LEN lo, LEN hi, HCRC
-                n = Mux(status == Status.OK, rlen, 0)
-                out = Signal(8)
-                with m.Switch(idx):
-                    with m.Case(0):
-                        m.d.comb += out.eq(SYNC)
-                    with m.Case(1):
-                        m.d.comb += out.eq(cmd)
-                    with m.Case(2):
-                        m.d.comb += out.eq(status)
-                    with m.Case(3):
-                        m.d.comb += out.eq(n[:8])
-                    with m.Case(4):
-                        m.d.comb += out.eq(n[8:])
-                    with m.Default():
-                        m.d.comb += out.eq(crc)
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(out)]
-                with m.If(tx.ready):
-                    m.d.sync += idx.eq(idx + 1)
-                    with m.If(idx == 0):
-                        m.d.sync += crc.eq(0)
-                    with m.Elif(idx < 5):
-                        m.d.sync += crc.eq(crc8_step(crc, out))
+    def _fsm_reply(self, m, r):
+        """States REPLY, MEM_RD, MEM_RD_DATA, TX_PAY, TX_PCRC: send the reply.
+
+        One byte per cycle of ``o_stream`` readiness: the 6 header bytes
+        (SYNC, CMD, STATUS, LEN, HCRC; the CRCs computed as the bytes
+        leave), then, for an OK reply with payload, per unit the bytes of
+        ``limb`` (a READ_MEM limb is fetched first: MEM_RD until
+        ``mem_ack``, MEM_RD_DATA one cycle), then the PCRC. An error reply
+        counts in ``errors``.
+        """
+        tx = self.o_stream
+        with m.State("REPLY"):
+            n = Mux(r.status == Status.OK, r.rlen, 0)
+            out = Signal(8)
+            with m.Switch(r.idx):
+                for i, value in enumerate((SYNC, r.cmd, r.status, n[:8], n[8:])):
+                    with m.Case(i):
+                        m.d.comb += out.eq(value)
+                with m.Default():
+                    m.d.comb += out.eq(r.crc)
+            m.d.comb += [tx.valid.eq(1), tx.payload.eq(out)]
+            with m.If(tx.ready):
+                m.d.sync += r.idx.eq(r.idx + 1)
+                with m.If(r.idx == 0):
+                    m.d.sync += r.crc.eq(0)
+                with m.Elif(r.idx < REPLY_HEADER_BYTES):
+                    m.d.sync += r.crc.eq(crc8_step(r.crc, out))
+                with m.Else():
+                    m.d.sync += [r.crc.eq(0), r.nbyte.eq(0)]
+                    with m.If(r.status != Status.OK):
+                        m.d.sync += self.errors.eq(self.errors + (self.errors != 0xFFFF))
+                        m.next = "HUNT"
+                    with m.Elif(n == 0):
+                        m.next = "HUNT"
+                    with m.Elif(r.cmd == Cmd.READ_MEM):
+                        m.next = "MEM_RD"
                     with m.Else():
-                        m.d.sync += [crc.eq(0), nbyte.eq(0)]
-                        with m.If(status != Status.OK):
-                            m.d.sync += self.errors.eq(self.errors + (self.errors != 0xFFFF))
-                            m.next = "HUNT"
-                        with m.Elif(n == 0):
-                            m.next = "HUNT"
-                        with m.Elif(cmd == Cmd.READ_MEM):
-                            m.next = "MEM_RD"
-                        with m.Else():
-                            m.next = "TX_PAY"
-            with m.State("MEM_RD"):
-                m.d.comb += self.mem_req.eq(1)
-                with m.If(self.mem_ack):
-                    m.d.sync += addr.eq(addr + 1)
-                    m.next = "MEM_RD_DATA"
-            with m.State("MEM_RD_DATA"):
-                m.d.sync += limb.eq(self.mem_rdata)
-                m.next = "TX_PAY"
-            with m.State("TX_PAY"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(limb[:8])]
-                with m.If(tx.ready):
-                    m.d.sync += [limb.eq(limb >> 8), crc.eq(crc8_step(crc, limb[:8])),
-                                 nbyte.eq(nbyte + 1)]
-                    with m.If(nbyte == unit - 1):
-                        m.d.sync += [nbyte.eq(0), left.eq(left - 1)]
-                        with m.If(left == 1):
-                            m.next = "TX_PCRC"
-                        with m.Elif(cmd == Cmd.READ_MEM):
-                            m.next = "MEM_RD"
-            with m.State("TX_PCRC"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(crc)]
-                with m.If(tx.ready):
-                    m.next = "HUNT"
-        return m
+                        m.next = "TX_PAY"
+        with m.State("MEM_RD"):
+            m.d.comb += self.mem_req.eq(1)
+            with m.If(self.mem_ack):
+                m.d.sync += r.addr.eq(r.addr + 1)
+                m.next = "MEM_RD_DATA"
+        with m.State("MEM_RD_DATA"):
+            m.d.sync += r.limb.eq(self.mem_rdata)
+            m.next = "TX_PAY"
+        with m.State("TX_PAY"):
+            m.d.comb += [tx.valid.eq(1), tx.payload.eq(r.limb[:8])]
+            with m.If(tx.ready):
+                with m.If(r.payload_byte(m, r.limb[:8], r.limb >> 8)):
+                    m.d.sync += r.left.eq(r.left - 1)
+                    with m.If(r.left == 1):
+                        m.next = "TX_PCRC"
+                    with m.Elif(r.cmd == Cmd.READ_MEM):
+                        m.next = "MEM_RD"
+        with m.State("TX_PCRC"):
+            m.d.comb += [tx.valid.eq(1), tx.payload.eq(r.crc)]
+            with m.If(tx.ready):
+                m.next = "HUNT"
+
+
+class _LinkRegs:
+    """The request's fields and the registers the link's FSM state groups share."""
+
+    def __init__(self):
+        self.got = Signal()                  # a request byte is taken this cycle
+        self.timed_out = Signal()            # no byte taken for timeout_cycles
+        self.cmd = Signal(8)
+        self.addr = Signal(32)
+        self.length = Signal(16)
+        self.crc = Signal(8)
+        self.idx = Signal(4)
+        self.status = Signal(8)
+        self.left = Signal(17)               # units left to move
+        self.limb = Signal(64)
+        self.nbyte = Signal(4)               # byte within a unit
+        self.aw_done = Signal()
+        self.w_done = Signal()
+        self.rlen = Signal(16)               # LEN of the reply
+        self.unit = Signal(4)                # bytes per unit of this command
+        self.known = Signal()
+        self.is_mem = Signal()
+        self.is_reg = Signal()
+        self.range_ok = Signal()
+
+    def fail(self, m, code, drain):
+        """Answer with status ``code`` and no payload, after draining if ``drain``."""
+        m.d.sync += [self.status.eq(code), self.rlen.eq(0), self.idx.eq(0)]
+        m.next = "DRAIN" if drain else "REPLY"
+
+    def start_reply(self, m, n_units):
+        """Send the reply header (REPLY next), announcing ``n_units`` if the status is OK."""
+        m.d.sync += [self.rlen.eq(n_units), self.idx.eq(0)]
+        m.next = "REPLY"
+
+    def payload_byte(self, m, byte, next_limb):
+        """One payload byte in or out: ``limb`` shifted, ``byte`` into the PCRC.
+
+        Returns the condition "this byte ends its unit" (``nbyte`` then
+        restarts from 0), for the caller to act on the complete unit.
+        """
+        unit_done = self.nbyte == self.unit - 1
+        m.d.sync += [self.limb.eq(next_limb), self.crc.eq(crc8_step(self.crc, byte)),
+                     self.nbyte.eq(Mux(unit_done, 0, self.nbyte + 1))]
+        return unit_done

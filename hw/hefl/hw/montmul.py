@@ -230,133 +230,178 @@ class MontMul(wiring.Component):
             n_wr.data.eq(self.n_wr_data),
         ]
 
-        # --- loader: i_stream → operand bank `load_bank` ----------------------
-        full = [Signal(name="bank0_full"), Signal(name="bank1_full")]
-        load_bank = Signal()
-        load_j = Signal(range(s))
+        st = _CoreState(w, s)
+        self._elab_loader(m, st, a_wr, b_wr)
+        self._elab_sequencer(m, st)
+        bank_off = Mux(st.bank, s, 0)
+        m.d.comb += [
+            a_rd.addr.eq(bank_off + st.j),
+            b_rd.addr.eq(bank_off + st.row),
+            n_rd.addr.eq(st.j),
+        ]
+        ctl = self._elab_control_pipe(m, st, d)
+        self._elab_operands(m, st, mul, ctl[2], a_rd, b_rd, n_rd)
+        self._elab_accumulator(m, st, mul, ctl, t_rd, t_wr, ofifo)
+
+        m.d.comb += [
+            self.o_stream.payload.eq(ofifo.r_data),
+            self.o_stream.valid.eq(ofifo.r_rdy),
+            ofifo.r_en.eq(self.o_stream.ready),
+            self.idle.eq(~st.active & ~st.full[0] & ~st.full[1] & (st.load_j == 0)
+                         & (st.credits == 2 * s)),
+        ]
+        return m
+
+    def _elab_loader(self, m, st, a_wr, b_wr):
+        """``i_stream`` → operand bank ``load_bank``, one word pair per cycle.
+
+        Ready while that bank is empty; its ``full`` flag rises after its
+        ``s``-th word, and loading moves on to the other bank. The sequencer
+        clears ``full`` when it has issued the operation's last slot.
+        """
+        s, full = self._s, st.full
         in_hs = self.i_stream.valid & self.i_stream.ready
         m.d.comb += [
-            self.i_stream.ready.eq(~Mux(load_bank, full[1], full[0])),
-            a_wr.addr.eq(Mux(load_bank, s, 0) + load_j),
-            b_wr.addr.eq(Mux(load_bank, s, 0) + load_j),
+            self.i_stream.ready.eq(~Mux(st.load_bank, full[1], full[0])),
+            a_wr.addr.eq(Mux(st.load_bank, s, 0) + st.load_j),
+            b_wr.addr.eq(Mux(st.load_bank, s, 0) + st.load_j),
             a_wr.data.eq(self.i_stream.payload.a),
             b_wr.data.eq(self.i_stream.payload.b),
             a_wr.en.eq(in_hs),
             b_wr.en.eq(in_hs),
         ]
         with m.If(in_hs):
-            with m.If(load_j == s - 1):
-                m.d.sync += [load_j.eq(0), load_bank.eq(~load_bank)]
-                with m.If(load_bank):
+            with m.If(st.load_j == s - 1):
+                m.d.sync += [st.load_j.eq(0), st.load_bank.eq(~st.load_bank)]
+                with m.If(st.load_bank):
                     m.d.sync += full[1].eq(1)
                 with m.Else():
                     m.d.sync += full[0].eq(1)
             with m.Else():
-                m.d.sync += load_j.eq(load_j + 1)
+                m.d.sync += st.load_j.eq(st.load_j + 1)
 
-        # --- output credits: an operation reserves s FIFO words at its start --
-        credits = Signal(range(2 * s + 1), init=2 * s)
-        start = Signal()
+    def _elab_sequencer(self, m, st):
+        """Output credits and the slot sequencer: at most one slot (P1 j | M | P2 j) a cycle.
+
+        An operation starts when its bank is full and ``s`` output-FIFO words
+        are free (it reserves them: ``credits``). Per row, P1 ``j = 0..s-1``
+        issue on consecutive cycles; ``M`` is inserted the cycle ``t0`` is
+        registered, and P2 ``j = 0..s-1`` follow once ``m`` is registered.
+        After the last row's P2, the next operation (other bank) starts in
+        the same cycle if it can, so there is no bubble.
+        """
+        s, full = self._s, st.full
         out_hs = self.o_stream.valid & self.o_stream.ready
-        m.d.sync += credits.eq(credits - Mux(start, s, 0) + out_hs)
+        m.d.sync += st.credits.eq(st.credits - Mux(st.start, s, 0) + out_hs)
 
-        # --- sequencer ---------------------------------------------------------
-        active = Signal()
-        bank = Signal()
-        row = Signal(range(s))
-        pass2 = Signal()
-        j = Signal(range(s + 1))
-        m_issued = Signal()
-        t0_valid = Signal()
-        m_valid = Signal()
-
-        issue = Signal()
-        kind = Signal(2)
-        cur_full = Mux(bank, full[1], full[0])
-        other_full = Mux(bank, full[0], full[1])
-        room = credits >= s
+        cur_full = Mux(st.bank, full[1], full[0])
+        other_full = Mux(st.bank, full[0], full[1])
+        room = st.credits >= s
 
         def begin_op():
-            m.d.sync += [active.eq(1), row.eq(0), pass2.eq(0), j.eq(0), m_issued.eq(0)]
-            m.d.comb += start.eq(1)
+            m.d.sync += [st.active.eq(1), st.row.eq(0), st.pass2.eq(0), st.j.eq(0),
+                         st.m_issued.eq(0)]
+            m.d.comb += st.start.eq(1)
 
-        with m.If(~active):
+        def issue(kind):
+            m.d.comb += [st.issue.eq(1), st.kind.eq(kind)]
+
+        with m.If(~st.active):
             with m.If(cur_full & room):
                 begin_op()
-        with m.Elif(~pass2):
-            with m.If(~m_issued & t0_valid):
-                m.d.comb += [issue.eq(1), kind.eq(_M)]
-                m.d.sync += [m_issued.eq(1), t0_valid.eq(0)]
-                with m.If(j == s):
-                    m.d.sync += [pass2.eq(1), j.eq(0)]
-            with m.Elif(j != s):
-                m.d.comb += [issue.eq(1), kind.eq(_P1)]
-                m.d.sync += j.eq(j + 1)
-                with m.If((j == s - 1) & m_issued):
-                    m.d.sync += [pass2.eq(1), j.eq(0)]
+        with m.Elif(~st.pass2):
+            with m.If(~st.m_issued & st.t0_valid):
+                issue(_M)
+                m.d.sync += [st.m_issued.eq(1), st.t0_valid.eq(0)]
+                with m.If(st.j == s):
+                    m.d.sync += [st.pass2.eq(1), st.j.eq(0)]
+            with m.Elif(st.j != s):
+                issue(_P1)
+                m.d.sync += st.j.eq(st.j + 1)
+                with m.If((st.j == s - 1) & st.m_issued):
+                    m.d.sync += [st.pass2.eq(1), st.j.eq(0)]
         with m.Else():
-            with m.If(m_valid):
-                m.d.comb += [issue.eq(1), kind.eq(_P2)]
-                m.d.sync += j.eq(j + 1)
-                with m.If(j == s - 1):
-                    m.d.sync += [m_valid.eq(0), j.eq(0), pass2.eq(0), m_issued.eq(0)]
-                    with m.If(row == s - 1):
+            with m.If(st.m_valid):
+                issue(_P2)
+                m.d.sync += st.j.eq(st.j + 1)
+                with m.If(st.j == s - 1):
+                    m.d.sync += [st.m_valid.eq(0), st.j.eq(0), st.pass2.eq(0),
+                                 st.m_issued.eq(0)]
+                    with m.If(st.row == s - 1):
                         # Operation done issuing: free its bank, go on to the other.
-                        m.d.sync += bank.eq(~bank)
-                        with m.If(bank):
+                        m.d.sync += st.bank.eq(~st.bank)
+                        with m.If(st.bank):
                             m.d.sync += full[1].eq(0)
                         with m.Else():
                             m.d.sync += full[0].eq(0)
                         with m.If(other_full & room):
                             begin_op()
                         with m.Else():
-                            m.d.sync += active.eq(0)
+                            m.d.sync += st.active.eq(0)
                     with m.Else():
-                        m.d.sync += row.eq(row + 1)
+                        m.d.sync += st.row.eq(st.row + 1)
 
-        bank_off = Mux(bank, s, 0)
-        m.d.comb += [
-            a_rd.addr.eq(bank_off + j),
-            b_rd.addr.eq(bank_off + row),
-            n_rd.addr.eq(j),
-        ]
+    def _elab_control_pipe(self, m, st, d):
+        """What each product is: ``ctl[k]`` describes the slot issued ``k`` cycles ago.
 
-        # --- control pipeline: what each product is, D and D+1 cycles later --
-        # Flags are decoded at issue so that no comparator sits in front of
-        # the accumulator's adders.
+        Returns the ``d + 2`` stages ``ctl[0]`` (issue, combinational) …
+        ``ctl[d + 1]``. Flags are decoded at issue so that no comparator sits
+        in front of the accumulator's adders.
+        """
+        s = self._s
         ctl_layout = data.StructLayout({
             "p1": 1, "m": 1, "p2": 1, "j": range(s + 1),
             "j0": 1, "jlast": 1, "first": 1, "last": 1})
         ctl = [Signal(ctl_layout, name=f"ctl{k}") for k in range(d + 2)]
         m.d.comb += [
-            ctl[0].p1.eq(issue & (kind == _P1)),
-            ctl[0].m.eq(issue & (kind == _M)),
-            ctl[0].p2.eq(issue & (kind == _P2)),
-            ctl[0].j.eq(j),
-            ctl[0].j0.eq(j == 0),
-            ctl[0].jlast.eq(j == s - 1),
-            ctl[0].first.eq(row == 0),
-            ctl[0].last.eq(row == s - 1),
+            ctl[0].p1.eq(st.issue & (st.kind == _P1)),
+            ctl[0].m.eq(st.issue & (st.kind == _M)),
+            ctl[0].p2.eq(st.issue & (st.kind == _P2)),
+            ctl[0].j.eq(st.j),
+            ctl[0].j0.eq(st.j == 0),
+            ctl[0].jlast.eq(st.j == s - 1),
+            ctl[0].first.eq(st.row == 0),
+            ctl[0].last.eq(st.row == s - 1),
         ]
         for k in range(1, d + 2):
             m.d.sync += ctl[k].eq(ctl[k - 1])
+        return ctl
 
-        # --- operand registers (k+1) and mux (k+2) ------------------------------
-        # Block RAM outputs are registered before any logic: an ECP5 DP16KD
-        # without its output register has a ~5.6 ns clock-to-out.
-        a_q, b_q, n_q = Signal(w), Signal(w), Signal(w)
+    def _elab_operands(self, m, st, mul, c2, a_rd, b_rd, n_rd):
+        """Operand registers (cycle k+1) and the multiplier's operand mux (k+2).
+
+        Block RAM outputs are registered before any logic: an ECP5 DP16KD
+        without its output register has a ~5.6 ns clock-to-out. The mux
+        picks ``a_j·b_i`` (P1), ``t_0·N'`` (M) or ``m·N_j`` (P2) by ``c2``,
+        the control stage of the slot now entering the multiplier.
+        """
+        w = self._w
+        a_q = Signal(w)
+        b_q = Signal(w)
+        n_q = Signal(w)
         m.d.sync += [a_q.eq(a_rd.data), b_q.eq(b_rd.data), n_q.eq(n_rd.data)]
-        t0_reg = Signal(w)
-        m_reg = Signal(w)
-        c2 = ctl[2]
         with m.If(c2.p1):
             m.d.comb += [mul.a.eq(a_q), mul.b.eq(b_q)]
         with m.Elif(c2.m):
-            m.d.comb += [mul.a.eq(t0_reg), mul.b.eq(self.nprime)]
+            m.d.comb += [mul.a.eq(st.t0_reg), mul.b.eq(self.nprime)]
         with m.Else():
-            m.d.comb += [mul.a.eq(m_reg), mul.b.eq(n_q)]
+            m.d.comb += [mul.a.eq(st.m_reg), mul.b.eq(n_q)]
 
-        # --- accumulator, stage 1 (cycle k+D): carry-free three-word sum ------
+    def _elab_accumulator(self, m, st, mul, ctl, t_rd, t_wr, ofifo):
+        """The accumulator's two stages and the tail; result words into ``ofifo``.
+
+        Stage 1 (cycle k+D, control ``ctl[d]``): the carry-free sum
+        ``v = t_j + lo + hi_prev``, with ``t_j`` read two cycles ahead (0 in
+        row 0, the ``tlast`` register for ``j = s-1``); an M slot registers
+        ``m``. Stage 2 (k+D+1, ``ctl[d+1]``): ``u = v + c``, the only
+        loop-carried add, written to t (P1 at ``j``, P2 at ``j - 1``; P1
+        ``j = 0`` also to ``t0_reg``). Tail (k+D+2 after P2 ``j = s-1``):
+        ``t_{s-1} = T.hi + hi + T.c + c`` into ``tlast``. In the last row,
+        P2's words and the tail go to the output FIFO.
+        """
+        w = self._w
+        d = len(ctl) - 2
+        # --- stage 1 (cycle k+D): carry-free three-word sum ------------------
         # t read two cycles ahead, output registered (as for the operands).
         m.d.comb += t_rd.addr.eq(ctl[d - 2].j)
         t_q = Signal(w)
@@ -377,13 +422,15 @@ class MontMul(wiring.Component):
         with m.If(c.p2 & c.jlast):
             m.d.sync += y.eq(t_hi + hi)
         with m.If(c.m):
-            m.d.sync += [m_reg.eq(lo), m_valid.eq(1)]
+            m.d.sync += [st.m_reg.eq(lo), st.m_valid.eq(1)]
 
-        # --- accumulator, stage 2 (cycle k+D+1): the loop-carried 2-bit carry -
+        # --- stage 2 (cycle k+D+1): the loop-carried 2-bit carry ---------------
         e = ctl[d + 1]
         carry = Signal(2)
-        t_c, tq_c = Signal(2), Signal(2)
-        tail_pend, tail_last = Signal(), Signal()
+        t_c = Signal(2)
+        tq_c = Signal(2)
+        tail_pend = Signal()
+        tail_last = Signal()
         u = Signal(w + 2)
         m.d.comb += u.eq(v + Mux(e.j0, 0, carry))
         with m.If(e.p1 | e.p2):
@@ -391,7 +438,7 @@ class MontMul(wiring.Component):
         with m.If(e.p1):
             m.d.comb += [t_wr.en.eq(1), t_wr.addr.eq(e.j), t_wr.data.eq(u[:w])]
             with m.If(e.j0):
-                m.d.sync += [t0_reg.eq(u[:w]), t0_valid.eq(1)]
+                m.d.sync += [st.t0_reg.eq(u[:w]), st.t0_valid.eq(1)]
             with m.If(e.jlast):
                 m.d.sync += t_c.eq(u[w:])
         with m.If(e.p2 & ~e.j0):
@@ -406,14 +453,41 @@ class MontMul(wiring.Component):
         with m.If(tail_pend):
             m.d.sync += tlast.eq(ut[:w])
 
-        # --- result words → output FIFO → o_stream -----------------------------
+        # --- result words → output FIFO ----------------------------------------
         m.d.comb += [
             ofifo.w_en.eq((e.p2 & ~e.j0 & e.last) | (tail_pend & tail_last)),
             ofifo.w_data.eq(Mux(tail_pend, Cat(ut[:w], C(1, 1)), Cat(u[:w], C(0, 1)))),
-            self.o_stream.payload.eq(ofifo.r_data),
-            self.o_stream.valid.eq(ofifo.r_rdy),
-            ofifo.r_en.eq(self.o_stream.ready),
-            self.idle.eq(~active & ~full[0] & ~full[1] & (load_j == 0)
-                         & (credits == 2 * s)),
         ]
-        return m
+
+
+class _CoreState:
+    """Registers shared by MontMul's loader, sequencer and datapath.
+
+    Parameters
+    ----------
+    w, s : int
+        Word width and words per operand.
+    """
+
+    def __init__(self, w, s):
+        # Loader.
+        self.full = [Signal(name="bank0_full"), Signal(name="bank1_full")]
+        self.load_bank = Signal()
+        self.load_j = Signal(range(s))
+        # Output credits: an operation reserves s FIFO words at its start.
+        self.credits = Signal(range(2 * s + 1), init=2 * s)
+        self.start = Signal()
+        # Sequencer.
+        self.active = Signal()
+        self.bank = Signal()
+        self.row = Signal(range(s))
+        self.pass2 = Signal()
+        self.j = Signal(range(s + 1))
+        self.m_issued = Signal()
+        self.t0_valid = Signal()             # t_0 of this row registered (M may issue)
+        self.m_valid = Signal()              # m of this row registered (P2 may issue)
+        self.issue = Signal()
+        self.kind = Signal(2)
+        # Datapath values the operand mux reads back.
+        self.t0_reg = Signal(w)
+        self.m_reg = Signal(w)
