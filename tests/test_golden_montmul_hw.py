@@ -73,7 +73,7 @@ def test_corners(bits, w, rng):
         x = rng.randrange(2 * n)
         for a, b in [(0, 0), (0, n - 1), (1, 1), (n - 1, n - 1), (r % n, r % n), (x, x),
                      (2 * n - 1, 2 * n - 1), (n, n - 1), (r * r % n, x % n)]:
-            tr = _check(a, b, c)
+            _check(a, b, c)
         # Conversions: into the Montgomery domain and out again.
         y = rng.randrange(n)
         ym = montmul_hw(y, c.r2_mod_n, c).value

@@ -214,15 +214,19 @@ class PublicKey(_KeyFile):
     @classmethod
     def _from_dict(cls, d, kind="public"):
         n = _int_field(d, "n", kind)
-        h_s = _int_field(d, "h_s", kind) if "h_s" in d else None
         try:
-            key = cls(n, h_s)
+            key = cls(n)
         except ModulusError as e:
             raise SerializationError(f"{kind} key holds an unusable modulus: {e}") from None
         if d.get("fingerprint") not in (None, key.fingerprint):
             raise SerializationError(f"{kind} key fingerprint {d.get('fingerprint')!r} does not match its n "
                                      f"({key.fingerprint}): the file was altered")
-        return key
+        if "h_s" not in d:
+            return key
+        try:
+            return cls(n, _int_field(d, "h_s", kind))
+        except ModulusError as e:
+            raise SerializationError(f"{kind} key holds an unusable h_s: {e}") from None
 
 
 

@@ -38,10 +38,12 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hefl.hw.regmap import LAYOUT
+
 __all__ = ["Axi4Signature", "AxiMaster", "axi4_members", "CommandLayout"]
 
 #: Limb width: the buffer format's unit (hefl.hw.regmap.LAYOUT.limb_bits).
-LIMB_BITS = 64
+LIMB_BITS = LAYOUT.limb_bits
 #: AXI4: no burst may cross a 4 KiB boundary.
 BOUNDARY = 4096
 

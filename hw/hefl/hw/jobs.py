@@ -16,13 +16,16 @@ from amaranth.lib.wiring import In, Out
 
 from hefl.hw.regmap import LAYOUT
 
-__all__ = ["JobOp", "COUNT_BITS", "TAG_BITS", "job_layout", "result_layout", "engine_ports"]
+__all__ = ["CONST_SEL", "JobOp", "COUNT_BITS", "TAG_BITS", "job_layout", "result_layout", "engine_ports"]
 
 #: Width of the ``count`` field of a job's first beat: the job header's
 #: (:data:`hefl.hw.regmap.LAYOUT`), so the kernel forwards it unchanged.
 COUNT_BITS = LAYOUT.job_field("count").width
 #: Default ``tag`` width of the streams: the job header's (the kernel's).
 TAG_BITS = LAYOUT.job_field("tag").width
+#: ``const_wr_sel`` of each batch constant: its index in ``LAYOUT.constants``,
+#: the order the kernel streams them in (N, R² mod N, R mod N).
+CONST_SEL = {name: i for i, name in enumerate(LAYOUT.constants)}
 
 
 class JobOp(enum.Enum, shape=LAYOUT.job_field("op").width):

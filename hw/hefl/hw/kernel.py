@@ -38,6 +38,7 @@ from amaranth.lib.wiring import In, Out
 from hefl.golden.montgomery import words_for
 from hefl.hw.axi_master import AxiMaster, axi4_members
 from hefl.hw.axil_ctrl import AxilCtrl, axil_members
+from hefl.hw.params import MODEXP_WINDOW_BITS
 from hefl.hw.regmap import KERNEL_NAME, LAYOUT, REGMAP
 
 __all__ = ["Kernel", "KERNEL_NAME", "ceil_div_const"]
@@ -73,8 +74,8 @@ class Kernel(wiring.Component):
         ``functools.partial(MontMul, tile_bits=(18, 18))`` on ECP5).
     """
 
-    def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=4, max_exp_bits=None,
-                 data_bits=64, max_burst=64, engine=None, multiplier=None):
+    def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=MODEXP_WINDOW_BITS,
+                 max_exp_bits=None, data_bits=LIMB, max_burst=64, engine=None, multiplier=None):
         for name, v in (("Operand width", operand_bits), ("Word width", word_bits),
                         ("Lane count", lanes), ("Window width", window_bits)):
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
@@ -255,7 +256,7 @@ class Kernel(wiring.Component):
         """
         s, w = self._s, self._w
         limbs = LAYOUT.constants_limbs(s) + r.stream_limbs
-        _command_state(m, "CONST_CMD", mem.rd_cmd, r.desc + LAYOUT.desc.limbs * LIMB // 8,
+        _command_state(m, "CONST_CMD", mem.rd_cmd, r.desc + LAYOUT.desc.limbs * LAYOUT.limb_bytes,
                        limbs, "CONST")
         with m.State("CONST"):
             m.d.comb += [mem.rd_data.ready.eq(1),
@@ -397,7 +398,7 @@ class Kernel(wiring.Component):
             with m.If(osp.valid & ~r.ap_idle):
                 m.d.sync += [
                     rp_tag.eq(osp.payload.tag),
-                    rp_addr.eq(r.result + ((LAYOUT.result.limbs + rp_tag * s) * (LIMB // 8))),
+                    rp_addr.eq(r.result + ((LAYOUT.result.limbs + rp_tag * s) * LAYOUT.limb_bytes)),
                 ]
                 with m.If(rp_stage != 2):
                     m.d.sync += rp_stage.eq(rp_stage + 1)

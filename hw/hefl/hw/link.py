@@ -47,7 +47,7 @@ from hefl.hw.link_proto import (
     crc8,
     info_payload,
 )
-from hefl.hw.regmap import REGMAP
+from hefl.hw.regmap import LAYOUT, REGMAP
 
 __all__ = ["Link", "crc8_step"]
 
@@ -114,8 +114,8 @@ class Link(wiring.Component):
             "i_stream": In(stream.Signature(8)),
             "o_stream": Out(stream.Signature(8)),
             "mem_req": Out(1), "mem_we": Out(1),
-            "mem_addr": Out(range(mem_limbs)), "mem_wdata": Out(64),
-            "mem_ack": In(1), "mem_rdata": In(64),
+            "mem_addr": Out(range(mem_limbs)), "mem_wdata": Out(LAYOUT.limb_bits),
+            "mem_ack": In(1), "mem_rdata": In(LAYOUT.limb_bits),
             "axil": In(AxiLiteSignature(REGMAP.addr_bits)),
             "errors": Out(16),
         })
@@ -221,7 +221,7 @@ class Link(wiring.Component):
                 r.fail(m, Status.BAD_RANGE, drain=True)
             with m.Elif(r.cmd == Cmd.INFO):
                 info = info_payload(mem_limbs=self._mem_limbs, max_len=self._max_len)
-                m.d.sync += [r.limb.eq(Const(int.from_bytes(info, "little"), 64)),
+                m.d.sync += [r.limb.eq(Const(int.from_bytes(info, "little"), LAYOUT.limb_bits)),
                              r.left.eq(1)]
                 r.start_reply(m, 1)
             with m.Elif(r.cmd == Cmd.READ_MEM):
@@ -384,7 +384,7 @@ class _LinkRegs:
         self.idx = Signal(4)
         self.status = Signal(8)
         self.left = Signal(17)               # units left to move
-        self.limb = Signal(64)
+        self.limb = Signal(LAYOUT.limb_bits)
         self.nbyte = Signal(4)               # byte within a unit
         self.aw_done = Signal()
         self.w_done = Signal()

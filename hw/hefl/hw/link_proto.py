@@ -51,7 +51,7 @@ from enum import IntEnum
 from hefl.hw.regmap import LAYOUT
 
 __all__ = ["SYNC", "Cmd", "Status", "UNIT_BYTES", "HEADER_BYTES", "REPLY_HEADER_BYTES", "MAX_LEN",
-           "VERSION", "CRC_POLY", "crc8", "encode_request", "Reply", "ReplyParser", "parse_info",
+           "VERSION", "CRC_POLY", "crc8", "encode_request", "Reply", "ReplyParser", "info_payload", "parse_info",
            "STATUS_DOCS", "WRITES"]
 
 #: First byte of every frame.
@@ -240,6 +240,15 @@ class ReplyParser:
                 raise ValueError("reply payload checksum mismatch")
             del self._buf[:total]
             out.append(Reply(cmd, status, payload))
+
+
+def info_payload(*, mem_limbs, max_len):
+    """The ``INFO`` reply limb: version, 0, max LEN per frame, memory size in limbs.
+
+    The gateware (:class:`hefl.hw.link.Link`) answers with it; :func:`parse_info`
+    reads it back: one definition of the layout for both sides.
+    """
+    return struct.pack("<BBHI", VERSION, 0, max_len, mem_limbs)
 
 
 def parse_info(payload):

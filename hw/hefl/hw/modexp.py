@@ -81,15 +81,11 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
 from hefl.golden.montgomery import words_for
-from hefl.hw.jobs import COUNT_BITS, JobOp, engine_ports
+from hefl.hw.checks import check_int
+from hefl.hw.jobs import CONST_SEL, COUNT_BITS, TAG_BITS, JobOp, engine_ports
 from hefl.hw.params import MODEXP_WINDOW_BITS
 
 __all__ = ["ModExp"]
-
-
-def _check_pos_int(name, v, minimum=1):
-    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-        raise TypeError(f"{name} must be an integer ≥ {minimum}, not {v!r}")
 
 
 class ModExp(wiring.Component):
@@ -128,13 +124,13 @@ class ModExp(wiring.Component):
 
     @staticmethod
     def _check(operand_bits, word_bits, window_bits, max_exp_bits, tag_bits):
-        _check_pos_int("Operand width", operand_bits, 4)
-        _check_pos_int("Word width", word_bits, 2)
-        _check_pos_int("Window width", window_bits)
-        _check_pos_int("Tag width", tag_bits)
+        check_int("Operand width", operand_bits, 4)
+        check_int("Word width", word_bits, 2)
+        check_int("Window width", window_bits)
+        check_int("Tag width", tag_bits)
         if max_exp_bits is None:
             max_exp_bits = operand_bits
-        _check_pos_int("Maximum exponent width", max_exp_bits)
+        check_int("Maximum exponent width", max_exp_bits)
         if window_bits >= word_bits:
             raise TypeError(f"Window width must be below the word width {word_bits}, "
                             f"not {window_bits!r}")
@@ -144,7 +140,7 @@ class ModExp(wiring.Component):
         return max_exp_bits
 
     def __init__(self, *, operand_bits, word_bits, window_bits=MODEXP_WINDOW_BITS,
-                 max_exp_bits=None, tag_bits=16, multiplier=None):
+                 max_exp_bits=None, tag_bits=TAG_BITS, multiplier=None):
         try:
             max_exp_bits = self._check(operand_bits, word_bits, window_bits, max_exp_bits,
                                        tag_bits)
@@ -223,20 +219,20 @@ class ModExp(wiring.Component):
         sl = lane.slots
         m.d.comb += [
             mm.nprime.eq(self.nprime),
-            mm.n_wr_en.eq(self.const_wr_en & (self.const_wr_sel == 0)),
+            mm.n_wr_en.eq(self.const_wr_en & (self.const_wr_sel == CONST_SEL["n"])),
             mm.n_wr_addr.eq(self.const_wr_addr),
             mm.n_wr_data.eq(self.const_wr_data),
         ]
         const_base = Signal(sl.aw)
         with m.Switch(self.const_wr_sel):
-            with m.Case(0):
+            with m.Case(CONST_SEL["n"]):
                 m.d.comb += const_base.eq(sl.n)
-            with m.Case(1):
+            with m.Case(CONST_SEL["r2_mod_n"]):
                 m.d.comb += const_base.eq(sl.r2)
             with m.Default():
                 m.d.comb += const_base.eq(0)          # T[0] = R mod N
 
-        with m.If(self.const_wr_en & (self.const_wr_sel != 3)):
+        with m.If(self.const_wr_en & (self.const_wr_sel < len(CONST_SEL))):
             m.d.comb += [wr.en.eq(1), wr.addr.eq(const_base + self.const_wr_addr),
                          wr.data.eq(self.const_wr_data)]
         with m.Elif(lane.ld_en):

@@ -104,6 +104,7 @@ from amaranth.lib.wiring import In, Out
 from hefl.golden.montgomery import words_for
 from hefl.golden.montmul_hw import MEM_STAGES, op_timing
 from hefl.golden.montmul_hw import mul_latency as model_mul_latency
+from hefl.hw.checks import check_int
 from hefl.hw.mulpipe import MulPipe
 from hefl.hw.params import (
     MONTMUL_MIN_WORDS,
@@ -128,11 +129,6 @@ def output_layout(word_bits):
     return data.StructLayout({"data": word_bits, "last": 1})
 
 
-def _check_int(name, value, minimum=1):
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise TypeError(f"{name} must be an integer ≥ {minimum}, not {value!r}")
-
-
 class MontMul(wiring.Component):
     """One word-serial Montgomery multiplier (see the module docstring).
 
@@ -150,14 +146,14 @@ class MontMul(wiring.Component):
     def __init__(self, *, operand_bits, word_bits=MONTMUL_WORD_BITS,
                  tile_bits=(TILE_A_BITS, TILE_B_BITS)):
         try:
-            _check_int("Operand width", operand_bits, 2)
-            _check_int("Word width", word_bits)
+            check_int("Operand width", operand_bits, 2)
+            check_int("Word width", word_bits)
             if word_bits > 64:
                 raise TypeError(f"Word width must be at most 64, not {word_bits!r}")
             if (not isinstance(tile_bits, tuple) or len(tile_bits) != 2):
                 raise TypeError(f"Tile widths must be a pair of integers, not {tile_bits!r}")
             for t in tile_bits:
-                _check_int("Tile width", t)
+                check_int("Tile width", t)
             words = words_for(operand_bits, word_bits)
             if words < MONTMUL_MIN_WORDS:
                 raise ValueError(f"MontMul needs at least {MONTMUL_MIN_WORDS} words; "
