@@ -85,8 +85,9 @@ from hefl.errors import (
     PackingOverflowError,
     SerializationError,
 )
+from hefl.paillier.keys import MAX_KEY_BITS
 
-__all__ = ["Encoder", "EncodingParams", "SCHEME", "MAX_VALUE_BITS", "MAX_SLOT_BITS"]
+__all__ = ["Encoder", "EncodingParams", "SCHEME", "MAX_VALUE_BITS", "MAX_SLOT_BITS", "MAX_PLAINTEXT_BITS"]
 
 #: Name of the slot format, stored with the parameters so a receiver can
 #: refuse data packed some other way.
@@ -99,6 +100,11 @@ MAX_VALUE_BITS = 53
 #: ``K·Q`` offset exact in int64 as well.
 MAX_SLOT_BITS = 63
 
+#: Widest plaintext: ``n.bit_length() - 1`` for the largest key hefl reads.
+#: Parameters received with data cannot claim more (10**28 slots would be
+#: accepted otherwise, and a decoder sized by them would try to allocate it).
+MAX_PLAINTEXT_BITS = MAX_KEY_BITS - 1
+
 # Float64 slack added to the error bound, relative to alpha: per summand,
 # x·s and the final q/s round once each (2**-53 relative, 2**-40 covers them
 # with room); the caller's own float sum of K clipped inputs can err by up to
@@ -107,32 +113,45 @@ MAX_SLOT_BITS = 63
 _FLOAT_SLACK = 2.0 ** -40
 
 
+def _show(value):
+    """A short repr for messages (received values can be huge: repr of a 5000-digit int raises)."""
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"a {value.bit_length()}-bit integer"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _check_int(name, value, low, high=None):
     """Return ``value`` as int; TypeError for a non-integer, EncodingError out of range."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
+        raise TypeError(f"{name} must be an integer, not {_show(value)}")
     value = int(value)
     if value < low or (high is not None and value > high):
         rng = f"at least {low}" if high is None else f"between {low} and {high}"
-        raise EncodingError(f"{name} must be {rng}, not {value!r}")
+        raise EncodingError(f"{name} must be {rng}, not {_show(value)}")
     return value
 
 
 def _index(name, value):
     """``value`` as an int (int, numpy integer, gmpy2 ``mpz``); TypeError otherwise, bool included."""
     if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
+        raise TypeError(f"{name} must be an integer, not {_show(value)}")
     try:
         return operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an integer, not {value!r}") from None
+        raise TypeError(f"{name} must be an integer, not {_show(value)}") from None
 
 
-def _check_alpha(alpha):
+def _check_alpha(alpha, value_bits=MAX_VALUE_BITS):
+    """``alpha`` as a float; its scale ``Q/alpha`` for ``value_bits`` must be finite too."""
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-        raise TypeError(f"Clipping bound alpha must be a positive real number, not {alpha!r}")
-    alpha = float(alpha)
-    if not (math.isfinite(alpha) and alpha > 0):
+        raise TypeError(f"Clipping bound alpha must be a positive real number, not {_show(alpha)}")
+    try:
+        alpha = float(alpha)
+    except OverflowError:
+        raise EncodingError(f"Clipping bound alpha is too large for a float: {_show(alpha)}") from None
+    # A subnormal alpha would make the scale infinite and every value NaN.
+    if not (math.isfinite(alpha) and alpha > 0 and math.isfinite(((1 << (value_bits - 1)) - 1) / alpha)):
         raise EncodingError(f"Clipping bound alpha must be a positive finite number, not {alpha!r}")
     return alpha
 
@@ -167,15 +186,15 @@ class EncodingParams:
     def __post_init__(self):
         # Validate here too, so parameters built by hand or read from JSON
         # cannot describe an impossible layout.
-        _check_alpha(self.alpha)
         b = _check_int("Value bits", self.value_bits, 2, MAX_VALUE_BITS)
+        _check_alpha(self.alpha, b)
         g = _check_int("Guard bits", self.guard_bits, 0, MAX_SLOT_BITS - b)
-        sb = _check_int("Slot bits", self.slot_bits, 1)
+        sb = _check_int("Slot bits", self.slot_bits, 1, MAX_SLOT_BITS)
         if sb != b + g:
             raise EncodingError(
                 f"Slot bits must equal value bits + guard bits ({b + g}), not {sb!r}")
-        pb = _check_int("Plaintext bits", self.plaintext_bits, sb)
-        slots = _check_int("Slots", self.slots, 1)
+        pb = _check_int("Plaintext bits", self.plaintext_bits, sb, MAX_PLAINTEXT_BITS)
+        slots = _check_int("Slots", self.slots, 1, MAX_PLAINTEXT_BITS)
         if slots != pb // sb:
             raise EncodingError(
                 f"Slots must be plaintext bits // slot bits ({pb // sb}), not {slots!r}")
@@ -191,16 +210,16 @@ class EncodingParams:
         EncodingError
             A parameter out of range, or a plaintext narrower than one slot.
         """
-        alpha = _check_alpha(alpha)
         b = _check_int("Value bits", value_bits, 2, MAX_VALUE_BITS)
+        alpha = _check_alpha(alpha, b)
         g = _check_int("Guard bits", guard_bits, 0, MAX_SLOT_BITS - b)
         if isinstance(plaintext_bits, bool) or not isinstance(plaintext_bits, numbers.Integral):
-            raise TypeError(f"Plaintext bits must be an integer, not {plaintext_bits!r}")
+            raise TypeError(f"Plaintext bits must be an integer, not {_show(plaintext_bits)}")
         if plaintext_bits < b + g:
             raise EncodingError(
                 f"Plaintext bits must be at least one slot ({b} value + {g} guard bits = "
-                f"{b + g}), not {plaintext_bits!r}; use a larger key or fewer bits")
-        pb = int(plaintext_bits)
+                f"{b + g}), not {_show(plaintext_bits)}; use a larger key or fewer bits")
+        pb = _check_int("Plaintext bits", plaintext_bits, b + g, MAX_PLAINTEXT_BITS)
         return cls(alpha=alpha, value_bits=b, guard_bits=g, slot_bits=b + g,
                    slots=pb // (b + g), plaintext_bits=pb)
 
@@ -219,24 +238,30 @@ class EncodingParams:
         ------
         SerializationError
             Not a dict, unknown scheme, missing or extra keys, or values that
-            do not describe a valid layout (the message says which).
+            do not describe a valid layout (the message says which): this
+            and nothing else, whatever ``d`` holds. Integers must be
+            integers (not ``16.0``, not ``true``), and every size is
+            bounded (:data:`MAX_PLAINTEXT_BITS`).
         """
         if not isinstance(d, dict):
             raise SerializationError(f"Encoding parameters must be a JSON object, not {type(d).__name__}")
         d = dict(d)
         scheme = d.pop("scheme", None)
-        if scheme != SCHEME:
+        if not isinstance(scheme, str) or scheme != SCHEME:
             raise SerializationError(
-                f"Encoding scheme {scheme!r} is not supported; this hefl reads {SCHEME!r}")
+                f"Encoding scheme {_show(scheme)} is not supported; this hefl reads {SCHEME!r}")
         fields = set(cls.__dataclass_fields__)
         if set(d) != fields:
-            missing, extra = sorted(fields - set(d)), sorted(set(d) - fields)
+            # repr: keys of a dict built in Python need not be strings.
+            missing = sorted(map(repr, fields - set(d)))
+            extra = sorted(map(_show, set(d) - fields))
             raise SerializationError(
-                f"Encoding parameters malformed: missing {missing}, unexpected {extra}")
+                f"Encoding parameters malformed: missing [{', '.join(missing)}], unexpected [{', '.join(extra)}]")
         try:
+            d["alpha"] = _check_alpha(d["alpha"])
             return cls(**d)
         except (TypeError, EncodingError) as e:
-            raise SerializationError(f"Encoding parameters invalid: {e}") from e
+            raise SerializationError(f"Encoding parameters invalid: {str(e)[:200]}") from None
 
 
 class Encoder:

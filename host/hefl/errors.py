@@ -8,8 +8,11 @@ instead of a traceback.
 =================================  ===========================================
 layer                              classes
 =================================  ===========================================
-arithmetic input                   ModulusError, OperandRangeError
-keys, ciphertexts, serialisation   PrivateKeyRequired, CiphertextError and its
+arithmetic input                   ModulusError, OperandRangeError and its
+                                   OperandTypeError
+keys, ciphertexts, serialisation   PrivateKeyRequired, KeySizeError,
+                                   KeyFileError and its InsecureKeyFileError,
+                                   CiphertextError and its
                                    CiphertextRangeError, KeyMismatchError,
                                    VectorLengthError, MetadataMismatchError;
                                    SerializationError
@@ -33,9 +36,9 @@ where each is defined.
 __all__ = [
     "HeflError",
     # arithmetic input
-    "ModulusError", "OperandRangeError",
+    "ModulusError", "OperandRangeError", "OperandTypeError",
     # keys, ciphertexts, serialisation
-    "PrivateKeyRequired", "CiphertextError", "CiphertextRangeError", "KeyMismatchError",
+    "PrivateKeyRequired", "KeySizeError", "KeyFileError", "InsecureKeyFileError", "CiphertextError", "CiphertextRangeError", "KeyMismatchError",
     "VectorLengthError", "MetadataMismatchError", "SerializationError",
     # encoding
     "EncodingError", "NonFiniteUpdateError", "PackingOverflowError",
@@ -66,10 +69,31 @@ class OperandRangeError(HeflError, ValueError):
     """An operand outside ``[0, modulus)`` (or a negative exponent)."""
 
 
+class OperandTypeError(OperandRangeError, TypeError):
+    """An operand, exponent or modulus that is not an integer (a float, a string, a bool).
+
+    A :class:`TypeError` too, and an :class:`OperandRangeError`, so callers
+    that catch either see it: ``powmod([3.9], [2.7], 7)`` must not quietly
+    compute ``pow(3, 2, 7)``.
+    """
+
+
 # --- keys, ciphertexts, serialisation ---------------------------------------
 
 class PrivateKeyRequired(HeflError, RuntimeError):
     """An operation (decryption, CRT encryption) needs the private key, which this party lacks."""
+
+
+class KeySizeError(ModulusError):
+    """A key size refused: odd, too large, or too small without ``--insecure-test-key``."""
+
+
+class KeyFileError(HeflError, OSError):
+    """A key file that cannot be read (missing, unreadable, too large)."""
+
+
+class InsecureKeyFileError(KeyFileError, PermissionError):
+    """A private key file that group or others may read; the message gives the ``chmod`` that fixes it."""
 
 
 class CiphertextError(HeflError, ValueError):

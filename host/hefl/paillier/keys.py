@@ -17,28 +17,86 @@ top bits set (so the product has exactly ``bits`` bits), then
 
 The private key file is written with mode 0600 from the moment it exists
 (``os.open(..., O_CREAT | O_EXCL, 0o600)`` on a temporary name, then an
-atomic rename), so no other user ever sees it, even briefly.
+atomic rename), so no other user ever sees it, even briefly; and one that
+group or others may access is refused on loading, with the ``chmod`` that
+fixes it (as ssh refuses such a key).
+
+Reading a key file
+------------------
+A key file is at most :data:`MAX_KEY_FILE_BYTES`, strict JSON
+(:func:`hefl.safejson.loads`), and holds exactly the fields of its kind and
+version, each of its type: ``format``, ``kind``, ``version`` (1 or 2, an
+integer), ``bits`` (= the bit length of ``n``, between :data:`MIN_KEY_BITS`
+and :data:`MAX_KEY_BITS`), ``fingerprint`` (of ``n``), ``n``; version 2
+adds ``h_s`` and ``djn_fingerprint`` (of ``n`` and ``h_s``); a private key
+adds ``p`` and ``q``. Numbers are lowercase hex without leading zeros, as
+:meth:`PublicKey.to_json` writes them. The fingerprints are required: they
+are what makes an altered ``n`` or ``h_s`` an error instead of a different
+key. Anything else raises :class:`~hefl.errors.SerializationError`, and
+nothing else (``hefl fuzz`` checks it).
+
+Key sizes
+---------
+:func:`generate_keypair` accepts :data:`MIN_KEY_BITS` and up, for tests.
+The command line is stricter (:mod:`hefl.paillier.cli`): below
+:data:`RECOMMENDED_KEY_BITS` it prints the security level
+(:func:`security_level`), below :data:`INSECURE_KEY_BITS` it refuses unless
+``--insecure-test-key`` is given.
 """
 
 import hashlib
 import json
+import operator
 import os
 import secrets
+import shlex
+import stat
 
 import gmpy2
 
-from hefl.errors import ModulusError, SerializationError
+from hefl import safejson
+from hefl.errors import (
+    InsecureKeyFileError,
+    KeyFileError,
+    KeySizeError,
+    ModulusError,
+    OutputPathError,
+    SerializationError,
+)
 
-__all__ = ["PublicKey", "PrivateKey", "generate_keypair", "djn_base", "MIN_KEY_BITS"]
+__all__ = ["PublicKey", "PrivateKey", "generate_keypair", "djn_base", "security_level", "MIN_KEY_BITS",
+           "MAX_KEY_BITS", "INSECURE_KEY_BITS", "RECOMMENDED_KEY_BITS", "MAX_KEY_FILE_BYTES"]
 
 #: Smallest key accepted (for tests only; real keys are 2048 bits or more).
 MIN_KEY_BITS = 32
+#: Largest key accepted: far beyond any use (15360 bits give 256-bit security),
+#: and small enough that checking a key file's primes stays quick.
+MAX_KEY_BITS = 16384
+#: Below this the command line refuses a key unless told it is for a test or demo.
+INSECURE_KEY_BITS = 1024
+#: Below this the command line warns (NIST's minimum for use after 2030 is 3072).
+RECOMMENDED_KEY_BITS = 2048
+#: A 16384-bit private key file is ~17 KB.
+MAX_KEY_FILE_BYTES = 1 << 16
+# Security of a factoring modulus of this many bits, NIST SP 800-57 Part 1
+# Rev. 5, Table 2.
+_SECURITY = ((15360, 256), (7680, 192), (3072, 128), (2048, 112), (1024, 80))
 _FORMAT = "hefl-paillier"
 #: Key-file versions: 1 without ``h_s``, 2 with it.
 _VERSION_PLAIN, _VERSION_DJN = 1, 2
 _VERSIONS = (_VERSION_PLAIN, _VERSION_DJN)
 # Extra Miller-Rabin rounds on top of next_prime's own test.
 _MR_ROUNDS = 40
+
+
+def _as_int(x, what):
+    """``x`` as an int if it is an integer (int, numpy integer, mpz; not bool, not float)."""
+    try:
+        if not isinstance(x, bool):
+            return operator.index(x)
+    except TypeError:
+        pass
+    raise ModulusError(f"{what} must be an integer, not {type(x).__name__}")
 
 
 def _fingerprint(n):
@@ -79,58 +137,130 @@ def _write_private(path, text, mode):
         raise
 
 
+def security_level(bits):
+    """Bits of security of a ``bits``-bit modulus (NIST SP 800-57); ``None`` below 1024 bits (< 80)."""
+    return next((level for size, level in _SECURITY if bits >= size), None)
+
+
+_PUBLIC_FIELDS = {_VERSION_PLAIN: {"format", "kind", "version", "bits", "fingerprint", "n"}}
+_PUBLIC_FIELDS[_VERSION_DJN] = _PUBLIC_FIELDS[_VERSION_PLAIN] | {"h_s", "djn_fingerprint"}
+
+
 def _parse(text, kind):
-    try:
-        d = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
-        raise SerializationError(f"{kind} key is not valid JSON: {e}") from None
+    """The dict of a key file of ``kind``: strict JSON, its version's fields, nothing else."""
+    d = safejson.loads(text, what=f"{kind} key", max_bytes=MAX_KEY_FILE_BYTES)
     if not isinstance(d, dict) or d.get("format") != _FORMAT or d.get("kind") != kind:
         raise SerializationError(f"not a hefl Paillier {kind} key (format/kind fields)")
     v = d.get("version")
-    if isinstance(v, bool) or v not in _VERSIONS:
+    if type(v) is not int or v not in _VERSIONS:
         raise SerializationError(f"unsupported {kind} key version {v!r}; this build reads "
                                  f"{' and '.join(map(str, _VERSIONS))}")
-    if (v == _VERSION_DJN) != ("h_s" in d):
-        raise SerializationError(f"{kind} key version {v} {'needs' if v == _VERSION_DJN else 'has no'} "
-                                 "field 'h_s'")
+    want = _PUBLIC_FIELDS[v] | ({"p", "q"} if kind == "private" else set())
+    if set(d) != want:
+        missing, extra = ", ".join(sorted(want - set(d))), ", ".join(sorted(set(d) - want))
+        raise SerializationError(f"{kind} key version {v} fields: missing [{missing}], unexpected [{extra}]")
     return d
 
 
 def djn_base(n):
     """A fresh ``h_s = (-x²)^n mod n²`` for a random unit ``x`` (from :mod:`secrets`)."""
+    return _djn_base(n, secrets.randbelow)
+
+
+def _djn_base(n, randbelow):
     while True:
-        x = secrets.randbelow(n)
+        x = randbelow(n)
         if x > 1 and gmpy2.gcd(x, n) == 1:
             break
     h = (-x * x) % n
     return int(gmpy2.powmod(h, n, n * n))
 
 
-def _int_field(d, name, kind):
+def _int_field(d, name, kind, max_bits):
+    """Field ``name`` as an int: lowercase hex, no sign, prefix or leading zeros, at most ``max_bits``."""
     v = d.get(name)
     if not isinstance(v, str):
         raise SerializationError(f"{kind} key field {name!r} is missing or not a hex string")
+    if len(v) > -(-max_bits // 4):
+        raise SerializationError(f"{kind} key field {name!r} has {len(v)} hex digits; "
+                                 f"at most {-(-max_bits // 4)} fit")
     try:
-        return int(v, 16)
+        x = int(v, 16)
     except ValueError:
         raise SerializationError(f"{kind} key field {name!r} is not a hex number") from None
+    # int() also takes "0x", "+", "_" and spaces: one spelling per number.
+    if format(x, "x") != v:
+        raise SerializationError(f"{kind} key field {name!r} is not lowercase hex without "
+                                 "sign, prefix or leading zeros")
+    return x
+
+
+def _str_field(d, name, kind, want):
+    """Check that string field ``name`` equals ``want`` (a fingerprint computed from the key)."""
+    v = d.get(name)
+    if not isinstance(v, str):
+        raise SerializationError(f"{kind} key field {name!r} is missing or not a string")
+    if v != want:
+        raise SerializationError(f"{kind} key {name} {v[:40]!r} does not match its numbers "
+                                 f"({want}): the file was altered")
 
 
 class _KeyFile:
     """``save``/``load`` of a key's JSON form (``to_json``/``from_json``); ``_MODE`` caps the file's mode."""
 
     __slots__ = ()
+    _KIND = "public"
     _MODE = 0o644
 
     def save(self, path):
-        """Write the JSON form to ``path`` atomically (mode 0644 for a public key, 0600 for a private one)."""
-        _write_private(path, self.to_json() + "\n", self._MODE)
+        """Write the JSON form to ``path`` atomically (mode 0644 for a public key, 0600 for a private one).
+
+        Raises
+        ------
+        OutputPathError
+            The folder is missing or not writable, or ``path`` is a folder.
+        """
+        try:
+            _write_private(path, self.to_json() + "\n", self._MODE)
+        except OSError as e:
+            raise OutputPathError(f"cannot write key file {os.fspath(path)}: {e.strerror or e}") from None
 
     @classmethod
     def load(cls, path):
-        """Read a key :meth:`save` wrote (checked as :meth:`from_json` checks it)."""
-        with open(path, encoding="utf-8") as f:
-            return cls.from_json(f.read())
+        """Read a key :meth:`save` wrote (checked as :meth:`from_json` checks it).
+
+        Raises
+        ------
+        KeyFileError
+            The file cannot be read or is larger than :data:`MAX_KEY_FILE_BYTES`.
+        InsecureKeyFileError
+            A private key file that group or others may access.
+        SerializationError
+            Not a key file of this kind (:meth:`from_json`).
+        """
+        kind = cls._KIND
+        try:
+            with open(path, "rb") as f:
+                if kind == "private":
+                    _check_private_mode(path, os.fstat(f.fileno()).st_mode)
+                data = f.read(MAX_KEY_FILE_BYTES + 1)
+        except InsecureKeyFileError:
+            raise
+        except OSError as e:
+            raise KeyFileError(f"cannot read {kind} key file {os.fspath(path)}: {e.strerror or e}") from None
+        if len(data) > MAX_KEY_FILE_BYTES:
+            raise KeyFileError(f"{kind} key file {os.fspath(path)} is larger than "
+                               f"{MAX_KEY_FILE_BYTES} bytes; it is not a key file")
+        return cls.from_json(data)
+
+
+def _check_private_mode(path, mode):
+    """Refuse a private key file that group or others may access (as ssh does)."""
+    if os.name != "posix" or not stat.S_ISREG(mode) or not mode & 0o077:
+        return
+    p = shlex.quote(os.fspath(path))
+    raise InsecureKeyFileError(f"permissions {stat.S_IMODE(mode):04o} of private key file {os.fspath(path)} "
+                               f"are too open (group or others may access it); fix with: chmod 600 {p}")
 
 
 class PublicKey(_KeyFile):
@@ -157,7 +287,7 @@ class PublicKey(_KeyFile):
     __slots__ = ("n", "n2", "bits", "fingerprint", "h_s")
 
     def __init__(self, n, h_s=None):
-        n = int(n)
+        n = _as_int(n, "a Paillier modulus")
         if n < 15 or n % 2 == 0:
             raise ModulusError(f"a Paillier modulus must be an odd composite ≥ 15, not a {n.bit_length()}-bit "
                                f"{'even' if n % 2 == 0 else 'small'} number")
@@ -199,34 +329,48 @@ class PublicKey(_KeyFile):
              "bits": self.bits, "fingerprint": self.fingerprint, "n": format(self.n, "x")}
         if self.h_s is not None:
             d["h_s"] = format(self.h_s, "x")
+            d["djn_fingerprint"] = self.djn_fingerprint
         return d
 
     def to_json(self):
-        """JSON text: format, version, bits, fingerprint, ``n`` and ``h_s`` (if any) in hex."""
+        """JSON text: format, version, bits, fingerprints, ``n`` and ``h_s`` (if any) in hex."""
         return json.dumps(self.to_dict(), indent=1)
 
     @classmethod
     def from_json(cls, text):
-        """Parse :meth:`to_json` output; raise :class:`SerializationError` if it is not one."""
-        d = _parse(text, "public")
-        return cls._from_dict(d)
+        """Parse :meth:`to_json` output (str or UTF-8 bytes), checked as the module docstring says.
+
+        Raises
+        ------
+        SerializationError
+            Not a public key file of a version this build reads, or altered.
+        """
+        return cls._from_dict(_parse(text, "public"))
 
     @classmethod
-    def _from_dict(cls, d, kind="public"):
-        n = _int_field(d, "n", kind)
+    def _from_dict(cls, d, kind="public", check_djn=True):
+        # n first, so that an unusable n says so whatever else is wrong.
+        n = _int_field(d, "n", kind, MAX_KEY_BITS)
         try:
             key = cls(n)
         except ModulusError as e:
             raise SerializationError(f"{kind} key holds an unusable modulus: {e}") from None
-        if d.get("fingerprint") not in (None, key.fingerprint):
-            raise SerializationError(f"{kind} key fingerprint {d.get('fingerprint')!r} does not match its n "
-                                     f"({key.fingerprint}): the file was altered")
+        bits = d.get("bits")
+        if type(bits) is not int or bits != key.bits:
+            raise SerializationError(f"{kind} key says bits={bits!r} but its n has {key.bits} bits")
+        if not MIN_KEY_BITS <= bits <= MAX_KEY_BITS:
+            raise SerializationError(f"{kind} key of {bits} bits; this build reads "
+                                     f"{MIN_KEY_BITS} to {MAX_KEY_BITS}")
+        _str_field(d, "fingerprint", kind, key.fingerprint)
         if "h_s" not in d:
             return key
         try:
-            return cls(n, _int_field(d, "h_s", kind))
+            key = cls(n, _int_field(d, "h_s", kind, 2 * MAX_KEY_BITS))
         except ModulusError as e:
             raise SerializationError(f"{kind} key holds an unusable h_s: {e}") from None
+        if check_djn:
+            _str_field(d, "djn_fingerprint", kind, key.djn_fingerprint)
+        return key
 
 
 
@@ -242,10 +386,11 @@ class PrivateKey(_KeyFile):
 
     __slots__ = ("public_key", "p", "q", "p2", "q2", "hp", "hq", "p_inv_q",
                  "q2_inv_p2", "q_mod_pm1", "p_mod_qm1")
+    _KIND = "private"
     _MODE = 0o600
 
     def __init__(self, public_key, p, q):
-        p, q = sorted((int(p), int(q)))
+        p, q = sorted((_as_int(p, "p"), _as_int(q, "q")))
         if p * q != public_key.n:
             raise ModulusError("p·q does not equal the public modulus n")
         if p == q:
@@ -266,9 +411,10 @@ class PrivateKey(_KeyFile):
         h_s = public_key.h_s
         # An n-th power mod n² is a p-th power mod p², so its order there
         # divides p - 1 (likewise for q). Anything else was not made by
-        # djn_base and would encrypt to values nobody can decrypt.
-        if h_s is not None and (gmpy2.powmod(h_s, p - 1, self.p2) != 1
-                                or gmpy2.powmod(h_s, q - 1, self.q2) != 1):
+        # djn_base and would encrypt to values nobody can decrypt. The
+        # exponents are secret: constant-time powmod_sec.
+        if h_s is not None and (gmpy2.powmod_sec(h_s, p - 1, self.p2) != 1
+                                or gmpy2.powmod_sec(h_s, q - 1, self.q2) != 1):
             raise ModulusError("h_s is not an n-th power mod n²: the public key does not match "
                                "this private key")
 
@@ -316,25 +462,35 @@ class PrivateKey(_KeyFile):
 
     @classmethod
     def from_json(cls, text):
-        """Parse :meth:`to_json` output, checking ``p·q = n`` and primality."""
+        """Parse :meth:`to_json` output (str or UTF-8 bytes), checking ``p·q = n``, primality and ``h_s``.
+
+        Raises
+        ------
+        SerializationError
+            Not a private key file of a version this build reads, or altered.
+        """
         d = _parse(text, "private")
-        pub = PublicKey._from_dict(d, "private")
-        p, q = _int_field(d, "p", "private"), _int_field(d, "q", "private")
+        pub = PublicKey._from_dict(d, "private", check_djn=False)
+        p, q = _int_field(d, "p", "private", MAX_KEY_BITS), _int_field(d, "q", "private", MAX_KEY_BITS)
         if p * q != pub.n:
             raise SerializationError("private key: p·q does not equal n; the file was altered")
         if not (gmpy2.is_prime(p, 25) and gmpy2.is_prime(q, 25)):
             raise SerializationError("private key: p or q is not prime")
         try:
-            return cls(pub, p, q)
+            key = cls(pub, p, q)
         except ModulusError as e:
             raise SerializationError(f"private key is unusable: {e}") from None
+        # After the n-th power check, which names the likelier fault.
+        if pub.h_s is not None:
+            _str_field(d, "djn_fingerprint", "private", pub.djn_fingerprint)
+        return key
 
 
 
-def _random_prime(bits):
+def _random_prime(bits, randbits):
     while True:
         # Top two bits set: the product of two such primes has exactly 2·bits bits.
-        start = secrets.randbits(bits) | (3 << (bits - 2)) | 1
+        start = randbits(bits) | (3 << (bits - 2)) | 1
         p = int(gmpy2.next_prime(start))
         if p.bit_length() == bits and gmpy2.is_prime(p, _MR_ROUNDS):
             return p
@@ -355,16 +511,29 @@ def generate_keypair(bits=2048, *, djn=True):
     Returns
     -------
     (PublicKey, PrivateKey)
+
+    Raises
+    ------
+    KeySizeError
+        ``bits`` is not an even integer in ``[MIN_KEY_BITS, MAX_KEY_BITS]``.
     """
-    if not isinstance(bits, int) or isinstance(bits, bool) or bits < MIN_KEY_BITS or bits % 2:
-        raise ModulusError(f"key size must be an even number of bits ≥ {MIN_KEY_BITS}, not {bits!r}")
+    return _generate(bits, djn, secrets.randbits, secrets.randbelow)
+
+
+def _generate(bits, djn, randbits, randbelow):
+    # The randomness is a parameter only so that hefl.fuzz can rebuild its
+    # corpus from a seed; every real key comes from generate_keypair.
+    if (not isinstance(bits, int) or isinstance(bits, bool) or not MIN_KEY_BITS <= bits <= MAX_KEY_BITS
+            or bits % 2):
+        raise KeySizeError(f"key size must be an even number of bits from {MIN_KEY_BITS} to "
+                           f"{MAX_KEY_BITS}, not {bits!r}")
     half = bits // 2
     while True:
-        p = _random_prime(half)
-        q = _random_prime(half)
+        p = _random_prime(half, randbits)
+        q = _random_prime(half, randbits)
         n = p * q
         # gcd(n, (p-1)(q-1)) = 1 holds for equal-length primes unless p | q-1
         # or q | p-1, impossible at equal length; p ≠ q is all that is left.
         if p != q and n.bit_length() == bits:
-            pub = PublicKey(n, djn_base(n) if djn else None)
+            pub = PublicKey(n, _djn_base(n, randbelow) if djn else None)
             return pub, PrivateKey(pub, p, q)

@@ -18,6 +18,18 @@ The checksum catches truncation and accidental corruption (a deliberate
 forger can recompute it; the range and key checks below are what stop
 unusable values). No pickle anywhere: the receiver parses bytes it chose.
 
+Every value has exactly one encoding, and a reader accepts nothing else:
+the metadata must be the canonical JSON of what it parses to (sorted keys,
+no spaces, ASCII escapes; what :meth:`CipherVector.to_bytes` writes), at
+most 1 MiB (checked on the header's length field, before anything is read),
+and strict (:func:`hefl.safejson.loads`: UTF-8, finite numbers, bounded
+nesting and integers, no duplicate keys). The count of ciphertexts is
+bounded by the bytes present: each is exactly ``ceil(2·bits/8)`` bytes of
+the receiver's key. So every malformed vector raises a
+:class:`~hefl.errors.SerializationError` (or, for well-formed data under the
+wrong key or with unusable values, a :class:`~hefl.errors.CiphertextError`),
+never another exception; ``hefl fuzz`` checks this on mutated vectors.
+
 Every received ciphertext is checked: ``0 < c < n²``, ``gcd(c, n) = 1``, and
 the vector's fingerprint equals the receiver's key.
 
@@ -38,20 +50,23 @@ those, never the party that sent the bytes.
 
 import hashlib
 import json
+import operator
 import struct
 
 import gmpy2
 
+from hefl import safejson
 from hefl.errors import CiphertextRangeError, KeyMismatchError, SerializationError
 
-__all__ = ["CipherVector", "check_ciphertexts", "check_key", "MAGIC", "FORMAT_VERSION"]
+__all__ = ["CipherVector", "check_ciphertexts", "check_key", "MAGIC", "FORMAT_VERSION", "MAX_META_BYTES"]
 
 MAGIC = b"HECV"
 FORMAT_VERSION = 1
 _HEADER = struct.Struct(">4sBB8sHII")
 _DIGEST = 32
-# A bound on metadata so a garbled length cannot make us allocate gigabytes.
-_MAX_META = 1 << 20
+#: Largest metadata a vector may carry, on writing and on reading (so a
+#: garbled length field cannot make a reader parse gigabytes).
+MAX_META_BYTES = 1 << 20
 
 
 def _json_default(o):
@@ -59,6 +74,22 @@ def _json_default(o):
     if hasattr(o, "tolist"):
         return o.tolist()
     raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+
+def _meta_bytes(meta):
+    """The canonical form of ``meta``: the only one :meth:`CipherVector.from_bytes` accepts."""
+    return json.dumps(meta, sort_keys=True, separators=(",", ":"), default=_json_default,
+                      allow_nan=False).encode()
+
+
+def _integer(i, c):
+    """``c`` as an int if it is an integer (int, numpy integer, mpz; not bool)."""
+    try:
+        if not isinstance(c, bool):
+            return operator.index(c)
+    except TypeError:
+        pass
+    raise CiphertextRangeError(f"ciphertext {i} is a {type(c).__name__}, not an integer")
 
 
 def check_key(public_key, fingerprint):
@@ -141,7 +172,8 @@ class CipherVector:
 
     def __init__(self, public_key, ciphertexts, meta=None):
         self.public_key = public_key
-        self.ciphertexts = [int(c) for c in ciphertexts]
+        # Integers only (int, numpy integers, mpz): int(3.9) would quietly make a 3.
+        self.ciphertexts = [_integer(i, c) for i, c in enumerate(ciphertexts)]
         self.meta = dict(meta) if meta else {}
         self._validated = False
 
@@ -198,12 +230,12 @@ class CipherVector:
     def to_bytes(self):
         """The compact binary form described in the module docstring."""
         try:
-            meta = json.dumps(self.meta, sort_keys=True, separators=(",", ":"),
-                              default=_json_default, allow_nan=False).encode()
-        except (TypeError, ValueError) as e:
+            meta = _meta_bytes(self.meta)
+        except (TypeError, ValueError, RecursionError) as e:
             raise SerializationError(f"ciphertext metadata is not JSON-serialisable: {e}") from None
-        if len(meta) > _MAX_META:
-            raise SerializationError(f"ciphertext metadata is {len(meta)} bytes; the limit is {_MAX_META}")
+        if len(meta) > MAX_META_BYTES:
+            raise SerializationError(f"ciphertext metadata is {len(meta)} bytes; the limit is {MAX_META_BYTES}")
+        _read_meta(meta)     # never send what a receiver would refuse (nesting, huge integers)
         pk = self.public_key
         width = pk.ciphertext_bytes
         head = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, bytes.fromhex(pk.fingerprint), pk.bits,
@@ -232,7 +264,8 @@ class CipherVector:
         ------
         SerializationError
             Bad magic or version, truncated, trailing bytes, checksum
-            mismatch, malformed metadata.
+            mismatch, metadata over :data:`MAX_META_BYTES` or not the
+            canonical strict JSON of an object.
         KeyMismatchError
             Made under another key.
         CiphertextRangeError
@@ -252,6 +285,9 @@ class CipherVector:
             raise SerializationError(f"ciphertext vector format version {version}; this build reads {FORMAT_VERSION}")
         if flags != 0:
             raise SerializationError(f"unknown flags 0x{flags:02x} in ciphertext vector")
+        if meta_len > MAX_META_BYTES:
+            raise SerializationError(f"ciphertext vector claims {meta_len} bytes of metadata; "
+                                     f"the limit is {MAX_META_BYTES}")
         width = (2 * bits + 7) // 8
         expected = _HEADER.size + meta_len + count * width + _DIGEST
         if len(data) < expected:
@@ -265,16 +301,23 @@ class CipherVector:
             raise KeyMismatchError(f"ciphertext vector was made under key {fingerprint} ({bits} bits), "
                                    f"not this key ({public_key.fingerprint}, {public_key.bits} bits)")
         off = _HEADER.size
-        try:
-            meta = json.loads(bytes(data[off:off + meta_len]).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise SerializationError(f"ciphertext vector metadata is not UTF-8 JSON: {e}") from None
-        if not isinstance(meta, dict):
-            raise SerializationError("ciphertext vector metadata is not a JSON object")
+        meta = _read_meta(data[off:off + meta_len])
         off += meta_len
         cts = [int.from_bytes(data[off + i * width:off + (i + 1) * width], "big") for i in range(count)]
         cv = cls(public_key, cts, meta)
         return cv.validate() if validate else cv
+
+
+def _read_meta(raw):
+    """The metadata object of a received vector; SerializationError unless canonical strict JSON."""
+    meta = safejson.loads(raw, what="ciphertext vector metadata", max_bytes=MAX_META_BYTES)
+    if not isinstance(meta, dict):
+        raise SerializationError("ciphertext vector metadata is not a JSON object")
+    # One encoding per value: anything else was not written by to_bytes.
+    if _meta_bytes(meta) != bytes(raw):
+        raise SerializationError("ciphertext vector metadata is not in canonical form "
+                                 "(sorted keys, no spaces); it was not written by hefl")
+    return meta
 
 
 def valid_by_construction(public_key, ciphertexts, meta=None):
