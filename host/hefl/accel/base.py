@@ -1,11 +1,13 @@
 """The Accelerator interface every backend implements.
 
 All four calls work on a batch that shares one modulus (a Paillier key's
-``n²``, ``p²`` or ``q²``) and take plain Python ints (or anything
-``int()`` accepts); they return a list of plain ints in the order given.
-Inputs are validated here, once, before any backend sees them: the modulus
-must be odd and at least 3, every operand must lie in ``[0, modulus)`` and
-every exponent must be non-negative.
+``n²``, ``p²`` or ``q²``) and take integers: ``int``, numpy integers or
+gmpy2 ``mpz`` (never ``bool``, ``float`` or ``str``: ``int(3.9)`` would
+quietly compute with 3); they return a list of plain ints in the order
+given. Inputs are validated here, once, before any backend sees them: every
+value must be an integer (:class:`~hefl.errors.OperandTypeError`), the
+modulus odd and at least 3, every operand in ``[0, modulus)`` and every
+exponent non-negative (:class:`~hefl.errors.OperandRangeError`).
 
 :meth:`Accelerator.fixed_base` is the fourth call: exponentiations of one
 fixed base from a precomputed table (:mod:`hefl.golden.fixedbase`), each a
@@ -16,9 +18,10 @@ override ``_fixed_base``; the default multiplies the entries through
 ``_product``.
 """
 
+import operator
 from abc import ABC, abstractmethod
 
-from hefl.errors import BackendUnavailable, OperandRangeError
+from hefl.errors import BackendUnavailable, OperandRangeError, OperandTypeError
 from hefl.golden.fixedbase import FixedBaseTable, entry_indices
 from hefl.golden.montgomery import check_modulus
 
@@ -26,15 +29,38 @@ __all__ = ["Accelerator", "get_accelerator", "register_backend", "BACKEND_MODULE
            "validate_operands", "validate_exponents"]
 
 
+def _integer(v, what):
+    """``v`` as an int: int, numpy integer or mpz; :class:`OperandTypeError` for anything else."""
+    if type(v) is int:                     # the common case, first
+        return v
+    try:
+        if not isinstance(v, bool):
+            return operator.index(v)
+    except TypeError:
+        pass
+    raise OperandTypeError(f"{what} is a {type(v).__name__}, not an integer (int, numpy integer or mpz)")
+
+
+def _integers(values, what):
+    """Every element of ``values`` as an int (see :func:`_integer`); ``what`` names an element."""
+    try:
+        items = list(values)
+    except TypeError:
+        raise OperandTypeError(f"{what}s must be a sequence of integers, not a "
+                               f"{type(values).__name__}") from None
+    return [_integer(v, f"{what} {i}") for i, v in enumerate(items)]
+
+
 def validate_modulus(modulus):
-    """Raise :class:`ModulusError` unless ``modulus`` is an odd int ≥ 3."""
+    """Raise :class:`ModulusError` unless ``modulus`` is an odd integer ≥ 3 (an int, numpy integer or mpz)."""
+    modulus = _integer(modulus, "modulus")
     check_modulus(modulus, min_bits=2)
-    return int(modulus)
+    return modulus
 
 
 def validate_operands(values, modulus, what="operand"):
-    """Convert to ints and raise :class:`OperandRangeError` if any is outside ``[0, modulus)``."""
-    out = [int(v) for v in values]
+    """Integers only (:class:`OperandTypeError`), each in ``[0, modulus)`` (:class:`OperandRangeError`)."""
+    out = _integers(values, what)
     for i, v in enumerate(out):
         if not 0 <= v < modulus:
             raise OperandRangeError(
@@ -44,8 +70,8 @@ def validate_operands(values, modulus, what="operand"):
 
 
 def validate_exponents(values):
-    """Convert to ints and raise :class:`OperandRangeError` for a negative exponent."""
-    out = [int(v) for v in values]
+    """Integers only (:class:`OperandTypeError`), none negative (:class:`OperandRangeError`)."""
+    out = _integers(values, "exponent")
     for i, v in enumerate(out):
         if v < 0:
             raise OperandRangeError(f"exponent {i} is negative; invert the base first")
