@@ -350,11 +350,13 @@ def add_arguments(parser):
     """Arguments of ``hefl alveo``."""
     parser.add_argument("stage", choices=("generate", "xo", "xclbin"),
                         help="generate the files only, or also run Vivado (xo) and v++ (xclbin)")
-    parser.add_argument("--platform", default=None, help="Vitis platform (xclbin)")
+    parser.add_argument("--platform", default=None,
+                        help="Vitis platform, needed for xclbin (default: none)")
     parser.add_argument("--out", default=None, help="output directory (default build/alveo)")
     d = AlveoConfig()
     parser.add_argument("--operand-bits", type=int, default=d.operand_bits)
-    parser.add_argument("--word-bits", type=int, default=None)
+    parser.add_argument("--word-bits", type=int, default=None,
+                        help=f"Montgomery word width (default: {MONTMUL_WORD_BITS}, the DSP48E2 word)")
     parser.add_argument("--lanes", type=int, default=d.lanes)
     parser.add_argument("--window-bits", type=int, default=d.window_bits)
     parser.add_argument("--clock-mhz", type=int, default=d.clock_mhz)

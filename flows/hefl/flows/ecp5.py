@@ -134,9 +134,12 @@ def add_arguments(parser):
     parser.add_argument("--out", default=None, help="build root (default build/)")
     parser.add_argument("--clock-mhz", type=int, default=None,
                         help=f"target clock, the PLL output (default {ECP5_CLOCK_MHZ})")
-    parser.add_argument("--lanes", type=int, default=None)
-    parser.add_argument("--operand-bits", type=int, default=None)
-    parser.add_argument("--mem-limbs", type=int, default=None)
+    parser.add_argument("--lanes", type=int, default=None,
+                        help="BatchEngine lanes (default: hefl.hw.ecp5_top.BOARD_DEFAULTS)")
+    parser.add_argument("--operand-bits", type=int, default=None,
+                        help="kernel operand width (default: hefl.hw.ecp5_top.BOARD_DEFAULTS)")
+    parser.add_argument("--mem-limbs", type=int, default=None,
+                        help="operand memory depth in limbs (default: hefl.hw.ecp5_top.BOARD_DEFAULTS)")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
 
 

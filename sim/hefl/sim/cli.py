@@ -36,7 +36,8 @@ DEFAULT_PLAN = (
 
 
 def add_arguments(parser):
-    parser.add_argument("--json", metavar="PATH", help="write the report here (e.g. build/reports/sim.json)")
+    parser.add_argument("--json", metavar="PATH",
+                        help="write the report here, e.g. build/reports/sim.json (default: print only)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     parser.add_argument("--operand-bits", type=int, default=2048,
                         help="kernel operand width (default 2048: moduli of 1024-bit Paillier keys)")
