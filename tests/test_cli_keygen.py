@@ -11,7 +11,7 @@ from hefl.paillier import Paillier, PrivateKey, PublicKey
 
 def test_keygen_writes_usable_keys(tmp_path, capsys):
     out = tmp_path / "keys"
-    assert main(["keygen", "--bits", "512", "--out", str(out)]) == 0
+    assert main(["keygen", "--key-bits", "512", "--insecure-test-key", "--out", str(out)]) == 0
     assert stat.S_IMODE(os.stat(out / "private.json").st_mode) == 0o600
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o700
     pub = PublicKey.load(out / "public.json")
@@ -23,17 +23,18 @@ def test_keygen_writes_usable_keys(tmp_path, capsys):
 
 
 def test_keygen_refuses_to_overwrite(tmp_path, capsys):
-    assert main(["keygen", "--bits", "128", "--out", str(tmp_path)]) == 0
+    assert main(["keygen", "--key-bits", "128", "--insecure-test-key", "--out", str(tmp_path)]) == 0
     before = (tmp_path / "private.json").read_text()
-    assert main(["keygen", "--bits", "128", "--out", str(tmp_path)]) == 2
+    assert main(["keygen", "--key-bits", "128", "--insecure-test-key", "--out", str(tmp_path)]) == 2
     assert "already exist" in capsys.readouterr().err
     assert (tmp_path / "private.json").read_text() == before
-    assert main(["keygen", "--bits", "128", "--out", str(tmp_path), "--force"]) == 0
+    assert main(["keygen", "--key-bits", "128", "--insecure-test-key", "--out", str(tmp_path), "--force"]) == 0
     assert (tmp_path / "private.json").read_text() != before
 
 
 def test_keygen_bad_bits_is_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "hefl.cli", "keygen", "--bits", "1001", "--out", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "hefl.cli", "keygen", "--key-bits", "1001", "--out", str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 2
-    assert "--bits must be an even number" in r.stderr and "Traceback" not in r.stderr
+    assert "--key-bits must be an even number" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -232,7 +232,8 @@ def test_2048_bit_key(cpu, seed):
 def test_cli_writes_report_and_plot(tmp_path, capsys):
     from hefl.cli import main
     out = tmp_path / "demo"
-    rc = main(["demo", "--backend", "cpu", "--key-bits", "512", "--clients", "3", "--rounds", "2",
+    rc = main(["demo", "--backend", "cpu", "--key-bits", "512", "--insecure-test-key", "--clients", "3",
+               "--rounds", "2",
                "--dataset", "wine", "--model", "mlp", "--drop-rate", "0.2", "--garble-client", "1",
                "--no-progress", "--out", str(out)])
     text = capsys.readouterr()
@@ -274,7 +275,8 @@ def test_cli_backend_fallback(tmp_path, capsys, monkeypatch, failure):
         return real(name, **kw)
 
     monkeypatch.setattr(demo_cli, "get_accelerator", fake)
-    args = ["--key-bits", "512", "--clients", "2", "--rounds", "1", "--dataset", "wine", "--no-progress"]
+    args = ["--key-bits", "512", "--insecure-test-key", "--clients", "2", "--rounds", "1", "--dataset", "wine",
+            "--no-progress"]
     assert main(["demo", *args, "--out", str(tmp_path / "a")]) == 0
     err = capsys.readouterr().err
     assert err.count("falling back to 'cpu'") == 1 and "(test)" in err
@@ -292,7 +294,7 @@ def test_cli_every_party_on_sim(tmp_path, capsys):
     from hefl.cli import main
     out = tmp_path / "demo"
     rc = main(["demo", "--backend", "sim", "--client-backend", "sim", "--keyholder-backend", "sim",
-               "--key-bits", "112", "--guard-bits", "2", "--clients", "3", "--rounds", "1",
+               "--key-bits", "112", "--insecure-test-key", "--guard-bits", "2", "--clients", "3", "--rounds", "1",
                "--dataset", "wine", "--no-progress", "--out", str(out)])
     text = capsys.readouterr()
     assert rc == 0, text.err

@@ -14,19 +14,36 @@ they are other parties' machines, and in the Verilator model a 1024-bit
 key's encryption (two 1024-bit modexps by CRT) costs ~2.2M kernel cycles,
 ~2 s of simulation each, against ~0.7 ms with gmpy2 — 104 of them per round
 would put a default run far past its 3-minute budget. The aggregation runs
-on the simulated card in well under a second per round.
+on the simulated card in well under a second per round. ``--xclbin`` and
+``--port``/``--device`` (:mod:`hefl.cli_options`) reach the xrt and serial
+backends.
+
+What is kept: ``--out`` is checked before any work (a folder that cannot be
+written fails at once, in one line), ``report.json`` is rewritten
+atomically after every round, and a run stopped by Ctrl-C or an error
+leaves the rounds it finished, marked ``"status": "interrupted"`` (or
+``"failed"``, with the error). A run that fails before its first round
+leaves nothing behind, not even the folder it created.
+
+Key sizes follow :func:`hefl.paillier.cli.checked_key_bits`: the default
+1024 bits warns; below 1024, ``--insecure-test-key`` is required.
 """
 
 import logging
+import os
 import sys
 import time
+from pathlib import Path
 
 from hefl.accel import get_accelerator
+from hefl.cli_options import BACKENDS, add_device_arguments, backend_options
 from hefl.errors import BackendUnavailable
 from hefl.fedavg.data import DATASETS
 from hefl.fedavg.loop import DEFAULT_KEY_BITS, FedAvgConfig, run_fedavg
 from hefl.fedavg.model import MODELS
-from hefl.fedavg.report import write_report
+from hefl.fedavg.report import plot_accuracy, write_json
+from hefl.paillier.cli import add_key_bits_arguments, checked_key_bits
+from hefl.reports import check_output_dir
 
 __all__ = ["add_arguments", "run", "DEFAULT_BACKEND", "DEFAULT_CLIENT_BACKEND",
            "DEFAULT_KEYHOLDER_BACKEND"]
@@ -37,8 +54,6 @@ DEFAULT_BACKEND = "sim"
 #: Default backends of the clients and of the key holder (see the module docstring).
 DEFAULT_CLIENT_BACKEND = "cpu"
 DEFAULT_KEYHOLDER_BACKEND = "cpu"
-
-BACKENDS = ["sim", "cpu", "xrt"]
 
 _D = FedAvgConfig()
 
@@ -53,8 +68,8 @@ def add_arguments(parser):
                    help=f"accelerator the clients encrypt on (default: {DEFAULT_CLIENT_BACKEND})")
     g.add_argument("--keyholder-backend", choices=BACKENDS, default=None,
                    help=f"accelerator the key holder decrypts on (default: {DEFAULT_KEYHOLDER_BACKEND})")
-    g.add_argument("--key-bits", type=int, default=None,
-                   help=f"Paillier modulus size (default: {DEFAULT_KEY_BITS})")
+    add_device_arguments(g)
+    add_key_bits_arguments(g, default=None, help=f"Paillier modulus size (default: {DEFAULT_KEY_BITS})")
     g.add_argument("--out", default="build/demo", help="directory for report.json and accuracy.png")
     g.add_argument("--seed", type=int, default=_D.seed, help="seed of data split, init, batches, drop-outs")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -103,7 +118,7 @@ def _role_moduli(keypair):
     return {"aggregator": [pub.n2], "clients": [priv.p2, priv.q2], "keyholder": [priv.p2, priv.q2]}
 
 
-def _open_role(role, requested, default, opened, moduli, ready):
+def _open_role(role, requested, default, opened, moduli, ready, args):
     """Open (or reuse) the backend of ``role`` and make it ready for ``moduli``.
 
     The sim backend builds, or loads from ``build/sim``, one simulated kernel
@@ -120,7 +135,7 @@ def _open_role(role, requested, default, opened, moduli, ready):
     name = requested or default
     try:
         if name not in opened:
-            opened[name] = get_accelerator(name)
+            opened[name] = get_accelerator(name, **backend_options(name, args))
         accel = opened[name]
         if name != "cpu":
             t0 = time.perf_counter()
@@ -135,75 +150,155 @@ def _open_role(role, requested, default, opened, moduli, ready):
             raise
         print(f"hefl demo: backend {name!r} unavailable for the {role} ({e}); falling back to "
               f"'cpu' (pass --backend {name} to make this an error)", file=sys.stderr)
-        return _open_role(role, "cpu", default, opened, moduli, ready)
+        return _open_role(role, "cpu", default, opened, moduli, ready, args)
+
+
+class _ReportFile:
+    """``report.json`` in ``out``: rewritten after every round, kept when the run stops.
+
+    ``extra`` holds what the command adds to the loop's report (key
+    generation and device times, accelerator counters).
+    """
+
+    def __init__(self, out):
+        self.out = Path(out)
+        self._created = not self.out.exists()
+        check_output_dir(self.out)
+        self.extra = {}
+        self.latest = None
+        self._t0 = None
+
+    def rounds_start(self):
+        """Start the clock of ``seconds.total`` (the rounds, as before keygen and device setup)."""
+        self._t0 = time.perf_counter()
+
+    def _full(self, report):
+        seconds = dict(report.get("seconds", {}), **self.extra.get("seconds", {}),
+                       total=time.perf_counter() - self._t0)
+        return {**report, **{k: v for k, v in self.extra.items() if k != "seconds"}, "seconds": seconds}
+
+    def round(self, report):
+        """Write the report so far (the loop's ``on_report``)."""
+        self.latest = self._full(report)
+        write_json(self.latest, self.out)
+
+    def finish(self, report):
+        """The complete report and its plot; their paths."""
+        self.latest = self._full(report)
+        return write_json(self.latest, self.out), plot_accuracy(self.latest, self.out / "accuracy.png")
+
+    def stopped(self, error):
+        """Mark what was written as interrupted or failed; remove a folder this run made and left empty."""
+        if self.latest is None:
+            if self._created:
+                try:
+                    os.rmdir(self.out)
+                except OSError:
+                    pass
+            return
+        interrupted = isinstance(error, KeyboardInterrupt)
+        self.latest["status"] = "interrupted" if interrupted else "failed"
+        self.latest["error"] = "interrupted" if interrupted else f"{type(error).__name__}: {error}"
+        write_json(self.latest, self.out)
+        print(f"hefl demo: kept the {self.latest['rounds_completed']} finished round(s) in "
+              f"{self.out / 'report.json'}", file=sys.stderr)
+
+
+def _config(args, key_bits):
+    """The run's :class:`FedAvgConfig` from the parsed arguments (checked)."""
+    cfg = FedAvgConfig(
+        backend=args.backend or DEFAULT_BACKEND,
+        client_backend=args.client_backend or DEFAULT_CLIENT_BACKEND,
+        keyholder_backend=args.keyholder_backend or DEFAULT_KEYHOLDER_BACKEND,
+        key_bits=key_bits, clients=args.clients, rounds=args.rounds,
+        dataset=args.dataset, model=args.model, local_epochs=args.local_epochs, lr=args.lr,
+        batch_size=args.batch_size, seed=args.seed, drop_rate=args.drop_rate, beta=args.beta,
+        alpha=args.alpha, value_bits=args.value_bits, guard_bits=args.guard_bits,
+        garble_clients=tuple(args.garble_client), garble_mode=args.garble_mode,
+        nan_clients=tuple(args.nan_client), overflow_clients=tuple(args.overflow_client))
+    cfg.check()
+    return cfg
+
+
+def _key_bits(args):
+    """The key size: ``--key-bits`` or the default, announced and checked."""
+    if args.key_bits is None:
+        print(f"key size: {DEFAULT_KEY_BITS}-bit Paillier (the default, DEFAULT_KEY_BITS in "
+              "hefl.fedavg.loop): with the aggregation on the simulated 2048-bit kernel, "
+              "`make demo` on a fresh clone stays within ~3 minutes on 2 cores, kernel build "
+              "included; --key-bits 2048 works too, on the 4096-bit kernel (a longer first "
+              "build, ~2x the cycles per round)")
+    else:
+        print(f"key size: {args.key_bits}-bit Paillier (--key-bits)")
+    bits = DEFAULT_KEY_BITS if args.key_bits is None else args.key_bits
+    return checked_key_bits(bits, allow_insecure=args.insecure_test_key, prog="hefl demo")
+
+
+def _open_roles(args, cfg, keypair, opened, extra):
+    """The three roles' accelerators (setting ``cfg``'s backend names to what opened)."""
+    moduli, t_ready = _role_moduli(keypair), {}
+    accel, cfg.backend = _open_role("aggregator", args.backend, DEFAULT_BACKEND, opened,
+                                    moduli["aggregator"], t_ready, args)
+    client_accel, cfg.client_backend = _open_role(
+        "clients", args.client_backend, DEFAULT_CLIENT_BACKEND, opened, moduli["clients"], t_ready, args)
+    kh_accel, cfg.keyholder_backend = _open_role(
+        "keyholder", args.keyholder_backend, DEFAULT_KEYHOLDER_BACKEND, opened,
+        moduli["keyholder"], t_ready, args)
+    extra.setdefault("seconds", {})["device_ready"] = t_ready
+    print(f"clients encrypt on {cfg.client_backend}, the aggregator multiplies on "
+          f"{cfg.backend}, the key holder decrypts on {cfg.keyholder_backend}")
+    return accel, client_accel, kh_accel
+
+
+def _accelerator_stats(opened):
+    return {name: {k: v for k, v in (getattr(a, "stats", None) or {}).items()
+                   if isinstance(v, (int, float, str))}
+            for name, a in opened.items()}
+
+
+def _rounds(args, cfg, keypair, accels, report_file):
+    """Run the rounds with the loop's warnings routed into the table; the report."""
+    from tqdm import tqdm
+    accel, client_accel, kh_accel = accels
+    write = print if args.no_progress else tqdm.write
+    fl_log = logging.getLogger("hefl.fedavg")
+    handler = _WriteHandler(write)
+    fl_log.addHandler(handler)
+    propagate, fl_log.propagate = fl_log.propagate, False
+    report_file.rounds_start()
+    try:
+        return run_fedavg(cfg, accel=accel, client_accel=client_accel, keyholder_accel=kh_accel,
+                          keypair=keypair, progress=not args.no_progress, write=write,
+                          on_report=report_file.round)
+    finally:
+        fl_log.removeHandler(handler)
+        fl_log.propagate = propagate
 
 
 def run(args):
     """Run the demo; return the exit status."""
     from hefl.paillier import generate_keypair
 
+    key_bits = _key_bits(args)
+    cfg = _config(args, key_bits)
+    report_file = _ReportFile(args.out)          # before any work: a bad --out fails now
     opened = {}
     try:
-        if args.key_bits is None:
-            key_bits = DEFAULT_KEY_BITS
-            print(f"key size: {key_bits}-bit Paillier (the default, DEFAULT_KEY_BITS in "
-                  "hefl.fedavg.loop): with the aggregation on the simulated 2048-bit kernel, "
-                  "`make demo` on a fresh clone stays within ~3 minutes on 2 cores, kernel build "
-                  "included; --key-bits 2048 works too, on the 4096-bit kernel (a longer first "
-                  "build, ~2x the cycles per round)")
-        else:
-            key_bits = args.key_bits
-            print(f"key size: {key_bits}-bit Paillier (--key-bits)")
-        cfg = FedAvgConfig(
-            backend=args.backend or DEFAULT_BACKEND,
-            client_backend=args.client_backend or DEFAULT_CLIENT_BACKEND,
-            keyholder_backend=args.keyholder_backend or DEFAULT_KEYHOLDER_BACKEND,
-            key_bits=key_bits, clients=args.clients, rounds=args.rounds,
-            dataset=args.dataset, model=args.model, local_epochs=args.local_epochs, lr=args.lr,
-            batch_size=args.batch_size, seed=args.seed, drop_rate=args.drop_rate, beta=args.beta,
-            alpha=args.alpha, value_bits=args.value_bits, guard_bits=args.guard_bits,
-            garble_clients=tuple(args.garble_client), garble_mode=args.garble_mode,
-            nan_clients=tuple(args.nan_client), overflow_clients=tuple(args.overflow_client))
-        cfg.check()
         t0 = time.perf_counter()
         keypair = generate_keypair(key_bits)
-        t_key = time.perf_counter() - t0
-        print(f"key pair generated in {t_key:.2f} s")
-        moduli, t_ready = _role_moduli(keypair), {}
-        accel, cfg.backend = _open_role("aggregator", args.backend, DEFAULT_BACKEND, opened,
-                                        moduli["aggregator"], t_ready)
-        client_accel, cfg.client_backend = _open_role(
-            "clients", args.client_backend, DEFAULT_CLIENT_BACKEND, opened, moduli["clients"], t_ready)
-        kh_accel, cfg.keyholder_backend = _open_role(
-            "keyholder", args.keyholder_backend, DEFAULT_KEYHOLDER_BACKEND, opened,
-            moduli["keyholder"], t_ready)
-        print(f"clients encrypt on {cfg.client_backend}, the aggregator multiplies on "
-              f"{cfg.backend}, the key holder decrypts on {cfg.keyholder_backend}")
-        from tqdm import tqdm
-        write = print if args.no_progress else tqdm.write
-        fl_log = logging.getLogger("hefl.fedavg")
-        handler = _WriteHandler(write)
-        fl_log.addHandler(handler)
-        propagate, fl_log.propagate = fl_log.propagate, False
-        t0 = time.perf_counter()
-        try:
-            report = run_fedavg(cfg, accel=accel, client_accel=client_accel,
-                                keyholder_accel=kh_accel, keypair=keypair,
-                                progress=not args.no_progress, write=write)
-        finally:
-            fl_log.removeHandler(handler)
-            fl_log.propagate = propagate
-        report["seconds"]["keygen"] = t_key
-        report["seconds"]["device_ready"] = t_ready
-        report["seconds"]["total"] = time.perf_counter() - t0
-        report["accelerator_stats"] = {
-            name: {k: v for k, v in (getattr(a, "stats", None) or {}).items()
-                   if isinstance(v, (int, float, str))}
-            for name, a in opened.items()}
+        report_file.extra["seconds"] = {"keygen": time.perf_counter() - t0}
+        print(f"key pair generated in {report_file.extra['seconds']['keygen']:.2f} s")
+        accels = _open_roles(args, cfg, keypair, opened, report_file.extra)
+        report = _rounds(args, cfg, keypair, accels, report_file)
+        report_file.extra["accelerator_stats"] = _accelerator_stats(opened)
+        path, png = report_file.finish(report)
+    except BaseException as e:
+        report_file.stopped(e)
+        raise
     finally:
         for a in opened.values():
             a.close()
-    path, png = write_report(report, args.out)
+    report = report_file.latest
     print(f"final accuracy: HE {report['final_accuracy']:.4f}, plaintext "
           f"{report['plaintext_final_accuracy']:.4f} (gap {report['accuracy_gap']:.4f}); "
           f"{report['seconds']['total']:.1f} s for {cfg.rounds} rounds")

@@ -22,6 +22,14 @@ the same batch order (same seeds), then averages their float updates with
 the same weights, unclipped and unquantised. Both runs start from the same
 initial model.
 
+The report (:func:`run_fedavg`'s result, ``report.json``) is complete after
+every round: ``on_report`` receives it each time with ``status`` "running"
+and the totals so far, so that a run stopped at any point keeps what it
+finished (``hefl demo`` writes it atomically each time). It starts with
+:func:`hefl.reports.report_meta` (``hefl_version``, ``schema``,
+``created``) and uses the field names shared with the Flower report
+(:data:`hefl.reports.FIELD_NAMES`).
+
 Per round the loop also checks the decrypted mean against the float mean of
 the *same* clipped updates: it must equal the mean of their quantised
 values (``Encoder.quantise``) up to float rounding, and lie within the
@@ -51,9 +59,10 @@ from hefl.fedavg.client import Client, garble
 from hefl.fedavg.data import load_federated
 from hefl.fedavg.keyholder import KeyHolder
 from hefl.fedavg.model import make_model
+from hefl.reports import report_meta
 
 # AggregationMismatchError is defined in hefl.errors with every other error; re-exported here.
-__all__ = ["FedAvgConfig", "run_fedavg", "AggregationMismatchError", "DEFAULT_KEY_BITS"]
+__all__ = ["FedAvgConfig", "run_fedavg", "AggregationMismatchError", "DEFAULT_KEY_BITS", "REPORT_SCHEMA"]
 
 log = logging.getLogger("hefl.fedavg")
 
@@ -61,6 +70,10 @@ log = logging.getLogger("hefl.fedavg")
 #: backend, defaults below) finishes within ~3 minutes on 2 cores; change it
 #: here, or pass ``--key-bits 2048``.
 DEFAULT_KEY_BITS = 1024
+
+#: Version of the report's layout (``schema`` "hefl-demo/2"): 2 added the
+#: header, ``status`` and the shared field names (``bound``, was ``error_bound``).
+REPORT_SCHEMA = 2
 
 
 @dataclass
@@ -209,6 +222,7 @@ def _setup(cfg, pub, priv, accel, client_accel, keyholder_accel):
 def _start_report(run):
     cfg, data, encoder, size = run.cfg, run.data, run.encoder, run.size
     return {
+        **report_meta("demo", REPORT_SCHEMA), "status": "running", "rounds_completed": 0,
         "backend": cfg.backend, "key_bits": cfg.key_bits, "config": asdict(cfg),
         "backends": {"clients": cfg.client_backend or cfg.backend, "aggregator": cfg.backend,
                      "keyholder": cfg.keyholder_backend or cfg.backend},
@@ -343,15 +357,17 @@ def _round(run, rnd):
         "included": included,
         "clipped_values": int(sum(results[k].clipped for k in included)),
         "max_abs_error": max_err,
-        "error_bound": bound,
+        "bound": bound,
         "model_gap": float(np.max(np.abs(he_model.get_params() - pt_model.get_params()))),
     }
     return row, theta
 
 
 def _finish_report(report):
-    """Totals over the rounds."""
-    last = report["rounds"][-1]
+    """Totals over the rounds so far (again after every round)."""
+    rounds = report["rounds"]
+    last = rounds[-1]
+    report["rounds_completed"] = len(rounds)
     report["final_accuracy"] = last["accuracy"]
     report["plaintext_final_accuracy"] = last["plaintext_accuracy"]
     report["accuracy_gap"] = abs(last["accuracy"] - last["plaintext_accuracy"])
@@ -359,11 +375,16 @@ def _finish_report(report):
                          for p in ("train", "encrypt", "aggregate", "decrypt")}
     cyc = [r["cycles"] for r in report["rounds"]]
     report["cycles"] = None if any(c is None for c in cyc) else sum(cyc)
+    errors = [r["max_abs_error"] for r in rounds if r["max_abs_error"] is not None]
+    report["max_abs_error"] = max(errors, default=None)
+    report["within_bound"] = all(r["max_abs_error"] <= r["bound"] for r in rounds
+                                 if r["max_abs_error"] is not None)
+    report["bytes_up"] = max(r["bytes_up"] for r in rounds)
     return report
 
 
 def run_fedavg(cfg, *, accel, keypair, client_accel=None, keyholder_accel=None, write=None,
-               progress=True, on_round=None):
+               progress=True, on_round=None, on_report=None):
     """Run ``cfg.rounds`` rounds of FedAvg, encrypted and plaintext side by side.
 
     Parameters
@@ -387,11 +408,15 @@ def run_fedavg(cfg, *, accel, keypair, client_accel=None, keyholder_accel=None, 
         Test hook, called after each round with a dict: ``round``,
         ``theta_before`` and ``theta_after`` (HE global model), ``included``,
         ``weights`` (``n_k / N`` of every client), ``encoder``, ``data``.
+    on_report : callable, optional
+        Called after each round with the report so far (``status``
+        "running", totals over the rounds done): write it, and an
+        interrupted run keeps them.
 
     Returns
     -------
     dict
-        The report (see :func:`hefl.fedavg.report.write_report`).
+        The report, ``status`` "complete" (see :func:`hefl.fedavg.report.write_report`).
 
     Raises
     ------
@@ -421,10 +446,14 @@ def run_fedavg(cfg, *, accel, keypair, client_accel=None, keyholder_accel=None, 
     for rnd in bar:
         row, theta = _round(run, rnd)
         report["rounds"].append(row)
+        _finish_report(report)
         write(_table_row(row))
+        if on_report is not None:
+            on_report(report)
         if on_round is not None:
             on_round({"round": rnd, "theta_before": theta, "theta_after": run.he_model.get_params(),
                       "included": row["included"], "weights": run.weights, "encoder": encoder,
                       "data": data})
     bar.close()
-    return _finish_report(report)
+    report["status"] = "complete"
+    return report

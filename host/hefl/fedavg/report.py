@@ -1,48 +1,43 @@
 """The demo's outputs: ``report.json`` and ``accuracy.png``.
 
-``report.json`` holds ``backend``, ``key_bits``, ``rounds`` (one dict per
-round: ``accuracy``, ``plaintext_accuracy``, ``loss``, ``seconds``
-{train, encrypt, aggregate, decrypt}, ``bytes_up``, ``cycles``,
-``dropped``, ``excluded``, ...), ``final_accuracy``,
-``plaintext_final_accuracy`` and the configuration. The plot shows the HE
-and plaintext test accuracy per round.
+``report.json`` starts with the header every hefl report has
+(``hefl_version``, ``schema`` "hefl-demo/2", ``created``) and ``status``
+("running" while rounds remain, "complete", or "interrupted"/"failed" with
+``error``), then ``backend``, ``key_bits``, ``model_parameters``,
+``rounds`` (one dict per round: ``accuracy``, ``plaintext_accuracy``,
+``loss``, ``seconds`` {train, encrypt, aggregate, decrypt}, ``bytes_up``,
+``max_abs_error``, ``bound``, ``cycles``, ``dropped``, ``excluded``, ...),
+``rounds_completed``, ``final_accuracy``, ``plaintext_final_accuracy``,
+``max_abs_error``, ``bytes_up`` and the configuration. The names shared with
+the Flower report are :data:`hefl.reports.FIELD_NAMES`. It is written
+atomically after every round, so an interrupted run keeps the rounds it
+finished. The plot shows the HE and plaintext test accuracy per round.
 """
 
-import json
-import math
 import os
 
-__all__ = ["write_report", "plot_accuracy", "REQUIRED_KEYS", "ROUND_KEYS"]
+from hefl.reports import write_json_atomic
+
+__all__ = ["write_report", "write_json", "plot_accuracy", "REQUIRED_KEYS", "ROUND_KEYS"]
 
 #: Top-level keys every report has.
-REQUIRED_KEYS = ("backend", "key_bits", "rounds", "final_accuracy", "plaintext_final_accuracy",
-                 "config")
+REQUIRED_KEYS = ("hefl_version", "schema", "created", "status", "backend", "key_bits",
+                 "model_parameters", "rounds", "rounds_completed", "final_accuracy",
+                 "plaintext_final_accuracy", "max_abs_error", "bytes_up", "config")
 
 #: Keys of every entry of ``rounds``.
 ROUND_KEYS = ("round", "accuracy", "plaintext_accuracy", "loss", "seconds", "bytes_up", "cycles",
-              "dropped", "excluded")
+              "dropped", "excluded", "max_abs_error", "bound")
 
 
-def _jsonable(x):
-    # numpy scalars and int-keyed dicts (client ids) -> plain JSON types.
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
-        return x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
+def write_json(report, out_dir):
+    """Write ``report.json`` into ``out_dir`` atomically; return its path."""
+    return str(write_json_atomic(os.path.join(out_dir, "report.json"), report))
 
 
 def write_report(report, out_dir):
     """Write ``report.json`` and ``accuracy.png`` into ``out_dir``; return their paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "report.json")
-    with open(path, "w") as f:
-        json.dump(_jsonable(report), f, indent=2)
-        f.write("\n")
+    path = write_json(report, out_dir)
     png = plot_accuracy(report, os.path.join(out_dir, "accuracy.png"))
     return path, png
 
