@@ -42,7 +42,7 @@ from hefl.fedavg.data import DATASETS
 from hefl.fedavg.loop import DEFAULT_KEY_BITS, FedAvgConfig, run_fedavg
 from hefl.fedavg.model import MODELS
 from hefl.fedavg.report import plot_accuracy, write_json
-from hefl.paillier.cli import add_key_bits_arguments, checked_key_bits
+from hefl.paillier.cli import add_key_bits_arguments, checked_key_bits, key_size_warning
 from hefl.reports import check_output_dir
 
 __all__ = ["add_arguments", "run", "DEFAULT_BACKEND", "DEFAULT_CLIENT_BACKEND",
@@ -231,7 +231,8 @@ def _key_bits(args):
     else:
         print(f"key size: {args.key_bits}-bit Paillier (--key-bits)")
     bits = DEFAULT_KEY_BITS if args.key_bits is None else args.key_bits
-    return checked_key_bits(bits, allow_insecure=args.insecure_test_key, prog="hefl demo")
+    # The warning waits until --out is checked too: an error is the one line then.
+    return checked_key_bits(bits, allow_insecure=args.insecure_test_key, prog="hefl demo", warn=False)
 
 
 def _open_roles(args, cfg, keypair, opened, extra):
@@ -282,6 +283,8 @@ def run(args):
     key_bits = _key_bits(args)
     cfg = _config(args, key_bits)
     report_file = _ReportFile(args.out)          # before any work: a bad --out fails now
+    if key_size_warning(key_bits):
+        print(f"hefl demo: warning: {key_size_warning(key_bits)}", file=sys.stderr)
     opened = {}
     try:
         t0 = time.perf_counter()

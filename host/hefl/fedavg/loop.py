@@ -375,11 +375,8 @@ def _finish_report(report):
                          for p in ("train", "encrypt", "aggregate", "decrypt")}
     cyc = [r["cycles"] for r in report["rounds"]]
     report["cycles"] = None if any(c is None for c in cyc) else sum(cyc)
-    errors = [r["max_abs_error"] for r in rounds if r["max_abs_error"] is not None]
-    report["max_abs_error"] = max(errors, default=None)
     report["within_bound"] = all(r["max_abs_error"] <= r["bound"] for r in rounds
                                  if r["max_abs_error"] is not None)
-    report["bytes_up"] = max(r["bytes_up"] for r in rounds)
     return report
 
 

@@ -8,8 +8,10 @@
 ``loss``, ``seconds`` {train, encrypt, aggregate, decrypt}, ``bytes_up``,
 ``max_abs_error``, ``bound``, ``cycles``, ``dropped``, ``excluded``, ...),
 ``rounds_completed``, ``final_accuracy``, ``plaintext_final_accuracy``,
-``max_abs_error``, ``bytes_up`` and the configuration. The names shared with
-the Flower report are :data:`hefl.reports.FIELD_NAMES`. It is written
+``within_bound`` (every round's ``max_abs_error`` ≤ its ``bound``) and the
+configuration. The names shared with the Flower report are
+:data:`hefl.reports.FIELD_NAMES` (``max_abs_error``, ``bound`` and
+``bytes_up`` per round, the others at the top). It is written
 atomically after every round, so an interrupted run keeps the rounds it
 finished. The plot shows the HE and plaintext test accuracy per round.
 """
@@ -23,7 +25,7 @@ __all__ = ["write_report", "write_json", "plot_accuracy", "REQUIRED_KEYS", "ROUN
 #: Top-level keys every report has.
 REQUIRED_KEYS = ("hefl_version", "schema", "created", "status", "backend", "key_bits",
                  "model_parameters", "rounds", "rounds_completed", "final_accuracy",
-                 "plaintext_final_accuracy", "max_abs_error", "bytes_up", "config")
+                 "plaintext_final_accuracy", "within_bound", "config")
 
 #: Keys of every entry of ``rounds``.
 ROUND_KEYS = ("round", "accuracy", "plaintext_accuracy", "loss", "seconds", "bytes_up", "cycles",

@@ -72,8 +72,11 @@ def key_size_warning(bits):
     return f"{bits}-bit keys give {security}; use {RECOMMENDED_KEY_BITS} or more for real data"
 
 
-def checked_key_bits(bits, *, allow_insecure, prog):
+def checked_key_bits(bits, *, allow_insecure, prog, warn=True):
     """``bits`` if a command may make such a key; prints the warning line (stderr) below 2048.
+
+    ``warn=False`` leaves the warning to the caller (:func:`key_size_warning`),
+    for a command that checks more before it starts.
 
     Raises
     ------
@@ -88,7 +91,7 @@ def checked_key_bits(bits, *, allow_insecure, prog):
         raise KeySizeError(f"{key_size_warning(bits)}; {bits}-bit keys are refused unless "
                            f"{INSECURE_FLAG} is given (tests and demos)")
     warning = key_size_warning(bits)
-    if warning:
+    if warning and warn:
         print(f"{prog}: warning: {warning}", file=sys.stderr)
     return bits
 
@@ -133,14 +136,20 @@ def _key_dir(out):
 def run(args):
     if args.upgrade:
         return _upgrade(args.out)
-    bits = checked_key_bits(args.key_bits, allow_insecure=args.insecure_test_key, prog="hefl keygen")
+    bits = checked_key_bits(args.key_bits, allow_insecure=args.insecure_test_key, prog="hefl keygen",
+                            warn=False)
     out = args.out
     _key_dir(out)
     pub_path = os.path.join(out, "public.json")
     priv_path = os.path.join(out, "private.json")
+    for p in (pub_path, priv_path):
+        if os.path.isdir(p):
+            raise OutputPathError(f"cannot write key file {p}: it is a folder")
     existing = [p for p in (pub_path, priv_path) if os.path.exists(p)]
     if existing and not args.force:
         raise HeflError(f"{', '.join(existing)} already exist; pass --force to overwrite")
+    if key_size_warning(bits):
+        print(f"hefl keygen: warning: {key_size_warning(bits)}", file=sys.stderr)
     t0 = time.perf_counter()
     pub, priv = generate_keypair(bits)
     # Private first: a public key on disk must never outlive a failed private write.
