@@ -255,8 +255,8 @@ class EncodingParams:
             # repr: keys of a dict built in Python need not be strings.
             missing = sorted(map(repr, fields - set(d)))
             extra = sorted(map(_show, set(d) - fields))
-            raise SerializationError(
-                f"Encoding parameters malformed: missing [{', '.join(missing)}], unexpected [{', '.join(extra)}]")
+            raise SerializationError(f"Encoding parameters malformed: missing [{', '.join(missing)}], "
+                                     f"unexpected [{', '.join(extra)}]")
         try:
             d["alpha"] = _check_alpha(d["alpha"])
             return cls(**d)

@@ -52,7 +52,7 @@ def _integers(values, what):
 
 
 def validate_modulus(modulus):
-    """Raise :class:`ModulusError` unless ``modulus`` is an odd integer ≥ 3 (an int, numpy integer or mpz)."""
+    """``modulus`` as an int: an odd integer ≥ 3 (int, numpy integer or mpz), else a typed error."""
     modulus = _integer(modulus, "modulus")
     check_modulus(modulus, min_bits=2)
     return modulus

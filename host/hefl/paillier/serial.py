@@ -234,7 +234,8 @@ class CipherVector:
         except (TypeError, ValueError, RecursionError) as e:
             raise SerializationError(f"ciphertext metadata is not JSON-serialisable: {e}") from None
         if len(meta) > MAX_META_BYTES:
-            raise SerializationError(f"ciphertext metadata is {len(meta)} bytes; the limit is {MAX_META_BYTES}")
+            raise SerializationError(f"ciphertext metadata is {len(meta)} bytes; "
+                                     f"the limit is {MAX_META_BYTES}")
         _read_meta(meta)     # never send what a receiver would refuse (nesting, huge integers)
         pk = self.public_key
         width = pk.ciphertext_bytes
