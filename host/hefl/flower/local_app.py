@@ -73,16 +73,35 @@ class LocalClientApp:
     node_configs : list of dict
         One node config per partition (``partition-id``, ``num-partitions``,
         ``hefl-key-dir``, ...).
+    reference : bool
+        Let replies carry the clipped plaintext model too (what the replay
+        needs; it never leaves this process). ``False`` keeps the run
+        config's own setting.
+    app : flwr.clientapp.ClientApp, optional
+        Use this ClientApp instead of the one the app names.
+
+    Attributes
+    ----------
+    contexts : list of flwr.app.Context
+        One per partition; node ids ``1 … K``.
     """
 
-    def __init__(self, app_dir, run_config, node_configs):
+    def __init__(self, app_dir, run_config, node_configs, *, reference=True, app=None):
         cfg = app_config(app_dir)
-        self.app = _load(cfg["components"]["clientapp"], app_dir)
-        self.run_config = {**cfg.get("config", {}), **run_config,
-                           "hefl-send-plaintext-reference": True}
+        self.app = app if app is not None else _load(cfg["components"]["clientapp"], app_dir)
+        self.run_config = {**cfg.get("config", {}), **run_config}
+        if reference:
+            self.run_config["hefl-send-plaintext-reference"] = True
         self.contexts = [Context(run_id=0, node_id=1 + i, node_config=dict(nc), state=RecordDict(),
                                  run_config=self.run_config)
                          for i, nc in enumerate(node_configs)]
+
+    def handle(self, msg):
+        """Deliver an instruction Message to the node it names; the reply Message."""
+        ctx = next((c for c in self.contexts if c.node_id == msg.metadata.dst_node_id), None)
+        if ctx is None:
+            raise FlowerRunError(f"no local node {msg.metadata.dst_node_id}")
+        return self.app(msg, ctx)
 
     def send(self, partition, message_type, arrays, server_round):
         """One message to partition ``partition``'s ClientApp; its reply Message."""

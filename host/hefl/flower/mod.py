@@ -42,7 +42,7 @@ node for that round.
 import logging
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, Context, Error, Message, MessageType
+from flwr.app import Array, ArrayRecord, Context, Error, Message, MessageType, RecordDict
 from flwr.common.constant import ErrorCode
 
 from hefl.accel import get_accelerator
@@ -92,11 +92,17 @@ class _Node:
         self.node_id = int(context.node_id)
 
     def open(self, msg):
-        """Decrypt every encrypted ArrayRecord of an incoming message, in place."""
-        for key, rec in list(msg.content.array_records.items()):
+        """The incoming message with every encrypted ArrayRecord decrypted.
+
+        A new Message over a new RecordDict: the caller's message (which a
+        strategy may share between nodes in one process) is not changed.
+        """
+        records = dict(msg.content.items())
+        for key, rec in msg.content.array_records.items():
             if is_encrypted(rec):
-                msg.content[key] = decrypt_arrays(rec, self.private_key, accel=self.accel,
-                                                  settings=self.settings)
+                records[key] = decrypt_arrays(rec, self.private_key, accel=self.accel,
+                                              settings=self.settings)
+        return Message(content=RecordDict(records), metadata=msg.metadata)
 
     def seal(self, msg, reply):
         """Encrypt every ArrayRecord of a train reply, in place."""
@@ -115,8 +121,9 @@ class _Node:
 
 def _clipped(record, alpha):
     """The record clipped to ±alpha: exactly what was encoded, before quantisation."""
-    return ArrayRecord({k: Array(np.clip(a.numpy(), -alpha, alpha).astype(a.numpy().dtype))
-                        for k, a in record.items()})
+    arrays = {k: a.numpy() for k, a in record.items()}
+    return ArrayRecord({k: Array(np.asarray(np.clip(x, -alpha, alpha), dtype=x.dtype))
+                        for k, x in arrays.items()})
 
 
 def homomorphic_mod(msg: Message, context: Context, call_next) -> Message:
@@ -131,10 +138,10 @@ def homomorphic_mod(msg: Message, context: Context, call_next) -> Message:
         return _error(msg, str(e))
     try:
         try:
-            node.open(msg)
+            plain = node.open(msg)
         except HeflError as e:
             return _error(msg, f"cannot decrypt the global model: {type(e).__name__}: {e}")
-        reply = call_next(msg, context)
+        reply = call_next(plain, context)
         if reply.has_error():
             return reply
         is_train = msg.metadata.message_type.split(".")[0] == MessageType.TRAIN

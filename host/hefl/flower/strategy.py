@@ -313,7 +313,9 @@ class HomomorphicFedAvg(FedAvg):
             elif key == REFERENCE_KEY and self.reference:
                 reference = rec
             else:
-                raise _Refused(f"reply carries a plaintext ArrayRecord {key!r}; models travel "
+                kinds = sorted({a.stype for a in rec.values()})
+                raise _Refused(f"reply carries an ArrayRecord {key!r} that is not encrypted "
+                               f"(entries of type {', '.join(kinds) or 'none'}); models travel "
                                f"encrypted only")
         if len(encrypted) != 1 or len(encrypted[0]) != 1:
             raise _Refused(f"an update is one encrypted ArrayRecord of one vector, this reply "
@@ -420,8 +422,8 @@ class HomomorphicFedAvg(FedAvg):
         log(INFO, "hefl: round %d: multiplied %d encrypted updates (%d ciphertexts each, %d "
                   "group(s)) in %.3f s; %d excluded", server_round, len(accepted), self._count,
             len(groups), seconds, len(entry["excluded"]))
-        contents = {int(m.metadata.src_node_id): m.content for m in replies}
-        contents = {k: contents[k] for k in sorted(accepted)}
+        by_node = {int(m.metadata.src_node_id): m for m in replies}
+        contents = {k: by_node[k].content for k in sorted(accepted)}
         metrics = self.train_metrics_aggr_fn(list(contents.values()), self.weighted_by_key)
         if self.out_dir is not None:
             save_encrypted(self.out_dir / f"round-{server_round}.hefl.npz", record)
