@@ -51,6 +51,10 @@ CLIENTS = 3
 pytestmark = pytest.mark.slow
 
 
+def _need_ray():
+    pytest.importorskip("ray", reason="Flower's Simulation Runtime needs flwr[simulation] (ray)")
+
+
 def _flwr_home_processes(out):
     """PIDs of processes whose FLWR_HOME is this run's (every Flower process of it)."""
     marker = f"FLWR_HOME={Path(out) / 'flwr-home'}".encode()
@@ -68,6 +72,8 @@ def _flwr_home_processes(out):
 @pytest.fixture(scope="module", params=["deployment", "simulation"])
 def run(request, tmp_path_factory):
     """Run the example app once on the runtime; (runtime, report, out, keys)."""
+    if request.param == "simulation":
+        _need_ray()
     out = tmp_path_factory.mktemp(f"flower-{request.param}")
     pub, priv = generate_keypair(512)
     write_keypair(out / "keys", pub, priv)
@@ -174,6 +180,8 @@ def test_timeout_stops_every_process(tmp_path):
                          ids=["SIGHUP-deployment", "SIGTERM-simulation", "SIGINT-deployment"])
 def test_a_signal_mid_run_leaves_no_process(sig, runtime, tmp_path):
     """``hefl flower`` killed mid-round stops the SuperLink, SuperNodes, SuperExecs, all."""
+    if runtime == "simulation":
+        _need_ray()
     argv = [str(Path(sys.executable).parent / "hefl"), "flower", "--out", str(tmp_path),
             "--runtime", runtime, "--clients", "2", "--rounds", "5", "--key-bits", "512",
             "--backend", "cpu"]
@@ -197,4 +205,26 @@ def test_a_signal_mid_run_leaves_no_process(sig, runtime, tmp_path):
         if p.poll() is None:
             p.kill()
     assert rc == 128 + sig, "".join(lines)
+    assert _flwr_home_processes(tmp_path) == []
+
+
+def test_only_registered_supernodes_may_join(tmp_path):
+    """SuperNode authentication: a SuperNode whose key was not registered is refused."""
+    from hefl.flower.launch import _BIN, LocalFederation, node_auth_key, free_port
+    with LocalFederation(tmp_path, [{"partition-id": 0, "num-partitions": 1}]) as fed:
+        (registered,) = fed.node_ids.values()
+        key, _ = node_auth_key(tmp_path, 99)
+        rogue = fed.spawn("rogue", [
+            str(_BIN / "flower-supernode"), *fed.tls_args("supernode"),
+            "--superlink", f"127.0.0.1:{fed.port}", "--host", "127.0.0.1",
+            "--port", str(free_port()), "--auth-supernode-private-key", str(key),
+            "--max-retries", "1"])
+        assert rogue.wait(timeout=60) != 0
+        assert "Failed to activate SuperNode" in (tmp_path / "logs" / "rogue.log").read_text()
+        deadline = time.monotonic() + 30
+        log = tmp_path / "logs" / "superlink.log"
+        while f"Activated node_id={registered}" not in log.read_text():
+            assert time.monotonic() < deadline, "the registered SuperNode never joined"
+            time.sleep(0.2)
+        assert log.read_text().count("Activated node_id=") == 1
     assert _flwr_home_processes(tmp_path) == []

@@ -128,7 +128,8 @@ def test_encrypted_global_equals_flower_fedavg(seed, keys):
     assert info.total_examples == sum(counts) and info.clients == 3
     expected = _flower_fedavg(models, counts)
     err = _max_diff(decrypt_arrays(record, keys[1]), expected)
-    print(f"counts {counts}: max |HE - FedAvg| = {err:.3e}, bound {fedavg_tolerance(info, expected):.3e}")
+    print(f"counts {counts}: max |HE - FedAvg| = {err:.3e}, "
+          f"bound {fedavg_tolerance(info, expected):.3e}")
     assert err <= fedavg_tolerance(info, expected)
 
 

@@ -22,7 +22,13 @@ pytest.importorskip("flwr", reason="needs the flower extra: pip install -e '.[de
 from flwr.app import Array, ArrayRecord, ConfigRecord, Error, MetricRecord, RecordDict  # noqa: E402
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords  # noqa: E402
 
-from _flower_local import EXAMPLE_DIR, LocalGrid, example, reply_from, server_identity  # noqa: E402,E501
+from _flower_local import (  # noqa: E402
+    EXAMPLE_DIR,
+    LocalGrid,
+    example,
+    reply_from,
+    server_identity,
+)
 from hefl.errors import FlowerConfigError, FlowerRunError  # noqa: E402
 from hefl.flower.keys import write_keypair  # noqa: E402
 from hefl.flower.local_app import LocalClientApp  # noqa: E402

@@ -55,7 +55,7 @@ from hefl.reports import check_output_dir
 
 __all__ = ["LocalFederation", "SimulationFederation", "FlowerRun", "run_flower", "EXAMPLE_APP",
            "example_app", "free_port", "DEFAULT_BACKEND", "open_backend", "MARKER", "RUNTIMES",
-           "marked_processes", "toml_value"]
+           "marked_processes", "toml_value", "node_auth_key"]
 
 #: environment variable every process of one run carries (its value is random)
 MARKER = "HEFL_FLOWER_RUN"
@@ -272,7 +272,7 @@ def _wait_port(port, deadline, procs):
     raise FlowerRunError(f"nothing listens on 127.0.0.1:{port} after the start timeout")
 
 
-def _node_auth_key(directory, i):
+def node_auth_key(directory, i):
     """An EC P-384 key pair for SuperNode ``i`` in OpenSSH form (private 0600); paths."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -320,7 +320,8 @@ class LocalFederation(_Processes):
         self.certs = None
         self.node_ids = {}
 
-    def _tls_args(self, role):
+    def tls_args(self, role):
+        """TLS options of a ``superlink`` or ``supernode`` command line (``--insecure`` without)."""
         if not self.tls:
             return ["--insecure"]
         c = self.certs
@@ -344,7 +345,7 @@ class LocalFederation(_Processes):
             connection += "insecure = true\n"
         # The connection `flwr run` uses (Flower reads $FLWR_HOME/config.toml).
         (self.home / "config.toml").write_text(connection)
-        self.spawn("superlink", [str(_BIN / "flower-superlink"), *self._tls_args("superlink"),
+        self.spawn("superlink", [str(_BIN / "flower-superlink"), *self.tls_args("superlink"),
                                  *(["--enable-supernode-auth"] if self.supernode_auth else []),
                                  "--host", "127.0.0.1", "--port", str(self.port),
                                  "--disable-runtime-dependency-installation"])
@@ -353,7 +354,7 @@ class LocalFederation(_Processes):
         for i, cfg in enumerate(self.node_configs):
             auth = ["--auth-supernode-private-key", str(keys[i])] if i in keys else []
             self.spawn(f"supernode-{i}", [
-                str(_BIN / "flower-supernode"), *self._tls_args("supernode"),
+                str(_BIN / "flower-supernode"), *self.tls_args("supernode"),
                 "--superlink", f"127.0.0.1:{self.port}", "--host", "127.0.0.1",
                 "--port", str(free_port()), *auth, "--node-config", _config_string(cfg)])
 
@@ -363,7 +364,7 @@ class LocalFederation(_Processes):
         d.mkdir(exist_ok=True)
         keys, regs = {}, []
         for i in range(len(self.node_configs)):
-            keys[i], public = _node_auth_key(d, i)
+            keys[i], public = node_auth_key(d, i)
             regs.append(self.spawn(f"register-{i}", [str(_BIN / "flwr"), "supernode", "register",
                                                      str(public), "local"]))
         for i, p in enumerate(regs):
@@ -551,7 +552,8 @@ def run_flower(cfg, echo=print):
     """
     from hefl.flower.report import make_report
     if cfg.runtime not in RUNTIMES:
-        raise FlowerConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, not {cfg.runtime!r}")
+        raise FlowerConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, "
+                                f"not {cfg.runtime!r}")
     out = check_output_dir(Path(cfg.out)).resolve()
     app_dir = Path(cfg.app).resolve() if cfg.app else example_app()
     _clean(out)

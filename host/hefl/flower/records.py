@@ -320,8 +320,8 @@ def inspect_encrypted(record, public_key):
         inconsistent (groups missing, counts that do not add up).
     """
     if not is_encrypted(record):
-        raise SerializationError("not an encrypted ArrayRecord (entries "
-                                 f"{list(record.keys()) if isinstance(record, ArrayRecord) else record!r})")
+        what = list(record.keys()) if isinstance(record, ArrayRecord) else type(record).__name__
+        raise SerializationError(f"not an encrypted ArrayRecord ({what})")
     keys = sorted(record.keys(), key=lambda k: (len(k), k))
     if keys != [cipher_key(i) for i in range(len(keys))]:
         raise SerializationError(f"encrypted record entries {keys} are not "
@@ -331,7 +331,8 @@ def inspect_encrypted(record, public_key):
     first = metas[0]
     for m in metas:
         if m.get("format") != FORMAT:
-            raise SerializationError(f"vector format {m.get('format')!r}, this hefl reads {FORMAT!r}")
+            raise SerializationError(f"vector format {m.get('format')!r}, this hefl reads "
+                                     f"{FORMAT!r}")
         for key in ("encoding", "layout", "length", "round"):
             if m.get(key) != first.get(key):
                 raise MetadataMismatchError(f"the vectors of one record disagree on {key!r}")

@@ -95,7 +95,8 @@ def make_loopback_certificates(directory):
                                        encipher_only=False, decipher_only=False), critical=True)
           .sign(ca_key, hashes.SHA256()))
     key = ec.generate_private_key(ec.SECP256R1())
-    sans = [x509.IPAddress(ipaddress.ip_address(LOOPBACK_NAMES[0])), x509.DNSName(LOOPBACK_NAMES[1])]
+    sans = [x509.IPAddress(ipaddress.ip_address(LOOPBACK_NAMES[0])),
+            x509.DNSName(LOOPBACK_NAMES[1])]
     server = (_builder(_name(LOOPBACK_NAMES[0]), ca_name, key.public_key(), now)
               .add_extension(x509.SubjectAlternativeName(sans), critical=False)
               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
