@@ -31,6 +31,8 @@ the same partitions (no client model is sent for it), decrypt and save the
 final model, and write ``report.json``.
 """
 
+import importlib.util
+import json
 import os
 import re
 import secrets
@@ -94,7 +96,6 @@ def toml_value(v):
     if isinstance(v, (int, float)):
         return repr(v)
     # A JSON string is a valid TOML basic string.
-    import json
     return json.dumps(str(v))
 
 
@@ -554,6 +555,9 @@ def run_flower(cfg, echo=print):
     if cfg.runtime not in RUNTIMES:
         raise FlowerConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, "
                                 f"not {cfg.runtime!r}")
+    if cfg.runtime == "simulation" and importlib.util.find_spec("ray") is None:
+        raise FlowerConfigError("Flower's Simulation Runtime needs Ray: "
+                                "pip install 'flwr[simulation]==1.42.0'")
     out = check_output_dir(Path(cfg.out)).resolve()
     app_dir = Path(cfg.app).resolve() if cfg.app else example_app()
     _clean(out)
