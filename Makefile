@@ -37,7 +37,7 @@ test-fast: setup
 demo: setup
 	$(BIN)/hefl demo --out $(BUILD)/demo
 
-## demo-flower: the same FedAvg across processes on Flower (SuperLink + 3 SuperNodes on 127.0.0.1)
+## demo-flower: examples/flower-multitensor with homomorphic FedAvg on a SuperLink + 3 SuperNodes on 127.0.0.1 (TLS, SuperNode auth, no plaintext sent)
 demo-flower: setup
 	$(BIN)/hefl flower --out $(BUILD)/flower
 

@@ -1,11 +1,16 @@
-"""Fast checks of the Flower layer's configuration plumbing (no processes).
+"""Fast checks of the Flower layer's configuration plumbing (no Flower processes).
 
-The end-to-end behaviour runs on a real Flower deployment in
-``test_flower_federation.py``; here only the parts that fail before any
-Flower process starts: key configuration, run settings, CLI parsing, the
-launcher's TOML quoting and its failure diagnostics.
+Keys from node and run configs, settings, the example app's declared
+config, the launcher's run config and TOML quoting, ``hefl flower``'s
+flags, the loopback TLS certificates (a real handshake), failure
+diagnostics. The federations themselves run in ``test_flower_federation.py``.
 """
 
+import argparse
+import socket
+import ssl
+import stat
+import threading
 import tomllib
 
 import pytest
@@ -14,77 +19,179 @@ pytest.importorskip("flwr", reason="needs the flower extra: pip install -e '.[de
 
 from hefl.errors import FlowerConfigError, KeyMismatchError  # noqa: E402
 from hefl.flower import keys as flkeys  # noqa: E402
-from hefl.flower.cli import _garble, _nan  # noqa: E402
-from hefl.flower.launch import APP_DIR, _last_exception, _toml_value  # noqa: E402
-from hefl.flower.protocol import RUN_DEFAULTS, TRAIN_KEYS, garble_spec, nan_round  # noqa: E402
-from hefl.flower.server_app import run_settings  # noqa: E402
+from hefl.flower import cli as flcli  # noqa: E402
+from hefl.flower import launch  # noqa: E402
+from hefl.flower.local_app import app_config  # noqa: E402
+from hefl.flower.protocol import NODE_KEYS, RUN_DEFAULTS, EncodingSettings, setting  # noqa: E402
+from hefl.flower.report import last_exception  # noqa: E402
+from hefl.flower.tls import make_loopback_certificates  # noqa: E402
 from hefl.paillier import generate_keypair  # noqa: E402
 
 
-def test_key_config_errors(tmp_path):
-    with pytest.raises(FlowerConfigError, match="key-dir"):
-        flkeys.node_keypair({})
+def _never(*a, **k):
+    raise AssertionError("the server side opened a private key")
+
+
+def test_keys_from_node_or_run_config(tmp_path, monkeypatch):
+    with pytest.raises(FlowerConfigError, match="hefl-key-dir"):
+        flkeys.client_keypair({}, {})
     with pytest.raises(FlowerConfigError, match="does not exist"):
-        flkeys.node_keypair({"key-dir": str(tmp_path / "nowhere")})
-    with pytest.raises(FlowerConfigError, match="public-key"):
-        flkeys.run_public_key({})
+        flkeys.client_keypair({}, {"hefl-key-dir": str(tmp_path / "nowhere")})
+    with pytest.raises(FlowerConfigError, match="hefl-public-key"):
+        flkeys.server_public_key({})
     pub1, priv1 = generate_keypair(512)
-    pub2, _ = generate_keypair(512)
-    flkeys.write_keypair(tmp_path, pub1, priv1)
-    assert flkeys.load_keypair(tmp_path) == (pub1, priv1)
-    assert flkeys.run_public_key({"public-key": str(tmp_path / flkeys.PUBLIC_FILE)}) == pub1
-    pub2.save(tmp_path / flkeys.PUBLIC_FILE)
+    pub2, priv2 = generate_keypair(512)
+    flkeys.write_keypair(tmp_path / "a", pub1, priv1)
+    flkeys.write_keypair(tmp_path / "b", pub2, priv2)
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert flkeys.client_keypair({"hefl-key-dir": a}, {}) == (pub1, priv1)
+    assert flkeys.client_keypair({"hefl-key-dir": a}, {"hefl-key-dir": b}) == (pub2, priv2)
+    # The server reads a public key file, or only public.json of a key dir.
+    assert flkeys.server_public_key({"hefl-public-key": f"{a}/public.json"}) == pub1
+    with monkeypatch.context() as m:
+        m.setattr(flkeys.PrivateKey, "load", _never)
+        assert flkeys.server_public_key({"hefl-key-dir": b}) == pub2
+    pub2.save(tmp_path / "a" / flkeys.PUBLIC_FILE)
     with pytest.raises(KeyMismatchError, match="belongs to key"):
-        flkeys.load_keypair(tmp_path)
+        flkeys.load_keypair(tmp_path / "a")
 
 
-def test_app_config_matches_defaults():
-    """The Flower App's [tool.flwr.app.config] and RUN_DEFAULTS name the same settings."""
-    with open(APP_DIR / "pyproject.toml", "rb") as f:
-        app = tomllib.load(f)["tool"]["flwr"]["app"]
-    assert app["config"] == RUN_DEFAULTS
-    assert set(TRAIN_KEYS) <= set(RUN_DEFAULTS)
-    assert app["components"] == {"serverapp": "hefl.flower.server_app:app",
-                                 "clientapp": "hefl.flower.client_app:app"}
+def test_settings_and_their_precedence():
+    assert setting("hefl-alpha", {}) == RUN_DEFAULTS["hefl-alpha"]
+    assert setting("hefl-alpha", {"hefl-alpha": 3.0}, {"hefl-alpha": 9.0}) == 3.0  # not a node key
+    assert set(NODE_KEYS) <= set(RUN_DEFAULTS)
+    assert setting("hefl-client-backend", {"hefl-client-backend": "cpu"},
+                   {"hefl-client-backend": "sim"}) == "sim"
+    with pytest.raises(FlowerConfigError, match="not a hefl setting"):
+        setting("hefl-alhpa", {})
+    s = EncodingSettings.from_run_config({"hefl-alpha": 2, "hefl-value-bits": 20.0})
+    assert (s.alpha, s.value_bits, s.guard_bits) == (2.0, 20, RUN_DEFAULTS["hefl-guard-bits"])
+    for bad in ({"hefl-alpha": "1"}, {"hefl-value-bits": 16.5}, {"hefl-guard-bits": True},
+                {"hefl-alpha": float("nan")}):
+        with pytest.raises(FlowerConfigError):
+            EncodingSettings.from_run_config(bad)
 
 
-def test_run_settings_rejects_unknown_keys():
-    assert run_settings({"alpha": 0.5})["alpha"] == 0.5
-    with pytest.raises(FlowerConfigError, match="alhpa"):
-        run_settings({"alhpa": 0.5})
+def test_example_app_declares_every_hefl_setting():
+    app = app_config(launch.example_app())
+    assert set(RUN_DEFAULTS) <= set(app["config"])
+    assert app["components"] == {"serverapp": "flower_multitensor.server_app:app",
+                                 "clientapp": "flower_multitensor.client_app:app"}
+    # Private by default: the app never asks for plaintext, and names no key.
+    assert app["config"]["hefl-send-plaintext-reference"] is False
+    assert app["config"]["hefl-key-dir"] == "" and app["config"]["hefl-public-key"] == ""
+
+
+def test_launcher_run_config(tmp_path):
+    app = launch.example_app()
+    cfg = launch.FlowerRun(out=tmp_path, rounds=2, clients=3)
+    deployment = launch._run_config(cfg, app, tmp_path / "keys", "cpu", "cpu")
+    # The server gets the public key file, and no path to a private key.
+    assert deployment["hefl-public-key"] == str(tmp_path / "keys" / "public.json")
+    assert "hefl-key-dir" not in deployment
+    assert deployment["hefl-send-plaintext-reference"] is False
+    assert (deployment["num-server-rounds"], deployment["min-nodes"]) == (2, 3)
+    sim = launch._run_config(launch.FlowerRun(out=tmp_path, runtime="simulation"), app,
+                             tmp_path / "keys", "cpu", "cpu")
+    assert sim["hefl-key-dir"] == str(tmp_path / "keys")
+    with pytest.raises(FlowerConfigError, match="declares no run config key"):
+        launch._run_config(launch.FlowerRun(out=tmp_path, run_config={"lrr": 1}), app,
+                           tmp_path, "cpu", "cpu")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "pyproject.toml").write_text('[tool.flwr.app]\npublisher = "x"\n'
+                                         '[tool.flwr.app.config]\nlr = 0.1\n')
+    with pytest.raises(FlowerConfigError, match="does not declare hefl-"):
+        launch._run_config(cfg, bare, tmp_path, "cpu", "cpu")
 
 
 def test_toml_values_round_trip():
     values = {"a": 'x "quoted" \\ path', "b": True, "c": 3, "d": 0.1}
-    text = "\n".join(f"{k} = {_toml_value(v)}" for k, v in values.items())
+    text = "\n".join(f"{k} = {launch.toml_value(v)}" for k, v in values.items())
     assert tomllib.loads(text) == values
+    assert flcli.parse_run_config(["lr=0.5", "name=abc", 'p="x y"', "on=true"]) == \
+        {"lr": 0.5, "name": "abc", "p": "x y", "on": True}
+    with pytest.raises(FlowerConfigError, match="KEY=VALUE"):
+        flcli.parse_run_config(["lr"])
 
 
-def test_garble_options():
-    assert _garble("1:2") == (1, (2, "truncate"))
-    assert _garble("0:3:flip") == (0, (3, "flip"))
-    for bad in ("1", "a:2", "1:2:melt"):
-        with pytest.raises(FlowerConfigError):
-            _garble(bad)
-    assert garble_spec({}) is None
-    assert garble_spec({"garble-round": 2, "garble-mode": "zero"}) == (2, "zero")
-    assert _nan("2:1") == (2, 1)
-    with pytest.raises(FlowerConfigError):
-        _nan("2")
-    assert nan_round({}) is None and nan_round({"nan-round": 3}) == 3
+def test_cli_flags_map_to_the_run(monkeypatch, tmp_path):
+    seen = []
+    monkeypatch.setattr(launch, "run_flower", seen.append)
+    parser = argparse.ArgumentParser()
+    flcli.add_arguments(parser)
+    assert flcli.run(parser.parse_args(["--out", str(tmp_path)])) == 0
+    cfg = seen[-1]
+    assert (cfg.tls, cfg.supernode_auth, cfg.send_plaintext_reference) == (True, True, False)
+    assert cfg.runtime == "deployment" and cfg.app is None
+    flcli.run(parser.parse_args(["--insecure", "--runtime", "simulation",
+                                 "--send-plaintext-reference", "--backend", "xrt",
+                                 "--xclbin", "k.xclbin", "--run-config", "lr=0.2"]))
+    cfg = seen[-1]
+    assert (cfg.tls, cfg.supernode_auth, cfg.send_plaintext_reference) == (False, False, True)
+    assert cfg.backend_options == {"xclbin": "k.xclbin"} and cfg.run_config == {"lr": 0.2}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--backend", "gpu"])
+    with pytest.raises(FlowerConfigError, match="at least 1"):
+        flcli.run(parser.parse_args(["--rounds", "0"]))
+
+
+def test_supernode_auth_needs_tls(tmp_path):
+    with pytest.raises(FlowerConfigError, match="needs TLS"):
+        launch.LocalFederation(tmp_path, [], tls=False, supernode_auth=True)
+
+
+def _handshake(certs, cafile, hostname):
+    """Serve one TLS connection with the server certificate; verify it as a client would."""
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(certs.server_cert, certs.server_key)
+    client_ctx = ssl.create_default_context(cafile=str(cafile))
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def serve():
+            conn, _ = listener.accept()
+            try:
+                with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.recv(1)
+            except (ssl.SSLError, OSError):
+                pass
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                with client_ctx.wrap_socket(raw, server_hostname=hostname) as tls:
+                    tls.sendall(b"x")
+                    return tls.version()
+        finally:
+            t.join(timeout=5)
+
+
+def test_loopback_certificates_verify_and_keep_keys_private(tmp_path):
+    certs = make_loopback_certificates(tmp_path / "tls")
+    assert stat.S_IMODE(certs.server_key.stat().st_mode) == 0o600
+    assert not any(p.suffix == ".key" for p in (tmp_path / "tls").iterdir()
+                   if p != certs.server_key)      # the CA key was never written
+    assert _handshake(certs, certs.ca_cert, "127.0.0.1").startswith("TLS")
+    assert _handshake(certs, certs.ca_cert, "localhost").startswith("TLS")
+    with pytest.raises(ssl.SSLCertVerificationError, match="mismatch|match"):
+        _handshake(certs, certs.ca_cert, "example.org")
+    other = make_loopback_certificates(tmp_path / "other")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(certs, other.ca_cert, "127.0.0.1")
 
 
 def test_last_exception_of_a_log(tmp_path):
     log = tmp_path / "run.log"
     log.write_text("INFO x\nTraceback (most recent call last):\n  File \"a\"\n    f()\n"
                    "hefl.errors.BackendUnavailable: no such backend\nERROR exit 201\n")
-    assert _last_exception(log) == "hefl.errors.BackendUnavailable: no such backend"
-    assert _last_exception(tmp_path / "missing.log") is None
+    assert last_exception(log) == "hefl.errors.BackendUnavailable: no such backend"
+    assert last_exception(tmp_path / "missing.log") is None
 
 
 def test_backend_fallback_only_when_not_requested(monkeypatch):
     from hefl.errors import BackendUnavailable
-    from hefl.flower import launch
     notices = []
     monkeypatch.setattr(launch, "DEFAULT_BACKEND", "no-such-backend")
     assert launch.open_backend(None, [15], echo=notices.append) == "cpu"

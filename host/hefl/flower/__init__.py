@@ -1,35 +1,39 @@
-"""Federated learning across machines on Flower, with homomorphic aggregation.
+"""Homomorphic FedAvg for any Flower App: model arrays travel only encrypted.
 
-docs/design.md §3.7. Optional: needs the ``flower`` extra
-(``pip install -e '.[flower]'``, flwr 1.42).
+docs/design.md §3.7 and §4.6. Optional: needs the ``flower`` extra
+(``pip install -e '.[flower]'``, flwr 1.42; ``flwr[simulation]`` for the
+Simulation Runtime).
 
-* :mod:`hefl.flower.strategy` — the server-side strategy (key-less,
-  validates and multiplies ciphertexts on a hefl Accelerator);
-* :mod:`hefl.flower.client_app` — the ClientApp (train, encode, pack,
-  encrypt; decrypt and apply the aggregate);
-* :mod:`hefl.flower.server_app` — the ServerApp;
-* :mod:`hefl.flower.keys` — key distribution through node/run config;
-* :mod:`hefl.flower.protocol` — record names and run settings;
-* :mod:`hefl.flower.launch` — SuperLink + SuperNodes on 127.0.0.1 as
-  separate processes (``hefl flower``, ``make demo-flower``);
-* ``host/hefl/flower/app/pyproject.toml`` — the Flower App for ``flwr run``.
+Two changes turn a Flower App's FedAvg into homomorphic FedAvg::
 
-Across real machines (the launcher does the same on one host)::
+    # ClientApp: the app keeps working on plaintext ArrayRecords
+    from hefl.flower.mod import homomorphic_mod
+    app = ClientApp(mods=[homomorphic_mod])
 
-    # key authority: one key pair for the clients, the public half for the server
-    hefl keygen --bits 2048 --out keys   # public.json + private.json, the layout key-dir expects
-    # server machine
-    flower-superlink --insecure          # or with Flower's TLS options
-    # each client machine k of K (key directory copied there)
-    flower-supernode --insecure --superlink SERVER:PORT \\
-        --node-config 'partition-id=k num-partitions=K key-dir="/path/keys"'
-    # anywhere with a SuperLink connection in $FLWR_HOME/config.toml
-    flwr run host/hefl/flower/app CONNECTION --stream --run-config \\
-        'num-clients=K total-examples=N public-key="/srv/public.json" out-dir="/srv/run"'
+    # ServerApp: the strategy multiplies ciphertexts with the public key only
+    from hefl.flower.strategy import HomomorphicFedAvg
+    strategy = HomomorphicFedAvg.from_run_config(context.run_config, min_available_nodes=3)
+    result = strategy.start(grid=grid, initial_arrays=arrays, num_rounds=3)
+    # result.arrays is the encrypted global; a key holder decrypts it:
+    #   hefl.flower.records.save_decrypted(result.arrays, "keys/", "model.npz")
 
-Every node needs hefl installed (the FAB carries only the app's
-``pyproject.toml``; its components live in the ``hefl`` package).
+* :mod:`hefl.flower.records` — the client-side API: encrypt an ArrayRecord
+  (any arrays, shapes, float dtypes; weighted by the example count) into the
+  documented encrypted ArrayRecord, decrypt one back, files;
+* :mod:`hefl.flower.mod` — the client mod doing that around any ClientApp;
+* :mod:`hefl.flower.strategy` — ``HomomorphicFedAvg``: per-reply validation,
+  exclusion with reasons, aggregation on any hefl backend;
+* :mod:`hefl.flower.protocol` — the record format and the ``hefl-*`` run
+  settings;
+* :mod:`hefl.flower.keys` — key pairs from node or run config;
+* :mod:`hefl.flower.tls` — loopback TLS certificates;
+* :mod:`hefl.flower.launch` — local federations (SuperLink + SuperNodes with
+  TLS and SuperNode authentication, or the Simulation Runtime) for
+  ``hefl flower`` and ``make demo-flower``;
+* :mod:`hefl.flower.local_app`, :mod:`hefl.flower.report` — the key
+  holder's replay of a ClientApp in-process and the run's report.
 
+The example app is ``examples/flower-multitensor`` (``flwr run`` it as is).
 This package imports nothing from flwr at import time, so ``hefl`` works
 without the extra.
 """

@@ -1,68 +1,72 @@
-"""``hefl flower``: encrypted FedAvg on a local Flower federation.
+"""``hefl flower``: a Flower App with encrypted FedAvg on a local federation.
 
-Starts a Flower SuperLink and ``--clients`` SuperNodes on 127.0.0.1 as
-separate processes, runs the hefl Flower App for ``--rounds`` rounds,
-prints per-round accuracy and writes ``OUT/report.json``. Every process is
-stopped at the end, also on failure. Needs the ``flower`` extra.
+Runs the example app (``examples/flower-multitensor``, or ``--app``) on a
+SuperLink and ``--clients`` SuperNodes on 127.0.0.1 (TLS and SuperNode
+authentication on) or in Flower's Simulation Runtime, for ``--rounds``
+rounds; then, as the key holder, decrypts every round's global, checks it
+against Flower's FedAvg of the same client models, computes the plaintext
+reference locally, saves the final model and writes ``OUT/report.json``.
+Every process is stopped at the end, on failure, and on SIGHUP, SIGTERM or
+SIGINT. Needs the ``flower`` extra.
 """
 
 import importlib.util
+import tomllib
 from pathlib import Path
 
+from hefl.cli_options import BACKENDS, add_device_arguments, backend_options
 from hefl.errors import BackendUnavailable, FlowerConfigError
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "run", "parse_run_config"]
 
-_GARBLE_MODES = ("truncate", "zero", "flip")
-
-
-def _garble(text):
-    parts = text.split(":")
-    try:
-        if len(parts) not in (2, 3):
-            raise ValueError
-        part, rnd = int(parts[0]), int(parts[1])
-    except ValueError:
-        raise FlowerConfigError(f"--garble wants PARTITION:ROUND[:MODE], not {text!r}") from None
-    mode = parts[2] if len(parts) == 3 else "truncate"
-    if mode not in _GARBLE_MODES:
-        raise FlowerConfigError(
-            f"garble mode must be one of {', '.join(_GARBLE_MODES)}, not {mode!r}")
-    return part, (rnd, mode)
+_RUNTIMES = ("deployment", "simulation")
 
 
-def _nan(text):
-    try:
-        part, rnd = (int(x) for x in text.split(":"))
-    except ValueError:
-        raise FlowerConfigError(f"--nan wants PARTITION:ROUND, not {text!r}") from None
-    return part, rnd
+def parse_run_config(items):
+    """``KEY=VALUE`` strings (TOML values; bare words are strings) as a dict."""
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise FlowerConfigError(f"--run-config wants KEY=VALUE, not {item!r}")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        out[key.strip()] = value
+    return out
 
 
 def add_arguments(parser):
     """Options of ``hefl flower``."""
     parser.add_argument("--out", type=Path, default=Path("build/flower"),
                         help="output directory (report.json, logs, keys); default build/flower")
+    parser.add_argument("--app", type=Path, default=None,
+                        help="the Flower App to run (default: examples/flower-multitensor)")
+    parser.add_argument("--runtime", choices=_RUNTIMES, default="deployment",
+                        help="SuperLink + SuperNodes (default) or Flower's Simulation Runtime")
     parser.add_argument("--clients", type=int, default=3, help="SuperNodes (default 3)")
     parser.add_argument("--rounds", type=int, default=3, help="FedAvg rounds (default 3)")
     parser.add_argument("--key-bits", type=int, default=1024,
                         help="Paillier modulus size (default 1024; 2048 works, slower)")
-    parser.add_argument("--backend", default=None,
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="the server's accelerator for the ciphertext products (default sim, "
                              "falling back to cpu where the simulator cannot run)")
-    parser.add_argument("--client-backend", default="cpu",
+    parser.add_argument("--client-backend", choices=BACKENDS, default="cpu",
                         help="the clients' accelerator for encryption/decryption (default cpu)")
-    parser.add_argument("--dataset", default="digits", help="digits, breast_cancer or wine")
-    parser.add_argument("--local-epochs", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0, help="data split and batch-order seed")
+    add_device_arguments(parser)
     parser.add_argument("--keys", type=Path, default=None,
                         help="reuse this key directory (public.json, private.json)")
-    parser.add_argument("--no-reference", action="store_true",
-                        help="do not send plaintext models for Flower's reference FedAvg")
-    parser.add_argument("--garble", action="append", default=[], metavar="PARTITION:ROUND[:MODE]",
-                        help="that node corrupts its upload in that round (fault injection)")
-    parser.add_argument("--nan", action="append", default=[], metavar="PARTITION:ROUND",
-                        help="that node's update turns NaN in that round (fault injection)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="no TLS between the Flower processes (and no SuperNode auth)")
+    parser.add_argument("--no-supernode-auth", action="store_true",
+                        help="let any SuperNode connect (default: only registered keys)")
+    parser.add_argument("--send-plaintext-reference", action="store_true",
+                        help="clients ALSO send their clipped models in the clear, for the "
+                             "server to run Flower's plaintext FedAvg beside (verification "
+                             "only: the server then sees every model)")
+    parser.add_argument("--run-config", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of the app's [tool.flwr.app.config]")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds for the whole Flower run (default 600)")
 
@@ -75,16 +79,14 @@ def run(args):
     from hefl.flower.launch import FlowerRun, run_flower
     if args.clients < 1 or args.rounds < 1:
         raise FlowerConfigError("--clients and --rounds must be at least 1")
-    garble = dict(_garble(g) for g in args.garble)
-    nan = dict(_nan(g) for g in args.nan)
-    for part in list(garble) + list(nan):
-        if not 0 <= part < args.clients:
-            raise FlowerConfigError(f"--garble partition {part} is not in 0..{args.clients - 1}")
-    cfg = FlowerRun(out=args.out, clients=args.clients, rounds=args.rounds,
-                    key_bits=args.key_bits, backend=args.backend,
-                    client_backend=args.client_backend, dataset=args.dataset,
-                    local_epochs=args.local_epochs, seed=args.seed,
-                    reference=not args.no_reference, timeout=args.timeout, garble=garble, nan=nan,
+    backend_opts = backend_options(args.backend, args) if args.backend else {}
+    cfg = FlowerRun(out=args.out, app=args.app, runtime=args.runtime, clients=args.clients,
+                    rounds=args.rounds, key_bits=args.key_bits, backend=args.backend,
+                    backend_options=backend_opts, client_backend=args.client_backend,
+                    tls=not args.insecure,
+                    supernode_auth=not (args.insecure or args.no_supernode_auth),
+                    send_plaintext_reference=args.send_plaintext_reference,
+                    run_config=parse_run_config(args.run_config), timeout=args.timeout,
                     keys=args.keys)
     run_flower(cfg)
     return 0

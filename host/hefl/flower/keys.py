@@ -4,12 +4,16 @@ The federation shares one Paillier key pair (docs/design.md §5: a key
 authority, or the clients themselves, make it; the aggregator never sees
 the private half). On Flower that becomes configuration, not protocol:
 
-* every SuperNode is started with ``--node-config 'key-dir="/path"'``; the
-  directory holds ``public.json`` and ``private.json`` (the latter written
-  0600 by :meth:`hefl.paillier.PrivateKey.save`). The ClientApp reads both
-  from the path in its node config;
-* the ServerApp reads only the public key, from the path in the run config
-  key ``public-key``. Nothing on the server side ever opens a private file.
+* a key directory holds ``public.json`` and ``private.json`` (the latter
+  written 0600 by :meth:`hefl.paillier.PrivateKey.save`; ``hefl keygen
+  --out DIR`` writes this layout). A ClientApp finds it under
+  ``hefl-key-dir`` in its SuperNode's node config (``--node-config
+  'hefl-key-dir="/path"'``) or, where nodes have no config of their own
+  (Flower's Simulation Runtime), in the run config;
+* the ServerApp reads only a public key: the file named by
+  ``hefl-public-key`` in the run config, or else the ``public.json`` of
+  the run config's ``hefl-key-dir``. Nothing on the server side ever opens
+  a private key file.
 
 Nothing travels over Flower's links but public data: the key fingerprint
 inside every ciphertext vector lets each side check the other uses the
@@ -19,17 +23,18 @@ same key.
 from pathlib import Path
 
 from hefl.errors import FlowerConfigError, KeyMismatchError
+from hefl.flower.protocol import setting
 from hefl.paillier import PrivateKey, PublicKey
 
 __all__ = [
-    "NODE_KEY_DIR", "RUN_PUBLIC_KEY", "PUBLIC_FILE", "PRIVATE_FILE",
-    "write_keypair", "load_keypair", "load_public_key", "node_keypair", "run_public_key",
+    "KEY_DIR", "PUBLIC_KEY", "PUBLIC_FILE", "PRIVATE_FILE",
+    "write_keypair", "load_keypair", "load_public_key", "client_keypair", "server_public_key",
 ]
 
-#: node-config key of the directory holding the key pair (client side)
-NODE_KEY_DIR = "key-dir"
+#: node- or run-config key of the directory holding the key pair (client side)
+KEY_DIR = "hefl-key-dir"
 #: run-config key of the public key file (server side)
-RUN_PUBLIC_KEY = "public-key"
+PUBLIC_KEY = "hefl-public-key"
 PUBLIC_FILE = "public.json"
 PRIVATE_FILE = "private.json"
 
@@ -98,21 +103,41 @@ def load_keypair(directory):
     return pub, priv
 
 
-def node_keypair(node_config):
-    """The key pair named by a SuperNode's node config (``key-dir``)."""
-    path = node_config.get(NODE_KEY_DIR)
+def client_keypair(run_config, node_config):
+    """The key pair of a ClientApp: ``hefl-key-dir`` of the node config, else of the run config.
+
+    Raises
+    ------
+    FlowerConfigError
+        Neither names a key directory, or it lacks a file.
+    KeyMismatchError
+        The private key belongs to another public key.
+    """
+    path = setting(KEY_DIR, run_config, node_config)
     if not path:
         raise FlowerConfigError(
-            f"node config has no {NODE_KEY_DIR!r}: start the SuperNode with "
-            f"--node-config '{NODE_KEY_DIR}=\"/path/to/keys\"'")
+            f"no key directory: start the SuperNode with --node-config "
+            f"'{KEY_DIR}=\"/path/to/keys\"' or set {KEY_DIR} in the run config "
+            f"(flwr run --run-config '{KEY_DIR}=\"/path/to/keys\"')")
     return load_keypair(path)
 
 
-def run_public_key(run_config):
-    """The public key named by the run config (``public-key``); server side."""
-    path = run_config.get(RUN_PUBLIC_KEY)
+def server_public_key(run_config):
+    """The public key of the ServerApp: ``hefl-public-key``, else ``hefl-key-dir``/public.json.
+
+    Only the public file is opened, even when a key directory is named.
+
+    Raises
+    ------
+    FlowerConfigError
+        The run config names neither, or the file does not exist.
+    """
+    path = setting(PUBLIC_KEY, run_config)
     if not path:
-        raise FlowerConfigError(
-            f"run config has no {RUN_PUBLIC_KEY!r}: pass --run-config "
-            f"'{RUN_PUBLIC_KEY}=\"/path/to/public.json\"' to flwr run")
+        key_dir = setting(KEY_DIR, run_config)
+        if not key_dir:
+            raise FlowerConfigError(
+                f"run config has no {PUBLIC_KEY!r}: pass --run-config "
+                f"'{PUBLIC_KEY}=\"/path/to/public.json\"' to flwr run")
+        path = Path(key_dir) / PUBLIC_FILE
     return load_public_key(path)

@@ -1,111 +1,186 @@
-"""What the hefl ServerApp and ClientApp put into Flower's records.
+"""What hefl puts into Flower's records, and the run settings that shape it.
 
-Flower moves :class:`~flwr.app.RecordDict` objects between the SuperLink
-and the SuperNodes. hefl adds two :class:`~flwr.app.ConfigRecord` entries
-beside Flower's usual ``arrays`` / ``config`` / ``metrics``:
+Flower moves :class:`~flwr.app.RecordDict` objects between the ServerApp
+and the ClientApps: an ``ArrayRecord`` of model arrays, a ``ConfigRecord``
+and a ``MetricRecord``. hefl changes one thing: **model arrays travel
+only encrypted**, as an *encrypted ArrayRecord*, in the same place Flower
+puts a plaintext one (``"arrays"``), so a strategy, a mod and an app keep
+their usual shape.
 
-``hefl-update`` (client → server, train replies)
-    ``ciphertext``: ``CipherVector.to_bytes()`` of the client's encoded,
-    packed and encrypted contribution; ``fingerprint``: the key it was
-    made under (the bytes carry it too; this copy lets a log line name it
-    without parsing).
+Encrypted ArrayRecord
+---------------------
+One or more entries, ``hefl.ciphertext.0`` … ``hefl.ciphertext.{G-1}``,
+each a Flower :class:`~flwr.app.Array` with
 
-``hefl-global`` (server → clients, train and evaluate instructions)
-    ``ciphertext``: the encrypted packed sum of the last round;
-    ``summands``: how many client vectors were multiplied into it;
-    ``weight-sum``: ``Σ w_k`` over those clients; ``round``: the round
-    that produced it. All of it is public; only key holders can turn it
-    into a model.
+* ``stype`` :data:`CIPHER_STYPE` (``"hefl.paillier.CipherVector/1"``),
+  ``dtype`` :data:`CIPHER_DTYPE`, ``shape`` ``(C,)`` (C ciphertexts);
+* ``data``: the bytes of one :class:`hefl.paillier.CipherVector`
+  (docs/design.md §4.3: header, JSON metadata, fixed-width ciphertexts,
+  SHA-256), validated by every receiver with its public key.
 
-What a client encrypts
-----------------------
-The server never learns the global model, so it cannot send it in the
-clear; the clients are stateless between rounds (a SuperNode starts a
-fresh ClientApp process per message). So the encrypted sum itself *is*
-the global model: each client encrypts its weighted local model
-``w_k·θ_k`` (``w_k = n_k / N``, N = ``total-examples`` of the run config,
-as in :mod:`hefl.fedavg.client`), clipped to ``[-alpha, alpha]``. A key
-holder decrypts the sum over the accepted clients S and divides by
-``Σ_S w_k``: that is exactly FedAvg's sample-weighted mean
-``Σ_S n_k θ_k / Σ_S n_k`` of the (clipped) local models, up to the
-encoder's quantisation error, however many clients were excluded.
+``Array.numpy()`` refuses such an entry (unknown ``stype``), so Flower's own
+``FedAvg`` or a template that saves ``result.arrays`` as a model fails
+loudly instead of averaging or saving ciphertext bytes.
 
-Reference mode (``reference = true`` in the run config, the demo's and
-the tests' setting) additionally sends each client's clipped model in
-the clear as Flower's ``arrays``, so that Flower's own FedAvg aggregation
-runs on the very same updates. It exists to verify the encrypted path;
-it defeats the purpose of the encryption and is logged as such.
+What the vectors hold
+---------------------
+The arrays of the plaintext record, in record order, are flattened to one
+vector of L values (each array's values in C order), clipped to
+``[-alpha, alpha]``, quantised and packed by :class:`hefl.encoding.Encoder`
+(``value-bits``, ``guard-bits``), and every packed plaintext is multiplied
+by the client's example count ``n_k`` before encryption: each slot holds
+``n_k·(q + Q)``, i.e. ``n_k`` summands in the encoder's terms. The product
+of the clients' vectors then holds ``Σ n_k·(q_k + Q)`` and decodes with
+``summands = Σ n_k``; dividing by ``Σ n_k`` gives FedAvg's sample-weighted
+mean. The divisor is the sum of the ``num-examples`` counts Flower already
+sends in the clear: nothing about the federation has to be known before
+the run.
+
+Packing overflow: a slot holds at most ``2**guard_bits`` summands, so a
+group of replies whose ``Σ n_k`` exceeds that is split by the strategy into
+several groups, each multiplied into its own vector (entry ``i`` of the
+encrypted global); a key holder decodes each with its own summand count and
+adds them. A single client with more than ``2**guard_bits`` examples is
+refused (raise ``guard-bits``).
+
+Metadata of an **update** (client → server, one entry)::
+
+    {"format": "hefl.flower/1", "encoding": {...EncodingParams...},
+     "layout": [[name, dtype, [shape...]], ...], "length": L,
+     "round": r, "node": <Flower node id>, "examples": n_k}
+
+Metadata of group ``i`` of a **global** (server → clients, and
+``Result.arrays``)::
+
+    {"format": "hefl.flower/1", "encoding": {...}, "layout": [...], "length": L,
+     "round": r, "group": i, "groups": G, "examples": Σ_group n_k,
+     "clients": c_group, "total-examples": Σ n_k}
+
+The strategy builds the global's metadata itself; nothing a client wrote
+into its metadata is forwarded.
+
+Run config keys
+---------------
+Every key hefl reads starts with ``hefl-`` (:data:`RUN_DEFAULTS`); a
+Flower App lists them under ``[tool.flwr.app.config]`` (Flower only lets
+``flwr run --run-config`` override keys the app declares).
+:data:`NODE_KEYS` may also be set per SuperNode (``--node-config``), and
+there take precedence over the run config.
 """
 
+import math
+import numbers
+from dataclasses import dataclass
+
+from hefl.errors import FlowerConfigError
+
 __all__ = [
-    "UPDATE", "GLOBAL", "THETA", "NUM_EXAMPLES", "TRAIN_KEYS", "RUN_DEFAULTS",
-    "garble_spec", "nan_round",
+    "FORMAT", "CIPHER_STYPE", "CIPHER_DTYPE", "CIPHER_PREFIX", "REFERENCE_KEY", "ARRAYS_KEY",
+    "NUM_EXAMPLES", "UPDATE_META", "GLOBAL_META", "RUN_DEFAULTS", "NODE_KEYS",
+    "EncodingSettings", "cipher_key", "setting",
 ]
 
-#: client → server: the encrypted contribution
-UPDATE = "hefl-update"
-#: server → clients: the encrypted global model (sum of the last round)
-GLOBAL = "hefl-global"
-#: name of the single array in the ``arrays`` ArrayRecord
-THETA = "theta"
-#: Flower's FedAvg weighting key
+#: format tag in every vector's metadata
+FORMAT = "hefl.flower/1"
+#: ``Array.stype`` of an entry holding CipherVector bytes
+CIPHER_STYPE = "hefl.paillier.CipherVector/1"
+#: ``Array.dtype`` of such an entry (one element per ciphertext)
+CIPHER_DTYPE = "paillier-ciphertext"
+#: entry names of an encrypted ArrayRecord: ``hefl.ciphertext.<group>``
+CIPHER_PREFIX = "hefl.ciphertext."
+#: RecordDict key of the clipped plaintext model, sent only with
+#: ``hefl-send-plaintext-reference = true``
+REFERENCE_KEY = "hefl-plaintext-reference"
+#: where Flower's strategies put the model ArrayRecord
+ARRAYS_KEY = "arrays"
+#: Flower's FedAvg weighting key, sent in the clear by every client
 NUM_EXAMPLES = "num-examples"
 
-#: run-config keys forwarded to the clients in every train/evaluate config
-TRAIN_KEYS = (
-    "dataset", "data-seed", "beta", "model", "local-epochs", "lr", "batch-size",
-    "seed", "alpha", "value-bits", "guard-bits", "total-examples", "client-backend",
-    "reference",
-)
+#: metadata keys of a client's update vector
+UPDATE_META = frozenset({"format", "encoding", "layout", "length", "round", "node", "examples"})
+#: metadata keys of each group vector of a global
+GLOBAL_META = frozenset({"format", "encoding", "layout", "length", "round", "group", "groups",
+                         "examples", "clients", "total-examples"})
 
-#: run-config defaults (also in host/hefl/flower/app/pyproject.toml); the launcher
-#: overrides them with ``flwr run --run-config``.
+#: run-config keys hefl reads, with their defaults
 RUN_DEFAULTS = {
-    "num-server-rounds": 3,
-    "num-clients": 3,
-    "evaluate-nodes": 1,
-    "dataset": "digits",
-    "data-seed": 0,
-    "beta": 0.5,
-    "model": "softmax",
-    "local-epochs": 2,
-    "lr": 0.1,
-    "batch-size": 32,
-    "seed": 0,
-    "alpha": 1.0,
-    "value-bits": 16,
-    "guard-bits": 4,
-    "total-examples": 0,
-    "backend": "cpu",
-    "client-backend": "cpu",
-    "reference": True,
-    "round-timeout": 300.0,
-    "public-key": "",
-    "out-dir": "",
+    # server side: the public key only (a key-dir's public.json also works)
+    "hefl-public-key": "",
+    # client side when the node config names none: public.json + private.json
+    "hefl-key-dir": "",
+    "hefl-alpha": 1.0,
+    "hefl-value-bits": 16,
+    "hefl-guard-bits": 16,
+    # the aggregator's accelerator (any hefl backend) and its device options
+    "hefl-backend": "cpu",
+    "hefl-xclbin": "",
+    "hefl-device": "",
+    # the clients' accelerator for encryption and decryption
+    "hefl-client-backend": "cpu",
+    # verification only: clients also send the clipped model in the clear
+    "hefl-send-plaintext-reference": False,
+    # where the ServerApp writes server.json and each round's encrypted global
+    "hefl-out-dir": "",
 }
 
+#: keys a SuperNode's node config may set for itself
+NODE_KEYS = ("hefl-key-dir", "hefl-client-backend")
 
-def garble_spec(node_config):
-    """Fault injection read from a node config: ``(round, mode)`` or ``None``.
 
-    A SuperNode started with ``--node-config 'garble-round=2
-    garble-mode="truncate"'`` corrupts its upload in round 2 the way a
-    faulty or malicious client would (:func:`hefl.fedavg.client.garble`
-    modes). For tests and demos of the server's exclusion path only.
+def cipher_key(group):
+    """Entry name of group ``group`` in an encrypted ArrayRecord."""
+    return f"{CIPHER_PREFIX}{int(group)}"
+
+
+def setting(key, run_config, node_config=None):
+    """The value of ``key``: node config (for :data:`NODE_KEYS`), run config, default.
+
+    Raises
+    ------
+    FlowerConfigError
+        ``key`` is not a hefl setting.
     """
-    rnd = node_config.get("garble-round")
-    if rnd is None:
-        return None
-    return int(rnd), str(node_config.get("garble-mode", "truncate"))
+    if key not in RUN_DEFAULTS:
+        raise FlowerConfigError(f"{key!r} is not a hefl setting; known: {', '.join(RUN_DEFAULTS)}")
+    if node_config is not None and key in NODE_KEYS and node_config.get(key) not in (None, ""):
+        return node_config[key]
+    value = run_config.get(key, RUN_DEFAULTS[key])
+    return RUN_DEFAULTS[key] if value is None else value
 
 
-def nan_round(node_config):
-    """Fault injection: the round in which this node's update turns NaN, or ``None``.
+def _number(key, value, kind):
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if kind is int:
+        ok = ok and float(value).is_integer()
+    if not ok or not math.isfinite(float(value)):
+        raise FlowerConfigError(f"{key} must be {'an integer' if kind is int else 'a number'}, "
+                                f"not {value!r}")
+    return kind(value)
 
-    ``--node-config 'nan-round=1'`` plants a NaN in the node's local model
-    in round 1, as a diverged training run would; the ClientApp must refuse
-    to encrypt it (:class:`~hefl.errors.NonFiniteUpdateError`), Flower
-    returns the error to the server, and the server excludes the node.
+
+@dataclass(frozen=True)
+class EncodingSettings:
+    """Clipping bound and bit widths of the federation's encoding.
+
+    The same on every node (run config); the public key adds the plaintext
+    size (:meth:`encoder`).
     """
-    rnd = node_config.get("nan-round")
-    return None if rnd is None else int(rnd)
+
+    alpha: float = RUN_DEFAULTS["hefl-alpha"]
+    value_bits: int = RUN_DEFAULTS["hefl-value-bits"]
+    guard_bits: int = RUN_DEFAULTS["hefl-guard-bits"]
+
+    @classmethod
+    def from_run_config(cls, run_config):
+        """Read ``hefl-alpha``, ``hefl-value-bits``, ``hefl-guard-bits``."""
+        return cls(alpha=_number("hefl-alpha", setting("hefl-alpha", run_config), float),
+                   value_bits=_number("hefl-value-bits",
+                                      setting("hefl-value-bits", run_config), int),
+                   guard_bits=_number("hefl-guard-bits",
+                                      setting("hefl-guard-bits", run_config), int))
+
+    def encoder(self, public_key):
+        """The :class:`~hefl.encoding.Encoder` for ``public_key``'s plaintext size."""
+        from hefl.encoding import Encoder
+        return Encoder(plaintext_bits=public_key.n.bit_length() - 1, alpha=self.alpha,
+                       value_bits=self.value_bits, guard_bits=self.guard_bits)

@@ -1,0 +1,1 @@
+"""flower-multitensor: a Flower App whose model travels only encrypted (hefl)."""
