@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("flwr", reason="needs the flower extra: pip install -e '.[dev,flower]'")
+import flwr  # noqa: E402,F401  (the flower extra is part of make setup: never skip)
 
 from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict  # noqa: E402
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords  # noqa: E402
@@ -52,7 +52,7 @@ pytestmark = pytest.mark.slow
 
 
 def _need_ray():
-    pytest.importorskip("ray", reason="Flower's Simulation Runtime needs flwr[simulation] (ray)")
+    import ray  # noqa: F401  (flwr[simulation] is part of make setup: never skip)
 
 
 def _flwr_home_processes(out):

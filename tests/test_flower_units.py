@@ -15,7 +15,7 @@ import tomllib
 
 import pytest
 
-pytest.importorskip("flwr", reason="needs the flower extra: pip install -e '.[dev,flower]'")
+import flwr  # noqa: E402,F401  (the flower extra is part of make setup: never skip)
 
 from hefl.errors import FlowerConfigError, KeyMismatchError  # noqa: E402
 from hefl.flower import keys as flkeys  # noqa: E402

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hefl.cli_options import BACKENDS, add_device_arguments, backend_options
 from hefl.errors import BackendUnavailable, FlowerConfigError
+from hefl.paillier.cli import add_key_bits_arguments, checked_key_bits
 
 __all__ = ["add_arguments", "run", "parse_run_config"]
 
@@ -47,8 +48,8 @@ def add_arguments(parser):
                         help="SuperLink + SuperNodes (default) or Flower's Simulation Runtime")
     parser.add_argument("--clients", type=int, default=3, help="SuperNodes (default 3)")
     parser.add_argument("--rounds", type=int, default=3, help="FedAvg rounds (default 3)")
-    parser.add_argument("--key-bits", type=int, default=1024,
-                        help="Paillier modulus size (default 1024; 2048 works, slower)")
+    add_key_bits_arguments(parser, default=1024,
+                           help="Paillier modulus size (1024 for the demo's speed; 2048 works, slower)")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="the server's accelerator for the ciphertext products (default sim, "
                              "falling back to cpu where the simulator cannot run)")
@@ -79,9 +80,11 @@ def run(args):
     from hefl.flower.launch import FlowerRun, run_flower
     if args.clients < 1 or args.rounds < 1:
         raise FlowerConfigError("--clients and --rounds must be at least 1")
+    key_bits = checked_key_bits(args.key_bits, allow_insecure=args.insecure_test_key,
+                                prog="hefl flower")
     backend_opts = backend_options(args.backend, args) if args.backend else {}
     cfg = FlowerRun(out=args.out, app=args.app, runtime=args.runtime, clients=args.clients,
-                    rounds=args.rounds, key_bits=args.key_bits, backend=args.backend,
+                    rounds=args.rounds, key_bits=key_bits, backend=args.backend,
                     backend_options=backend_opts, client_backend=args.client_backend,
                     tls=not args.insecure,
                     supernode_auth=not (args.insecure or args.no_supernode_auth),
