@@ -183,7 +183,7 @@ def test_a_signal_mid_run_leaves_no_process(sig, runtime, tmp_path):
     if runtime == "simulation":
         _need_ray()
     argv = [str(Path(sys.executable).parent / "hefl"), "flower", "--out", str(tmp_path),
-            "--runtime", runtime, "--clients", "2", "--rounds", "5", "--key-bits", "512",
+            "--runtime", runtime, "--clients", "2", "--rounds", "5", "--key-bits", "512", "--insecure-test-key",
             "--backend", "cpu"]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          stdin=subprocess.DEVNULL)
