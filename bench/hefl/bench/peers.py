@@ -157,10 +157,10 @@ class _PyPaillier:
 
 class _Heu:
     def __init__(self, schema, key_bits, workers):
-        heu = _import("heu", "sf-heu")
+        _import("heu", "sf-heu")
+        import numpy as np
         from heu import numpy as hnp
         from heu import phe
-        import numpy as np
 
         self.name = f"heu-{schema}"
         self.np, self.hnp = np, hnp
@@ -170,7 +170,6 @@ class _Heu:
             self.kit, self.keygen_s = _timed(lambda: hnp.setup(kind, key_bits))
         except (AttributeError, RuntimeError, phe.PheRuntimeError) as e:
             raise _Skip(f"HEU schema {schema} does not set up here: {e}") from None
-        del heu
         self.key_bits = key_bits
         self.threads = "HEU's thread pool"
         self.detail = {"schema": schema}
