@@ -37,6 +37,7 @@ def test_peers_smoke(tmp_path, capsys):
         assert len(r["passes_per_s"][name]["encrypt_public"]) == 2
         assert info["key_bits"] == (2048 if name == "pypaillier" else 512)
     assert r["per_s"]["hefl"]["encrypt_keyholder"] > 0
+    assert {n: set(v) for n, v in r["per_cpu_s"].items()} == {n: set(v) for n, v in r["per_s"].items()}
     assert len(r["load_average_before"]) == len(r["load_average_after"]) == 3
     # pypaillier's key is larger here: it is no contender for the targets.
     assert r["fastest_peer"]["library"] != "pypaillier"

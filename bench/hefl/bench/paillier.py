@@ -468,12 +468,14 @@ def _table(r):
                  f"phe {f['phe_s']:.1f} s{' (extrapolated from %d params)' % f['phe_slice_params'] if f['phe_extrapolated'] else ''}"
                  f", speedup {f['speedup']:.0f}x")
     d = r["ops"]["decrypt"]
-    lines.append(f"decrypt: constant-time {d['hefl_per_s']:.1f}/s, variable-time {d['hefl_variable_time_per_s']:.1f}/s "
+    lines.append(f"decrypt: constant-time {d['hefl_per_s']:.1f}/s, "
+                 f"variable-time {d['hefl_variable_time_per_s']:.1f}/s "
                  f"(powmod_sec costs {d['constant_time_cost']:.2f}x)")
     fb = r["fixed_base"]
-    lines.append(f"fixed-base tables: k={fb['window_bits']}, W={fb['windows']}, public {fb['table_bytes'] / 2 ** 20:.1f} MiB "
-                 f"in {fb['table_build_s']:.2f} s, key holder {fb['holder_table_bytes'] / 2 ** 20:.1f} MiB "
-                 f"in {fb['holder_table_build_s']:.2f} s")
+    mib = 2 ** 20
+    lines.append(f"fixed-base tables: k={fb['window_bits']}, W={fb['windows']}, "
+                 f"public {fb['table_bytes'] / mib:.1f} MiB in {fb['table_build_s']:.2f} s, "
+                 f"key holder {fb['holder_table_bytes'] / mib:.1f} MiB in {fb['holder_table_build_s']:.2f} s")
     for k, v in r["targets"].items():
         lines.append(f"target {k}: >= {v['min_speedup']}x, measured {v['measured']:.2f}x: "
                      f"{'met' if v['met'] else 'NOT met'}")
