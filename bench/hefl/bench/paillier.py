@@ -181,7 +181,7 @@ def _decrypt_variable_time(he, cts):
 
 
 def _survey(pub, priv, windows, count):
-    """Table size, build time and one-core DJN encryption rate for each window width ``k``."""
+    """Table size, build time and one-core DJN encryption rate (best of 3) for each window width ``k``."""
     out = []
     ms = [secrets.randbelow(pub.n) for _ in range(count)]
     with CpuAccelerator(workers=1) as one_core:
@@ -194,9 +194,12 @@ def _survey(pub, priv, windows, count):
             for name, tables, key in (("encrypt_public", public, None), ("encrypt_keyholder", holder, priv)):
                 he = Paillier(pub, key, one_core, tables=tables)
                 he.encrypt(ms[:1])                  # untimed: the backend registers the tables
-                cv, t = _timed(lambda: he.encrypt(ms))
-                _check(Paillier(pub, priv, one_core).decrypt(cv[:2]) == ms[:2], f"survey k={k} {name}")
-                row[f"{name}_per_s_one_core"] = count / t
+                best = None
+                for _ in range(3):                  # best of 3: the machine may be shared
+                    cv, t = _timed(lambda: he.encrypt(ms))
+                    _check(Paillier(pub, priv, one_core).decrypt(cv[:2]) == ms[:2], f"survey k={k} {name}")
+                    best = t if best is None else min(best, t)
+                row[f"{name}_per_s_one_core"] = count / best
             out.append(row)
             _log(f"fixed base k={k}: W={row['windows']}, table {row['table_bytes'] / 2 ** 20:.1f} MiB "
                  f"built in {t_public:.2f} s (holder {row['holder_table_bytes'] / 2 ** 20:.1f} MiB, "
