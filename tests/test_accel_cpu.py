@@ -141,3 +141,184 @@ def test_dead_worker_is_a_typed_error_and_recovers(rng, monkeypatch):
         assert acc.mulmod([1, 2, 3], [4, 5, 6], m) == [4, 10, 18]
     finally:
         acc.close()
+
+
+# --- secret exponents: powmod_sec ---------------------------------------------
+
+@pytest.mark.parametrize("mode", ["serial", "cpu_pool"])
+def test_powmod_secret_matches_pow_and_uses_powmod_sec(mode, request, rng, monkeypatch):
+    import gmpy2
+
+    acc = request.getfixturevalue(mode)
+    m = _odd(rng, 1024)
+    bases = [rng.randrange(m) for _ in range(20)] + [0, 1, m - 1]
+    exps = [rng.getrandbits(rng.randrange(1, 600)) for _ in range(20)] + [0, 1, (1 << 512) - 1]
+    assert acc.powmod_secret(bases, exps, m) == [pow(b, e, m) for b, e in zip(bases, exps)]
+    e = rng.getrandbits(512) | 1
+    assert acc.powmod_secret(bases, [e] * len(bases), m) == [pow(b, e, m) for b in bases]
+    assert acc.powmod_secret(bases[:3], [0] * 3, m) == [1, 1, 1]
+    if mode == "serial":
+        # In this process: the variable-time powmod is never reached.
+        def refuse(*a):
+            raise AssertionError("gmpy2.powmod called for a secret exponent")
+        monkeypatch.setattr(gmpy2, "powmod", refuse)
+        assert acc.powmod_secret(bases[:4], exps[:4], m) == [pow(b, x, m) for b, x in zip(bases[:4], exps[:4])]
+
+
+def test_powmod_secret_validates(serial):
+    with pytest.raises(ModulusError):
+        serial.powmod_secret([1], [1], 10)
+    with pytest.raises(OperandRangeError):
+        serial.powmod_secret([13], [1], 13)
+    with pytest.raises(OperandRangeError):
+        serial.powmod_secret([1], [-1], 13)
+    with pytest.raises(OperandRangeError):
+        serial.powmod_secret([1, 2], [1], 13)
+    assert serial.powmod_secret([], [], 13) == []
+
+
+# --- fixed-base table products ------------------------------------------------
+
+def _table(rng, mod_bits, exp_bits, k):
+    from hefl.golden.fixedbase import build_table
+    m = _odd(rng, mod_bits)
+    while True:
+        g = rng.randrange(2, m)
+        if math.gcd(g, m) == 1:
+            return build_table(g, m, exp_bits, k)
+
+
+@pytest.mark.parametrize("mode", ["serial", "cpu_pool"])
+@pytest.mark.parametrize("mod_bits,exp_bits,k", [(512, 128, 4), (1024, 256, 8), (2048, 512, 5), (130, 64, 1)])
+def test_fixed_base_matches_pow(mode, mod_bits, exp_bits, k, request, rng):
+    acc = request.getfixturevalue(mode)
+    t = _table(rng, mod_bits, exp_bits, k)
+    m = t.modulus
+    exps = [0, 1, (1 << exp_bits) - 1, 1 << (exp_bits - 1)] + [rng.getrandbits(exp_bits) for _ in range(30)]
+    factors = [0, 1, m - 1] + [rng.randrange(m) for _ in range(len(exps) - 3)]
+    assert acc.fixed_base(t, exps) == [pow(t.base, e, m) for e in exps]
+    assert acc.fixed_base(t, exps, factors) == [pow(t.base, e, m) * f % m for e, f in zip(exps, factors)]
+
+
+def test_fixed_base_tables_reach_each_worker_once(rng):
+    # After a table's first parallel batch, later batches send only its
+    # token, exponents and factors: no restart, and small messages.
+    import pickle
+
+    acc = CpuAccelerator(workers=2, parallel_threshold_s=0.0)
+    try:
+        t1, t2 = _table(rng, 1024, 256, 6), _table(rng, 1024, 256, 6)
+        exps = [rng.getrandbits(256) for _ in range(16)]
+        assert acc.fixed_base(t1, exps) == [pow(t1.base, e, t1.modulus) for e in exps]
+        assert acc.stats["pool_starts"] == 1 and acc.stats["tables_registered"] == 1
+        sent = []
+        real_submit = acc._pool.submit
+
+        def spy(fn, *args):
+            sent.append(len(pickle.dumps(args)))
+            return real_submit(fn, *args)
+
+        acc._pool.submit = spy
+        for _ in range(3):
+            assert acc.fixed_base(t1, exps) == [pow(t1.base, e, t1.modulus) for e in exps]
+        assert acc.stats["pool_starts"] == 1 and acc.stats["tables_registered"] == 1
+        table_size = len(pickle.dumps(t1.rows))
+        assert sent and max(sent) < table_size / 20
+        # A second table restarts the pool once, holding both.
+        assert acc.fixed_base(t2, exps) == [pow(t2.base, e, t2.modulus) for e in exps]
+        assert acc.fixed_base(t1, exps[:4]) == [pow(t1.base, e, t1.modulus) for e in exps[:4]]
+        assert acc.stats["pool_starts"] == 2 and acc.stats["tables_registered"] == 2
+        # A table with equal parameters but other rows is another table.
+        forged = t1._replace(rows=tuple(tuple(x) for x in t1.rows))
+        assert acc.fixed_base(forged, exps[:2]) == [pow(t1.base, e, t1.modulus) for e in exps[:2]]
+        assert acc.stats["tables_registered"] == 3
+    finally:
+        acc.close()
+
+
+def test_fixed_base_validates(serial, rng):
+    t = _table(rng, 256, 64, 4)
+    with pytest.raises(OperandRangeError, match="FixedBaseTable"):
+        serial.fixed_base(t.rows, [1])
+    with pytest.raises(OperandRangeError, match="bits"):
+        serial.fixed_base(t, [1 << 64])
+    with pytest.raises(OperandRangeError):
+        serial.fixed_base(t, [-1])
+    with pytest.raises(OperandRangeError):
+        serial.fixed_base(t, [1, 2], [3])
+    with pytest.raises(OperandRangeError):
+        serial.fixed_base(t, [1], [t.modulus])
+    assert serial.fixed_base(t, []) == []
+
+
+class _Probe:
+    """A table entry that logs every multiplication and reduction it takes part in, with operand limb counts."""
+
+    log = None
+
+    def __init__(self, v):
+        self.v = int(v)
+
+    @staticmethod
+    def _limbs(x):
+        return -(-int(x).bit_length() // 64)
+
+    def __mul__(self, other):
+        _Probe.log.append(("mul", self._limbs(self.v), self._limbs(other)))
+        return _Probe(self.v * int(other))
+
+    def __rmul__(self, other):
+        _Probe.log.append(("mul", self._limbs(other), self._limbs(self.v)))
+        return _Probe(int(other) * self.v)
+
+    def __add__(self, other):
+        return _Probe(self.v + int(other))
+
+    __radd__ = __add__
+
+    def __mod__(self, m):
+        _Probe.log.append(("mod", self._limbs(self.v), self._limbs(m)))
+        return _Probe(self.v % int(m))
+
+    def __int__(self):
+        return self.v
+
+    __index__ = __int__
+
+
+@pytest.mark.parametrize("k", [4, 8])
+def test_fixed_base_schedule_does_not_depend_on_the_exponent(rng, k):
+    """Through the real product loop, with logging entries: the sequence of
+    multiplications and reductions and every operand's limb count are the
+    same for α = 0, all ones, a single top bit and random α, and for the
+    factor of m = 0 (1 + m·n = 1, one limb) as for a full-size one; so are
+    the products' (the dividends') limb counts."""
+    import hefl.accel.cpu as cpu
+    from hefl.paillier import generate_keypair
+    from hefl.paillier.djn import build_table, exponent_bits
+
+    pub, _ = generate_keypair(512)
+    bits = exponent_bits(pub.bits)
+    table = build_table(pub.h_s, pub.n2, bits, k)
+    prep = cpu._Prepared(table)
+    size = cpu._limbs(pub.n2)
+    assert all(cpu._limbs(x) == size for x in prep.entries)
+    prep.entries = [_Probe(x) for x in prep.entries]
+    alphas = [0, (1 << bits) - 1, 1 << (bits - 1), 1] + [rng.getrandbits(bits) for _ in range(4)]
+    plaintexts = [0, pub.n - 1, 1, rng.randrange(pub.n)]
+    schedules = set()
+    for a in alphas:
+        for m in plaintexts:
+            _Probe.log = []
+            (c,) = cpu._fixed_base_products(prep, [a], [1 + m * pub.n])
+            assert c == (1 + m * pub.n) * pow(pub.h_s, a, pub.n2) % pub.n2
+            schedules.add(tuple(_Probe.log))
+    assert len(schedules) == 1
+    (schedule,) = schedules
+    w = table.windows
+    # W multiplications, each reduced: the padded accumulator (the factor
+    # first) times one full-size entry per row, then the reduction of a
+    # product of one fixed length.
+    acc_limbs, entry_limbs, product_limbs = prep.limbs
+    assert entry_limbs == size and acc_limbs > size and product_limbs == acc_limbs + entry_limbs - 1
+    assert schedule == (("mul", acc_limbs, size), ("mod", product_limbs, size)) * w

@@ -33,3 +33,29 @@ def test_quick_bench_json(tmp_path, seed, capsys):
 def test_bench_without_name_prints_help(capsys):
     assert main(["bench"]) == 2
     assert "paillier" in capsys.readouterr().out
+
+
+def test_quick_bench_reports_constant_time_and_tables(tmp_path, seed):
+    out = tmp_path / "paillier.json"
+    assert main(["bench", "paillier", "--quick", "--key-bits", "256", "--params", "300", "--phe-slice", "5",
+                 "--seed", str(seed), "--windows", "3,4", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    d = r["ops"]["decrypt"]
+    assert d["hefl_per_s"] > 0 and d["hefl_variable_time_per_s"] > 0
+    assert abs(d["constant_time_cost"] - d["hefl_variable_time_per_s"] / d["hefl_per_s"]) < 1e-9
+    for op in ("encrypt_public", "encrypt_textbook", "encrypt_public_textbook"):
+        assert r["ops"][op]["hefl_per_s"] > 0 and "note" in r["ops"][op]
+    fb = r["fixed_base"]
+    assert fb["window_bits"] == 10 and fb["exp_bits"] == 128 and fb["windows"] == 13
+    assert fb["table_bytes"] == 13 * 1024 * 64 and fb["holder_table_bytes"] > 0
+    assert [row["window_bits"] for row in fb["survey"]] == [3, 4]
+    for row in fb["survey"]:
+        assert row["windows"] == -(-128 // row["window_bits"])
+        assert row["table_bytes"] == row["windows"] * (1 << row["window_bits"]) * 64
+        assert row["encrypt_public_per_s_one_core"] > 0 and row["encrypt_keyholder_per_s_one_core"] > 0
+    assert r["targets"]["fedavg_round"]["min_speedup"] == 1500.0
+
+
+def test_bench_windows_argument_is_checked(capsys):
+    assert main(["bench", "paillier", "--quick", "--key-bits", "256", "--windows", "x"]) != 0
+    assert "--windows" in capsys.readouterr().err

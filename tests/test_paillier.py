@@ -120,12 +120,50 @@ def test_crt_encryption_equals_public_encryption(keys2048, rng, accel):
     assert crt.ciphertexts == [textbook_encrypt(pub, m, r) for m, r in zip(ms, rs)]
 
 
+def test_secret_exponents_use_powmod_sec_never_powmod(monkeypatch, rng):
+    # In one process (workers=1), gmpy2.powmod raises: decryption and the key
+    # holder's textbook CRT encryption must still work, on powmod_sec.
+    from hefl.accel.cpu import CpuAccelerator
+
+    pub, priv = generate_keypair(256)
+    ms = [0, 1, pub.n - 1] + [rng.randrange(pub.n) for _ in range(5)]
+    rs = [rng.randrange(1, pub.n) for _ in ms]
+    with CpuAccelerator(workers=1) as acc:
+        he = Paillier(pub, priv, acc)
+        djn_cv = he.encrypt(ms)          # tables built before the patch
+        calls = []
+        real_sec = gmpy2.powmod_sec
+
+        def refuse(*a):
+            raise AssertionError("variable-time gmpy2.powmod used with the private key")
+
+        def counting(b, e, m):
+            calls.append((int(e), int(m)))
+            return real_sec(b, e, m)
+
+        monkeypatch.setattr(gmpy2, "powmod", refuse)
+        monkeypatch.setattr(gmpy2, "powmod_sec", counting)
+        assert he.decrypt(djn_cv) == ms
+        assert sorted(set(calls)) == sorted({(priv.p - 1, priv.p2), (priv.q - 1, priv.q2)})
+        assert len(calls) == 2 * len(ms)
+        calls.clear()
+        fresh = he.encrypt(ms, method="textbook")
+        assert {e for e, _ in calls} == {priv.p, priv.q}
+        explicit = he.encrypt(ms, randomness=rs)
+        assert {e for e, _ in calls} == {priv.p, priv.q, priv.q_mod_pm1, priv.p_mod_qm1}
+        assert he.decrypt(fresh) == ms and he.decrypt(explicit) == ms
+        assert explicit.ciphertexts == [textbook_encrypt(pub, m, r) for m, r in zip(ms, rs)]
+        # DJN encryption needs no exponentiation at all once the tables exist.
+        calls.clear()
+        assert he.decrypt(he.encrypt(ms[:2])) == ms[:2] and len(calls) == 4
+
+
 def test_crt_fresh_obfuscators_are_nth_residues(keys256, accel):
     # Encryptions of 0 are bare obfuscators r^n: elements of the subgroup of
     # n-th residues, whose order divides φ(n). g = n + 1 (order n) is not one.
     pub, priv = keys256
     phi = (priv.p - 1) * (priv.q - 1)
-    zeros = Paillier(pub, priv, accel).encrypt([0] * 20).ciphertexts
+    zeros = Paillier(pub, priv, accel).encrypt([0] * 20, method="textbook").ciphertexts
     assert len(set(zeros)) == 20
     assert all(pow(c, phi, pub.n2) == 1 for c in zeros)
     assert pow(pub.n + 1, phi, pub.n2) != 1

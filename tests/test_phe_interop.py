@@ -4,7 +4,7 @@ import phe
 import pytest
 
 from hefl.accel.cpu import CpuAccelerator
-from hefl.paillier import CipherVector, Paillier, generate_keypair
+from hefl.paillier import METHODS, CipherVector, Paillier, generate_keypair
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,9 @@ def test_phe_decrypts_hefl(keys, accel, rng):
     pub, priv, phe_pub, phe_priv = keys
     ms = [0, 1, pub.n - 1] + [rng.randrange(pub.n) for _ in range(5)]
     for he in (Paillier(pub, priv, accel), Paillier(pub, accel=accel)):   # CRT and public encryption
-        cv = he.encrypt(ms)
-        assert [phe_priv.raw_decrypt(c) for c in cv.ciphertexts] == ms
+        for method in METHODS:                                             # DJN fixed-base and r^n
+            cv = he.encrypt(ms, method=method)
+            assert [phe_priv.raw_decrypt(c) for c in cv.ciphertexts] == ms
     # Through phe's signed encoding too: small ints, and a negative scalar multiple.
     he = Paillier(pub, priv, accel)
     small = [5, 123456789, 0]

@@ -15,6 +15,7 @@ __all__ = ["BENCHMARKS", "add_arguments", "run"]
 #: benchmark name -> (module, one-line help)
 BENCHMARKS = {
     "paillier": ("hefl.bench.paillier", "cpu backend vs python-paillier: ops/s and one FedAvg round"),
+    "peers": ("hefl.bench.peers", "hefl vs python-paillier, pypaillier and SecretFlow HEU: encrypt/decrypt per second"),
     "host-overhead": ("hefl.bench.host_overhead", "device driver: host time per job (descriptor, packing, sync)"),
 }
 

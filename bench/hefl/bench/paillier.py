@@ -6,7 +6,16 @@ Measures, on this machine and in this process, for one key:
   backend, all cores: the process pool) and for python-paillier (``phe``,
   one core, its own gmpy2 path). hefl's ``encrypt`` is the key holder's CRT
   encryption (FL clients hold the key pair, docs/design.md §5.1); ``encrypt_public``
-  is the public-key path, for a party without the private key.
+  is the public-key path, for a party without the private key. Both use
+  hefl's default, short-exponent fixed-base (DJN) encryption (§1.6);
+  ``encrypt_textbook`` and ``encrypt_public_textbook`` are the same with
+  ``r^n``. hefl's ``decrypt`` is the scheme's, with its secret exponents
+  on the constant-time ``gmpy2.powmod_sec``; ``hefl_variable_time_per_s``
+  beside it is the same CRT decryption on ``gmpy2.powmod`` (computed here,
+  for the comparison only: the scheme offers no such path).
+* ``fixed_base``: the tables of this key (window ``k``, bytes, build time)
+  and a survey of window widths (``--windows``): table size, build time and
+  one-core encryption rate for each, the measurement ``k`` was chosen by.
 * ``fedavg_round``: one FedAvg round of ``--params`` float parameters over
   ``--clients`` clients, end to end: every client clips, quantises, packs
   (hefl) and encrypts, hefl also serialises and the aggregator parses and
@@ -34,19 +43,23 @@ import numpy as np
 
 from hefl.accel.cpu import CpuAccelerator
 from hefl.errors import HeflError, VerificationError
-from hefl.paillier import CipherVector, Paillier, generate_keypair
+from hefl.paillier import CipherVector, Paillier, djn, generate_keypair
 
 __all__ = ["add_arguments", "run", "measure", "TARGETS"]
 
 #: Speed-ups the issue asks for (hefl / phe).
-TARGETS = {"encrypt": 1.8, "decrypt": 1.5, "fedavg_round": 100.0}
+TARGETS = {"encrypt": 1.8, "decrypt": 1.5, "fedavg_round": 1500.0}
 
-_FULL = {"encrypt": 240, "encrypt_public": 120, "decrypt": 480, "add": 4000, "scalar_mul": 400,
+_FULL = {"encrypt": 960, "encrypt_public": 480, "encrypt_textbook": 240, "encrypt_public_textbook": 60,
+         "decrypt": 480, "add": 4000, "scalar_mul": 400,
          "phe_encrypt": 60, "phe_decrypt": 160, "phe_add": 4000, "phe_scalar_mul": 200,
-         "params": 100_000, "phe_slice": 200}
-_QUICK = {"encrypt": 16, "encrypt_public": 8, "decrypt": 16, "add": 100, "scalar_mul": 16,
+         "params": 100_000, "phe_slice": 200, "survey": 60}
+_QUICK = {"encrypt": 16, "encrypt_public": 8, "encrypt_textbook": 8, "encrypt_public_textbook": 4,
+          "decrypt": 16, "add": 100, "scalar_mul": 16,
           "phe_encrypt": 8, "phe_decrypt": 8, "phe_add": 100, "phe_scalar_mul": 8,
-          "params": 2_000, "phe_slice": 10}
+          "params": 2_000, "phe_slice": 10, "survey": 4}
+#: Window widths surveyed by default (``--windows``).
+WINDOWS = (4, 5, 6, 8, 10, 11)
 
 
 def add_arguments(parser):
@@ -63,6 +76,10 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=None, help="seed of the synthetic updates")
     parser.add_argument("--repeat", type=int, default=None,
                         help="alternating passes of the op measurements, best kept (default 5; 1 with --quick)")
+    parser.add_argument("--windows", default=None,
+                        help="fixed-base window widths k to survey, comma-separated "
+                             f"(default {','.join(map(str, WINDOWS))}; the key size's default with --quick; "
+                             "'none' to skip)")
 
 
 def _timed(fn):
@@ -96,16 +113,25 @@ class _HeflOps:
         self.b = CipherVector(pub, [secrets.randbelow(n2 - 1) + 1 for _ in range(k)])
         self.ks = [rng.randrange(-(1 << 63), 1 << 63) for _ in range(counts["scalar_mul"])]
 
+    def _encrypt(self, he, count, method, what):
+        ms = self.ms[:count]
+        cv, t = _timed(lambda: he.encrypt(ms, method=method))
+        _check(self.holder.decrypt(cv[:4]) == ms[:4] and len(cv) == len(ms), what)
+        return len(ms), t
+
     def encrypt(self):
-        cv, t = _timed(lambda: self.holder.encrypt(self.ms))
-        _check(self.holder.decrypt(cv[:4]) == self.ms[:4], "hefl encryption")
-        return len(self.ms), t
+        return self._encrypt(self.holder, self.counts["encrypt"], "djn", "hefl encryption")
 
     def encrypt_public(self):
-        msp = self.ms[:self.counts["encrypt_public"]]
-        cvp, t = _timed(lambda: self.public.encrypt(msp))
-        _check(self.holder.decrypt(cvp[:4]) == msp[:4], "hefl public-key encryption")
-        return len(msp), t
+        return self._encrypt(self.public, self.counts["encrypt_public"], "djn", "hefl public-key encryption")
+
+    def encrypt_textbook(self):
+        return self._encrypt(self.holder, self.counts["encrypt_textbook"], "textbook",
+                             "hefl textbook encryption")
+
+    def encrypt_public_textbook(self):
+        return self._encrypt(self.public, self.counts["encrypt_public_textbook"], "textbook",
+                             "hefl public-key textbook encryption")
 
     def decrypt(self):
         # More ciphertexts than were encrypted, by repetition: the cost does
@@ -115,6 +141,15 @@ class _HeflOps:
         big = CipherVector(self.pub, (self.cv.ciphertexts * reps)[:k])
         out, t = _timed(lambda: self.holder.decrypt(big))
         _check(out == (self.ms * reps)[:k], "hefl decryption")
+        return k, t
+
+    def decrypt_variable_time(self):
+        """:meth:`decrypt` with ``gmpy2.powmod`` for the secret exponents: the figure powmod_sec costs against."""
+        k = self.counts["decrypt"]
+        reps = -(-k // len(self.cv))
+        cts = (self.cv.ciphertexts * reps)[:k]
+        out, t = _timed(lambda: _decrypt_variable_time(self.holder, cts))
+        _check(out == (self.ms * reps)[:k], "hefl variable-time decryption")
         return k, t
 
     def add(self):
@@ -132,6 +167,45 @@ class _HeflOps:
         _check(self.holder.decrypt(sm[:8]) == [ks[i] * ms[i % len(ms)] % n for i in range(min(8, k))],
                "hefl scalar multiply")
         return k, t
+
+
+def _decrypt_variable_time(he, cts):
+    # The scheme's CRT decryption (Paillier.decrypt), with accel.powmod.
+    priv, accel = he.private_key, he.accel
+    p, q, p2, q2 = priv.p, priv.q, priv.p2, priv.q2
+    xp = accel.powmod([c % p2 for c in cts], [p - 1] * len(cts), p2)
+    xq = accel.powmod([c % q2 for c in cts], [q - 1] * len(cts), q2)
+    hp, hq = gmpy2.mpz(priv.hp), gmpy2.mpz(priv.hq)
+    return [int(priv.crt((gmpy2.mpz(a) - 1) // p * hp % p, (gmpy2.mpz(b) - 1) // q * hq % q))
+            for a, b in zip(xp, xq)]
+
+
+def _survey(pub, priv, windows, count):
+    """Table size, build time and one-core DJN encryption rate (best of 3) for each window width ``k``."""
+    out = []
+    ms = [secrets.randbelow(pub.n) for _ in range(count)]
+    with CpuAccelerator(workers=1) as one_core:
+        for k in windows:
+            public, t_public = _timed(lambda: djn.build(pub, None, k))
+            holder, t_holder = _timed(lambda: djn.build(pub, priv, k))
+            row = {"window_bits": k, "windows": public.tables["n2"].windows,
+                   "table_bytes": public.nbytes, "build_s": t_public,
+                   "holder_table_bytes": holder.nbytes, "holder_build_s": t_holder}
+            for name, tables, key in (("encrypt_public", public, None), ("encrypt_keyholder", holder, priv)):
+                he = Paillier(pub, key, one_core, tables=tables)
+                he.encrypt(ms[:1])                  # untimed: the backend registers the tables
+                best = None
+                for _ in range(3):                  # best of 3: the machine may be shared
+                    cv, t = _timed(lambda: he.encrypt(ms))
+                    _check(Paillier(pub, priv, one_core).decrypt(cv[:2]) == ms[:2], f"survey k={k} {name}")
+                    best = t if best is None else min(best, t)
+                row[f"{name}_per_s_one_core"] = count / best
+            out.append(row)
+            _log(f"fixed base k={k}: W={row['windows']}, table {row['table_bytes'] / 2 ** 20:.1f} MiB "
+                 f"built in {t_public:.2f} s (holder {row['holder_table_bytes'] / 2 ** 20:.1f} MiB, "
+                 f"{t_holder:.2f} s); one core: public {row['encrypt_public_per_s_one_core']:.0f}/s, "
+                 f"key holder {row['encrypt_keyholder_per_s_one_core']:.0f}/s")
+    return out
 
 
 class _PheOps:
@@ -181,6 +255,8 @@ class _PheOps:
 
 
 _OPS = ("encrypt", "decrypt", "add", "scalar_mul")
+# hefl's other paths, measured in the same passes (no phe counterpart).
+_HEFL_ONLY = ("encrypt_public", "encrypt_textbook", "encrypt_public_textbook", "decrypt_variable_time")
 
 
 def _updates(nparams, clients, seed, alpha):
@@ -246,8 +322,22 @@ def _phe_round(phe, phe_pub, phe_priv, updates, slice_len, alpha):
     return t
 
 
+def _parse_windows(text, quick, key_bits):
+    if text is None:
+        return (djn.window_bits_for(key_bits),) if quick else WINDOWS
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        ks = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise HeflError(f"--windows takes comma-separated integers, not {text!r}") from None
+    if any(not 1 <= k <= 16 for k in ks):
+        raise HeflError("--windows: each k must be in [1, 16]")
+    return ks
+
+
 def measure(key_bits=2048, *, quick=False, workers=None, params=None, clients=3, phe_slice=None,
-            value_bits=16, alpha=1.0, seed=None, repeat=None):
+            value_bits=16, alpha=1.0, seed=None, repeat=None, windows=None):
     """Run the benchmark and return the result dict (see the module docstring)."""
     import random
 
@@ -267,29 +357,37 @@ def measure(key_bits=2048, *, quick=False, workers=None, params=None, clients=3,
         raise HeflError("--repeat must be at least 1")
     seed = secrets.randbits(32) if seed is None else seed
     rng = random.Random(seed)
+    windows = _parse_windows(windows, quick, key_bits) if not isinstance(windows, tuple) else windows
 
     load_before = os.getloadavg()
     _log(f"key: generating {key_bits}-bit key pair")
     (pub, priv), t_keygen = _timed(lambda: generate_keypair(key_bits))
     accel = CpuAccelerator(workers=workers)
     try:
-        # Warm-up: start the worker pool outside the timed region.
+        # Warm-up outside the timed region: build this key's fixed-base
+        # tables and start the worker pool holding them (batches large
+        # enough to go to the pool).
         warm = Paillier(pub, priv, accel)
-        warm.decrypt(warm.encrypt([1] * (4 * accel.workers)))
+        warm_public = Paillier(pub, accel=accel)
+        many = [1] * (64 * accel.workers)
+        warm.decrypt(warm.encrypt(many))
+        warm.decrypt(warm_public.encrypt(many))
+        t_holder_tables, t_public_tables = warm.tables().build_s, warm_public.tables().build_s
 
         hefl_bench = _HeflOps(pub, priv, accel, counts, rng)
         phe_bench = _PheOps(phe, pub, priv, counts, rng)
         # Alternate the two libraries operation by operation and keep each
         # one's best pass: the machine is shared, and load spikes should not
         # decide the ratio.
-        hefl_runs = {op: [] for op in _OPS + ("encrypt_public",)}
+        hefl_runs = {op: [] for op in _OPS + _HEFL_ONLY}
         phe_runs = {op: [] for op in _OPS}
         for i in range(repeat):
             _log(f"ops pass {i + 1}/{repeat}: hefl ({accel.workers} workers) and phe (1 core), interleaved")
             for op in _OPS:
                 hefl_runs[op].append(getattr(hefl_bench, op)())
                 phe_runs[op].append(getattr(phe_bench, op)())
-            hefl_runs["encrypt_public"].append(hefl_bench.encrypt_public())
+            for op in _HEFL_ONLY:
+                hefl_runs[op].append(getattr(hefl_bench, op)())
         hefl_ops = {op: min(runs, key=lambda x: x[1] / x[0]) for op, runs in hefl_runs.items()}
         phe_ops = {op: min(runs, key=lambda x: x[1] / x[0]) for op, runs in phe_runs.items()}
         phe_pub, phe_priv = phe_bench.pub, phe_bench.priv
@@ -301,6 +399,7 @@ def measure(key_bits=2048, *, quick=False, workers=None, params=None, clients=3,
         t_slice = _phe_round(phe, phe_pub, phe_priv, updates, phe_slice, alpha)
     finally:
         accel.close()
+    survey = _survey(pub, priv, windows, counts["survey"]) if windows else []
 
     ops = {}
     for op in ("encrypt", "decrypt", "add", "scalar_mul"):
@@ -309,12 +408,23 @@ def measure(key_bits=2048, *, quick=False, workers=None, params=None, clients=3,
                    "hefl_count": hn, "phe_count": pn,
                    "hefl_passes_per_s": [c / t for c, t in hefl_runs[op]],
                    "phe_passes_per_s": [c / t for c, t in phe_runs[op]]}
-    hn, ht = hefl_ops["encrypt_public"]
-    ops["encrypt_public"] = {"hefl_per_s": hn / ht, "phe_per_s": ops["encrypt"]["phe_per_s"],
-                             "speedup": (hn / ht) / ops["encrypt"]["phe_per_s"], "hefl_count": hn,
-                             "hefl_passes_per_s": [c / t for c, t in hefl_runs["encrypt_public"]],
-                             "note": "hefl without the private key (no CRT); phe's encrypt is always public-key"}
-    ops["encrypt"]["note"] = "hefl: key holder's CRT encryption; phe: public-key encryption (phe has no CRT encrypt)"
+    notes = {"encrypt_public": "hefl DJN without the private key (no CRT); phe's encrypt is always public-key",
+             "encrypt_textbook": "hefl key holder's CRT encryption with textbook r^n (its exponents on powmod_sec)",
+             "encrypt_public_textbook": "hefl textbook r^n without the private key"}
+    for op, note in notes.items():
+        hn, ht = hefl_ops[op]
+        ops[op] = {"hefl_per_s": hn / ht, "phe_per_s": ops["encrypt"]["phe_per_s"],
+                   "speedup": (hn / ht) / ops["encrypt"]["phe_per_s"], "hefl_count": hn,
+                   "hefl_passes_per_s": [c / t for c, t in hefl_runs[op]], "note": note}
+    ops["encrypt"]["note"] = ("hefl: key holder's CRT encryption, short-exponent fixed-base (DJN); "
+                              "phe: public-key encryption (phe has no CRT encrypt)")
+    vn, vt = hefl_ops["decrypt_variable_time"]
+    ops["decrypt"].update(
+        hefl_variable_time_per_s=vn / vt, speedup_variable_time=(vn / vt) / ops["decrypt"]["phe_per_s"],
+        constant_time_cost=(vn / vt) / ops["decrypt"]["hefl_per_s"],
+        hefl_variable_time_passes_per_s=[c / t for c, t in hefl_runs["decrypt_variable_time"]],
+        note="hefl_per_s: the scheme's decryption, secret exponents on gmpy2.powmod_sec (constant time); "
+             "hefl_variable_time_per_s: the same on gmpy2.powmod; constant_time_cost = variable / constant")
     fed["phe_s"] = t_slice * params / phe_slice
     fed["phe_extrapolated"] = phe_slice < params
     fed["phe_slice_params"] = phe_slice
@@ -338,6 +448,11 @@ def measure(key_bits=2048, *, quick=False, workers=None, params=None, clients=3,
                     "platform": platform.platform(), "gmpy2": gmpy2.version(),
                     "phe": getattr(phe, "__version__", "unknown")},
         "ops": ops,
+        "fixed_base": {"window_bits": warm.tables().window_bits, "exp_bits": djn.exponent_bits(key_bits),
+                       "windows": warm.tables().tables["p2"].windows,
+                       "table_bytes": warm_public.tables().nbytes, "table_build_s": t_public_tables,
+                       "holder_table_bytes": warm.tables().nbytes, "holder_table_build_s": t_holder_tables,
+                       "survey": survey},
         "fedavg_round": fed,
         "targets": {k: {"min_speedup": v, "measured": speedups[k], "met": speedups[k] >= v}
                     for k, v in TARGETS.items()},
@@ -348,13 +463,22 @@ def measure(key_bits=2048, *, quick=False, workers=None, params=None, clients=3,
 def _table(r):
     lines = [f"Paillier {r['key_bits']}-bit, hefl cpu backend ({r['hefl_workers']} workers) vs phe (1 core)"
              + ("  [--quick: not a speed measurement]" if r["quick"] else ""),
-             f"{'op':<16}{'hefl/s':>12}{'phe/s':>12}{'speedup':>10}"]
+             f"{'op':<24}{'hefl/s':>12}{'phe/s':>12}{'speedup':>10}"]
     for op, v in r["ops"].items():
-        lines.append(f"{op:<16}{v['hefl_per_s']:>12.1f}{v['phe_per_s']:>12.1f}{v['speedup']:>9.2f}x")
+        lines.append(f"{op:<24}{v['hefl_per_s']:>12.1f}{v['phe_per_s']:>12.1f}{v['speedup']:>9.2f}x")
     f = r["fedavg_round"]
     lines.append(f"FedAvg round, {f['params']} params x {f['clients']} clients: hefl {f['hefl_s']:.2f} s, "
                  f"phe {f['phe_s']:.1f} s{' (extrapolated from %d params)' % f['phe_slice_params'] if f['phe_extrapolated'] else ''}"
                  f", speedup {f['speedup']:.0f}x")
+    d = r["ops"]["decrypt"]
+    lines.append(f"decrypt: constant-time {d['hefl_per_s']:.1f}/s, "
+                 f"variable-time {d['hefl_variable_time_per_s']:.1f}/s "
+                 f"(powmod_sec costs {d['constant_time_cost']:.2f}x)")
+    fb = r["fixed_base"]
+    mib = 2 ** 20
+    lines.append(f"fixed-base tables: k={fb['window_bits']}, W={fb['windows']}, "
+                 f"public {fb['table_bytes'] / mib:.1f} MiB in {fb['table_build_s']:.2f} s, "
+                 f"key holder {fb['holder_table_bytes'] / mib:.1f} MiB in {fb['holder_table_build_s']:.2f} s")
     for k, v in r["targets"].items():
         lines.append(f"target {k}: >= {v['min_speedup']}x, measured {v['measured']:.2f}x: "
                      f"{'met' if v['met'] else 'NOT met'}")
@@ -364,7 +488,7 @@ def _table(r):
 def run(args):
     r = measure(args.key_bits, quick=args.quick, workers=args.workers, params=args.params,
                 clients=args.clients, phe_slice=args.phe_slice, value_bits=args.value_bits,
-                alpha=args.alpha, seed=args.seed, repeat=args.repeat)
+                alpha=args.alpha, seed=args.seed, repeat=args.repeat, windows=args.windows)
     print(_table(r))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

@@ -7,17 +7,49 @@ threshold are cut into chunks and spread over a pool of worker processes
 by :meth:`CpuAccelerator.close`. Operands travel to the workers as plain
 Python ints through the pool's pipe: the workers are our own processes, not
 another party, so pickling here carries no trust issue.
+
+Secret exponents
+----------------
+:meth:`CpuAccelerator.powmod_secret` runs ``gmpy2.powmod_sec`` (GMP's
+``mpz_powm_sec``: the same sequence of operations and memory accesses for
+every exponent of a given length). :class:`hefl.paillier.Paillier` chooses
+it for every exponent derived from the private key (decryption's
+``p - 1``, ``q - 1``; the key holder's CRT exponents); public exponents
+(``n``, scalars) stay on the faster variable-time ``gmpy2.powmod``.
+
+Fixed-base tables
+-----------------
+:meth:`~hefl.accel.base.Accelerator.fixed_base` multiplies table entries
+(:mod:`hefl.golden.fixedbase`) on one schedule for every exponent:
+``W`` multiplications and reductions, every operand and product of a
+fixed limb count (each step adds a fixed multiple of the modulus to the
+accumulator first; see ``_Prepared``), digits read from the exponent with a
+sentinel bit set above its top digit (so every shift works on a number of
+one size), the extra factor first (so ``1 + m·n`` for a small ``m`` is no
+shorter operand). No digit value is tested. The table's
+entries go to each worker once: a table is registered here on first use
+(its entries converted to ``mpz``), and the pool is restarted with every
+registered table as its workers' initial state (inherited by ``fork``,
+pickled once per worker otherwise); later batches send only the table's
+token, the exponents and the factors.
 """
 
 import multiprocessing
 import os
+from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 import gmpy2
 
-from hefl.accel.base import Accelerator, register_backend
-from hefl.errors import BackendUnavailable, DeviceError
+from hefl.accel.base import (
+    Accelerator,
+    register_backend,
+    validate_exponents,
+    validate_modulus,
+    validate_operands,
+)
+from hefl.errors import BackendUnavailable, DeviceError, OperandRangeError
 
 __all__ = ["CpuAccelerator"]
 
@@ -26,6 +58,8 @@ __all__ = ["CpuAccelerator"]
 # ~207k/s). Only used to decide whether a batch is worth the pool.
 _POWMOD_S_4096x2048 = 1 / 107
 _MULMOD_S_4096 = 1 / 207e3
+# gmpy2.powmod_sec against powmod, 2048-bit modulus, 1024-bit exponent: ~1.27x.
+_SEC_FACTOR = 1.3
 # Target work per chunk sent to a worker.
 _CHUNK_S = 0.025
 
@@ -36,6 +70,19 @@ def _powmod_chunk(bases, exps, modulus):
         e = gmpy2.mpz(exps)
         return [int(gmpy2.powmod(b, e, m)) for b in bases]
     return [int(gmpy2.powmod(b, e, m)) for b, e in zip(bases, exps)]
+
+
+def _powmod_sec_chunk(bases, exps, modulus):
+    # mpz_powm_sec needs an exponent > 0; 0 (never a secret Paillier
+    # exponent) is answered without a call.
+    m = gmpy2.mpz(modulus)
+    one = int(gmpy2.mpz(1) % m)
+    if isinstance(exps, int):
+        if exps == 0:
+            return [one] * len(bases)
+        e = gmpy2.mpz(exps)
+        return [int(gmpy2.powmod_sec(b, e, m)) for b in bases]
+    return [int(gmpy2.powmod_sec(b, e, m)) if e else one for b, e in zip(bases, exps)]
 
 
 def _mulmod_chunk(a, b, modulus):
@@ -52,6 +99,101 @@ def _product_chunk(groups, modulus):
             acc = acc * x % m
         out.append(int(acc))
     return out
+
+
+# --- fixed-base tables ------------------------------------------------------
+
+_LIMB_BITS = 64   # GMP's limb on every 64-bit platform gmpy2 ships for
+
+
+def _limbs(x):
+    return -(-int(x).bit_length() // _LIMB_BITS)
+
+
+class _Prepared:
+    """A table in the form the product loop reads: flat ``mpz`` entries and the schedule's constants.
+
+    ``entries[i · 2^k + d] = T[i][d]``, each of exactly the modulus's limb
+    count ``L`` (an entry that happens to be shorter is stored plus the
+    modulus: same residue, full length). Every step of the loop is
+    ``acc = (acc + pad) · entry mod m``, where ``pad`` is the multiple of
+    ``m`` chosen here so that, for every ``acc`` in ``[0, m)`` and every
+    entry, ``acc + pad`` has exactly ``L + s + 1`` limbs and the product
+    exactly ``2L + s``: checked on this table's actual extremes, so every
+    multiplication and every reduction of every encryption has the same
+    operand sizes, whatever the exponent, the factor (``1 + m·n`` is one limb
+    for ``m = 0``) or the intermediate values.
+    """
+
+    __slots__ = ("entries", "k", "windows", "modulus", "pad", "sentinel", "steps", "later", "limbs")
+
+    def __init__(self, table):
+        m = gmpy2.mpz(table.modulus)
+        size = _limbs(m)
+        floor = gmpy2.mpz(1) << (_LIMB_BITS * (size - 1))
+        entries = []
+        for row in table.rows:
+            for x in row:
+                x = gmpy2.mpz(x)
+                entries.append(x + m if x < floor and _limbs(x + m) == size else x)
+        self.entries = entries
+        self.k = table.k
+        self.windows = table.windows
+        self.modulus = m
+        self.pad, self.limbs = self._pad(m, size, min(entries), max(entries))
+        # A bit above the top digit: every exponent becomes one length.
+        self.sentinel = 1 << (table.k * table.windows)
+        # (row offset, shift) of each digit, least significant first.
+        self.steps = tuple((i << table.k, table.k * i) for i in range(table.windows))
+        self.later = self.steps[1:]
+
+    @staticmethod
+    def _pad(m, size, v_min, v_max):
+        # Smallest s whose pad keeps operand and product limb counts fixed;
+        # s = 1 unless m's top limb is all ones.
+        one = gmpy2.mpz(1)
+        x_span = max(m - 1, v_max)                 # acc is a residue, or a first entry
+        for s in range(1, 4):
+            pad = -(-(one << (_LIMB_BITS * (size + s))) // m) * m
+            lo, hi = pad * v_min, (pad + x_span) * v_max
+            if (_limbs(pad) == _limbs(pad + x_span) == size + s + 1
+                    and _limbs(lo) == _limbs(hi) == 2 * size + s and _limbs(v_min) == _limbs(v_max)):
+                return pad, (size + s + 1, size, 2 * size + s)
+        # Only for a modulus whose top limb is all ones (the products then
+        # straddle a limb boundary whatever s is): correct, sizes not fixed.
+        return pad, None
+
+
+def _fixed_base_products(t, exps, factors):
+    """``base^e · f mod m`` for each exponent, on one schedule (see :class:`_Prepared`)."""
+    entries, m, pad, mask = t.entries, t.modulus, t.pad, (1 << t.k) - 1
+    out = []
+    for j, e in enumerate(exps):
+        e |= t.sentinel
+        if factors is None:
+            acc = entries[e & mask]
+            rest = t.later
+        else:
+            acc = factors[j]
+            rest = t.steps
+        for off, shift in rest:
+            acc = (acc + pad) * entries[off | ((e >> shift) & mask)] % m
+        out.append(int(acc))
+    return out
+
+
+# token -> _Prepared, in each worker (the pool's initial state) and, for the
+# in-process path, in this process through the accelerator's registry.
+_WORKER_TABLES = {}
+
+
+def _install_tables(tables):
+    _WORKER_TABLES.clear()
+    _WORKER_TABLES.update(tables)
+
+
+def _fixed_base_chunk(token, exps, factors):
+    return _fixed_base_products(_WORKER_TABLES[token], exps, factors)
 
 
 class CpuAccelerator(Accelerator):
@@ -73,12 +215,16 @@ class CpuAccelerator(Accelerator):
         caller's script and starts fastest; the workers only run gmpy2, so
         locks held by other threads at fork time do not concern them.
         ``forkserver`` and ``spawn`` work too, with the usual guard.
+    max_tables : int
+        Fixed-base tables kept registered (a key holder uses two per key,
+        a public-key party one); the least recently used beyond it is
+        dropped and rebuilt from its table if used again.
     """
 
     name = "cpu"
 
     def __init__(self, *, workers=None, parallel_threshold_s=0.02, chunks_per_worker=4,
-                 mp_start=None):
+                 mp_start=None, max_tables=6):
         super().__init__()
         if workers is None:
             workers = os.cpu_count() or 1
@@ -94,7 +240,14 @@ class CpuAccelerator(Accelerator):
         self._chunks_per_worker = max(1, int(chunks_per_worker))
         self._mp_start = mp_start
         self._pool = None
-        self.stats.update({"parallel_batches": 0, "serial_batches": 0})
+        # id(table.rows) -> (rows, table key, token, _Prepared); rows kept
+        # alive so that the id names them while registered.
+        self._tables = OrderedDict()
+        self._max_tables = max(1, int(max_tables))
+        self._next_token = 0
+        self._pool_tokens = frozenset()
+        self.stats.update({"parallel_batches": 0, "serial_batches": 0, "tables_registered": 0,
+                           "pool_starts": 0})
 
     @property
     def workers(self):
@@ -103,17 +256,28 @@ class CpuAccelerator(Accelerator):
 
     # --- pool management --------------------------------------------------
 
-    def _get_pool(self):
+    def _get_pool(self, token=None):
+        if self._pool is not None and token is not None and token not in self._pool_tokens:
+            # A table the workers do not hold: restart them with it.
+            self._shutdown_pool()
         if self._pool is None:
             ctx = multiprocessing.get_context(self._mp_start)
-            self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=ctx)
+            tables = {tok: prep for _, _, tok, prep in self._tables.values()}
+            self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=ctx,
+                                             initializer=_install_tables, initargs=(tables,))
+            self._pool_tokens = frozenset(tables)
+            self.stats["pool_starts"] += 1
         return self._pool
 
-    def close(self):
-        """Shut the worker pool down (a later batch starts a new one)."""
+    def _shutdown_pool(self):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+            self._pool_tokens = frozenset()
+
+    def close(self):
+        """Shut the worker pool down (a later batch starts a new one)."""
+        self._shutdown_pool()
 
     def __del__(self):
         # Best effort only: explicit close() is the contract.
@@ -135,12 +299,12 @@ class CpuAccelerator(Accelerator):
         size = -(-count // parts)
         return [(i, min(i + size, count)) for i in range(0, count, size)]
 
-    def _run(self, fn, count, estimate_s, make_args):
+    def _run(self, fn, count, estimate_s, make_args, token=None):
         if not self._parallel(estimate_s, count):
             self.stats["serial_batches"] += 1
             return fn(*make_args(0, count))
         self.stats["parallel_batches"] += 1
-        pool = self._get_pool()
+        pool = self._get_pool(token)
         try:
             futures = [pool.submit(fn, *make_args(lo, hi)) for lo, hi in self._chunks(count, estimate_s)]
             out = []
@@ -150,23 +314,46 @@ class CpuAccelerator(Accelerator):
             # A worker was killed (OOM killer, signal): drop the pool so the
             # next batch starts a fresh one, and say what happened.
             self._pool = None
+            self._pool_tokens = frozenset()
             pool.shutdown(wait=False, cancel_futures=True)
             raise DeviceError(f"a cpu worker process died during the batch ({e}); the batch was not computed") from e
         return out
 
+    # --- secret exponents -------------------------------------------------
+
+    def powmod_secret(self, bases, exps, modulus):
+        """:meth:`powmod` for secret exponents: ``gmpy2.powmod_sec``, whose time does not follow the exponent.
+
+        Same contract and validation as :meth:`powmod`. Slower (about 1.3×
+        at 2048-bit moduli); :class:`hefl.paillier.Paillier` uses it for the
+        exponents derived from the private key, never for public ones.
+        """
+        modulus = validate_modulus(modulus)
+        bases = validate_operands(bases, modulus, "base")
+        exps = validate_exponents(exps)
+        if len(bases) != len(exps):
+            raise OperandRangeError(f"{len(bases)} bases but {len(exps)} exponents")
+        return self._dispatch(self._powmod_sec, bases, exps, modulus)
+
     # --- hooks --------------------------------------------------------------
 
     def _powmod(self, bases, exps, modulus):
+        return self._powmod_with(_powmod_chunk, 1.0, bases, exps, modulus)
+
+    def _powmod_sec(self, bases, exps, modulus):
+        return self._powmod_with(_powmod_sec_chunk, _SEC_FACTOR, bases, exps, modulus)
+
+    def _powmod_with(self, chunk, factor, bases, exps, modulus):
         mbits = modulus.bit_length()
         first = exps[0]
         same = all(e == first for e in exps)
         ebits = first.bit_length() if same else max(e.bit_length() for e in exps)
-        estimate = len(bases) * _POWMOD_S_4096x2048 * (mbits / 4096) ** 2 * (ebits / 2048)
+        estimate = factor * len(bases) * _POWMOD_S_4096x2048 * (mbits / 4096) ** 2 * (ebits / 2048)
         if same:
             # One exponent for the whole batch (r^n, c^(p-1)): send it once.
-            return self._run(_powmod_chunk, len(bases), estimate,
+            return self._run(chunk, len(bases), estimate,
                              lambda lo, hi: (bases[lo:hi], first, modulus))
-        return self._run(_powmod_chunk, len(bases), estimate,
+        return self._run(chunk, len(bases), estimate,
                          lambda lo, hi: (bases[lo:hi], exps[lo:hi], modulus))
 
     def _mulmod(self, a, b, modulus):
@@ -181,6 +368,33 @@ class CpuAccelerator(Accelerator):
         estimate = factors * _MULMOD_S_4096 * (modulus.bit_length() / 4096) ** 2
         return self._run(_product_chunk, len(groups), estimate / 4,
                          lambda lo, hi: (groups[lo:hi], modulus))
+
+
+    def _register(self, table):
+        """The token and prepared form of ``table``, registering it on first use."""
+        key = (table.modulus, table.base, table.exp_bits, table.k)
+        hit = self._tables.get(id(table.rows))
+        if hit is not None and hit[0] is table.rows and hit[1] == key:
+            self._tables.move_to_end(id(table.rows))
+            return hit[2], hit[3]
+        token, self._next_token = self._next_token, self._next_token + 1
+        prep = _Prepared(table)
+        self._tables[id(table.rows)] = (table.rows, key, token, prep)
+        self.stats["tables_registered"] += 1
+        while len(self._tables) > self._max_tables:
+            self._tables.popitem(last=False)
+        return token, prep
+
+    def _fixed_base(self, exps, table, factors):
+        token, prep = self._register(table)
+        mults = prep.windows - (factors is None)
+        estimate = len(exps) * mults * _MULMOD_S_4096 * (table.modulus.bit_length() / 4096) ** 2
+        if not self._parallel(estimate, len(exps)):
+            self.stats["serial_batches"] += 1
+            return _fixed_base_products(prep, exps, factors)
+        return self._run(_fixed_base_chunk, len(exps), estimate,
+                         lambda lo, hi: (token, exps[lo:hi], None if factors is None else factors[lo:hi]),
+                         token=token)
 
 
 register_backend("cpu", CpuAccelerator)
