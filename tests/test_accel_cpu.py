@@ -153,28 +153,33 @@ def test_powmod_secret_matches_pow_and_uses_powmod_sec(mode, request, rng, monke
     m = _odd(rng, 1024)
     bases = [rng.randrange(m) for _ in range(20)] + [0, 1, m - 1]
     exps = [rng.getrandbits(rng.randrange(1, 600)) for _ in range(20)] + [0, 1, (1 << 512) - 1]
-    assert acc.powmod_secret(bases, exps, m) == [pow(b, e, m) for b, e in zip(bases, exps)]
+    assert acc.powmod_secret(bases, exps, m, exp_bits=600) == [pow(b, e, m) for b, e in zip(bases, exps)]
     e = rng.getrandbits(512) | 1
-    assert acc.powmod_secret(bases, [e] * len(bases), m) == [pow(b, e, m) for b in bases]
-    assert acc.powmod_secret(bases[:3], [0] * 3, m) == [1, 1, 1]
+    assert acc.powmod_secret(bases, [e] * len(bases), m, exp_bits=512) == [pow(b, e, m) for b in bases]
+    assert acc.powmod_secret(bases[:3], [0] * 3, m, exp_bits=1) == [1, 1, 1]
     if mode == "serial":
         # In this process: the variable-time powmod is never reached.
         def refuse(*a):
             raise AssertionError("gmpy2.powmod called for a secret exponent")
         monkeypatch.setattr(gmpy2, "powmod", refuse)
-        assert acc.powmod_secret(bases[:4], exps[:4], m) == [pow(b, x, m) for b, x in zip(bases[:4], exps[:4])]
+        assert acc.powmod_secret(bases[:4], exps[:4], m, exp_bits=600) == [pow(b, x, m) for b, x in zip(bases[:4], exps[:4])]
 
 
 def test_powmod_secret_validates(serial):
     with pytest.raises(ModulusError):
-        serial.powmod_secret([1], [1], 10)
+        serial.powmod_secret([1], [1], 10, exp_bits=8)
     with pytest.raises(OperandRangeError):
-        serial.powmod_secret([13], [1], 13)
+        serial.powmod_secret([13], [1], 13, exp_bits=8)
     with pytest.raises(OperandRangeError):
-        serial.powmod_secret([1], [-1], 13)
+        serial.powmod_secret([1], [-1], 13, exp_bits=8)
     with pytest.raises(OperandRangeError):
-        serial.powmod_secret([1, 2], [1], 13)
-    assert serial.powmod_secret([], [], 13) == []
+        serial.powmod_secret([1, 2], [1], 13, exp_bits=8)
+    assert serial.powmod_secret([], [], 13, exp_bits=8) == []
+    # The declared length comes from the key: a longer exponent is refused, not padded.
+    with pytest.raises(OperandRangeError, match="declared 8 bits"):
+        serial.powmod_secret([2], [256], 13, exp_bits=8)
+    with pytest.raises(OperandRangeError, match="exp_bits"):
+        serial.powmod_secret([2], [3], 13, exp_bits=0)
 
 
 # --- fixed-base table products ------------------------------------------------

@@ -116,6 +116,35 @@ class Accelerator(ABC):
             raise OperandRangeError(f"{len(bases)} bases but {len(exps)} exponents")
         return self._dispatch(self._powmod, bases, exps, modulus)
 
+    def powmod_secret(self, bases, exps, modulus, *, exp_bits):
+        """:meth:`powmod` for secret exponents (private-key ones): time independent of them.
+
+        Parameters
+        ----------
+        bases, exps, modulus
+            As :meth:`powmod`.
+        exp_bits : int
+            The exponents' declared length, from the key size (``|p|`` for
+            ``p - 1``, ``q mod (p - 1)`` or ``p``), never from their values:
+            every exponent must be below ``2^exp_bits``, and a backend whose
+            time follows a length uses this one.
+
+        Backends implement ``_powmod_secret``: ``cpu`` with GMP's
+        ``mpz_powm_sec``; the device backends with the kernel's constant
+        schedule at the declared length. The default hook runs ``_powmod``,
+        so a backend whose ``powmod`` is not constant-time must override it.
+        """
+        modulus = validate_modulus(modulus)
+        bases = validate_operands(bases, modulus, "base")
+        exps = validate_exponents(exps)
+        if len(bases) != len(exps):
+            raise OperandRangeError(f"{len(bases)} bases but {len(exps)} exponents")
+        if isinstance(exp_bits, bool) or not isinstance(exp_bits, int) or exp_bits < 1:
+            raise OperandRangeError(f"exp_bits must be a positive integer, not {exp_bits!r}")
+        if any(e >> exp_bits for e in exps):
+            raise OperandRangeError(f"a secret exponent is longer than its declared {exp_bits} bits")
+        return self._dispatch(self._powmod_secret, bases, exps, modulus, exp_bits)
+
     def mulmod(self, a, b, modulus):
         """``[x · y mod modulus for x, y in zip(a, b)]``."""
         modulus = validate_modulus(modulus)
@@ -197,6 +226,9 @@ class Accelerator(ABC):
 
     @abstractmethod
     def _mulmod(self, a, b, modulus): ...
+
+    def _powmod_secret(self, bases, exps, modulus, exp_bits):
+        return self._powmod(bases, exps, modulus)
 
     def _fixed_base(self, exps, table, factors):
         # Default: one product job per exponent, of its W entries (and factor).

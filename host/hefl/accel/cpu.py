@@ -10,7 +10,7 @@ another party, so pickling here carries no trust issue.
 
 Secret exponents
 ----------------
-:meth:`CpuAccelerator.powmod_secret` runs ``gmpy2.powmod_sec`` (GMP's
+:meth:`~hefl.accel.base.Accelerator.powmod_secret` runs ``gmpy2.powmod_sec`` (GMP's
 ``mpz_powm_sec``: the same sequence of operations and memory accesses for
 every exponent of a given length). :class:`hefl.paillier.Paillier` chooses
 it for every exponent derived from the private key (decryption's
@@ -321,26 +321,14 @@ class CpuAccelerator(Accelerator):
 
     # --- secret exponents -------------------------------------------------
 
-    def powmod_secret(self, bases, exps, modulus):
-        """:meth:`powmod` for secret exponents: ``gmpy2.powmod_sec``, whose time does not follow the exponent.
-
-        Same contract and validation as :meth:`powmod`. Slower (about 1.3×
-        at 2048-bit moduli); :class:`hefl.paillier.Paillier` uses it for the
-        exponents derived from the private key, never for public ones.
-        """
-        modulus = validate_modulus(modulus)
-        bases = validate_operands(bases, modulus, "base")
-        exps = validate_exponents(exps)
-        if len(bases) != len(exps):
-            raise OperandRangeError(f"{len(bases)} bases but {len(exps)} exponents")
-        return self._dispatch(self._powmod_sec, bases, exps, modulus)
-
     # --- hooks --------------------------------------------------------------
 
     def _powmod(self, bases, exps, modulus):
         return self._powmod_with(_powmod_chunk, 1.0, bases, exps, modulus)
 
-    def _powmod_sec(self, bases, exps, modulus):
+    def _powmod_secret(self, bases, exps, modulus, exp_bits):
+        # gmpy2.powmod_sec (GMP's mpz_powm_sec): its time does not follow the
+        # exponent; about 1.1-1.3x powmod at 2048-bit moduli.
         return self._powmod_with(_powmod_sec_chunk, _SEC_FACTOR, bases, exps, modulus)
 
     def _powmod_with(self, chunk, factor, bases, exps, modulus):

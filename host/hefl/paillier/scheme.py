@@ -50,10 +50,11 @@ Secret exponents
 ----------------
 Exponents derived from the private key (decryption's ``p - 1``, ``q -
 1``; the key holder's textbook CRT exponents ``q mod (p-1)``, ``p``, ...)
-go to the accelerator's ``powmod_secret`` when it has one (the ``cpu``
-backend: ``gmpy2.powmod_sec``); the device backends' ``powmod`` runs the
-fixed schedule of docs/design.md §1.4 for every exponent already. The
-caller cannot choose the variable-time path for them. Public exponents
+go to the accelerator's ``powmod_secret`` with their length declared from
+the key size (``|p|``), never from their values: the ``cpu`` backend runs
+``gmpy2.powmod_sec``; the device backends run the fixed schedule of
+docs/design.md §1.4 at the declared length. The caller cannot choose the
+variable-time path for them. Public exponents
 (``n``, scalars) use ``powmod``.
 
 Ciphertext vectors are validated once, where they are received
@@ -197,9 +198,6 @@ class Paillier:
         self._window_bits = window_bits
         self._own_accel = accel is None
         self.accel = get_accelerator("cpu") if accel is None else accel
-        # Exponents derived from p and q: the backend's constant-time path if
-        # it has one (module docstring, "Secret exponents").
-        self._powmod_secret = getattr(self.accel, "powmod_secret", None) or self.accel.powmod
 
     @property
     def method(self):
@@ -288,6 +286,13 @@ class Paillier:
         xp = secret(up, [p] * count, p2)
         xq = secret(uq, [q] * count, q2)
         return self._join(xp, xq)
+
+    def _powmod_secret(self, bases, exps, modulus):
+        # Exponents derived from p and q (p - 1, q mod (p - 1), p): the
+        # backend's constant-time path, their declared length |p| = |q| from
+        # the key size (module docstring, "Secret exponents").
+        bits = self.private_key.p.bit_length()
+        return self.accel.powmod_secret(bases, exps, modulus, exp_bits=bits)
 
     def _encrypt_textbook(self, ms, rs):
         obf = self._obfuscators(rs, len(ms))
