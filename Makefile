@@ -15,7 +15,7 @@ export YOWASP_CACHE_DIR := $(abspath $(BUILD))/cache/yowasp
 export XDG_CACHE_HOME   := $(abspath $(BUILD))/cache/xdg
 export MPLBACKEND       := Agg
 
-.PHONY: setup test test-fast demo demo-flower sim hw-report bench bitstream xo xclbin clean distclean
+.PHONY: setup test test-fast demo demo-flower sim hw-report bench bitstream xo xclbin formal clean distclean
 
 setup: $(STAMP)
 
@@ -52,6 +52,10 @@ sim: setup
 ## bench: the benchmark suite (writes JSON under build/reports)
 bench: setup
 	$(BIN)/hefl bench paillier --key-bits 2048 --json $(BUILD)/reports/paillier.json
+
+## formal: SymbiYosys proofs of the bus interfaces and stream ports, and the mutants they catch
+formal: setup
+	$(BIN)/hefl formal --mutants -j $(JOBS) --json $(BUILD)/reports/formal.json
 
 ## bitstream: ECP5 (ULX3S 85F) bitstream + build/reports/ecp5.json with the open tools
 bitstream: setup

@@ -31,6 +31,7 @@ COMMANDS = {
     "flower": ("hefl.flower.cli", "encrypted FedAvg on a local Flower federation (SuperLink + SuperNodes)"),
     "alveo": ("hefl.flows.alveo", "Alveo flow: kernel Verilog, kernel.xml, package_xo Tcl, v++ (xo/xclbin)"),
     "bitstream": ("hefl.flows.ecp5", "ECP5 (ULX3S 85F) bitstream and timing report with open tools"),
+    "formal": ("hefl.flows.formal.cli", "formal proofs of the bus interfaces and stream ports (SymbiYosys)"),
 }
 
 
