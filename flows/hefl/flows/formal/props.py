@@ -7,9 +7,9 @@ and so in the RTLIL ``$check`` cell), and offers the pieces every bus
 check needs::
 
     p = Props(m)
-    prev = p.past(sig)                        # sig one cycle ago (reset-less)
-    p.assert_("ar_held", p.was(stall) ... )
-    p.source_rules("ar", valid, ready, [addr, len], by_dut=True)
+    prev = p.past(sig)                   # sig one cycle ago (reset-less register)
+    p.assert_("flag_sticky", ~p.was(flag) | flag)
+    hs = p.source_rules("ar", valid, ready, [addr, length], by_dut=True)
 
 Reset: the ``sync`` domain's reset is a free input of the model, so a
 check also covers resets at any cycle. :meth:`Props.was` ("in the previous
