@@ -15,7 +15,7 @@ export YOWASP_CACHE_DIR := $(abspath $(BUILD))/cache/yowasp
 export XDG_CACHE_HOME   := $(abspath $(BUILD))/cache/xdg
 export MPLBACKEND       := Agg
 
-.PHONY: setup test test-fast demo demo-flower sim hw-report bench fuzz bitstream xo xclbin clean distclean
+.PHONY: setup test test-fast demo demo-flower sim hw-report bench fuzz bitstream xo xclbin formal clean distclean
 
 setup: $(STAMP)
 
@@ -56,6 +56,10 @@ bench: setup
 ## fuzz: 100,000 mutated vectors, key files and encoding parameters against the readers
 fuzz: setup
 	$(BIN)/hefl fuzz --cases 100000 --json $(BUILD)/reports/fuzz.json
+
+## formal: SymbiYosys proofs of the bus interfaces and stream ports, and the mutants they catch
+formal: setup
+	$(BIN)/hefl formal --mutants -j $(JOBS) --json $(BUILD)/reports/formal.json
 
 ## bitstream: ECP5 (ULX3S 85F) bitstream + build/reports/ecp5.json with the open tools
 bitstream: setup

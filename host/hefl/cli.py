@@ -47,6 +47,7 @@ COMMANDS = {
     "alveo": ("hefl.flows.alveo", "Alveo flow: kernel Verilog, kernel.xml, package_xo Tcl, v++ (xo/xclbin)"),
     "bitstream": ("hefl.flows.ecp5", "ECP5 (ULX3S 85F) bitstream and timing report with open tools"),
     "fuzz": ("hefl.fuzz", "mutation fuzz of the readers of vectors, keys and encodings (typed errors only)"),
+    "formal": ("hefl.flows.formal.cli", "formal proofs of the bus interfaces and stream ports (SymbiYosys)"),
 }
 
 
