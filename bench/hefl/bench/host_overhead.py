@@ -19,11 +19,12 @@ the kernel's time. Every result is also checked against gmpy2 (outside the
 timed phases).
 """
 
-import json
 import random
 import secrets
 import time
 from pathlib import Path
+
+from hefl.reports import check_output_dir, report_meta, write_json_atomic
 
 __all__ = ["add_arguments", "run"]
 
@@ -76,6 +77,8 @@ def _measure_once(acc, label, call, want):
 
 
 def run(args):
+    if args.json:
+        check_output_dir(Path(args.json).parent)   # before the kernel build
     import gmpy2
 
     from hefl.accel.sim import kernel_library, kernel_params, sim_accelerator
@@ -124,8 +127,6 @@ def run(args):
                       "device run time excluded (it is the kernel's); sync on the sim transport "
                       "is a ctypes copy into the model's memory, on XRT a PCIe DMA"}
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1))
+        out = write_json_atomic(args.json, {**report_meta("bench-host-overhead", 1), **report})
         print(f"report: {out}")
     return 0

@@ -31,7 +31,6 @@ garbage fast would stop with an error. Timings are wall-clock
 (``time.perf_counter``) after a warm-up that starts the worker pool.
 """
 
-import json
 import os
 import platform
 import secrets
@@ -44,6 +43,7 @@ import numpy as np
 from hefl.accel.cpu import CpuAccelerator
 from hefl.errors import HeflError, VerificationError
 from hefl.paillier import CipherVector, Paillier, djn, generate_keypair
+from hefl.reports import check_output_dir, report_meta, write_json_atomic
 
 __all__ = ["add_arguments", "run", "measure", "TARGETS"]
 
@@ -486,14 +486,13 @@ def _table(r):
 
 
 def run(args):
+    if args.json:
+        check_output_dir(os.path.dirname(os.path.abspath(args.json)))   # before minutes of work
     r = measure(args.key_bits, quick=args.quick, workers=args.workers, params=args.params,
                 clients=args.clients, phe_slice=args.phe_slice, value_bits=args.value_bits,
                 alpha=args.alpha, seed=args.seed, repeat=args.repeat, windows=args.windows)
     print(_table(r))
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(r, f, indent=2)
-            f.write("\n")
+        write_json_atomic(args.json, {**report_meta("bench-paillier", 2), **r})
         print(f"wrote {args.json}")
     return 0
