@@ -29,7 +29,10 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["MulPipe", "tile_plan"]
+__all__ = ["MulPipe", "tile_plan", "HARD_MULTS"]
+
+#: ``hard_mult`` values: ``None`` (behavioural ``*``, inferred by synthesis).
+HARD_MULTS = (None,)
 
 
 def _check_width(name, value):
@@ -74,17 +77,20 @@ class MulPipe(wiring.Component):
     o : Out(a_bits + b_bits)
     """
 
-    def __init__(self, *, a_bits, b_bits, tile_a, tile_b):
+    def __init__(self, *, a_bits, b_bits, tile_a, tile_b, hard_mult=None):
         try:
             for name, v in (("a_bits", a_bits), ("b_bits", b_bits),
                             ("tile_a", tile_a), ("tile_b", tile_b)):
                 _check_width(name, v)
+            if hard_mult not in HARD_MULTS:
+                raise TypeError(f"Hard multiplier must be one of {HARD_MULTS}, not {hard_mult!r}")
         except TypeError:
             self._MustUse__silence = True  # a rejected component is not "unused"
             raise
         self._a_bits, self._b_bits = a_bits, b_bits
         self._tile_a, self._tile_b = tile_a, tile_b
         self._tiles, self._levels = tile_plan(a_bits, b_bits, tile_a, tile_b)
+        self._hard = hard_mult
         super().__init__({"a": In(a_bits), "b": In(b_bits), "o": Out(a_bits + b_bits)})
 
     @property
