@@ -30,7 +30,7 @@ class StandinMontMul(wiring.Component):
             "start": In(1), "ready": Out(1), "idle": Out(1), "done": Out(1),
             "op_a": In(addr_bits), "op_b": In(addr_bits), "op_n": In(addr_bits),
             "op_dst": In(addr_bits), "op_mode": In(MODE),
-            "rd_addr": Out(addr_bits), "rd_data": In(w),
+            "rd_addr": Out(addr_bits), "rd_en": Out(1), "rd_data": In(w),
             "wr_en": Out(1), "wr_addr": Out(addr_bits), "wr_data": Out(w),
         })
 
@@ -64,8 +64,9 @@ class StandinMontMul(wiring.Component):
             with m.State("READ"):
                 # Word cnt of operand `which` is addressed now; its data arrives
                 # next cycle, shifted in from the top.
-                m.d.comb += self.rd_addr.eq(Mux(which == 0, base[0],
-                                                Mux(which == 1, base[1], base[2])) + cnt)
+                m.d.comb += [self.rd_en.eq(1),
+                             self.rd_addr.eq(Mux(which == 0, base[0],
+                                                 Mux(which == 1, base[1], base[2])) + cnt)]
                 m.d.sync += [prev.eq(which), got.eq(1), cnt.eq(cnt + 1)]
                 with m.If(cnt == s - 1):
                     m.d.sync += [cnt.eq(0), which.eq(which + 1)]

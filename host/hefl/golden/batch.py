@@ -233,6 +233,10 @@ class _Core:
         a, mode = self.last
         return a + self.sched[mode].last_issue + 1
 
+    def port_free_at(self):
+        """First cycle the core leaves the read port (its last read is the cycle after its last issue)."""
+        return self.ready_at() + 1 if self.last is not None else 0
+
     def idle_at(self):
         if self.last is None:
             return 0
@@ -243,7 +247,7 @@ class _Core:
         """The op asked for from cycle ``t`` on; returns its accept cycle."""
         a = max(t, self.ready_at() if self.chain else self.idle_at())
         sch = self.sched[mode]
-        self.writes |= {a + c + self.d + 1 for c, kind, r, j in sch.slots
+        self.writes |= {a + c + self.d + 2 for c, kind, r, j in sch.slots
                         if kind == "P2" and r == self.s - 1 and j >= 1}
         self.writes.add(a + sch.done)
         self.last = (a, mode)
@@ -285,10 +289,10 @@ def modexp_job_cycles(op, count, *, words, word_bits, window_bits, mm_latency):
     for the table from cycle ``B`` (the conversion, ``T[2]`` a squaring, the
     rest multiplies), leaves TABLE one cycle after its last accept, SCANs
     (``W + 1`` cycles), then per window FETCHes the digit (``k + 2`` cycles
-    once the core has issued its last slot), asks for ``k`` squarings and the
+    once the core has made its last read), asks for ``k`` squarings and the
     multiply, and spends one cycle in WIN_DONE; FINAL asks for the multiply by
     one; RED_WAIT waits for the core's result (``idle``), RED takes
-    ``2s + 2`` cycles and EMIT 4 per word (the last handshake ``4s − 1``
+    ``2s + 2`` cycles and EMIT 5 per word (the last handshake ``5s − 1``
     after EMIT begins). PRODUCT of ``K ≥ 2`` loads ``2s`` beats, multiplies
     each next factor in (PMUL) and loads the following one while the core
     computes, then asks for the ``K − 1`` corrections (none for
@@ -304,7 +308,7 @@ def modexp_job_cycles(op, count, *, words, word_bits, window_bits, mm_latency):
         nwin = -(-count // k)
         t += nwin + 1                                # SCAN → FETCH / FINAL
         for _ in range(nwin):
-            t = max(t, core.ready_at()) + k + 2      # FETCH → SQ
+            t = max(t, core.port_free_at()) + k + 2  # FETCH → SQ
             for _ in range(k):
                 t = core.accept(t, SQR) + 1
             t = core.accept(t, MUL) + 2              # WIN_DONE → FETCH / FINAL
@@ -323,7 +327,7 @@ def modexp_job_cycles(op, count, *, words, word_bits, window_bits, mm_latency):
                     t = core.accept(t, MUL) + 1
             t += 1                                   # CORR → RED_WAIT
     t = max(t, core.idle_at()) + 1                   # RED
-    total = t + 2 * s + 2 + 4 * s - 1
+    total = t + 2 * s + 2 + 5 * s - 1
     return JobCycles(total, lane_montmuls(op, count, k), lane_squarings(op, count, k))
 
 

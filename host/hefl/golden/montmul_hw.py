@@ -43,8 +43,8 @@ Bounds (``a, b < 2N``, ``R > 4N``), with ``A_{<i} = a mod 2^(wi)`` and
 * ``sqr``: the rows before ``i`` hold exactly the products with one index
   below ``i``: ``a² − (a − A_{<i})² = A_{<i}·(2a − A_{<i}) < 2^(wi)·2a``, so
   ``t < 2a + N < 5N < 1.25·R``: the top word ``t_{s-1} < 1.25·2^w`` needs
-  ``w + 1`` bits (the hardware keeps it in the ``tlast`` register, never in
-  the ``w``-bit memory), every other word stays below ``2^w``.
+  ``w + 1`` bits (the hardware's t memory is ``w + 1`` bits wide), every
+  other word stays below ``2^w``.
 * Carry: ``hi(p) ≤ 2^(w+1) − 4`` (``p ≤ 2(2^w−1)²``), so for ``t_j < 2^w``
   ``u ≤ 2^(w+2) − 6 + c`` and ``c ≤ 3`` by induction (2 bits). At ``j = s−1``
   of pass 1, ``t_{s-1} < 1.25·2^w`` makes ``u < 4.25·2^w + 3``: ``T.c ≤ 4``
@@ -62,7 +62,8 @@ Schedule (:func:`op_schedule`)
 One slot per cycle: ``B`` (read ``b_0``), ``M`` (the m product; it also reads
 the next row word ``b_{i+1}``), ``P1 j`` (read ``a_j``) or ``P2 j`` (read
 ``N_j``). ``D = mul_latency + MEM_STAGES`` cycles separate a slot's issue
-(its memory read address) from its product. The op is accepted at cycle 0;
+(the sequencer's decision; the read address is registered the cycle after)
+from its product. The op is accepted at cycle 0;
 ``B`` issues at 1, cycle 2 is idle (``b_0`` reaches the row register), row 0
 starts at 3. Within a row the sequencer issues, by priority, ``M`` as soon
 as ``t_0`` is registered (``D + 2`` after its source slot: pass-1 step 0, or
@@ -76,13 +77,19 @@ Hazards (all resolved by the schedule, which is a function of ``s`` and the
 mode only):
 
 * pass 1 of row ``i`` reads ``t_j`` (address ``D − 2`` after issue), written
-  by pass-2 step ``j + 1`` of row ``i − 1`` (``D + 1`` after its issue): the
-  first pass-1 slot of row ``i`` waits until ``need`` cycles after the
-  previous row's last pass-2 issue, ``need = j0 − s + 6`` (``j0 ≤ s − 2``),
-  and ``need = 3`` for ``j0 = s − 1`` (there pass 1 reads ``t_{s-1}`` from
-  the ``tlast`` register, written by the tail ``D + 2`` after the last
-  pass-2 issue). In ``mul``/``one`` mode ``need ≤ 1`` for ``s ≥ 5``
-  (``MONTMUL_MIN_WORDS``): no wait.
+  by pass-2 step ``j + 1`` of row ``i − 1`` (through the t-write register,
+  ``D + 2`` after its issue), or for ``j = s − 1`` by the tail (``D + 3``
+  after the last pass-2 issue): the first pass-1 slot of row ``i`` waits
+  until ``need`` cycles after the previous row's last pass-2 issue,
+  ``need = j0 − s + 7``. In ``mul``/``one`` mode ``need ≤ 1`` for ``s ≥ 6``;
+  ``s = 5`` (``MONTMUL_MIN_WORDS``) waits one cycle per row.
+* The tail writes ``t_{s-1}`` into the t memory in the cycle where pass-1
+  step 0 of the next row would write ``t_0``: that write is not needed, as
+  step 0's word goes to the ``t_0`` register (for ``M``) and pass-2 step 0
+  needs only its carry, ``t_0 ≠ 0`` (``t_0 + lo(m·N_0)`` is 0 or ``2^w``).
+  A squaring's rows ``i ≥ 1`` start pass 1 at ``j = i ≥ 1``, a slot that
+  writes, so it waits at least one cycle (``need ≥ 2``; ``M`` usually
+  fills that cycle).
 * Row 0 reads ``t = 0``: no clearing pass, no dependence on the previous op,
   so a next op can start right behind one; the ``T`` pair, ``m``, ``t_0``
   and the row registers are overwritten only after their last use.
@@ -101,9 +108,10 @@ __all__ = ["MUL", "SQR", "ONE", "MODES", "MEM_STAGES", "OUT_FIFO_LATENCY", "STAR
 MUL, SQR, ONE = "mul", "sqr", "one"
 MODES = (MUL, SQR, ONE)
 
-#: Cycles from a slot's issue to its operands entering the multiplier:
-#: synchronous memory read, then the core's read-data register.
-MEM_STAGES = 2
+#: Cycles from a slot's issue to its operands entering the multiplier: the
+#: address register, the synchronous memory read, then the core's read-data
+#: register (no logic between a memory and a register on either side).
+MEM_STAGES = 3
 
 #: :class:`hefl.hw.montmul_stream.MontMulStream`: cycles from a result word
 #: written into its output FIFO (``SyncFIFOBuffered``) to ``o_stream.valid``.
@@ -136,11 +144,13 @@ def _check_mode(mode):
 def hold_cycles(words, mode, row):
     """Cycles after the previous row's last pass-2 issue during which pass 1 of ``row`` waits.
 
-    ``need − 1`` (see the module docstring, "Hazards"), never negative.
+    ``need − 1`` with ``need = j0 − s + 7`` (see the module docstring,
+    "Hazards"), never negative; at least 1 for a squaring's rows ``i ≥ 1``,
+    whose first pass-1 slot writes t and must not meet the tail's write.
     """
-    j0 = row if mode == SQR else 0
-    need = 3 if j0 == words - 1 else j0 - words + 6
-    return max(0, need - 1)
+    if mode == SQR and row >= 1:
+        return max(1, row - words + 6)
+    return max(0, -words + 6)
 
 
 @dataclass(frozen=True)
@@ -225,8 +235,9 @@ def op_schedule(words, latency, mode=MUL):
                 j += 1
         cycle += 1
     last = [c for c, kind, r, jj in slots if kind == "P2" and r == s - 1]
+    # Result words leave through a register: one cycle after they are formed.
     return OpSchedule(slots=slots, last_issue=cycle,
-                      first_write=(last[1] if s > 1 else last[0]) + d + 1, done=cycle + d + 2)
+                      first_write=(last[1] if s > 1 else last[0]) + d + 2, done=cycle + d + 3)
 
 
 @dataclass(frozen=True)

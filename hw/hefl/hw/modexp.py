@@ -66,7 +66,7 @@ is written).
   multiply: one read per bit, pipelined, ``k + 2`` cycles;
 * final reduction: pass 1 reads ``ACC_j`` and ``N_j`` (2 cycles per word)
   for the borrow of ``ACC − N``; pass 2 reads them again and sends
-  ``ACC_j − (ACC ≥ N ? N_j : 0) − borrow`` from an output register, 4 cycles
+  ``ACC_j − (ACC ≥ N ? N_j : 0) − borrow`` from an output register, 5 cycles
   per word at full ``o_stream`` readiness.
 
 The exact cycle model, checked against simulation, is
@@ -209,13 +209,17 @@ class ModExp(wiring.Component):
 
         # The read port: the core's while it issues, the lane's otherwise; the
         # lane's data registered before any logic.
+        # The lane's own reads: an exponent word (FETCH) or ACC_j / N_j (RED, EMIT).
+        lane_addr = (Mux(lane.rd_exp, sl.exp, Mux(lane.rd_n, sl.n, sl.acc))
+                     + Mux(lane.rd_exp, lane.widx_next, lane.rj))
         m.d.comb += [
-            rd.addr.eq(Mux(mm.ready, lane.rd_addr, mm.rd_addr)),
+            rd.addr.eq(Mux(mm.rd_en, mm.rd_addr, lane_addr)),
             mm.rd_data.eq(rd.data),
             mm.nprime.eq(self.nprime),
             mm.op_n.eq(sl.n),
             lane.can_start.eq(mm.ready if lane.chain else mm.idle),
-            lane.diff.eq(lane.x_reg - Mux(lane.sub_n, lane.rq, 0) - lane.borrow),
+            # x − y − borrow as one carry chain: x + ~y + ~borrow, carry = no borrow.
+            lane.sum.eq(lane.x_reg + ~Mux(lane.sub_n, lane.rq, 0) + ~lane.borrow),
             lane.digit_base.eq(lane.slot_addr[lane.digit]),
         ]
         m.d.sync += lane.rq.eq(rd.data)
@@ -270,7 +274,7 @@ class ModExp(wiring.Component):
             # A first beat is left on the stream and consumed by LOAD.
             with m.If(self.i_stream.valid & beat.first):
                 m.d.sync += [lane.job_op.eq(beat.op), lane.job_tag.eq(beat.tag),
-                             lane.job_count.eq(beat.count), lane.nfac.eq(0), lane.fj.eq(0),
+                             lane.job_count.eq(beat.count), lane.first_fac.eq(1), lane.fj.eq(0),
                              lane.in_done.eq(0), lane.fsel.eq(0)]
                 with m.If(beat.op == JobOp.POWMOD):
                     m.d.sync += lane.ld_addr.eq(sl.x)
@@ -294,9 +298,9 @@ class ModExp(wiring.Component):
                         # A factor is complete: the next one goes to X after the
                         # first (in ACC), then alternately to Y and X (fsel: the
                         # slot being loaded, 0 = X).
-                        m.d.sync += [lane.fj.eq(0), lane.nfac.eq(lane.nfac + 1),
-                                     lane.in_done.eq(beat.last), lane.ncorr.eq(lane.nfac)]
-                        with m.If(lane.nfac == 0):
+                        m.d.sync += [lane.fj.eq(0), lane.first_fac.eq(0),
+                                     lane.in_done.eq(beat.last)]
+                        with m.If(lane.first_fac):
                             m.d.sync += [lane.ld_addr.eq(sl.x), lane.fsel.eq(0)]
                             with m.If(beat.last):
                                 m.next = "CORR"
@@ -331,7 +335,7 @@ class ModExp(wiring.Component):
         with m.State("TABLE"):
             with m.If(lane.ti == sl.table):
                 m.d.sync += [lane.pos.eq(0), lane.widx.eq(0), lane.boff.eq(0),
-                             lane.nwin.eq(0), lane.acc_src.eq(0)]
+                             lane.acc_src.eq(0)]
                 m.next = "SCAN"
             with m.Else():
                 first = lane.ti == 1
@@ -342,19 +346,23 @@ class ModExp(wiring.Component):
                     m.d.sync += lane.ti.eq(lane.ti + 1)
 
         with m.State("SCAN"):
-            # Count windows and find the bit position nwin·k (a loop of
-            # ceil(count/k) cycles: public length, no divider).
+            # Find the bit position W·k above the top window (a loop of
+            # W = ceil(count/k) cycles: public length, no divider); the top
+            # window's zb = W·k − count bits above the declared length read as 0.
+            zb_bits = len(lane.zb)
             with m.If(lane.pos < job_count):
-                m.d.sync += [lane.pos.eq(lane.pos + k), lane.nwin.eq(lane.nwin + 1)]
+                m.d.sync += lane.pos.eq(lane.pos + k)
                 with m.If(lane.boff >= w - k):
                     m.d.sync += [lane.boff.eq(lane.boff + k - w), lane.widx.eq(lane.widx + 1)]
                 with m.Else():
                     m.d.sync += lane.boff.eq(lane.boff + k)
-            with m.Elif(lane.nwin == 0):
-                m.next = "FINAL"
             with m.Else():
-                m.d.sync += [lane.fb.eq(0), lane.digit.eq(0)]
-                m.next = "FETCH"
+                m.d.sync += [lane.fb.eq(0), lane.digit.eq(0),
+                             lane.zb.eq(lane.pos[:zb_bits] - job_count[:zb_bits])]
+                with m.If(lane.pos == 0):
+                    m.next = "FINAL"
+                with m.Else():
+                    m.next = "FETCH"
 
         with m.State("FETCH"):
             self._fetch_digit(m, lane, mm)
@@ -370,8 +378,8 @@ class ModExp(wiring.Component):
                     m.d.sync += [lane.acc_src.eq(sl.acc), lane.sq.eq(lane.sq + 1)]
 
         with m.State("WIN_DONE"):
-            m.d.sync += lane.nwin.eq(lane.nwin - 1)
-            with m.If(lane.nwin == 1):
+            m.d.sync += lane.pos.eq(lane.pos - k)
+            with m.If(lane.pos == k):
                 m.next = "FINAL"
             with m.Else():
                 m.d.sync += [lane.fb.eq(0), lane.digit.eq(0)]
@@ -383,59 +391,60 @@ class ModExp(wiring.Component):
                 m.next = "RED_WAIT"
 
     def _fetch_digit(self, m, lane, mm):
-        """FETCH: ``k`` bits MSB first, one read a cycle once the core has issued its last slot.
+        """FETCH: ``k`` bits MSB first, one read a cycle once the core has made its last read.
 
         Cycle ``fb < k`` steps the bit cursor down and reads its word; cycle
-        ``fb ≥ 2`` takes bit ``fb − 2`` from the registered word (bits at or
-        above the declared length read as 0). Then SQ.
+        ``fb ≥ 2`` takes bit ``fb − 2`` from the registered word (the top
+        window's first ``zb`` bits, above the declared length, read as 0).
+        Then SQ.
         """
-        sl, w, k = lane.slots, self._w, self._k
-        with m.If(mm.ready):
+        w, k = self._w, self._k
+        with m.If(mm.ready & ~mm.rd_en):
             m.d.sync += lane.fb.eq(lane.fb + 1)
             with m.If(lane.fb < k):
-                new_widx = Signal.like(lane.widx)
-                with m.If(lane.boff == 0):
-                    m.d.comb += new_widx.eq(lane.widx - 1)
-                    m.d.sync += lane.boff.eq(w - 1)
-                with m.Else():
-                    m.d.comb += new_widx.eq(lane.widx)
-                    m.d.sync += lane.boff.eq(lane.boff - 1)
-                m.d.sync += [lane.widx.eq(new_widx), lane.pos.eq(lane.pos - 1)]
-                m.d.comb += lane.rd_addr.eq(sl.exp + new_widx)
+                # Step down one bit: the word index drops when the offset wraps.
+                m.d.sync += [lane.boff.eq(lane.boff_next), lane.widx.eq(lane.widx_next)]
+                with m.If(lane.zb != 0):
+                    m.d.sync += lane.zb.eq(lane.zb - 1)
+                m.d.comb += lane.rd_exp.eq(1)
             with m.If(lane.fb >= 2):
                 bit = lane.rq.bit_select(lane.boff_d[1], 1) & lane.inlen_d[1]
                 m.d.sync += lane.digit.eq(((lane.digit << 1) | bit)[:k])
             with m.If(lane.fb == k + 1):
                 m.d.sync += lane.sq.eq(0)
                 m.next = "SQ"
-        # The bit offset and the length check travel with the read (two cycles).
-        m.d.sync += [lane.boff_d[0].eq(Mux(lane.boff == 0, w - 1, lane.boff - 1)),
+        # The bit offset and the length check travel with the read (two cycles);
+        # the word index is applied to the address this cycle.
+        m.d.comb += [lane.boff_next.eq(Mux(lane.boff == 0, w - 1, lane.boff - 1)),
+                     lane.widx_next.eq(Mux(lane.boff == 0, lane.widx - 1, lane.widx))]
+        m.d.sync += [lane.boff_d[0].eq(lane.boff_next),
                      lane.boff_d[1].eq(lane.boff_d[0]),
-                     lane.inlen_d[0].eq(lane.pos - 1 < lane.job_count),
+                     lane.inlen_d[0].eq(lane.zb == 0),
                      lane.inlen_d[1].eq(lane.inlen_d[0])]
 
     def _fsm_product(self, m, lane, mm):
         """State CORR: the ``K - 1`` multiplies by R² of a PRODUCT job (none for a table product)."""
         sl = lane.slots
         with m.State("CORR"):
-            with m.If((lane.ncorr == 0) | (lane.job_op == JobOp.TABLE_PRODUCT)):
+            # count − 1 corrections (count = K; a count of 0 asks for none).
+            with m.If((lane.job_count <= 1) | (lane.job_op == JobOp.TABLE_PRODUCT)):
                 m.next = "RED_WAIT"
             with m.Else():
                 lane.issue(m, mm, a=sl.acc, b=sl.r2, dst=sl.acc, mode=MODE.MUL)
                 with m.If(lane.can_start):
-                    m.d.sync += lane.ncorr.eq(lane.ncorr - 1)
+                    m.d.sync += lane.job_count.eq(lane.job_count - 1)
 
     def _fsm_reduce(self, m, lane, mm):
         """States RED_WAIT … EMIT_V: ``ACC − N`` or ``ACC``, streamed out.
 
         RED_WAIT waits for the last result word. RED (``2s + 2`` cycles) reads
         ``ACC_j``, ``N_j`` alternately and keeps the borrow of ``ACC − N``.
-        Then per word: EMIT_B reads ``N_j`` (``ACC_j`` was read the cycle
-        before), EMIT_C registers ``ACC_j``, EMIT_D puts the difference in the
-        output register, EMIT_V holds it until taken (and reads
-        ``ACC_{j+1}``): 4 cycles per word at full readiness. Then IDLE.
+        Then per word: EMIT_A and EMIT_B read ``ACC_j`` and ``N_j``, EMIT_C
+        registers ``ACC_j``, EMIT_D puts ``ACC_j − (ACC ≥ N ? N_j : 0) −
+        borrow`` in the output register, EMIT_V holds it until taken: 5
+        cycles per word at full readiness. Then IDLE.
         """
-        sl, s, w = lane.slots, self._s, self._w
+        s, w = self._s, self._w
         with m.State("RED_WAIT"):
             with m.If(mm.idle):
                 m.d.sync += [lane.rj.eq(0), lane.rph.eq(0), lane.borrow.eq(0), lane.rcnt.eq(0)]
@@ -443,26 +452,26 @@ class ModExp(wiring.Component):
 
         with m.State("RED"):
             # rph: 0 = read ACC_rj, 1 = read N_rj; data two cycles later.
-            m.d.comb += [lane.rd_addr.eq(Mux(lane.rph, sl.n, sl.acc) + lane.rj),
-                         lane.sub_n.eq(1)]
+            m.d.comb += [lane.rd_n.eq(lane.rph), lane.sub_n.eq(1)]
             m.d.sync += [lane.rph.eq(~lane.rph), lane.rph_d[0].eq(lane.rph),
                          lane.rph_d[1].eq(lane.rph_d[0]), lane.rcnt.eq(lane.rcnt + 1)]
             with m.If(lane.rph):
                 m.d.sync += lane.rj.eq(lane.rj + 1)
             with m.If(lane.rcnt >= 2):
                 with m.If(lane.rph_d[1]):
-                    m.d.sync += lane.borrow.eq(lane.diff[w])
+                    m.d.sync += lane.borrow.eq(~lane.sum[w])
                 with m.Else():
                     m.d.sync += lane.x_reg.eq(lane.rq)
             with m.If(lane.rcnt == 2 * s + 1):
                 # ge: ACC ≥ N (no borrow); the output pass starts on word 0.
-                m.d.sync += [lane.ge.eq(~lane.diff[w]), lane.rj.eq(0), lane.borrow.eq(0),
-                             lane.rcnt.eq(0)]
-                m.d.comb += lane.rd_addr.eq(sl.acc)
-                m.next = "EMIT_B"
+                m.d.sync += [lane.ge.eq(lane.sum[w]), lane.rj.eq(0), lane.borrow.eq(0)]
+                m.next = "EMIT_A"
+
+        with m.State("EMIT_A"):
+            m.next = "EMIT_B"
 
         with m.State("EMIT_B"):
-            m.d.comb += lane.rd_addr.eq(sl.n + lane.rj)
+            m.d.comb += lane.rd_n.eq(1)
             m.next = "EMIT_C"
 
         with m.State("EMIT_C"):
@@ -471,7 +480,7 @@ class ModExp(wiring.Component):
 
         with m.State("EMIT_D"):
             m.d.comb += lane.sub_n.eq(lane.ge)
-            m.d.sync += [lane.o_data.eq(lane.diff[:w]), lane.borrow.eq(lane.diff[w]),
+            m.d.sync += [lane.o_data.eq(lane.sum[:w]), lane.borrow.eq(~lane.sum[w]),
                          lane.o_last.eq(lane.rj == s - 1), lane.o_valid.eq(1)]
             m.next = "EMIT_V"
 
@@ -481,8 +490,7 @@ class ModExp(wiring.Component):
                     m.next = "IDLE"
                 with m.Else():
                     m.d.sync += lane.rj.eq(lane.rj + 1)
-                    m.d.comb += lane.rd_addr.eq(sl.acc + lane.rj + 1)
-                    m.next = "EMIT_B"
+                    m.next = "EMIT_A"
 
     def _elab_output(self, m, lane):
         """The result stream: an output register, cleared when taken."""
@@ -527,7 +535,8 @@ class _LaneRegs:
         self.slots = slots
         self.chain = False
         # Memory ports.
-        self.rd_addr = Signal(aw)            # the lane's read address (core not issuing)
+        self.rd_exp = Signal()               # the lane reads exponent word widx ...
+        self.rd_n = Signal()                 # ... else N_rj (1) or ACC_rj (0)
         self.rq = Signal(w)                  # the lane's read data, registered
         self.ld_en = Signal()                # job words
         self.ld_addr = Signal(aw)
@@ -542,12 +551,14 @@ class _LaneRegs:
         # POWMOD.
         self.ti = Signal(range(T + 1))       # next table entry to build
         self.acc_src = Signal(aw)            # slot holding acc (T[0] before the first window)
-        self.pos = Signal(COUNT_BITS + 1)    # bit position just above the next bit to fetch
+        self.pos = Signal(COUNT_BITS + 2)    # bit position above the next window (W·k after SCAN)
         self.widx = Signal(range(max(2, slots.exp_words + 1)))
         self.boff = Signal(range(w))
+        self.boff_next = Signal(range(w))
+        self.widx_next = Signal.like(self.widx)
         self.boff_d = [Signal(range(w), name=f"boff_d{i}") for i in range(2)]
         self.inlen_d = [Signal(name=f"inlen_d{i}") for i in range(2)]
-        self.nwin = Signal(COUNT_BITS)       # windows left
+        self.zb = Signal(range(2 * k))       # top-window bits above the declared length
         self.digit = Signal(k)
         self.fb = Signal(range(k + 2))       # cycles of the digit fetch
         self.sq = Signal(range(k + 1))       # squarings issued in this window
@@ -557,8 +568,7 @@ class _LaneRegs:
         self.digit_base = Signal(aw)
 
         # PRODUCT.
-        self.nfac = Signal(COUNT_BITS)       # factors fully received
-        self.ncorr = Signal(COUNT_BITS)      # R² corrections left
+        self.first_fac = Signal()            # the factor being loaded is the first (to ACC)
         self.in_done = Signal()              # the job's last beat was received
         self.fj = Signal(range(s))           # word within the factor being loaded
         self.fsel = Signal()                 # the next factor goes to Y (1) or X (0)
@@ -572,7 +582,7 @@ class _LaneRegs:
         self.borrow = Signal()
         self.ge = Signal()
         self.sub_n = Signal()
-        self.diff = Signal(w + 1)
+        self.sum = Signal(w + 1)             # x + ~(N_j or 0) + ~borrow
         self.o_valid = Signal()
         self.o_data = Signal(w)
         self.o_last = Signal()

@@ -13,17 +13,21 @@ optional ``tile_bits``, ``hard_mult``), ``s = words_for(L, w)`` words,
 
 * ``nprime`` In(w): ``N' = -N^-1 mod 2^w``, stable while operations run.
 * ``start`` In(1), ``ready`` Out(1): an operation is accepted in a cycle with
-  both high; it reads ``op_a``, ``op_b``, ``op_n``, ``op_dst`` (base
-  addresses of ``s``-word slots: streamed operand ``a``, row operand ``b``,
-  modulus, result) and ``op_mode`` (:data:`MODE`: ``mul``, ``sqr`` with
-  ``op_a = op_b``, or ``one``: ``a`` is the constant 1 and is not read).
+  both high; it reads ``op_a``, ``op_b``, ``op_dst`` (base addresses of
+  ``s``-word slots: streamed operand ``a``, row operand ``b``, result) and
+  ``op_mode`` (:data:`MODE`: ``mul``, ``sqr`` with ``op_a = op_b``, or
+  ``one``: ``a`` is the constant 1 and is not read). ``op_n`` (the
+  modulus slot) is read throughout, like ``nprime``: hold it stable.
   ``ready`` is high from the cycle after the op's last issue, so a next
   operation may start before this one's result is written.
-* ``rd_addr`` Out(aw), ``rd_data`` In(w): the caller's memory, synchronous:
-  ``rd_data`` holds the word at the previous cycle's ``rd_addr``. The core
-  uses the port in every cycle between an accept and its ``ready``.
-* ``wr_en`` Out(1), ``wr_addr`` Out(aw), ``wr_data`` Out(w): result word
-  ``j`` goes to ``op_dst + j``; ``done`` Out(1) marks the cycle of the last.
+* ``rd_addr`` Out(aw), ``rd_en`` Out(1), ``rd_data`` In(w): the caller's
+  memory, synchronous: ``rd_data`` holds the word at the previous cycle's
+  ``rd_addr``. ``rd_addr`` is a register; the core reads in every cycle
+  with ``rd_en`` high (from the cycle after an accept to the cycle after
+  its last issue) and the caller may use the port otherwise.
+* ``wr_en`` Out(1), ``wr_addr`` Out(aw), ``wr_data`` Out(w) (registers):
+  result word ``j`` goes to ``op_dst + j``; ``done`` Out(1) marks the cycle
+  of the last.
   The result is ``≡ a·b·R^-1 (mod N)`` and ``< 2N`` for ``a, b < 2N``.
 * ``idle`` Out(1): nothing accepted, issuing or waiting to be written.
 
@@ -53,16 +57,22 @@ One :class:`~hefl.hw.mulpipe.MulPipe` of ``(w+1) × w`` bits, latency ``P``
 26-bit chunks hold 52 bits, so 51 × 51 and 52 × 51 both take six tiles).
 A slot issued at cycle ``k`` presents its read address at ``k``::
 
-    cycle  k        sequencer picks the slot (B | M | P1 j | P2 j); rd_addr
-    cycle  k+1      memory output
-    cycle  k+2      rd_q (the read registered before any logic); operand mux
+    cycle  k        sequencer picks the slot (B | M | P1 j | P2 j), its address
+    cycle  k+1      rd_addr register → memory
+    cycle  k+2      memory output
+    cycle  k+3      rd_q (the read registered before any logic); operand mux
                     (P1: b_i or 2·b_i × a_j | M: t_0 × N' | P2: m × N_j) → MulPipe
     cycle  k+D-2    t-memory read address j (output registered at k+D-1)
-    cycle  k+D      v = t_j + lo + hi_prev (carry-free; M: m ← lo)   D = P + 2
-    cycle  k+D+1    u = v + c → t memory / result word; c ← u >> w
-    cycle  k+D+2    (P2 j = s-1 only) tail T.hi + hi + T.c + c → tlast / result word
+    cycle  k+D      v = t_j + lo + hi_prev (carry-free; M: m ← lo)   D = P + 3
+    cycle  k+D+1    u = v + c → t-write / result registers; c ← u >> w
+    cycle  k+D+2    (P2 j = s-1 only) tail T.hi + T.c + hi + c → t-write / result registers
+                    (words reach the t memory and the result port one cycle later)
 
 The only cycle-to-cycle loop is ``u = v + c``: one add of a 2-bit carry.
+Pass-1 step 0 writes no t word (its sum is ``t_0``, kept in a register for
+the m slot) and pass-2 step 0 needs only ``t_0 ≠ 0`` for its carry: the tail
+uses that write cycle to put ``t_{s-1}`` into the t memory, so no mux sits in
+front of the adders.
 The row word ``b_i`` comes from the caller's memory too: the ``B`` slot
 reads ``b_0``, each row's ``M`` slot reads ``b_{i+1}`` into ``b_next``, which
 moves to ``b_cur`` when the row's pass 2 begins. ``mul``: ``s(2s+1) + 2``
@@ -161,6 +171,7 @@ class MontMul(wiring.Component):
             "op_dst": In(addr_bits),
             "op_mode": In(MODE),
             "rd_addr": Out(addr_bits),
+            "rd_en": Out(1),
             "rd_data": In(word_bits),
             "wr_en": Out(1),
             "wr_addr": Out(addr_bits),
@@ -206,7 +217,8 @@ class MontMul(wiring.Component):
         assert mul.latency == self.mul_latency
         d = mul.latency + MEM_STAGES   # issue → product
 
-        m.submodules.t_mem = t_mem = Memory(shape=w, depth=self._s, init=[])
+        # t: w + 1 bits, the top word of a squaring's partial sum needs them.
+        m.submodules.t_mem = t_mem = Memory(shape=w + 1, depth=self._s, init=[])
         t_wr, t_rd = t_mem.write_port(), t_mem.read_port()
 
         st = _CoreState(w, self._s, self._aw)
@@ -223,75 +235,73 @@ class MontMul(wiring.Component):
         Within a row: ``M`` as soon as ``t_0`` is registered (``t0_valid``),
         else the next pass-1 slot unless ``hold`` (the t-memory hazard wait,
         :func:`hefl.golden.montmul_hw.hold_cycles`) is running, and pass 2
-        once ``m`` is registered (``m_valid``). Read addresses come from three
-        pointers kept beside the counters, so no adder sits in front of the
-        memory: ``a_ptr`` (next ``a_j``), ``n_ptr`` (next ``N_j``), ``b_ptr``
-        (next row word).
+        once ``m`` is registered (``m_valid``). The read address is a base
+        (``op_a``, ``op_b`` latched at accept; ``op_n``, held by the caller)
+        plus an offset: ``j`` for P1/P2, ``b_off`` (the next row word) for B/M.
         """
         s = self._s
         sq = st.mode == MODE.SQR
-
         with m.If(self.start & ~st.active):
             m.d.sync += [
                 st.active.eq(1), st.b_pend.eq(1), st.row.eq(0), st.j.eq(0), st.pass2.eq(0),
                 st.m_issued.eq(0), st.p1_first.eq(1), st.hold.eq(0), st.mode.eq(self.op_mode),
-                st.a_base.eq(self.op_a), st.a_ptr.eq(self.op_a), st.b_ptr.eq(self.op_b),
-                st.n_base.eq(self.op_n), st.n_ptr.eq(self.op_n), st.dst.eq(self.op_dst),
-                st.last_row.eq(s == 1),
+                st.a_base.eq(self.op_a), st.b_base.eq(self.op_b), st.b_off.eq(0),
+                st.dst.eq(self.op_dst), st.last_row.eq(s == 1),
             ]
         with m.If(st.hold != 0):
             m.d.sync += st.hold.eq(st.hold - 1)
 
-        def issue(kind, addr):
-            m.d.comb += [st.kind.eq(kind), self.rd_addr.eq(addr)]
+        # The three candidate addresses are summed from registers in parallel
+        # with the decision, which only selects: a short path to rd_addr.
+        is_b = (st.kind == _Slot.B) | (st.kind == _Slot.M)
+        a_addr, b_addr, n_addr = (Signal(self._aw, name=f"{x}_addr") for x in "abn")
+        m.d.comb += [a_addr.eq(st.a_base + st.j), b_addr.eq(st.b_base + st.b_off),
+                     n_addr.eq(self.op_n + st.j)]
+        m.d.sync += [
+            self.rd_addr.eq(Mux(is_b, b_addr, Mux(st.kind == _Slot.P1, a_addr, n_addr))),
+            self.rd_en.eq(st.kind != _Slot.NONE),
+        ]
 
         with m.If(~st.active):
             pass
         with m.Elif(st.b_pend):
-            issue(_Slot.B, st.b_ptr)
-            m.d.sync += [st.b_pend.eq(0), st.b_wait.eq(1), st.b_ptr.eq(st.b_ptr + 1)]
+            m.d.comb += st.kind.eq(_Slot.B)
+            m.d.sync += [st.b_pend.eq(0), st.b_wait.eq(1), st.b_off.eq(1)]
         with m.Elif(st.b_wait):
             m.d.sync += st.b_wait.eq(0)
         with m.Elif(~st.pass2):
             with m.If(~st.m_issued & st.t0_valid):
-                issue(_Slot.M, st.b_ptr)
-                m.d.sync += [st.m_issued.eq(1), st.t0_valid.eq(0), st.b_ptr.eq(st.b_ptr + 1)]
+                m.d.comb += st.kind.eq(_Slot.M)
+                m.d.sync += [st.m_issued.eq(1), st.t0_valid.eq(0), st.b_off.eq(st.b_off + 1)]
                 with m.If(st.j == s):
                     m.d.sync += [st.pass2.eq(1), st.j.eq(0)]
             with m.Elif((st.j != s) & (st.hold == 0)):
-                issue(_Slot.P1, st.a_ptr)
-                m.d.sync += [st.p1_first.eq(0), st.a_ptr.eq(st.a_ptr + 1)]
+                m.d.comb += st.kind.eq(_Slot.P1)
+                m.d.sync += st.p1_first.eq(0)
                 with m.If((st.j == s - 1) & st.m_issued):
                     m.d.sync += [st.pass2.eq(1), st.j.eq(0)]
                 with m.Else():
                     m.d.sync += st.j.eq(st.j + 1)
         with m.Elif(st.m_valid):
-            issue(_Slot.P2, st.n_ptr)
-            m.d.sync += [st.j.eq(st.j + 1), st.n_ptr.eq(st.n_ptr + 1)]
+            m.d.comb += st.kind.eq(_Slot.P2)
+            m.d.sync += st.j.eq(st.j + 1)
             with m.If(st.j == s - 1):
                 # End of the row: the next row, or the end of the op's issue phase.
                 m.d.sync += [st.m_issued.eq(0), st.m_valid.eq(0), st.pass2.eq(0),
-                             st.p1_first.eq(1), st.n_ptr.eq(st.n_base), st.hold.eq(st.hold_next)]
+                             st.p1_first.eq(1), st.hold.eq(st.hold_next)]
                 with m.If(st.last_row):
                     m.d.sync += st.active.eq(0)
                     m.d.comb += st.drain_set.eq(1)
                 with m.Else():
-                    m.d.sync += [st.row.eq(st.row + 1), st.last_row.eq(st.row == s - 2)]
-                    with m.If(sq):
-                        # Squaring: row i+1 starts at j = i+1, a_ptr = a_base + i + 1.
-                        m.d.sync += [st.j.eq(st.row + 1), st.a_ptr.eq(st.a_row + 1),
-                                     st.a_row.eq(st.a_row + 1)]
-                    with m.Else():
-                        m.d.sync += [st.j.eq(0), st.a_ptr.eq(st.a_base)]
-        with m.If(self.start & ~st.active):
-            m.d.sync += st.a_row.eq(self.op_a)
-        # hold for the next row, from the row index (a small table of constants).
+                    m.d.sync += [st.row.eq(st.row + 1), st.last_row.eq(st.row == s - 2),
+                                 st.j.eq(Mux(sq, st.row + 1, 0))]
+        # hold for the next row: a small table of constants on the rows left.
         q = Signal(range(s + 1))           # rows left after the next one
         m.d.comb += q.eq(s - 2 - st.row)
-        hold_mul = hold_cycles(s, "mul", 0)
-        m.d.comb += st.hold_next.eq(hold_mul)
+        m.d.comb += st.hold_next.eq(hold_cycles(s, "mul", 0))
         with m.If(sq):
-            for rows_left in range(0, 6):
+            m.d.comb += st.hold_next.eq(hold_cycles(s, "sqr", s - 6) if s > 6 else 1)
+            for rows_left in range(0, 5):
                 r = s - 1 - rows_left
                 if r >= 1:
                     with m.If(q == rows_left):
@@ -311,7 +321,7 @@ class MontMul(wiring.Component):
             "j0": 1, "jlast": 1, "first": 1, "last": 1,
             "dbl": 1,        # pass 1 of a squaring, off the diagonal: 2·b_i
             "one": 1,        # pass 1 of mode ONE: a_j is the constant (j == 0)
-            "t0cap": 1,      # this slot's word 0 result is t_0 for the next M
+            "t0cap": 1,      # this slot's word-0 sum is t_0 for the next M and pass-2 step 0
             "bnext": 1,      # M slot whose read is the next row word
         })
         ctl = [Signal(ctl_layout, name=f"ctl{k}") for k in range(d + 2)]
@@ -343,13 +353,14 @@ class MontMul(wiring.Component):
 
         ``rd_q`` registers the caller's memory output before any logic. The
         B slot's and the M slots' words go to ``b_next``; ``b_cur`` takes it
-        three cycles after B and when a row's pass 2 begins (after the row's
-        last pass-1 operand, before the next row's first). The mux (control
-        stage ``ctl[2]``): P1 ``b_cur`` (``2·b_cur`` when doubling) × ``a_j``
-        (the constant ``j == 0`` in mode ONE), M ``t_0 × N'``, P2 ``m × N_j``.
+        one cycle after B's word and when a row's pass 2 begins (after the
+        row's last pass-1 operand, before the next row's first). The mux
+        (control stage ``ctl[MEM_STAGES]``): P1 ``b_cur`` (``2·b_cur`` when
+        doubling) × ``a_j`` (the constant ``j == 0`` in mode ONE), M
+        ``t_0 × N'``, P2 ``m × N_j``.
         """
         w = self._w
-        c2, c3 = ctl[2], ctl[3]
+        c2, c3 = ctl[MEM_STAGES], ctl[MEM_STAGES + 1]
         rd_q = Signal(w)
         m.d.sync += rd_q.eq(self.rd_data)
         with m.If(c2.b | (c2.m & c2.bnext)):
@@ -368,53 +379,69 @@ class MontMul(wiring.Component):
         """The accumulator's two stages and the tail; result words to the write port.
 
         Stage 1 (cycle k+D, ``ctl[d]``): ``v = t_j + lo + hi_prev``, with
-        ``t_j`` read two cycles ahead (0 in row 0, the ``tlast`` register for
-        pass-1 ``j = s-1``); an M slot registers ``m``. Stage 2 (k+D+1,
-        ``ctl[d+1]``): ``u = v + c``, the only loop-carried add, written to t
-        (P1 at ``j``, P2 at ``j - 1``). Tail (k+D+2 after P2 ``j = s-1``):
-        ``t_{s-1} = T.hi + hi + T.c + c`` into ``tlast``. In the last row, pass
-        2's words and the tail are the result.
+        ``t_j`` read two cycles ahead into ``t_q`` (reset to 0 in row 0's
+        pass 1) and ``hi_prev`` reset before a chain's first slot; an M slot
+        registers ``m``. Stage 2 (k+D+1, ``ctl[d+1]``): ``u = v + c``, the
+        only loop-carried add, written to t (P1 at ``j ≥ 1``, P2 at
+        ``j - 1``); pass-2 step 0 only sets the carry, ``t_0 ≠ 0``; pass-1
+        step 0 only sets ``t_0``. Tail (k+D+2 after P2 ``j = s-1``):
+        ``t_{s-1} = (T.hi + T.c) + hi + c`` (the first sum formed while pass 2
+        runs, the second at P2 ``s-1``'s stage 1) into the t memory (its ``w+1``-th bit
+        for squarings). In the last row pass 2's words and the tail are the
+        result; one mux feeds both the t memory and the result port.
         """
         w = self._w
         d = len(ctl) - 2
         m.d.comb += t_rd.addr.eq(ctl[d - 2].j)
-        t_q = Signal(w)
-        m.d.sync += t_q.eq(t_rd.data)
+        t_q = Signal(w + 1)
+        with m.If(ctl[d - 1].p1 & ctl[d - 1].first):
+            m.d.sync += t_q.eq(0)                # row 0 reads t = 0
+        with m.Else():
+            m.d.sync += t_q.eq(t_rd.data)
         c = ctl[d]
         lo, hi = mul.o[:w], mul.o[w:2 * w + 1]
         hi_prev = Signal(w + 1)
-        tlast = Signal(w + 1)               # t_{s-1}: up to 1.25·2^w in a squaring
         t_hi = Signal(w + 1)
+        t_c = Signal(3)
+        th_c = Signal(w + 2)                # T.hi + T.c, summed while pass 2 runs
         v = Signal(w + 3)
-        y = Signal(w + 2)                   # T.hi + hi(q_{s-1}): the tail without its carries
-        t_in = Mux(c.p1 & c.first, 0, Mux(c.p1 & c.jlast, tlast, t_q))
-        m.d.sync += v.eq(t_in + lo + Mux(c.start, 0, hi_prev))
-        with m.If(c.p1 | c.p2):
+        y = Signal(w + 2)                   # T.hi + T.c + hi(q_{s-1}): the tail but its last carry
+        m.d.sync += v.eq(t_q + lo + hi_prev)
+        with m.If(ctl[d - 1].start):
+            m.d.sync += hi_prev.eq(0)           # the next slot starts a chain
+        with m.Elif(c.p1 | c.p2):
             m.d.sync += hi_prev.eq(hi)
         with m.If(c.p1 & c.jlast):
             m.d.sync += t_hi.eq(hi)
+        m.d.sync += th_c.eq(t_hi + t_c)
         with m.If(c.p2 & c.jlast):
-            m.d.sync += y.eq(t_hi + hi)
+            m.d.sync += y.eq(th_c + hi)
         with m.If(c.m):
             m.d.sync += [st.m_reg.eq(lo), st.m_valid.eq(1)]
 
         # --- stage 2 (cycle k+D+1): the loop-carried 2-bit carry ---------------
         e = ctl[d + 1]
         carry = Signal(2)
-        t_c = Signal(3)
         tq_c = Signal(2)
         tail_pend = Signal()
         tail_last = Signal()
         u = Signal(w + 3)
-        m.d.comb += u.eq(v + Mux(e.start, 0, carry))
-        with m.If(e.p1 | e.p2):
-            m.d.sync += carry.eq(u[w:w + 2])
-        with m.If(e.p1):
-            m.d.comb += [t_wr.en.eq(1), t_wr.addr.eq(e.j), t_wr.data.eq(u[:w])]
-            with m.If(e.jlast):
-                m.d.sync += t_c.eq(u[w:w + 3])
-        with m.If(e.p2 & ~e.j0):
-            m.d.comb += [t_wr.en.eq(1), t_wr.addr.eq(e.j - 1), t_wr.data.eq(u[:w])]
+        m.d.comb += u.eq(v + carry)
+        # The loop's carry without the full-width chain: v_lo + c overflows only
+        # if bits 2..w-1 of v are all ones (c ≤ 3), so the next carry is
+        # v >> w plus that overflow, from v's register and c alone.
+        ones = Signal()
+        c_next = Signal(2)
+        m.d.comb += [ones.eq(v[2:w].all()),
+                     c_next.eq((v[w:] + (ones & ((v[:2] + carry) >> 2)))[:2])]
+        with m.If(c.start):
+            m.d.sync += carry.eq(0)             # the next slot starts a chain
+        with m.Elif(e.p2 & e.j0):
+            m.d.sync += carry.eq(st.t0_reg != 0)  # t_0 + lo(m·N_0) is 0 or 2^w
+        with m.Elif(e.p1 | e.p2):
+            m.d.sync += carry.eq(c_next)
+        with m.If(e.p1 & e.jlast):
+            m.d.sync += t_c.eq(u[w:w + 3])
         with m.If(e.t0cap):
             m.d.sync += [st.t0_reg.eq(u[:w]), st.t0_valid.eq(1)]
         m.d.sync += tail_pend.eq(e.p2 & e.jlast)
@@ -423,26 +450,34 @@ class MontMul(wiring.Component):
 
         # --- tail (cycle k+D+2 of P2 s-1): t_{s-1} = T.hi + hi + T.c + c -------
         ut = Signal(w + 2)
-        m.d.comb += ut.eq(y + (t_c + tq_c))
+        m.d.comb += ut.eq(y + tq_c)
+        word = Signal(w + 1)
+        m.d.comb += word.eq(Mux(tail_pend, ut[:w + 1], u[:w]))
+        # The t write is registered (one cycle after the word is formed): the
+        # adder's output meets a register, not the memory's write port.
+        m.d.sync += [t_wr.en.eq(tail_pend | ((e.p1 | e.p2) & ~e.j0)), t_wr.data.eq(word)]
         with m.If(tail_pend):
-            m.d.sync += tlast.eq(ut[:w + 1])
+            m.d.sync += t_wr.addr.eq(self._s - 1)
+        with m.Elif(e.p1):
+            m.d.sync += t_wr.addr.eq(e.j)
+        with m.Else():
+            m.d.sync += t_wr.addr.eq(e.j - 1)
 
         # --- result words: P2 of the last row (words 0 .. s-2), then the tail ---
-        wptr = Signal(self._aw)
+        wdst = Signal(self._aw)
         with m.If(ctl[0].p2 & ctl[0].j0 & ctl[0].last):
-            m.d.sync += wptr.eq(st.dst)
+            m.d.sync += wdst.eq(st.dst)
+        # The result port is registered: one cycle after the word is formed.
         res = (e.p2 & ~e.j0 & e.last) | (tail_pend & tail_last)
-        m.d.comb += [
+        m.d.sync += [
             self.wr_en.eq(res),
-            self.wr_addr.eq(wptr),
-            self.wr_data.eq(Mux(tail_pend, ut[:w], u[:w])),
+            self.wr_addr.eq(wdst + Mux(tail_pend, self._s - 1, e.j - 1)),
+            self.wr_data.eq(word[:w]),
             self.done.eq(tail_pend & tail_last),
         ]
-        with m.If(res):
-            m.d.sync += wptr.eq(wptr + 1)
         with m.If(st.drain_set):
             m.d.sync += st.drain.eq(1)
-        with m.Elif(tail_pend & tail_last):
+        with m.Elif(self.done):
             m.d.sync += st.drain.eq(0)
 
 
@@ -479,18 +514,15 @@ class _CoreState:
         self.j = Signal(range(s + 1))
         self.p1_first = Signal()             # the next P1 slot starts the row's carry chain
         self.m_issued = Signal()
-        self.hold = Signal(range(4))
-        self.hold_next = Signal(range(4))
+        self.hold = Signal(range(8))
+        self.hold_next = Signal(range(8))
         self.t0_valid = Signal()             # t_0 of this row registered (M may issue)
         self.m_valid = Signal()              # m of this row registered (P2 may issue)
         self.kind = Signal(_Slot)
         # Addresses.
         self.a_base = Signal(aw)
-        self.a_row = Signal(aw)              # a_base + first j of the row (squaring)
-        self.a_ptr = Signal(aw)
-        self.b_ptr = Signal(aw)
-        self.n_base = Signal(aw)
-        self.n_ptr = Signal(aw)
+        self.b_base = Signal(aw)
+        self.b_off = Signal(range(s + 1))    # offset of the next row word to read
         self.dst = Signal(aw)
         # Datapath values the operand mux reads back.
         self.t0_reg = Signal(w)

@@ -14,17 +14,18 @@ its own so that it can be tested and measured alone, back to back:
 * ``idle`` Out(1).
 
 Two operand banks (the next operation loads while the core computes), a
-result FIFO of ``2s`` words, and an operation starts only when ``s`` of them
-are free (credits). Cycle counts: :func:`hefl.golden.montmul_hw.op_timing`
+result FIFO of ``2s`` words, and an operation starts only when fewer than
+two results are pending (accepted and not yet read out), so its words fit. Cycle counts: :func:`hefl.golden.montmul_hw.op_timing`
 (``latency_cycles``, ``first_out_cycles``, ``cycles_per_op``).
 
-Core address map (``S2`` = the power of two ≥ ``2s``): ``a`` banks at 0 and
-``s``, ``b`` banks at ``S2`` and ``S2 + s``, ``N`` at ``2·S2``.
+Core address map (``H`` = the power of two ≥ ``s``, ``S2 = 2H``): ``a`` banks
+at 0 and ``H``, ``b`` banks at ``S2`` and ``S2 + H``, ``N`` at ``2·S2``, each a
+distributed-RAM memory of its own: every address is a concatenation of bit
+fields, no adder, and every read a short LUT-RAM path into a register.
 """
 
 from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -57,7 +58,8 @@ class MontMulStream(wiring.Component):
     def __init__(self, *, operand_bits, word_bits=MONTMUL_WORD_BITS,
                  tile_bits=(TILE_A_BITS, TILE_B_BITS), hard_mult=None):
         s = words_for(operand_bits, word_bits) if isinstance(word_bits, int) and word_bits > 0 else 1
-        self._s2 = 1 << (2 * max(s, 1) - 1).bit_length()
+        self._h = 1 << (max(s, 2) - 1).bit_length()
+        self._s2 = 2 * self._h
         self._aw = (3 * self._s2 - 1).bit_length()
         # Validates the parameters (and raises) before the signature is built.
         self._core = MontMul(operand_bits=operand_bits, word_bits=word_bits, addr_bits=self._aw,
@@ -91,42 +93,44 @@ class MontMulStream(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        w, s, s2 = self._w, self._s, self._s2
+        w, s, s2, h = self._w, self._s, self._s2, self._h
         m.submodules.core = core = self._core
-        m.submodules.a_mem = a_mem = Memory(shape=w, depth=2 * s, init=[])
-        m.submodules.b_mem = b_mem = Memory(shape=w, depth=2 * s, init=[])
-        m.submodules.n_mem = n_mem = Memory(shape=w, depth=s, init=[])
-        m.submodules.ofifo = ofifo = SyncFIFOBuffered(width=w + 1, depth=2 * s)
-        a_wr, a_rd = a_mem.write_port(), a_mem.read_port()
-        b_wr, b_rd = b_mem.write_port(), b_mem.read_port()
-        n_wr, n_rd = n_mem.write_port(), n_mem.read_port()
-
-        # --- core memory port: region = address >> log2(S2) -------------------
-        sh = s2.bit_length() - 1
-        region, region_q = Signal(2), Signal(2)
-        m.d.comb += [
-            region.eq(core.rd_addr >> sh),
-            a_rd.addr.eq(core.rd_addr[:sh]), b_rd.addr.eq(core.rd_addr[:sh]),
-            n_rd.addr.eq(core.rd_addr[:sh]),
-            core.rd_data.eq(Mux(region_q == 0, a_rd.data,
-                                Mux(region_q == 1, b_rd.data, n_rd.data))),
-            core.nprime.eq(self.nprime),
-            n_wr.en.eq(self.n_wr_en), n_wr.addr.eq(self.n_wr_addr),
-            n_wr.data.eq(self.n_wr_data),
-        ]
+        # Distributed RAM: an ECP5 DP16KD without its output register has a
+        # ~5.8 ns clock-to-out, more than a 150 MHz cycle's worth with routing.
+        lut = {"ram_style": "distributed"}
+        # One memory per bank and operand (a0, a1, b0, b1) and N: each H deep,
+        # so each read is a short LUT-RAM mux; region = address >> log2(H).
+        mems = []
+        for name, depth in (("a0", h), ("a1", h), ("b0", h), ("b1", h), ("n", h)):
+            mem = Memory(shape=w, depth=depth, init=[], attrs=lut)
+            m.submodules[f"{name}_mem"] = mem
+            mems.append((mem.write_port(), mem.read_port()))
+        sh = h.bit_length() - 1
+        region, region_q = Signal(3), Signal(3)
+        m.d.comb += [region.eq(core.rd_addr >> sh), core.nprime.eq(self.nprime)]
         m.d.sync += region_q.eq(region)
+        with m.Switch(region_q):
+            for i, (_, rd) in enumerate(mems):
+                m.d.comb += rd.addr.eq(core.rd_addr[:sh])
+                with m.Case(i):
+                    m.d.comb += core.rd_data.eq(rd.data)
+        n_wr = mems[4][0]
+        m.d.comb += [n_wr.en.eq(self.n_wr_en), n_wr.addr.eq(self.n_wr_addr),
+                     n_wr.data.eq(self.n_wr_data)]
 
         # --- loader: i_stream → bank load_bank, one word pair per cycle --------
         full = [Signal(name="bank0_full"), Signal(name="bank1_full")]
         sq = [Signal(name="bank0_square"), Signal(name="bank1_square")]
-        load_bank, load_j = Signal(), Signal(range(s))
+        load_bank, load_j = Signal(), Signal(range(h))
         in_hs = self.i_stream.valid & self.i_stream.ready
-        m.d.comb += [
-            self.i_stream.ready.eq(~Mux(load_bank, full[1], full[0])),
-            a_wr.addr.eq(Mux(load_bank, s, 0) + load_j), b_wr.addr.eq(Mux(load_bank, s, 0) + load_j),
-            a_wr.data.eq(self.i_stream.payload.a), b_wr.data.eq(self.i_stream.payload.b),
-            a_wr.en.eq(in_hs), b_wr.en.eq(in_hs),
-        ]
+        m.d.comb += self.i_stream.ready.eq(~Mux(load_bank, full[1], full[0]))
+        # The memory writes are registered (the core reads a bank three cycles
+        # after it is full at the earliest, its last word much later).
+        for k in range(2):
+            for (wr, _), val in ((mems[k], self.i_stream.payload.a),
+                                 (mems[2 + k], self.i_stream.payload.b)):
+                m.d.sync += [wr.addr.eq(load_j), wr.data.eq(val),
+                             wr.en.eq(in_hs & (load_bank == k))]
         with m.If(in_hs):
             m.d.sync += load_j.eq(load_j + 1)
             with m.If(load_j == 0):
@@ -141,17 +145,17 @@ class MontMulStream(wiring.Component):
 
         # --- start and bank release, output credits -------------------------------
         cur, running = Signal(), Signal()
-        credits = Signal(range(2 * s + 1), init=2 * s)
+        pending = Signal(range(3))              # results accepted and not yet read out
         nb = Signal()
         can_start = Signal()
         nb_full = Mux(nb, full[1], full[0])
         nb_sq = Mux(nb, sq[1], sq[0])
         m.d.comb += [
             nb.eq(Mux(running, ~cur, cur)),
-            can_start.eq(nb_full & (credits >= s) & core.ready),
+            can_start.eq(nb_full & (pending != 2) & core.ready),
             core.start.eq(can_start),
-            core.op_a.eq(Mux(nb, s, 0)),
-            core.op_b.eq(Mux(nb_sq, Mux(nb, s, 0), s2 + Mux(nb, s, 0))),
+            core.op_a.eq(Mux(nb, h, 0)),
+            core.op_b.eq(Mux(nb_sq, Mux(nb, h, 0), s2 + Mux(nb, h, 0))),
             core.op_n.eq(2 * s2),
             core.op_dst.eq(0),
             core.op_mode.eq(Mux(nb_sq, MODE.SQR, MODE.MUL)),
@@ -164,15 +168,39 @@ class MontMulStream(wiring.Component):
                     m.d.sync += full[k].eq(0)
         with m.Elif(can_start):
             m.d.sync += running.eq(1)
-        out_hs = self.o_stream.valid & self.o_stream.ready
-        m.d.sync += credits.eq(credits - Mux(can_start, s, 0) + out_hs)
+        out_last = self.o_stream.valid & self.o_stream.ready & self.o_stream.payload.last
+        m.d.sync += pending.eq(pending + can_start - out_last)
 
-        m.d.comb += [
-            ofifo.w_en.eq(core.wr_en),
-            ofifo.w_data.eq(Cat(core.wr_data, core.done)),
-            self.o_stream.payload.eq(ofifo.r_data),
-            self.o_stream.valid.eq(ofifo.r_rdy),
-            ofifo.r_en.eq(self.o_stream.ready),
-            self.idle.eq(core.idle & ~full[0] & ~full[1] & (load_j == 0) & (credits == 2 * s)),
-        ]
+        self._elab_result_fifo(m, core, lut)
+        m.d.comb += self.idle.eq(core.idle & ~full[0] & ~full[1] & (load_j == 0) & (pending == 0))
         return m
+
+    def _elab_result_fifo(self, m, core, attrs):
+        """Result words → a distributed-RAM FIFO → an output register → ``o_stream``.
+
+        A word written in cycle ``c`` is valid on ``o_stream`` from ``c + 2``
+        (:data:`hefl.golden.montmul_hw.OUT_FIFO_LATENCY`). ``2s`` words (two
+        results) fit, which the start rule (two results pending at most)
+        never exceeds.
+        """
+        w, s = self._w, self._s
+        depth = 1 << (2 * s - 1).bit_length()
+        m.submodules.res_mem = res_mem = Memory(shape=w + 1, depth=depth, init=[], attrs=attrs)
+        wr, rd = res_mem.write_port(), res_mem.read_port(domain="comb")
+        wp, rp = Signal(range(depth)), Signal(range(depth))
+        count = Signal(range(depth + 1))
+        o_valid = Signal()
+        take = Signal()
+        m.d.comb += [
+            wr.en.eq(core.wr_en), wr.addr.eq(wp), wr.data.eq(Cat(core.wr_data, core.done)),
+            rd.addr.eq(rp),
+            take.eq((count != 0) & (~o_valid | self.o_stream.ready)),
+            self.o_stream.valid.eq(o_valid),
+        ]
+        with m.If(core.wr_en):
+            m.d.sync += wp.eq(wp + 1)
+        m.d.sync += count.eq(count + core.wr_en - take)
+        with m.If(take):
+            m.d.sync += [rp.eq(rp + 1), self.o_stream.payload.eq(rd.data), o_valid.eq(1)]
+        with m.Elif(self.o_stream.ready):
+            m.d.sync += o_valid.eq(0)
