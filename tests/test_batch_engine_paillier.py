@@ -3,10 +3,12 @@
 One lane sized for ``n²`` moduli (2048 bits for Paillier-1024, 4096 bits for
 Paillier-2048), w = 51, k = 4. Each case runs, against Python's ``pow``:
 the encryption modexp ``r^n mod n²``, a ciphertext multiply ``c1·c2 mod n²``,
-one CRT-decryption half ``c^(p-1) mod p²`` on the same lane, and the
-constant-time check at this width (same declared length, exponents 0 / all
-ones / random, bases 0 / N−1 / random: identical cycles). Every cycle count
-must equal the exact model :func:`hefl.golden.batch.engine_job_cycles`.
+a table product (op 3: 64 Montgomery-form entries and a plain factor, the
+fixed-base encryption's shape), one CRT-decryption half ``c^(p-1) mod p²``
+on the same lane, and the constant-time check at this width (same declared
+length, exponents 0 / all ones / random, bases 0 / N−1 / random: identical
+cycles, squaring mode on). Every cycle count must equal the exact model
+:func:`hefl.golden.batch.engine_job_cycles`.
 """
 
 import pytest
@@ -44,6 +46,15 @@ def test_paillier_sized_jobs(rng, nbits):
         value, cycles = h.run(job)
         assert value == c1 * c2 % n2
         assert cycles == model(job)
+
+        # Op 3: W = 64 table entries (Montgomery form) and the plain factor.
+        entries = [rng.randrange(1, n2) for _ in range(64)]
+        f = rng.randrange(1, n2)
+        job = gb.table_product_job(entries, f, n2, tag=4, **kw)
+        value, cycles = h.run(job)
+        assert value == gb.expected_result(job, n2)
+        assert cycles == model(job)
+        print(f"Paillier-{nbits}: table product of 65 factors in {cycles} cycles")
 
         # Constant time at this width: declared 64 bits, different values.
         ct = set()

@@ -1,10 +1,13 @@
 """ModExp in Amaranth's simulator on the real MontMul, and the job model.
 
-At a tiny width (w = 8, the fewest words MontMul accepts) so every job runs in well under
-a second: results against ``pow``/plain products, cycle counts against the
-exact model :func:`hefl.golden.batch.modexp_job_cycles`, the same cycles for
-different exponent and base values (constant time), and the typed errors of
-the parameters and of the job encoders.
+At tiny widths (w = 8; s = 5, the fewest words MontMul accepts, where each
+MontMul waits for the previous result, and s = 10, where the next MontMul
+starts as soon as the core has issued the previous one) so every job runs in
+well under a second: results against ``pow``/plain products/table products,
+cycle counts against the exact model
+:func:`hefl.golden.batch.modexp_job_cycles`, the same cycles for different
+exponent and base values (constant time, squaring mode on), and the typed
+errors of the parameters and of the job encoders.
 """
 
 import pytest
@@ -76,27 +79,33 @@ def run_jobs(dut, n, jobs):
     return out
 
 
-@pytest.fixture(scope="module")
-def mm_tail():
-    mm = MontMul(operand_bits=L, word_bits=W)
+def _mm_latency(bits):
+    mm = MontMul(operand_bits=bits, word_bits=W)
     Fragment.get(mm, None)          # elaborated only to read its timing
-    return gb.montmul_tail_latency(mm.timing, words_for(L, W))
+    return gb.montmul_tail_latency(mm.timing, words_for(bits, W)), mm.chain_safe
 
 
-def test_modexp_cycles_match_model_and_are_constant(rng, mm_tail):
-    dut = ModExp(operand_bits=L, word_bits=W, window_bits=K, max_exp_bits=X)
+@pytest.mark.parametrize("bits", [L, 2 * W * MONTMUL_MIN_WORDS - 2], ids=["s5", "s10"])
+def test_modexp_cycles_match_model_and_are_constant(rng, bits):
+    mm_tail, chain = _mm_latency(bits)
+    assert chain == (bits != L)      # s = 5 waits for each result, s = 10 chains
+    dut = ModExp(operand_bits=bits, word_bits=W, window_bits=K, max_exp_bits=X)
     s = dut.words
-    n = (1 << (L - 1)) | rng.getrandbits(L - 1) | 1
+    n = (1 << (bits - 1)) | rng.getrandbits(bits - 1) | 1
     kw = dict(word_bits=W, words=s)
     jobs = []
-    for bits in (0, 1, 5, 33, X):
-        mask = (1 << bits) - 1
-        for base, e in ((0, 0), (n - 1, mask), (rng.randrange(n), rng.getrandbits(bits))):
-            jobs.append(gb.powmod_job(base, e, bits, n, **kw))
+    for nb in (0, 1, 5, 33, X):
+        mask = (1 << nb) - 1
+        for base, e in ((0, 0), (n - 1, mask), (rng.randrange(n), rng.getrandbits(nb))):
+            jobs.append(gb.powmod_job(base, e, nb, n, **kw))
     jobs.append(gb.mulmod_job(rng.randrange(n), n - 1, n, **kw))
     for k in (1, 2, 3, 5):
         jobs.append(gb.product_job([rng.randrange(n) for _ in range(k)], n, **kw))
         jobs.append(gb.product_job([0] * k, n, **kw))
+        # Op 3: K − 1 Montgomery-form entries, then the plain factor.
+        jobs.append(gb.table_product_job([rng.randrange(n) for _ in range(k - 1)],
+                                         rng.randrange(n), n, **kw))
+        jobs.append(gb.table_product_job([n - 1] * (k - 1), 0, n, **kw))
     jobs = [j._replace(tag=t) for t, j in enumerate(jobs)]
     out = run_jobs(dut, n, jobs)
     by_shape = {}
@@ -107,6 +116,12 @@ def test_modexp_cycles_match_model_and_are_constant(rng, mm_tail):
         assert cycles == model.total, (job.op, job.count, cycles, model.total)
         by_shape.setdefault((job.op, job.count), set()).add(cycles)
     assert all(len(c) == 1 for c in by_shape.values()), by_shape
+    # A table product of K factors costs K − 1 MontMuls, a product 2K − 2.
+    tp = gb.modexp_job_cycles(gb.TABLE_PRODUCT, 5, words=s, word_bits=W, window_bits=K,
+                              mm_latency=mm_tail)
+    pr = gb.modexp_job_cycles(gb.PRODUCT, 5, words=s, word_bits=W, window_bits=K,
+                              mm_latency=mm_tail)
+    assert (tp.montmuls, pr.montmuls) == (4, 8) and tp.total < pr.total
 
 
 def test_lane_montmuls_follow_golden_schedule(rng):
@@ -119,6 +134,10 @@ def test_lane_montmuls_follow_golden_schedule(rng):
             assert gb.lane_montmuls(gb.POWMOD, bits, k) == ref.modmuls - 1
     assert gb.lane_montmuls(gb.MULMOD, 2, 4) == 2
     assert gb.lane_montmuls(gb.PRODUCT, 7, 4) == 12
+    assert gb.lane_montmuls(gb.TABLE_PRODUCT, 7, 4) == 6
+    # Squarings: W·k in the windows and T[2] = T[1]².
+    assert gb.lane_squarings(gb.POWMOD, 1024, 4) == 1025
+    assert gb.lane_squarings(gb.PRODUCT, 7, 4) == 0
 
 
 def test_job_op_values_match_golden():
@@ -126,8 +145,9 @@ def test_job_op_values_match_golden():
 
     from hefl.hw.jobs import COUNT_BITS
     from hefl.hw.regmap import LAYOUT
-    assert (JobOp.POWMOD.value, JobOp.MULMOD.value, JobOp.PRODUCT.value) == \
-        (gb.POWMOD, gb.MULMOD, gb.PRODUCT)
+    assert (JobOp.POWMOD.value, JobOp.MULMOD.value, JobOp.PRODUCT.value,
+            JobOp.TABLE_PRODUCT.value) == (gb.POWMOD, gb.MULMOD, gb.PRODUCT, gb.TABLE_PRODUCT)
+    assert LAYOUT.op("table_product") == 3
     # Both read the job header of the register map, the one source.
     assert [(op.name.lower(), op.value) for op in JobOp] == list(LAYOUT.ops)
     assert JobOp.as_shape() == unsigned(LAYOUT.job_field("op").width)
@@ -151,6 +171,12 @@ def test_job_encoders_reject_bad_operands():
     job = gb.powmod_job(5, 0b1011, 12, n, **kw)
     assert job.words == [5, 0, 0b1011, 0] and job.count == 12
     assert gb.expected_result(job, n) == pow(5, 11, n)
+    with pytest.raises(OperandRangeError):
+        gb.table_product_job([n], 1, n, **kw)         # entry = N
+    job = gb.table_product_job([3, 7], 5, n, **kw)
+    r = 1 << 16
+    assert job.count == 3 and job.words[:2] == [3 * r % n & 255, 3 * r % n >> 8]
+    assert gb.expected_result(job, n) == 3 * 7 * 5 % n
 
 
 @pytest.mark.parametrize("kw,match", [
@@ -160,6 +186,7 @@ def test_job_encoders_reject_bad_operands():
     (dict(operand_bits=64, word_bits=8, window_bits=8), "Window width"),
     (dict(operand_bits=64, word_bits=8, max_exp_bits=1 << 16), "Maximum exponent"),
     (dict(operand_bits=64, word_bits=8, tag_bits=0), "Tag width"),
+    (dict(operand_bits=64, word_bits=8, ram_style="lut"), "RAM style"),
 ])
 def test_modexp_rejects_bad_parameters(kw, match):
     with pytest.raises(TypeError, match=match):

@@ -2,17 +2,19 @@
 
 One Verilator build per configuration (``build/sim/montmul_L<L>_w<w>.../``),
 reused across runs while the generated Verilog is unchanged. The bench is
-``sim/hefl/sim/tb/montmul_tb.py``; it checks every result word for word against
-the bit-accurate model and against the specification (random operands
-< 2N with random idle cycles and backpressure; corners 0, 1, N−1, R mod N,
-a = b, 2N−1, R² mod N on all-ones, small-top-word, short and tiny moduli),
-and checks the measured latency and cycles/op against the model.
+``sim/hefl/sim/tb/montmul_tb.py`` (the core in its stream wrapper); it checks
+every result word for word against the bit-accurate model and against the
+specification (random operands < 2N, multiplies and squarings, with random
+idle cycles and backpressure; corners 0, 1, N−1, R mod N, a = b, 2N−1,
+R² mod N on all-ones, small-top-word, short and tiny moduli, each also
+squared), and checks the measured latency and cycles/op of both modes
+against the model.
 """
 
 import pytest
 
 from hefl.golden.montgomery import words_for
-from hefl.golden.montmul_hw import mul_latency, op_timing
+from hefl.golden.montmul_hw import SQR, mul_latency, op_timing
 from hefl.hw.params import (
     ECP5_TILE_BITS,
     MONTMUL_ECP5_WORD_BITS,
@@ -49,6 +51,12 @@ CONFIGS = [
 def test_montmul_cocotb(operand_bits, word_bits, tiles, knobs, seed):
     rep = run_montmul_bench(operand_bits, word_bits, tiles, seed=seed, knobs=knobs)
     # The bench asserts these against the model; check the report carries them.
-    timing = op_timing(words_for(operand_bits, word_bits), mul_latency(word_bits, *tiles))
+    s, lat = words_for(operand_bits, word_bits), mul_latency(word_bits, *tiles)
+    timing, square = op_timing(s, lat), op_timing(s, lat, SQR)
     assert rep["latency_cycles"] == timing.latency_cycles
     assert rep["cycles_per_op"] == timing.cycles_per_op
+    assert rep["square"]["latency_cycles"] == square.latency_cycles
+    assert rep["square"]["cycles_per_op"] == square.cycles_per_op
+    # A squaring takes s(s+1)/2 + s² + s slots instead of 2s² + s.
+    assert square.mul_slots == s * (s + 1) // 2 + s * s + s
+    assert square.cycles_per_op < timing.cycles_per_op

@@ -21,6 +21,13 @@ Writes ``<out>/modexp.json``. For Paillier-1024 and Paillier-2048:
   engines' input streams. A **projection**: no card was run.
 * ``gmpy2_one_core``: the same operations with gmpy2 on one core of this
   machine, measured in the same run.
+* ``paillier1024`` (``paillier256`` with ``--quick``): the encryption's
+  ``dsp_cycles`` = DSP48E2 of one lane × simulated cycles of one ``r^n mod n²``,
+  with the exact model's count beside it; and ``lane``: the resources of one
+  ModExp lane (lane FSM, MontMul core and multiplier, lane and t memories)
+  synthesised alone, ``lut_equivalent_per_6dsp`` = (LUT + LUTs occupied by
+  LUT-RAM) × 6 / DSP48E2, with the one-lane BatchEngine's figure (job FIFO,
+  dispatcher, arbiter added) beside it.
 """
 
 import json
@@ -82,6 +89,68 @@ def _lane_resources(L, w, k):
             "lutram_luts": lutram_luts, "lut_total": r["lut"] + lutram_luts, "ff": r["ff"],
             "bram36": r["bram"], "uram": sum(v for c, v in cells.items() if c.startswith("URAM")),
             "carry": r["carry"]}
+
+
+#: Issue 13 targets for one lane and one Paillier-1024 encryption.
+LANE_LUT_EQ_PER_6DSP_MAX = 1300
+ENCRYPT_DSP_CYCLES_MAX = 22_000_000
+
+
+def _lane_only_resources(L, w, k):
+    """yosys xcup counts of one ModExp lane alone (``L``-bit operands, exponents up to ``L``)."""
+    from hefl.flows.synth import synth_xcup
+    from hefl.flows.verilog import to_verilog
+    from hefl.hw.modexp import ModExp
+    top = f"modexp_L{L}_w{w}_k{k}_x{L}"
+    verilog = to_verilog(ModExp(operand_bits=L, word_bits=w, window_bits=k, max_exp_bits=L),
+                         name=top)
+    _log(f"{top}: yosys synth_xilinx -family xcup")
+    r = synth_xcup(verilog, top=top)
+    cells = r.pop("cells")
+    lutram_luts = lut_equivalent(cells)
+    return {"dsp48e2": r["dsp48e2"], "lut": r["lut"], "lutram_luts": lutram_luts,
+            "lut_equivalent": r["lut"] + lutram_luts, "ff": r["ff"], "bram36": r["bram"],
+            "uram": sum(v for c, v in cells.items() if c.startswith("URAM")), "carry": r["carry"]}
+
+
+def _per_6dsp(lut_eq, dsp):
+    return round(lut_eq * 6 / dsp) if dsp else None
+
+
+def _lane_fields(out, w, k, nbits):
+    """``paillier<nbits>.encrypt.dsp_cycles`` and ``lane`` (see the module docstring)."""
+    from hefl.golden import batch as gb
+    L = 2 * nbits
+    lane = _lane_only_resources(L, w, k)
+    engine = out["keys"][str(nbits)]["resources_per_lane"]["encrypt_lane"]
+    cycles = out["keys"][str(nbits)]["cycles"]["encrypt_modexp"]["cycles"]
+    model = engine_cycles(gb.POWMOD, nbits, L, w, k)
+    dsp = lane["dsp48e2"]
+    return {
+        f"paillier{nbits}": {"encrypt": {
+            "what": f"one r^n mod n² (|n| = {nbits}, exponent {nbits} bits) on one {L}-bit lane",
+            "cycles": cycles, "model_cycles": model, "equals_model": cycles == model,
+            "dsp48e2": dsp, "dsp_cycles": dsp * cycles,
+            "montmuls": gb.lane_montmuls(gb.POWMOD, nbits, k),
+            "squarings": gb.lane_squarings(gb.POWMOD, nbits, k),
+            "target_dsp_cycles_max": ENCRYPT_DSP_CYCLES_MAX,
+            "meets_target": dsp * cycles <= ENCRYPT_DSP_CYCLES_MAX}},
+        "lane": {
+            "definition": ("one ModExp lane (lane FSM, MontMul core and multiplier, lane memory, "
+                           "t memory) as the BatchEngine instantiates it, synthesised alone with "
+                           "yosys synth_xilinx -family xcup; lut_equivalent = LUT + LUTs occupied "
+                           "by LUT-RAM; lut_equivalent_per_6dsp = lut_equivalent × 6 / DSP48E2"),
+            "operand_bits": L, "word_bits": w, "window_bits": k, **lane,
+            "lut_equivalent_per_6dsp": _per_6dsp(lane["lut_equivalent"], dsp),
+            "target_max": LANE_LUT_EQ_PER_6DSP_MAX,
+            "meets_target": _per_6dsp(lane["lut_equivalent"], dsp) <= LANE_LUT_EQ_PER_6DSP_MAX,
+            "engine_one_lane": {
+                "note": "the same lane inside a one-lane BatchEngine: adds its job FIFO "
+                        "(2s job beats, LUT-RAM), dispatcher and result arbiter",
+                "lut_equivalent": engine["lut_total"],
+                "lut_equivalent_per_6dsp": _per_6dsp(engine["lut_total"], engine["dsp48e2"])},
+        },
+    }
 
 
 def _prime(rng, bits):
@@ -309,5 +378,6 @@ def modexp_report(args):
             f"gmpy2 one core: {cpu['encrypt_per_s']}/s, {cpu['decrypt_per_s']}/s, "
             f"{cpu['mulmod_per_s']}/s")
     out["projected_u250"] = projected
+    out.update(_lane_fields(out, w, k, key_sizes[0]))
     return out
 

@@ -4,9 +4,10 @@ Pure Python on ints. The job stream format is the one of
 :mod:`hefl.hw.jobs`; the op codes and the ``count`` width are the job
 header's, read (as ``JobOp``'s are) from :data:`hefl.hw.regmap.LAYOUT`::
 
-    POWMOD   s words base, then ceil(count / w) words exponent   count = declared exponent bits
-    MULMOD   s words a, then s words b                            count = 2
-    PRODUCT  K × s words                                          count = K ≥ 1
+    POWMOD         s words base, then ceil(count / w) words exponent   count = declared exponent bits
+    MULMOD         s words a, then s words b                            count = 2
+    PRODUCT        K × s words                                          count = K ≥ 1
+    TABLE_PRODUCT  K × s words: K − 1 Montgomery-form entries, a plain factor   count = K ≥ 1
 
 :func:`modexp_job_cycles` predicts, cycle for cycle, how long one ModExp lane
 (:class:`hefl.hw.modexp.ModExp`) spends on a job, given the MontMul's own
@@ -18,15 +19,17 @@ from typing import NamedTuple
 from hefl.errors import OperandRangeError
 from hefl.golden.modexp import modexp_schedule_counts
 from hefl.golden.montgomery import check_modulus, to_words
+from hefl.golden.montmul_hw import MEM_STAGES, MODES, MUL, ONE, SQR, op_schedule, op_timing
 from hefl.hw.regmap import LAYOUT
 
-__all__ = ["POWMOD", "MULMOD", "PRODUCT", "Job", "constant_writes", "powmod_job", "mulmod_job",
-           "product_job", "expected_result", "JobCycles", "modexp_job_cycles",
-           "lane_montmuls", "ENGINE_OVERHEAD", "montmul_call_cycles",
-           "montmul_tail_latency", "engine_job_cycles", "paillier_primes"]
+__all__ = ["POWMOD", "MULMOD", "PRODUCT", "TABLE_PRODUCT", "Job", "constant_writes", "powmod_job",
+           "mulmod_job", "product_job", "table_product_job", "expected_result", "JobCycles",
+           "modexp_job_cycles", "lane_montmuls", "lane_squarings", "ENGINE_OVERHEAD",
+           "montmul_call_cycles", "montmul_tail_latency", "engine_job_cycles", "paillier_primes"]
 
 #: Job op codes (:class:`hefl.hw.jobs.JobOp`'s values).
-POWMOD, MULMOD, PRODUCT = (LAYOUT.op(name) for name in ("powmod", "mulmod", "product"))
+POWMOD, MULMOD, PRODUCT, TABLE_PRODUCT = (LAYOUT.op(name) for name in
+                                          ("powmod", "mulmod", "product", "table_product"))
 #: Extra cycles a job spends in :class:`hefl.hw.batch_engine.BatchEngine`
 #: around its lane: 3 from the engine accepting the first beat to the lane
 #: accepting it (FIFO write, FIFO output register, lane IDLE → LOAD) and 1
@@ -117,6 +120,25 @@ def product_job(factors, n, *, word_bits, words, tag=0):
     return Job(PRODUCT, tag, len(factors), ws, tuple(factors))
 
 
+def table_product_job(entries, factor, n, *, word_bits, words, tag=0):
+    """A TABLE_PRODUCT job ``Π entries · factor mod n`` (op 3).
+
+    The entries travel in Montgomery form (``T·R mod n``, ``R = 2^(w·s)``), the
+    factor plain, so the lane's ``K − 1`` MontMuls give the plain product.
+    """
+    check_modulus(n, min_bits=2)
+    entries = list(entries)
+    _check_count(len(entries) + 1)
+    r = 1 << (word_bits * words)
+    ws = []
+    for t in entries:
+        _check_operand(t, n, "table entry")
+        ws += to_words(t * r % n, word_bits, words)
+    _check_operand(factor, n, "factor")
+    ws += to_words(factor, word_bits, words)
+    return Job(TABLE_PRODUCT, tag, len(entries) + 1, ws, (*entries, factor))
+
+
 def expected_result(job, n):
     """The fully reduced result the engine must return for ``job``."""
     if job.op == POWMOD:
@@ -132,12 +154,22 @@ def lane_montmuls(op, count, k):
     """MontMul operations one ModExp lane runs for a job.
 
     POWMOD: the golden schedule's count minus one (``R mod N`` is a loaded
-    constant, not computed); MULMOD/PRODUCT of ``K`` factors: ``2K - 2``.
+    constant, not computed); MULMOD/PRODUCT of ``K`` factors: ``2K - 2``;
+    TABLE_PRODUCT: ``K - 1``.
     """
     if op == POWMOD:
         return modexp_schedule_counts(count, k).total - 1
+    if op == TABLE_PRODUCT:
+        return max(count - 1, 0)
     k_factors = 2 if op == MULMOD else count
     return 2 * k_factors - 2
+
+
+def lane_squarings(op, count, k):
+    """How many of :func:`lane_montmuls` are squarings: ``W·k + 1`` for POWMOD (with ``T[2]``)."""
+    if op != POWMOD:
+        return 0
+    return modexp_schedule_counts(count, k).squarings + (1 if k > 1 else 0)
 
 
 class JobCycles(NamedTuple):
@@ -151,30 +183,84 @@ class JobCycles(NamedTuple):
         indices), input beats offered every cycle, output always ready.
     montmuls : int
         MontMul operations in the job.
+    squarings : int
+        How many of them run in the squaring mode.
     """
 
     total: int
     montmuls: int
+    squarings: int = 0
 
 
 def montmul_call_cycles(words, mm_latency):
-    """Cycles from a ModExp state that calls MontMul to the state it returns to.
+    """Core cycles of one MontMul per mode: ``{mode: (issue, done)}``.
 
-    Returns ``(multiply, single)``: ``2s + λ + 2`` when the operand reader
-    fetches two words per beat, ``s + λ + 2`` for a squaring or a multiply by
-    one (one read per beat); ``λ`` is :func:`montmul_tail_latency`.
+    ``issue``: from the core accepting the op to it accepting the next;
+    ``done``: to the op's last result word written
+    (:func:`hefl.golden.montmul_hw.op_timing`).
     """
-    return 2 * words + mm_latency + 2, words + mm_latency + 2
+    out = {}
+    for mode in MODES:
+        t = op_timing(words, mm_latency, mode)
+        out[mode] = (t.issue_cycles, t.done_cycles)
+    return out
 
 
 def montmul_tail_latency(timing, words):
-    """MontMul cycles from its last input beat's handshake to its last output beat's.
+    """The multiplier latency the lane model needs, from a MontMul's :class:`OpTiming`.
 
-    ``timing`` is :func:`hefl.golden.montmul_hw.op_timing`'s result (its
-    ``latency_cycles`` counts from the first of ``s`` back-to-back input
-    beats; the core starts computing a fixed delay after the last one).
+    ``timing`` is :func:`hefl.golden.montmul_hw.op_timing`'s result; the
+    lane's cycle model (:func:`modexp_job_cycles`, its ``mm_latency``)
+    derives every MontMul count from the multiplier latency and ``s``.
     """
-    return timing.latency_cycles - (words - 1)
+    return timing.mul_latency
+
+
+class _Core:
+    """The lane's view of the MontMul core: when it takes the next op, when it writes."""
+
+    def __init__(self, words, latency):
+        self.s, self.d = words, latency + MEM_STAGES
+        self.chain = words >= self.d + 2
+        self.sched = {mode: op_schedule(words, latency, mode) for mode in MODES}
+        self.last = None                 # (accept cycle, mode) of the latest op
+        self.writes = set()
+
+    def ready_at(self):
+        """First cycle the core's ``ready`` is high (it has issued the last op)."""
+        if self.last is None:
+            return 0
+        a, mode = self.last
+        return a + self.sched[mode].last_issue + 1
+
+    def port_free_at(self):
+        """First cycle the core leaves the read port (its last read is the cycle after its last issue)."""
+        return self.ready_at() + 1 if self.last is not None else 0
+
+    def idle_at(self):
+        if self.last is None:
+            return 0
+        a, mode = self.last
+        return a + self.sched[mode].done + 1
+
+    def accept(self, t, mode):
+        """The op asked for from cycle ``t`` on; returns its accept cycle."""
+        a = max(t, self.ready_at() if self.chain else self.idle_at())
+        sch = self.sched[mode]
+        self.writes |= {a + c + self.d + 2 for c, kind, r, j in sch.slots
+                        if kind == "P2" and r == self.s - 1 and j >= 1}
+        self.writes.add(a + sch.done)
+        self.last = (a, mode)
+        return a
+
+    def load(self, t, beats):
+        """Cycle of the last of ``beats`` job words loaded from ``t`` on (one a cycle, not while the core writes)."""
+        while True:
+            if t not in self.writes:
+                beats -= 1
+                if beats == 0:
+                    return t
+            t += 1
 
 
 def modexp_job_cycles(op, count, *, words, word_bits, window_bits, mm_latency):
@@ -187,7 +273,7 @@ def modexp_job_cycles(op, count, *, words, word_bits, window_bits, mm_latency):
     words, word_bits, window_bits : int
         ``s``, ``w`` and ``k`` of the lane.
     mm_latency : int
-        :func:`montmul_tail_latency` of the lane's MontMul.
+        The multiplier latency of the lane's MontMul (:func:`montmul_tail_latency`).
 
     Returns
     -------
@@ -196,35 +282,53 @@ def modexp_job_cycles(op, count, *, words, word_bits, window_bits, mm_latency):
 
     Notes
     -----
-    Derivation, state by state (``G``/``S``: :func:`montmul_call_cycles`):
-    POWMOD loads ``B = s + ceil(c/w)`` beats (``B - 1`` cycles after the
-    first), converts the base (``G``), builds the table (``T[2]`` is a
-    squaring: ``S``, then ``(2^k - 3)·G``, plus the exit cycle), scans
-    ``W = ceil(c/k)`` windows (``W + 1``), runs ``W`` windows of ``2k``
-    (digit fetch) ``+ k·S + G + 1``, converts out (``S``) and reduces
-    (``1 + 2s``) and emits (``1 + s``, last beat ``s - 1`` cycles after the
-    first). PRODUCT of ``K ≥ 2`` loads ``2s`` beats, then after every
-    multiply (``G``) the next factor (``s`` beats, the last in the calling
-    cycle), then ``K - 1`` corrections (``G`` each), one exit cycle, reduce
-    and emit.
+    The lane asks for each MontMul as soon as the core accepted the previous
+    one; the core takes it when it has issued the previous op's last slot
+    (``s ≥ D + 2``) or written its result (:class:`_Core`). State by state,
+    cycle 0 the first beat: POWMOD loads ``B = s + ceil(c/w)`` beats, asks
+    for the table from cycle ``B`` (the conversion, ``T[2]`` a squaring, the
+    rest multiplies), leaves TABLE one cycle after its last accept, SCANs
+    (``W + 1`` cycles), then per window FETCHes the digit (``k + 2`` cycles
+    once the core has made its last read), asks for ``k`` squarings and the
+    multiply, and spends one cycle in WIN_DONE; FINAL asks for the multiply by
+    one; RED_WAIT waits for the core's result (``idle``), RED takes
+    ``2s + 2`` cycles and EMIT 5 per word (the last handshake ``5s − 1``
+    after EMIT begins). PRODUCT of ``K ≥ 2`` loads ``2s`` beats, multiplies
+    each next factor in (PMUL) and loads the following one while the core
+    computes, then asks for the ``K − 1`` corrections (none for
+    TABLE_PRODUCT), then CORR and RED_WAIT.
     """
     s, w, k = words, word_bits, window_bits
-    G, S = montmul_call_cycles(s, mm_latency)
-    tail = 1 + 2 * s + 1 + (s - 1)            # RED_A .. last EMIT_V beat
+    core = _Core(s, mm_latency)
     if op == POWMOD:
-        b = s + -(-count // w)
+        t = s + -(-count // w)                       # TABLE entered
+        for ti in range(1, 1 << k):
+            t = core.accept(t, SQR if ti == 2 else MUL) + 1
+        t += 1                                       # TABLE → SCAN
         nwin = -(-count // k)
-        t = 1 << k
-        table = G + ((S + (t - 3) * G) if t > 2 else 0) + 1
-        window = 2 * k + k * S + G + 1
-        total = (b - 1) + table + (nwin + 1) + nwin * window + S + tail
-        return JobCycles(total, lane_montmuls(op, count, k))
-    kf = 2 if op == MULMOD else count
-    if kf <= 1:
-        return JobCycles((s - 1) + 2 + tail, 0)
-    loads = (2 * s - 1) + (kf - 2) * (G + s - 1)
-    total = loads + kf * G + 1 + tail
-    return JobCycles(total, lane_montmuls(op, count, k))
+        t += nwin + 1                                # SCAN → FETCH / FINAL
+        for _ in range(nwin):
+            t = max(t, core.port_free_at()) + k + 2  # FETCH → SQ
+            for _ in range(k):
+                t = core.accept(t, SQR) + 1
+            t = core.accept(t, MUL) + 2              # WIN_DONE → FETCH / FINAL
+        t = core.accept(t, ONE) + 1                  # → RED_WAIT
+    else:
+        kf = 2 if op == MULMOD else count
+        if kf <= 1:
+            t = s + 1                                # CORR → RED_WAIT
+        else:
+            t = 2 * s                                # PMUL of factor 2
+            for i in range(2, kf + 1):
+                a = core.accept(t, MUL)
+                t = core.load(a + 1, s) + 1 if i < kf else a + 1
+            if op != TABLE_PRODUCT:
+                for _ in range(kf - 1):
+                    t = core.accept(t, MUL) + 1
+            t += 1                                   # CORR → RED_WAIT
+    t = max(t, core.idle_at()) + 1                   # RED
+    total = t + 2 * s + 2 + 5 * s - 1
+    return JobCycles(total, lane_montmuls(op, count, k), lane_squarings(op, count, k))
 
 
 def engine_job_cycles(op, count, **kw):

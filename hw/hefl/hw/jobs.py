@@ -38,6 +38,7 @@ class JobOp(enum.Enum, shape=LAYOUT.job_field("op").width):
     POWMOD = LAYOUT.op("powmod")
     MULMOD = LAYOUT.op("mulmod")
     PRODUCT = LAYOUT.op("product")
+    TABLE_PRODUCT = LAYOUT.op("table_product")
 
 
 def job_layout(word_bits, tag_bits):

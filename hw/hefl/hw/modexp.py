@@ -6,71 +6,75 @@ Inputs: odd ``N < R/4`` with ``R = 2^(w·s)``, ``N' = -N^-1 mod 2^w``, the
 constants ``R² mod N`` and ``R mod N`` (loaded once per batch through
 ``const_wr_*``), and plain residues ``< N`` streamed in as jobs (see
 :mod:`hefl.hw.jobs`). Every MontMul result is lazily reduced (``< 2N``) and fed
-back unchanged; only the job's result is fully reduced.
+back unchanged; only the job's result is fully reduced. ``MM``/``SQ``/``ONE``
+are the MontMul modes multiply, squaring and multiply by one
+(:mod:`hefl.golden.montmul_hw`); the mode is fixed by the position in the
+schedule, never by a value.
 
 POWMOD ``b^e mod N`` over a declared exponent length ``c`` bits,
 ``W = ceil(c / k)`` windows::
 
     T[0] = R mod N                          (the constant; Montgomery one)
-    T[1] = MontMul(b, R² mod N)             (conversion in)
-    T[j] = MontMul(T[j-1], T[1])            j = 2 .. 2^k - 1
+    T[1] = MM(b, R² mod N)                  (conversion in)
+    T[2] = SQ(T[1]); T[j] = MM(T[j-1], T[1])   j = 3 .. 2^k - 1
     acc  = T[0]
     for each k-bit window d, most significant first:
-        k × acc = MontMul(acc, acc)
-        acc = MontMul(acc, T[d])            entry 0 included
-    x = MontMul(acc, 1)                     (conversion out: x <= N)
-    result = x - N if x >= N else x         (word-serial, two passes)
+        k × acc = SQ(acc)
+        acc = MM(acc, T[d])                 entry 0 included
+    x = ONE(acc)                            (conversion out: x <= N)
+    result = x - N if x >= N else x         (word-serial)
 
-``2^k - 1 + W·(k + 1) + 1`` MontMuls: the golden model's count minus the one
-that computes ``R mod N`` (here a loaded constant). Nothing in the schedule
-depends on ``b`` or ``e``: memory addresses differ with the window digit, but
-every memory access takes one cycle whatever its address, the operand reader
-chooses its two-reads-per-word or one-read-per-word pattern from the schedule
-position (squaring or multiply by one vs. multiply), never from a value or a
-digit, and the window bits are fetched in a loop whose length is ``k``. The cycle count of a job is a
-function of ``c`` alone.
+``2^k - 1 + W·(k + 1) + 1`` MontMuls, ``W·k + 1`` of them squarings: the
+golden model's count minus the one that computes ``R mod N`` (here a loaded
+constant). Nothing in the schedule depends on ``b`` or ``e``: memory
+addresses differ with the window digit, but every access takes one cycle
+whatever its address, and the digit bits are fetched in a loop whose length
+is ``k``. The cycle count of a job is a function of ``c`` alone.
 
 PRODUCT ``a_1 · ... · a_K mod N`` (MULMOD is the case ``K = 2``)::
 
     acc = a_1
-    acc = MontMul(acc, a_i)                 i = 2 .. K      (acc = Π·R^-(K-1))
-    (K - 1) × acc = MontMul(acc, R² mod N)                  (each multiplies by R)
+    acc = MM(a_i, acc)                      i = 2 .. K      (acc = Π·R^-(K-1))
+    (K - 1) × acc = MM(acc, R² mod N)                       (each multiplies by R)
     result = acc - N if acc >= N else acc
 
-``2K - 2`` MontMuls and only the batch constants: no per-K constant from the
-host. (Converting every factor first costs the same ``2K - 2`` and would need
-the factors buffered; this order consumes each factor as it arrives.)
+TABLE_PRODUCT (op 3) is PRODUCT without the ``K − 1`` corrections: the host
+sends Montgomery-form table entries first and the plain factor last, so
+``Π T~ · f · R^-(K-1) = Π T · f``: ``K − 1`` MontMuls.
 
 Storage and schedule
 --------------------
-One on-chip memory of ``w``-bit words, one synchronous read port and one write
-port (a simple dual-port BRAM/URAM), holding ``s``-word slots::
+One lane memory of ``w``-bit words, one synchronous read port and one write
+port (a simple dual-port block RAM; ``ram_style`` can ask for UltraRAM),
+holding ``s``-word slots::
 
-    T[0] .. T[2^k-1] | R² | N | ACC | D | X | exponent words (ceil(max_exp_bits / w))
+    T[0] .. T[2^k-1] | R² | N | ACC | Y | X | exponent words (ceil(max_exp_bits / w))
 
-``X`` receives the base (POWMOD) or the next factor; the exponent follows ``X``
-directly so a POWMOD job loads with one incrementing address. ``N`` is kept
-here as well as in MontMul for the final comparison.
+The MontMul core reads its operands (and ``N``) from here and writes its
+result here (in place: ``ACC ← MM(ACC, ·)``); every read is registered
+before any logic (the core's ``rd_q``, the lane's ``rq``). ``X`` receives the
+base (POWMOD; the exponent follows it, so the job loads with one
+incrementing address) or, alternately with ``Y``, the next factor: a factor
+loads while the previous multiply runs. One MontMul operation follows the
+other (each needs the previous result): the lane asks for the next as soon
+as the core accepts the current one, and the core takes it when it has
+issued the current one's last slot (or, for ``s < D + 2``, when the result
+is written).
 
-One MontMul operation at a time (each depends on the previous one):
-
-* operand reader: 2 cycles per word pair (read ``a_j``, read ``b_j``) for a
-  multiply, 1 cycle per word for a squaring or a multiply by 1 (``b`` is then
-  the constant word ``j == 0``), plus one cycle to start; MontMul back-pressure
-  holds the memory output (read enable low);
-* result writer: MontMul's output words go straight to the destination slot;
-* window digit: ``k`` bits fetched MSB first, 2 cycles per bit;
-* final reduction: pass 1 computes ``D = X - N`` word by word with a ``w``-bit
-  subtractor and a 1-bit borrow (2 cycles per word), pass 2 streams ``X`` (if it
-  borrowed) or ``D`` out (1 cycle per word at full ``o_stream`` readiness).
+* window digit: the core's read port is busy while it issues, so the
+  digit's ``k`` bits are fetched when the core has issued the window's last
+  multiply: one read per bit, pipelined, ``k + 2`` cycles;
+* final reduction: pass 1 reads ``ACC_j`` and ``N_j`` (2 cycles per word)
+  for the borrow of ``ACC − N``; pass 2 reads them again and sends
+  ``ACC_j − (ACC ≥ N ? N_j : 0) − borrow`` from an output register, 5 cycles
+  per word at full ``o_stream`` readiness.
 
 The exact cycle model, checked against simulation, is
 :func:`hefl.golden.batch.modexp_job_cycles`.
 
 Deviations and limits
 ---------------------
-* Constants must be written while the engine is idle (``idle = 1``); they
-  share the write port with job loading.
+* Constants must be written while the engine is idle (``idle = 1``).
 * A job with ``count > max_exp_bits`` or a malformed beat stream gives an
   unspecified result but never hangs the lane once its ``last`` beat came; the
   kernel validates jobs before they reach the engine.
@@ -83,13 +87,18 @@ from amaranth.lib.memory import Memory
 from hefl.golden.montgomery import words_for
 from hefl.hw.checks import check_int
 from hefl.hw.jobs import CONST_SEL, COUNT_BITS, TAG_BITS, JobOp, engine_ports
+from hefl.hw.montmul import MODE
 from hefl.hw.params import MODEXP_WINDOW_BITS
 
-__all__ = ["ModExp"]
+__all__ = ["ModExp", "RAM_STYLES"]
+
+#: ``ram_style`` values for the lane memory (passed to synthesis as the
+#: memory's ``ram_style`` attribute): None lets the tool choose.
+RAM_STYLES = (None, "block", "ultra")
 
 
 class ModExp(wiring.Component):
-    """One lane: fixed-window modexp, product and mulmod jobs on one MontMul.
+    """One lane: fixed-window modexp, product, mulmod and table-product jobs on one MontMul.
 
     Parameters
     ----------
@@ -104,8 +113,11 @@ class ModExp(wiring.Component):
     tag_bits : int
         Width of the job tag carried to the result.
     multiplier : callable, optional
-        Factory ``multiplier(operand_bits=L, word_bits=w)`` of a component with
-        :class:`hefl.hw.montmul.MontMul`'s interface; defaults to ``MontMul``.
+        Factory ``multiplier(operand_bits=L, word_bits=w, addr_bits=aw)`` of a
+        component with :class:`hefl.hw.montmul.MontMul`'s interface; defaults
+        to ``MontMul``.
+    ram_style : str, optional
+        ``"block"`` or ``"ultra"``: the lane memory's ``ram_style`` attribute.
 
     Attributes
     ----------
@@ -123,7 +135,7 @@ class ModExp(wiring.Component):
     """
 
     @staticmethod
-    def _check(operand_bits, word_bits, window_bits, max_exp_bits, tag_bits):
+    def _check(operand_bits, word_bits, window_bits, max_exp_bits, tag_bits, ram_style):
         check_int("Operand width", operand_bits, 4)
         check_int("Word width", word_bits, 2)
         check_int("Window width", window_bits)
@@ -137,13 +149,15 @@ class ModExp(wiring.Component):
         if max_exp_bits >= 1 << COUNT_BITS:
             raise TypeError(f"Maximum exponent width must fit the {COUNT_BITS}-bit count "
                             f"field, not {max_exp_bits!r}")
+        if ram_style not in RAM_STYLES:
+            raise TypeError(f"RAM style must be one of {RAM_STYLES}, not {ram_style!r}")
         return max_exp_bits
 
     def __init__(self, *, operand_bits, word_bits, window_bits=MODEXP_WINDOW_BITS,
-                 max_exp_bits=None, tag_bits=TAG_BITS, multiplier=None):
+                 max_exp_bits=None, tag_bits=TAG_BITS, multiplier=None, ram_style=None):
         try:
             max_exp_bits = self._check(operand_bits, word_bits, window_bits, max_exp_bits,
-                                       tag_bits)
+                                       tag_bits, ram_style)
         except TypeError:
             # A component that was never built must not warn "created but never used".
             self._MustUse__silence = True
@@ -157,8 +171,8 @@ class ModExp(wiring.Component):
         self._tag_bits = tag_bits
         self._s = words_for(operand_bits, word_bits)
         self._multiplier = multiplier
-        s = self._s
-        super().__init__(engine_ports(word_bits, s, tag_bits))
+        self._ram_style = ram_style
+        super().__init__(engine_ports(word_bits, self._s, tag_bits))
 
     # Read-only parameters -------------------------------------------------
     operand_bits = property(lambda self: self._L)
@@ -183,46 +197,50 @@ class ModExp(wiring.Component):
         w, s = self._w, self._s
         lane = _LaneRegs(slots=_Slots(s, self._k, self.exp_words), w=w, k=self._k,
                          tag_bits=self._tag_bits)
+        sl = lane.slots
 
-        m.submodules.mm = mm = self._multiplier(operand_bits=self._L, word_bits=w)
-        m.submodules.mem = mem = Memory(shape=unsigned(w), depth=lane.slots.depth, init=[])
+        m.submodules.mm = mm = self._multiplier(operand_bits=self._L, word_bits=w,
+                                                addr_bits=sl.aw)
+        attrs = {"ram_style": self._ram_style} if self._ram_style else None
+        m.submodules.mem = mem = Memory(shape=unsigned(w), depth=sl.depth, init=[], attrs=attrs)
         rd = mem.read_port()
         wr = mem.write_port()
+        lane.chain = getattr(mm, "chain_safe", False)
 
-        # Combinational values the FSM states read.
+        # The read port: the core's while it issues, the lane's otherwise; the
+        # lane's data registered before any logic.
+        # The lane's own reads: an exponent word (FETCH) or ACC_j / N_j (RED, EMIT).
+        lane_addr = (Mux(lane.rd_exp, sl.exp, Mux(lane.rd_n, sl.n, sl.acc))
+                     + Mux(lane.rd_exp, lane.widx_next, lane.rj))
         m.d.comb += [
-            lane.single.eq(lane.op_one | (lane.op_a == lane.op_b)),
+            rd.addr.eq(Mux(mm.rd_en, mm.rd_addr, lane_addr)),
+            mm.rd_data.eq(rd.data),
+            mm.nprime.eq(self.nprime),
+            mm.op_n.eq(sl.n),
+            lane.can_start.eq(mm.ready if lane.chain else mm.idle),
+            # x − y − borrow as one carry chain: x + ~y + ~borrow, carry = no borrow.
+            lane.sum.eq(lane.x_reg + ~Mux(lane.sub_n, lane.rq, 0) + ~lane.borrow),
             lane.digit_base.eq(lane.slot_addr[lane.digit]),
-            lane.diff.eq(lane.x_reg - rd.data - lane.borrow),
         ]
+        m.d.sync += lane.rq.eq(rd.data)
         self._elab_write_port(m, lane, mm, wr)
-        self._elab_result_writer(m, lane, mm)
         with m.FSM():
-            self._fsm_job_load(m, lane)
-            self._fsm_powmod(m, lane, rd)
-            self._fsm_product(m, lane)
-            self._fsm_montmul_op(m, lane, rd, mm)
-            self._fsm_reduce(m, lane, rd)
+            self._fsm_job_load(m, lane, mm)
+            self._fsm_powmod(m, lane, mm)
+            self._fsm_product(m, lane, mm)
+            self._fsm_reduce(m, lane, mm)
+        self._elab_output(m, lane)
         return m
 
     def _elab_write_port(self, m, lane, mm, wr):
-        """Constant loading and the lane memory's one write port.
+        """The lane memory's one write port: MontMul results, job words, constants.
 
-        ``const_wr_sel`` 0 writes N both into MontMul's modulus memory and
-        into the ``N`` slot, 1 R² mod N into ``R2``, 2 R mod N into ``T[0]``.
-        The write port serves, by priority, the constant load (only while
-        idle), then the FSM's three requests, of which it raises at most one
-        in a cycle: job words (``ld_*``), MontMul result words (``res_*``)
-        and the final reduction's difference (``d_*``). No request waits:
-        each write takes the cycle it is requested in.
+        By priority: the core's result words (which never wait), job words
+        (``ld_*``; LOAD holds ``i_stream.ready`` low while the core writes) and
+        constants (only while idle; sel 0 = N, 1 = R² mod N, 2 = R mod N into
+        ``T[0]``).
         """
         sl = lane.slots
-        m.d.comb += [
-            mm.nprime.eq(self.nprime),
-            mm.n_wr_en.eq(self.const_wr_en & (self.const_wr_sel == CONST_SEL["n"])),
-            mm.n_wr_addr.eq(self.const_wr_addr),
-            mm.n_wr_data.eq(self.const_wr_data),
-        ]
         const_base = Signal(sl.aw)
         with m.Switch(self.const_wr_sel):
             with m.Case(CONST_SEL["n"]):
@@ -231,43 +249,24 @@ class ModExp(wiring.Component):
                 m.d.comb += const_base.eq(sl.r2)
             with m.Default():
                 m.d.comb += const_base.eq(0)          # T[0] = R mod N
-
-        with m.If(self.const_wr_en & (self.const_wr_sel < len(CONST_SEL))):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(const_base + self.const_wr_addr),
-                         wr.data.eq(self.const_wr_data)]
+        with m.If(mm.wr_en):
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(mm.wr_addr), wr.data.eq(mm.wr_data)]
         with m.Elif(lane.ld_en):
             m.d.comb += [wr.en.eq(1), wr.addr.eq(lane.ld_addr), wr.data.eq(lane.ld_data)]
-        with m.Elif(lane.res_en):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(lane.res_addr),
-                         wr.data.eq(mm.o_stream.payload.data)]
-        with m.Elif(lane.d_en):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(lane.d_addr), wr.data.eq(lane.d_data)]
+        with m.Elif(self.const_wr_en & (self.const_wr_sel < len(CONST_SEL))):
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(const_base + self.const_wr_addr),
+                         wr.data.eq(self.const_wr_data)]
 
-    def _elab_result_writer(self, m, lane, mm):
-        """MontMul's output words straight into the destination slot ``op_dst``.
-
-        Always ready: one word written per cycle that MontMul presents one;
-        ``res_done`` marks the cycle of the result's last word.
-        """
-        o = mm.o_stream
-        m.d.comb += [
-            o.ready.eq(1),
-            lane.res_en.eq(o.valid),
-            lane.res_addr.eq(lane.op_dst + lane.wj),
-            lane.res_done.eq(o.valid & o.payload.last),
-        ]
-        with m.If(o.valid):
-            m.d.sync += lane.wj.eq(Mux(o.payload.last, 0, lane.wj + 1))
-
-    def _fsm_job_load(self, m, lane):
-        """States IDLE and LOAD: take a job header, then its operand words.
+    def _fsm_job_load(self, m, lane, mm):
+        """States IDLE, LOAD and PMUL: take a job header, its operand words, multiply factors in.
 
         IDLE leaves a ``first`` beat on the stream (one cycle) and LOAD takes
         one beat per cycle at full ``i_stream`` validity. POWMOD writes base
         and exponent words from slot ``X`` on, then converts the base in
-        (``T[1]``). PRODUCT/MULMOD writes the first factor to ``ACC``, each
-        next one to ``X``, and multiplies it in as soon as its ``s`` words (or
-        its ``last`` beat) arrived, returning here for the next factor.
+        (T1). PRODUCT/MULMOD/TABLE_PRODUCT writes the first factor to ``ACC``,
+        the next ones alternately to ``X`` and ``Y``; PMUL multiplies the one
+        just loaded in as soon as the core takes it, and LOAD goes on with the
+        next factor while the core computes.
         """
         sl, s, beat = lane.slots, self._s, self.i_stream.payload
         with m.State("IDLE"):
@@ -275,8 +274,8 @@ class ModExp(wiring.Component):
             # A first beat is left on the stream and consumed by LOAD.
             with m.If(self.i_stream.valid & beat.first):
                 m.d.sync += [lane.job_op.eq(beat.op), lane.job_tag.eq(beat.tag),
-                             lane.job_count.eq(beat.count),
-                             lane.nfac.eq(0), lane.fj.eq(0), lane.in_done.eq(0)]
+                             lane.job_count.eq(beat.count), lane.first_fac.eq(1), lane.fj.eq(0),
+                             lane.in_done.eq(0), lane.fsel.eq(0)]
                 with m.If(beat.op == JobOp.POWMOD):
                     m.d.sync += lane.ld_addr.eq(sl.x)
                 with m.Else():
@@ -284,244 +283,229 @@ class ModExp(wiring.Component):
                 m.next = "LOAD"
 
         with m.State("LOAD"):
-            m.d.comb += [self.i_stream.ready.eq(1), lane.ld_data.eq(beat.data)]
-            with m.If(self.i_stream.valid):
+            m.d.comb += [self.i_stream.ready.eq(~mm.wr_en), lane.ld_data.eq(beat.data)]
+            with m.If(self.i_stream.valid & ~mm.wr_en):
                 # Words past the exponent memory are dropped.
                 m.d.comb += lane.ld_en.eq(lane.ld_addr < sl.depth)
                 m.d.sync += lane.ld_addr.eq(lane.ld_addr + 1)
                 with m.If(lane.job_op == JobOp.POWMOD):
                     with m.If(beat.last):
-                        lane.call(m, sl.x, sl.r2, sl.t1, _Ret.TABLE)   # T[1] = b·R
-                        m.d.sync += lane.ti.eq(2)
+                        m.d.sync += lane.ti.eq(1)
+                        m.next = "TABLE"
                 with m.Else():
                     m.d.sync += lane.fj.eq(lane.fj + 1)
                     with m.If(beat.last | (lane.fj == s - 1)):
-                        m.d.sync += [lane.fj.eq(0), lane.nfac.eq(lane.nfac + 1),
-                                     lane.ld_addr.eq(sl.x), lane.in_done.eq(beat.last),
-                                     lane.ncorr.eq(lane.nfac)]
-                        with m.If(lane.nfac == 0):
+                        # A factor is complete: the next one goes to X after the
+                        # first (in ACC), then alternately to Y and X (fsel: the
+                        # slot being loaded, 0 = X).
+                        m.d.sync += [lane.fj.eq(0), lane.first_fac.eq(0),
+                                     lane.in_done.eq(beat.last)]
+                        with m.If(lane.first_fac):
+                            m.d.sync += [lane.ld_addr.eq(sl.x), lane.fsel.eq(0)]
                             with m.If(beat.last):
                                 m.next = "CORR"
                         with m.Else():
-                            lane.call(m, sl.acc, sl.x, sl.acc, _Ret.PROD)
+                            m.d.sync += [lane.ld_addr.eq(Mux(lane.fsel, sl.x, sl.y)),
+                                         lane.fsel.eq(~lane.fsel)]
+                            m.next = "PMUL"
 
-    def _fsm_powmod(self, m, lane, rd):
+        with m.State("PMUL"):
+            # The factor just loaded is in X if fsel (flipped after it) is 1, else in Y.
+            lane.issue(m, mm, a=Mux(lane.fsel, sl.x, sl.y), b=sl.acc, dst=sl.acc, mode=MODE.MUL)
+            with m.If(lane.can_start):
+                with m.If(lane.in_done):
+                    m.next = "CORR"
+                with m.Else():
+                    m.next = "LOAD"
+
+    def _fsm_powmod(self, m, lane, mm):
         """States TABLE … FINAL: the table, the windows and the conversion out.
 
-        TABLE issues ``T[j] = T[j-1]·T[1]`` for ``j = 2 .. 2^k-1`` (one cycle
-        each, then one to leave). SCAN counts the windows, one cycle per
-        window plus one (``ceil(c/k) + 1`` cycles, no divider). Per window, FETCH_A/FETCH_D read the ``k`` digit bits MSB
-        first, 2 cycles per bit; SQ issues ``k`` squarings, then the multiply
-        by ``T[digit]``; WIN_DONE (1 cycle) moves to the next window. FINAL
-        issues the multiply by one. Each MontMul goes through RD_START … WAIT
-        and returns here (see :meth:`_fsm_montmul_op`).
+        TABLE issues ``T[1] = MM(X, R²)``, ``T[2] = SQ(T[1])`` and
+        ``T[j] = MM(T[j-1], T[1])`` for ``j = 3 .. 2^k-1`` (each as soon as the
+        core takes it, then one cycle to leave). SCAN counts the windows, one
+        cycle per window plus one (``ceil(c/k) + 1`` cycles, no divider).
+        FETCH waits until the core has issued its last slot, then reads the
+        ``k`` digit bits MSB first (one read per bit, ``k + 2`` cycles). SQ
+        issues ``k`` squarings, MULW the multiply by ``T[digit]``, WIN_DONE (1
+        cycle) moves to the next window; FINAL issues the multiply by one.
         """
         sl, w, k, job_count = lane.slots, self._w, self._k, lane.job_count
         slot_addr = lane.slot_addr
         with m.State("TABLE"):
             with m.If(lane.ti == sl.table):
                 m.d.sync += [lane.pos.eq(0), lane.widx.eq(0), lane.boff.eq(0),
-                             lane.nwin.eq(0), lane.acc_src.eq(0)]
+                             lane.acc_src.eq(0)]
                 m.next = "SCAN"
             with m.Else():
-                lane.call(m, slot_addr[lane.ti - 1], sl.t1, slot_addr[lane.ti], _Ret.TABLE)
-                m.d.sync += lane.ti.eq(lane.ti + 1)
+                first = lane.ti == 1
+                lane.issue(m, mm, a=Mux(first, sl.x, slot_addr[lane.ti - 1]),
+                           b=Mux(first, sl.r2, sl.t1), dst=slot_addr[lane.ti],
+                           mode=Mux(lane.ti == 2, MODE.SQR, MODE.MUL))
+                with m.If(lane.can_start):
+                    m.d.sync += lane.ti.eq(lane.ti + 1)
 
         with m.State("SCAN"):
-            # Count windows and find the bit position nwin·k (a loop of
-            # ceil(count/k) cycles: public length, no divider).
+            # Find the bit position W·k above the top window (a loop of
+            # W = ceil(count/k) cycles: public length, no divider); the top
+            # window's zb = W·k − count bits above the declared length read as 0.
+            zb_bits = len(lane.zb)
             with m.If(lane.pos < job_count):
-                m.d.sync += [lane.pos.eq(lane.pos + k), lane.nwin.eq(lane.nwin + 1)]
+                m.d.sync += lane.pos.eq(lane.pos + k)
                 with m.If(lane.boff >= w - k):
                     m.d.sync += [lane.boff.eq(lane.boff + k - w), lane.widx.eq(lane.widx + 1)]
                 with m.Else():
                     m.d.sync += lane.boff.eq(lane.boff + k)
-            with m.Elif(lane.nwin == 0):
-                m.next = "FINAL"
             with m.Else():
-                m.d.sync += [lane.fb.eq(0), lane.digit.eq(0)]
-                m.next = "FETCH_A"
+                m.d.sync += [lane.fb.eq(0), lane.digit.eq(0),
+                             lane.zb.eq(lane.pos[:zb_bits] - job_count[:zb_bits])]
+                with m.If(lane.pos == 0):
+                    m.next = "FINAL"
+                with m.Else():
+                    m.next = "FETCH"
 
-        with m.State("FETCH_A"):
-            # Step down one bit, then read its word.
-            new_widx = Signal.like(lane.widx)
-            with m.If(lane.boff == 0):
-                m.d.comb += new_widx.eq(lane.widx - 1)
-                m.d.sync += lane.boff.eq(w - 1)
-            with m.Else():
-                m.d.comb += new_widx.eq(lane.widx)
-                m.d.sync += lane.boff.eq(lane.boff - 1)
-            m.d.sync += [lane.widx.eq(new_widx), lane.pos.eq(lane.pos - 1)]
-            m.d.comb += rd.addr.eq(sl.exp + new_widx)
-            m.next = "FETCH_D"
-
-        with m.State("FETCH_D"):
-            # Bits at or above the declared length read as 0.
-            bit = rd.data.bit_select(lane.boff, 1) & (lane.pos < job_count)
-            m.d.sync += [lane.digit.eq(((lane.digit << 1) | bit)[:k]), lane.fb.eq(lane.fb + 1)]
-            with m.If(lane.fb == k - 1):
-                m.d.sync += lane.sq.eq(0)
-                m.next = "SQ"
-            with m.Else():
-                m.next = "FETCH_A"
+        with m.State("FETCH"):
+            self._fetch_digit(m, lane, mm)
 
         with m.State("SQ"):
             with m.If(lane.sq == k):
-                lane.call(m, sl.acc, lane.digit_base, sl.acc, _Ret.WIN)
+                lane.issue(m, mm, a=sl.acc, b=lane.digit_base, dst=sl.acc, mode=MODE.MUL)
+                with m.If(lane.can_start):
+                    m.next = "WIN_DONE"
             with m.Else():
-                lane.call(m, lane.acc_src, lane.acc_src, sl.acc, _Ret.SQ)
-                m.d.sync += [lane.acc_src.eq(sl.acc), lane.sq.eq(lane.sq + 1)]
+                lane.issue(m, mm, a=lane.acc_src, b=lane.acc_src, dst=sl.acc, mode=MODE.SQR)
+                with m.If(lane.can_start):
+                    m.d.sync += [lane.acc_src.eq(sl.acc), lane.sq.eq(lane.sq + 1)]
 
         with m.State("WIN_DONE"):
-            m.d.sync += lane.nwin.eq(lane.nwin - 1)
-            with m.If(lane.nwin == 1):
+            m.d.sync += lane.pos.eq(lane.pos - k)
+            with m.If(lane.pos == k):
                 m.next = "FINAL"
             with m.Else():
                 m.d.sync += [lane.fb.eq(0), lane.digit.eq(0)]
-                m.next = "FETCH_A"
+                m.next = "FETCH"
 
         with m.State("FINAL"):
-            lane.call(m, lane.acc_src, lane.acc_src, sl.acc, _Ret.FINAL, one=True)
+            lane.issue(m, mm, a=lane.acc_src, b=lane.acc_src, dst=sl.acc, mode=MODE.ONE)
+            with m.If(lane.can_start):
+                m.next = "RED_WAIT"
 
-    def _fsm_product(self, m, lane):
-        """State CORR: the ``K - 1`` multiplies by R² of a PRODUCT job, then the reduction.
+    def _fetch_digit(self, m, lane, mm):
+        """FETCH: ``k`` bits MSB first, one read a cycle once the core has made its last read.
 
-        One cycle per correction issued (each a MontMul returning here), one
-        more to go on to RED_A.
+        Cycle ``fb < k`` steps the bit cursor down and reads its word; cycle
+        ``fb ≥ 2`` takes bit ``fb − 2`` from the registered word (the top
+        window's first ``zb`` bits, above the declared length, read as 0).
+        Then SQ.
         """
+        w, k = self._w, self._k
+        with m.If(mm.ready & ~mm.rd_en):
+            m.d.sync += lane.fb.eq(lane.fb + 1)
+            with m.If(lane.fb < k):
+                # Step down one bit: the word index drops when the offset wraps.
+                m.d.sync += [lane.boff.eq(lane.boff_next), lane.widx.eq(lane.widx_next)]
+                with m.If(lane.zb != 0):
+                    m.d.sync += lane.zb.eq(lane.zb - 1)
+                m.d.comb += lane.rd_exp.eq(1)
+            with m.If(lane.fb >= 2):
+                bit = lane.rq.bit_select(lane.boff_d[1], 1) & lane.inlen_d[1]
+                m.d.sync += lane.digit.eq(((lane.digit << 1) | bit)[:k])
+            with m.If(lane.fb == k + 1):
+                m.d.sync += lane.sq.eq(0)
+                m.next = "SQ"
+        # The bit offset and the length check travel with the read (two cycles);
+        # the word index is applied to the address this cycle.
+        m.d.comb += [lane.boff_next.eq(Mux(lane.boff == 0, w - 1, lane.boff - 1)),
+                     lane.widx_next.eq(Mux(lane.boff == 0, lane.widx - 1, lane.widx))]
+        m.d.sync += [lane.boff_d[0].eq(lane.boff_next),
+                     lane.boff_d[1].eq(lane.boff_d[0]),
+                     lane.inlen_d[0].eq(lane.zb == 0),
+                     lane.inlen_d[1].eq(lane.inlen_d[0])]
+
+    def _fsm_product(self, m, lane, mm):
+        """State CORR: the ``K - 1`` multiplies by R² of a PRODUCT job (none for a table product)."""
         sl = lane.slots
         with m.State("CORR"):
-            with m.If(lane.ncorr == 0):
-                m.d.sync += [lane.rj.eq(0), lane.borrow.eq(0)]
-                m.next = "RED_A"
+            # count − 1 corrections (count = K; a count of 0 asks for none).
+            with m.If((lane.job_count <= 1) | (lane.job_op == JobOp.TABLE_PRODUCT)):
+                m.next = "RED_WAIT"
             with m.Else():
-                m.d.sync += lane.ncorr.eq(lane.ncorr - 1)
-                lane.call(m, sl.acc, sl.r2, sl.acc, _Ret.PROD)
+                lane.issue(m, mm, a=sl.acc, b=sl.r2, dst=sl.acc, mode=MODE.MUL)
+                with m.If(lane.can_start):
+                    m.d.sync += lane.job_count.eq(lane.job_count - 1)
 
-    def _fsm_montmul_op(self, m, lane, rd, mm):
-        """States RD_START … WAIT: one MontMul operation, started by :meth:`_LaneRegs.call`.
+    def _fsm_reduce(self, m, lane, mm):
+        """States RED_WAIT … EMIT_V: ``ACC − N`` or ``ACC``, streamed out.
 
-        RD_START (1 cycle) reads ``a_0``. A multiply then alternates RD_B
-        (read ``b_j``) and RD_V (present the word pair, read ``a_{j+1}``): 2
-        cycles per word; a squaring or a multiply by one stays in RD_V, 1
-        cycle per word. MontMul back-pressure holds RD_V with the memory
-        output held (read enable low). WAIT lasts until the result's last
-        word is written, then goes to the state ``op_ret`` names.
+        RED_WAIT waits for the last result word. RED (``2s + 2`` cycles) reads
+        ``ACC_j``, ``N_j`` alternately and keeps the borrow of ``ACC − N``.
+        Then per word: EMIT_A and EMIT_B read ``ACC_j`` and ``N_j``, EMIT_C
+        registers ``ACC_j``, EMIT_D puts ``ACC_j − (ACC ≥ N ? N_j : 0) −
+        borrow`` in the output register, EMIT_V holds it until taken: 5
+        cycles per word at full readiness. Then IDLE.
         """
-        s = self._s
-        with m.State("RD_START"):
-            m.d.comb += rd.addr.eq(lane.op_a + lane.j)
-            with m.If(lane.single):
-                m.next = "RD_V"
-            with m.Else():
-                m.next = "RD_B"
+        s, w = self._s, self._w
+        with m.State("RED_WAIT"):
+            with m.If(mm.idle):
+                m.d.sync += [lane.rj.eq(0), lane.rph.eq(0), lane.borrow.eq(0), lane.rcnt.eq(0)]
+                m.next = "RED"
 
-        with m.State("RD_B"):
-            m.d.sync += lane.a_reg.eq(rd.data)
-            m.d.comb += rd.addr.eq(lane.op_b + lane.j)
-            m.next = "RD_V"
-
-        with m.State("RD_V"):
-            p = mm.i_stream.payload
-            m.d.comb += [
-                mm.i_stream.valid.eq(1),
-                p.a.eq(Mux(lane.single, rd.data, lane.a_reg)),
-                p.b.eq(Mux(lane.op_one, lane.j == 0, rd.data)),
-                # Hold the memory output while MontMul is not ready.
-                rd.en.eq(mm.i_stream.ready),
-                rd.addr.eq(lane.op_a + lane.j + 1),
-            ]
-            with m.If(mm.i_stream.ready):
-                m.d.sync += lane.j.eq(lane.j + 1)
-                with m.If(lane.j == s - 1):
-                    m.next = "WAIT"
-                with m.Elif(~lane.single):
-                    m.next = "RD_B"
-
-        with m.State("WAIT"):
-            with m.If(lane.res_done):
-                with m.Switch(lane.op_ret):
-                    with m.Case(_Ret.TABLE):
-                        m.next = "TABLE"
-                    with m.Case(_Ret.SQ):
-                        m.next = "SQ"
-                    with m.Case(_Ret.WIN):
-                        m.next = "WIN_DONE"
-                    with m.Case(_Ret.FINAL):
-                        m.d.sync += [lane.rj.eq(0), lane.borrow.eq(0)]
-                        m.next = "RED_A"
-                    with m.Case(_Ret.PROD):
-                        with m.If(lane.in_done):
-                            m.next = "CORR"
-                        with m.Else():
-                            m.next = "LOAD"
-
-    def _fsm_reduce(self, m, lane, rd):
-        """States RED_A … EMIT_V: ``D = ACC - N``, then stream ACC or D out.
-
-        Pass 1: RED_A (1 cycle), then RED_B/RED_C per word (2 cycles per
-        word: read ``N_j``, write ``D_j`` and read ``ACC_{j+1}``) with a
-        ``w``-bit subtractor and a 1-bit borrow. Pass 2: EMIT_A (1 cycle)
-        picks the source, EMIT_V sends one word per cycle at full
-        ``o_stream`` readiness, holding the memory output otherwise, then
-        back to IDLE.
-        """
-        sl, s, w = lane.slots, self._s, self._w
-        with m.State("RED_A"):
-            m.d.comb += rd.addr.eq(sl.acc + lane.rj)
-            m.next = "RED_B"
-
-        with m.State("RED_B"):
-            m.d.sync += lane.x_reg.eq(rd.data)
-            m.d.comb += rd.addr.eq(sl.n + lane.rj)
-            m.next = "RED_C"
-
-        with m.State("RED_C"):
-            m.d.comb += [lane.d_en.eq(1), lane.d_addr.eq(sl.d + lane.rj),
-                         lane.d_data.eq(lane.diff[:w]), rd.addr.eq(sl.acc + lane.rj + 1)]
-            m.d.sync += [lane.borrow.eq(lane.diff[w]), lane.rj.eq(lane.rj + 1)]
-            with m.If(lane.rj == s - 1):
-                m.d.sync += lane.rj.eq(0)
+        with m.State("RED"):
+            # rph: 0 = read ACC_rj, 1 = read N_rj; data two cycles later.
+            m.d.comb += [lane.rd_n.eq(lane.rph), lane.sub_n.eq(1)]
+            m.d.sync += [lane.rph.eq(~lane.rph), lane.rph_d[0].eq(lane.rph),
+                         lane.rph_d[1].eq(lane.rph_d[0]), lane.rcnt.eq(lane.rcnt + 1)]
+            with m.If(lane.rph):
+                m.d.sync += lane.rj.eq(lane.rj + 1)
+            with m.If(lane.rcnt >= 2):
+                with m.If(lane.rph_d[1]):
+                    m.d.sync += lane.borrow.eq(~lane.sum[w])
+                with m.Else():
+                    m.d.sync += lane.x_reg.eq(lane.rq)
+            with m.If(lane.rcnt == 2 * s + 1):
+                # ge: ACC ≥ N (no borrow); the output pass starts on word 0.
+                m.d.sync += [lane.ge.eq(lane.sum[w]), lane.rj.eq(0), lane.borrow.eq(0)]
                 m.next = "EMIT_A"
-            with m.Else():
-                m.next = "RED_B"
 
         with m.State("EMIT_A"):
-            # borrow = 1: ACC < N, keep it; otherwise ACC - N.
-            src = Mux(lane.borrow, sl.acc, sl.d)
-            m.d.sync += lane.out_src.eq(src)
-            m.d.comb += rd.addr.eq(src)
+            m.next = "EMIT_B"
+
+        with m.State("EMIT_B"):
+            m.d.comb += lane.rd_n.eq(1)
+            m.next = "EMIT_C"
+
+        with m.State("EMIT_C"):
+            m.d.sync += lane.x_reg.eq(lane.rq)
+            m.next = "EMIT_D"
+
+        with m.State("EMIT_D"):
+            m.d.comb += lane.sub_n.eq(lane.ge)
+            m.d.sync += [lane.o_data.eq(lane.sum[:w]), lane.borrow.eq(~lane.sum[w]),
+                         lane.o_last.eq(lane.rj == s - 1), lane.o_valid.eq(1)]
             m.next = "EMIT_V"
 
         with m.State("EMIT_V"):
-            o = self.o_stream.payload
-            m.d.comb += [
-                self.o_stream.valid.eq(1),
-                o.data.eq(rd.data),
-                o.tag.eq(lane.job_tag),
-                o.last.eq(lane.rj == s - 1),
-                rd.en.eq(self.o_stream.ready),
-                rd.addr.eq(lane.out_src + lane.rj + 1),
-            ]
             with m.If(self.o_stream.ready):
-                m.d.sync += lane.rj.eq(lane.rj + 1)
-                with m.If(lane.rj == s - 1):
-                    m.d.sync += lane.rj.eq(0)
+                with m.If(lane.o_last):
                     m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += lane.rj.eq(lane.rj + 1)
+                    m.next = "EMIT_A"
 
-
-class _Ret:
-    """Where the FSM continues when a MontMul operation's result is written (``op_ret``)."""
-
-    TABLE, SQ, WIN, FINAL, PROD = range(5)
-    COUNT = 5
+    def _elab_output(self, m, lane):
+        """The result stream: an output register, cleared when taken."""
+        o = self.o_stream.payload
+        m.d.comb += [self.o_stream.valid.eq(lane.o_valid), o.data.eq(lane.o_data),
+                     o.tag.eq(lane.job_tag), o.last.eq(lane.o_last)]
+        with m.If(self.o_stream.valid & self.o_stream.ready):
+            m.d.sync += lane.o_valid.eq(0)
 
 
 class _Slots:
     """Word addresses of the lane memory's slots (see "Storage and schedule").
 
     ``table`` entries ``T[0] .. T[2^k-1]`` from 0, then ``r2``, ``n``,
-    ``acc``, ``d``, ``x`` (``s`` words each) and the exponent words at
+    ``acc``, ``y``, ``x`` (``s`` words each) and the exponent words at
     ``exp``; ``depth`` words in all, ``aw`` address bits.
     """
 
@@ -529,7 +513,7 @@ class _Slots:
         self.words = s
         self.table = 1 << k
         self.t1 = s                          # T[1], the converted base
-        self.r2, self.n, self.acc, self.d, self.x = ((self.table + i) * s for i in range(5))
+        self.r2, self.n, self.acc, self.y, self.x = ((self.table + i) * s for i in range(5))
         self.exp = self.x + s
         self.exp_words = exp_words
         self.depth = self.exp + exp_words
@@ -549,63 +533,61 @@ class _LaneRegs:
     def __init__(self, *, slots, w, k, tag_bits):
         s, aw, T = slots.words, slots.aw, slots.table
         self.slots = slots
-        # Write-port requests (see ModExp._elab_write_port).
+        self.chain = False
+        # Memory ports.
+        self.rd_exp = Signal()               # the lane reads exponent word widx ...
+        self.rd_n = Signal()                 # ... else N_rj (1) or ACC_rj (0)
+        self.rq = Signal(w)                  # the lane's read data, registered
         self.ld_en = Signal()                # job words
         self.ld_addr = Signal(aw)
         self.ld_data = Signal(w)
-        self.res_en = Signal()               # MontMul result words
-        self.res_addr = Signal(aw)
-        self.d_en = Signal()                 # the final reduction's D = ACC - N
-        self.d_addr = Signal(aw)
-        self.d_data = Signal(w)
+        self.can_start = Signal()            # the core takes an op asked for now
 
         # Job header.
         self.job_op = Signal(JobOp)
         self.job_tag = Signal(tag_bits)
         self.job_count = Signal(COUNT_BITS)
 
-        # MontMul operation "call" registers.
-        self.op_a = Signal(aw)               # slot base of operand a
-        self.op_b = Signal(aw)               # slot base of operand b
-        self.op_one = Signal()               # b is the constant 1
-        self.op_dst = Signal(aw)             # slot base of the result
-        self.op_ret = Signal(range(_Ret.COUNT))  # where to go when the result is written
-        self.j = Signal(range(s + 1))        # word counter of the operand reader
-        self.a_reg = Signal(w)
-        self.single = Signal()               # one read per word (squaring or times one)
-        self.wj = Signal(range(s))           # word counter of the result writer
-        self.res_done = Signal()
-
         # POWMOD.
         self.ti = Signal(range(T + 1))       # next table entry to build
         self.acc_src = Signal(aw)            # slot holding acc (T[0] before the first window)
-        self.pos = Signal(COUNT_BITS + 1)    # bit position just above the next bit to fetch
+        self.pos = Signal(COUNT_BITS + 2)    # bit position above the next window (W·k after SCAN)
         self.widx = Signal(range(max(2, slots.exp_words + 1)))
         self.boff = Signal(range(w))
-        self.nwin = Signal(COUNT_BITS)       # windows left
+        self.boff_next = Signal(range(w))
+        self.widx_next = Signal.like(self.widx)
+        self.boff_d = [Signal(range(w), name=f"boff_d{i}") for i in range(2)]
+        self.inlen_d = [Signal(name=f"inlen_d{i}") for i in range(2)]
+        self.zb = Signal(range(2 * k))       # top-window bits above the declared length
         self.digit = Signal(k)
-        self.fb = Signal(range(k + 1))       # bits of the digit fetched
-        self.sq = Signal(range(k + 1))       # squarings done in this window
+        self.fb = Signal(range(k + 2))       # cycles of the digit fetch
+        self.sq = Signal(range(k + 1))       # squarings issued in this window
         # Slot addresses by table index: a constant lookup, not a multiplier
         # (yosys would map ``digit * s`` to a DSP48E2).
         self.slot_addr = Array(Const(i * s, aw) for i in range(T + 1))
         self.digit_base = Signal(aw)
 
         # PRODUCT.
-        self.nfac = Signal(COUNT_BITS)       # factors fully received
-        self.ncorr = Signal(COUNT_BITS)      # R² corrections left
+        self.first_fac = Signal()            # the factor being loaded is the first (to ACC)
         self.in_done = Signal()              # the job's last beat was received
         self.fj = Signal(range(s))           # word within the factor being loaded
+        self.fsel = Signal()                 # the next factor goes to Y (1) or X (0)
 
-        # Final reduction.
+        # Final reduction and output.
         self.rj = Signal(range(s))
+        self.rph = Signal()
+        self.rph_d = [Signal(name=f"rph_d{i}") for i in range(2)]
+        self.rcnt = Signal(range(2 * s + 2))
         self.x_reg = Signal(w)
         self.borrow = Signal()
-        self.out_src = Signal(aw)
-        self.diff = Signal(w + 1)
+        self.ge = Signal()
+        self.sub_n = Signal()
+        self.sum = Signal(w + 1)             # x + ~(N_j or 0) + ~borrow
+        self.o_valid = Signal()
+        self.o_data = Signal(w)
+        self.o_last = Signal()
 
-    def call(self, m, a, b, dst, ret, *, one=False):
-        """Start MontMul(a, b) -> dst (RD_START next), then continue at ``ret``."""
-        m.d.sync += [self.op_a.eq(a), self.op_b.eq(b), self.op_dst.eq(dst),
-                     self.op_ret.eq(ret), self.op_one.eq(one), self.j.eq(0)]
-        m.next = "RD_START"
+    def issue(self, m, mm, *, a, b, dst, mode):
+        """Ask the core for ``dst ← MontMul(a, b)`` in ``mode`` this cycle (taken if ``can_start``)."""
+        m.d.comb += [mm.start.eq(self.can_start), mm.op_a.eq(a), mm.op_b.eq(b),
+                     mm.op_dst.eq(dst), mm.op_mode.eq(mode)]

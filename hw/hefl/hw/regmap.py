@@ -355,7 +355,7 @@ class BufferLayout:
     #: Job-header fields.
     job_fields: tuple = (LimbField("op", 0, 2), LimbField("tag", 2, 16), LimbField("count", 18, 16))
     #: Job opcodes (the BatchEngine's ``JobOp`` values).
-    ops: tuple = (("powmod", 0), ("mulmod", 1), ("product", 2))
+    ops: tuple = (("powmod", 0), ("mulmod", 1), ("product", 2), ("table_product", 3))
     #: Result status flags (bit values).
     status_flags: tuple = (("bad_magic", 1), ("geometry", 2), ("bad_job", 4),
                            ("stream_length", 8), ("bus_error", 16))

@@ -1,12 +1,15 @@
 """Verilog and Verilator runs of MontMul configurations, shared by tests and reports.
 
+The MontMul core reads its operands in place from its caller's memory; alone
+it is measured inside :class:`hefl.hw.montmul_stream.MontMulStream` (two
+operand banks, a modulus memory, a result FIFO).
 ``tests/test_montmul_cocotb.py`` and ``hefl hw-report`` build the same
 Verilog under the same names, so a configuration is compiled by Verilator
 once and reused (``build/sim/montmul_L<L>_w<w>/``).
 """
 
 from hefl.flows.verilog import to_verilog
-from hefl.hw.montmul import MontMul
+from hefl.hw.montmul_stream import MontMulStream
 from hefl.hw.params import TILE_A_BITS, TILE_B_BITS
 from hefl.sim.runner import run_cocotb
 
@@ -24,16 +27,23 @@ def montmul_top(operand_bits, word_bits, tiles=(TILE_A_BITS, TILE_B_BITS)):
     return name
 
 
-def montmul_verilog(operand_bits, word_bits, tiles=(TILE_A_BITS, TILE_B_BITS)):
-    """Generate the Verilog of one configuration.
+def montmul_verilog(operand_bits, word_bits, tiles=(TILE_A_BITS, TILE_B_BITS), *,
+                    hard_mult=None):
+    """Generate the Verilog of one configuration (the core in its stream wrapper).
+
+    ``hard_mult`` (e.g. ``"ecp5"``) instantiates the hard multiplier
+    primitive, for synthesis only; the top name then says so.
 
     Returns
     -------
-    (pathlib.Path, str, MontMul)
+    (pathlib.Path, str, MontMulStream)
         The ``.v`` file, its top module name and the component.
     """
-    core = MontMul(operand_bits=operand_bits, word_bits=word_bits, tile_bits=tuple(tiles))
+    core = MontMulStream(operand_bits=operand_bits, word_bits=word_bits, tile_bits=tuple(tiles),
+                         hard_mult=hard_mult)
     top = montmul_top(operand_bits, word_bits, tiles)
+    if hard_mult is not None:
+        top += f"_{hard_mult}"
     return to_verilog(core, name=top), top, core
 
 

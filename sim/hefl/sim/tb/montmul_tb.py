@@ -1,11 +1,14 @@
-"""cocotb 2.x testbench of the MontMul core (hefl.hw.montmul) on Verilator.
+"""cocotb 2.x testbench of the MontMul core on Verilator, inside its stream wrapper.
 
-Run by ``tests/test_montmul_cocotb.py`` through :func:`hefl.sim.runner.run_cocotb`.
+The DUT is :class:`hefl.hw.montmul_stream.MontMulStream` (the core
+:class:`hefl.hw.montmul.MontMul` with operand banks and a result FIFO). Run
+by ``tests/test_montmul_cocotb.py`` through :func:`hefl.sim.runner.run_cocotb`.
 Knobs (environment, set by the runner):
 
 ``MM_L``, ``MM_W``        operand and word width the Verilog was built for
 ``MM_TILE_A``, ``MM_TILE_B``  multiplier tile widths (set the pipeline latency)
 ``MM_OPS``                random operations per modulus (default 6)
+``MM_SQUARE``             probability that a random operation is a squaring (default 0.4)
 ``MM_MODULI``             random moduli (default 2)
 ``MM_IDLE``, ``MM_BP``    probability of an idle input cycle / of ``ready = 0``
 ``HEFL_SEED``             the seed (printed by pytest; logged here)
@@ -13,9 +16,10 @@ Knobs (environment, set by the runner):
 The TB class owns the clock, reset, an input driver with random idle cycles,
 an output monitor with random backpressure, and a scoreboard that checks
 each result word-for-word against :func:`hefl.golden.montmul_hw.montmul_hw`
-and, independently, against :func:`hefl.golden.montgomery.montmul_spec`
-(``≡ a·b·R⁻¹ mod N`` and ``< 2N``). The timing test measures latency and
-steady-state cycles per operation and checks them against
+(in the operation's mode: multiply or squaring) and, independently, against
+:func:`hefl.golden.montgomery.montmul_spec` (``≡ a·b·R⁻¹ mod N`` and
+``< 2N``). The timing test measures latency and steady-state cycles per
+operation in both modes and checks them against
 :func:`hefl.golden.montmul_hw.op_timing`; they are written to the run's
 report for ``hefl hw-report``.
 """
@@ -35,7 +39,7 @@ from hefl.golden.montgomery import (
     to_words,
     words_for,
 )
-from hefl.golden.montmul_hw import montmul_hw, mul_latency, op_timing
+from hefl.golden.montmul_hw import MUL, SQR, montmul_hw, mul_latency, op_timing
 from hefl.hw.params import TILE_A_BITS, TILE_B_BITS
 from hefl.sim.runner import tb_start, write_tb_report
 
@@ -57,15 +61,16 @@ class MontMulTB:
         self.s = words_for(self.L, self.w)
         self.latency = mul_latency(self.w, _knob("MM_TILE_A", TILE_A_BITS),
                                    _knob("MM_TILE_B", TILE_B_BITS))
-        self.timing = op_timing(self.s, self.latency)
+        self.timing = op_timing(self.s, self.latency, MUL)
+        self.timing_sqr = op_timing(self.s, self.latency, SQR)
         seed = _knob("HEFL_SEED", random.getrandbits(32))
         self.rng = random.Random(f"{seed}:{self.L}:{self.w}")
         dut._log.info("MontMul TB: L=%d w=%d s=%d P=%d seed=%d",
                       self.L, self.w, self.s, self.latency, seed)
         self.idle_prob = 0.0
         self.bp_prob = 0.0
-        self.inputs = deque()      # (a, b) waiting to be driven
-        self.expected = deque()    # (a, b, consts) in issue order
+        self.inputs = deque()      # (a, b, square) waiting to be driven
+        self.expected = deque()    # (a, b, square, consts) in issue order
         self.in_first = []         # cycle of each op's first input beat
         self.out_first = []        # cycle of each result's first beat
         self.out_last = []         # cycle of each result's last beat
@@ -109,10 +114,12 @@ class MontMulTB:
         d.n_wr_en.value = 0
 
     # --- stimulus --------------------------------------------------------
-    def submit(self, a, b):
-        self.inputs.append((a, b))
+    def submit(self, a, b, square=False):
+        """Queue ``MontMul(a, b)``; a squaring (``square``) needs ``a == b``."""
+        assert not square or a == b
+        self.inputs.append((a, b, square))
         self._wake.set()
-        self.expected.append((a, b, self.consts))
+        self.expected.append((a, b, square, self.consts))
         self.n_expected += 1
 
     async def _drive(self):
@@ -125,8 +132,10 @@ class MontMulTB:
         await RisingEdge(d.clk)
         while True:
             if not beats and self.inputs:
-                a, b = self.inputs.popleft()
-                beats.extend(enumerate(zip(to_words(a, w, self.s), to_words(b, w, self.s))))
+                a, b, sq = self.inputs.popleft()
+                # A squaring's b words are not read; drive junk to show it.
+                bw = [self.rng.getrandbits(w) for _ in range(self.s)] if sq else to_words(b, w, self.s)
+                beats.extend((k, (x, y, sq)) for k, (x, y) in enumerate(zip(to_words(a, w, self.s), bw)))
             if not beats:
                 d.i_stream__valid.value = 0
                 self._wake.clear()
@@ -137,8 +146,8 @@ class MontMulTB:
                 d.i_stream__valid.value = 0
                 await RisingEdge(d.clk)
                 continue
-            k, (x, y) = beats[0]
-            d.i_stream__payload.value = x | (y << w)
+            k, (x, y, sq) = beats[0]
+            d.i_stream__payload.value = x | (y << w) | (int(sq) << (2 * w))
             d.i_stream__valid.value = 1
             await ReadOnly()
             if int(d.i_stream__ready.value):
@@ -181,16 +190,17 @@ class MontMulTB:
         if not self.expected:
             self.errors.append(f"result #{idx}: unexpected result {words}")
             return
-        a, b, c = self.expected.popleft()
+        a, b, sq, c = self.expected.popleft()
         n = c.n
-        model = montmul_hw(a, b, c, latency=self.latency)
+        model = montmul_hw(a, b, c, mode=SQR if sq else MUL)
         got = from_words(words, self.w)
         spec = montmul_spec(a % n, b % n, n, c.r)
         if len(words) != self.s or not last:
             self.errors.append(f"result #{idx}: {len(words)} beats, last={last}; want {self.s} beats ending in last")
         elif words != model.words:
             diff = [k for k in range(self.s) if words[k] != model.words[k]]
-            self.errors.append(f"result #{idx}: words {diff} differ from the model (a={a:#x}, b={b:#x}, N={n:#x})")
+            self.errors.append(f"result #{idx}: words {diff} differ from the model "
+                               f"(a={a:#x}, b={b:#x}, square={sq}, N={n:#x})")
         elif got % n != spec or got >= 2 * n:
             self.errors.append(f"result #{idx}: {got:#x} is not ≡ a·b·R⁻¹ mod N or not < 2N")
         if self.checked >= self.n_expected:
@@ -246,19 +256,24 @@ async def random_ops(dut):
     await tb.start()
     tb.idle_prob = _knob("MM_IDLE", 0.3, float)
     tb.bp_prob = _knob("MM_BP", 0.3, float)
+    sq_prob = _knob("MM_SQUARE", 0.4, float)
     ops = _knob("MM_OPS", 6)
     for _ in range(_knob("MM_MODULI", 2)):
         await tb.load_modulus(tb.random_modulus())
         n = tb.consts.n
         for _ in range(ops):
-            tb.submit(tb.rng.randrange(2 * n), tb.rng.randrange(2 * n))
+            a = tb.rng.randrange(2 * n)
+            if tb.rng.random() < sq_prob:
+                tb.submit(a, a, square=True)
+            else:
+                tb.submit(a, tb.rng.randrange(2 * n))
         await tb.drain(_budget(tb, ops))
     tb.assert_clean()
 
 
 @cocotb.test()
 async def directed_corners(dut):
-    """0, 1, N−1, R mod N, a = b, 2N−1 (lazy input) on edge-case moduli."""
+    """0, 1, N−1, R mod N, a = b, 2N−1 (lazy input) on edge-case moduli, multiplied and squared."""
     tb = MontMulTB(dut)
     await tb.start()
     tb.bp_prob = 0.2
@@ -270,45 +285,59 @@ async def directed_corners(dut):
         pairs = tb.corner_operands(n, tb.consts.r)
         for a, b in pairs:
             tb.submit(a, b)
-        await tb.drain(_budget(tb, len(pairs)))
+        squares = sorted({a for a, _ in pairs} | {b for _, b in pairs})
+        for a in squares:
+            tb.submit(a, a, square=True)
+        await tb.drain(_budget(tb, len(pairs) + len(squares)))
     tb.assert_clean()
+
+
+def _model_dict(t):
+    return {"latency_cycles": t.latency_cycles, "first_out_cycles": t.first_out_cycles,
+            "cycles_per_op": t.cycles_per_op, "done_cycles": t.done_cycles,
+            "mul_slots": t.mul_slots}
 
 
 @cocotb.test()
 async def timing(dut):
-    """Latency on an idle core and steady-state cycles/op equal the model's."""
+    """Latency on an idle core and steady-state cycles/op, multiply and squaring, equal the model's."""
     tb = MontMulTB(dut)
     await tb.start()
     await tb.load_modulus(tb.random_modulus())
     n = tb.consts.n
-    # One operation on an idle core: latency from first input to last output beat.
-    tb.submit(tb.rng.randrange(2 * n), tb.rng.randrange(2 * n))
-    await tb.drain(_budget(tb, 1))
-    await tb.wait_idle()
-    # Back to back, no idle, no backpressure: steady-state interval.
-    ops = 4
-    for _ in range(ops):
-        tb.submit(tb.rng.randrange(2 * n), tb.rng.randrange(2 * n))
-    await tb.drain(_budget(tb, ops))
+    measured = {}
+    for mode, sq, model in ((MUL, False, tb.timing), (SQR, True, tb.timing_sqr)):
+        # One operation on an idle core: latency from first input to last output beat.
+        k = len(tb.in_first)
+        a = tb.rng.randrange(2 * n)
+        tb.submit(a, a if sq else tb.rng.randrange(2 * n), square=sq)
+        await tb.drain(_budget(tb, 1))
+        await tb.wait_idle()
+        # Back to back, no idle, no backpressure: steady-state interval.
+        ops = 4
+        for _ in range(ops):
+            a = tb.rng.randrange(2 * n)
+            tb.submit(a, a if sq else tb.rng.randrange(2 * n), square=sq)
+        await tb.drain(_budget(tb, ops))
+        await tb.wait_idle()
+        latency = tb.out_last[k] - tb.in_first[k]
+        first_out = tb.out_first[k] - tb.in_first[k]
+        last = tb.out_last[k + 1:k + 1 + ops]
+        intervals = [b - a for a, b in zip(last, last[1:])]
+        dut._log.info("%s: latency %d (model %d), first beat %d (model %d), intervals %s (model %d)",
+                      mode, latency, model.latency_cycles, first_out, model.first_out_cycles,
+                      intervals, model.cycles_per_op)
+        measured[mode] = {"latency_cycles": latency, "first_out_cycles": first_out,
+                          "cycles_per_op": intervals[-1], "intervals": intervals}
+        assert latency == model.latency_cycles, (mode, latency, model.latency_cycles)
+        assert first_out == model.first_out_cycles, (mode, first_out, model.first_out_cycles)
+        assert all(iv == model.cycles_per_op for iv in intervals), (mode, intervals)
     tb.assert_clean()
-    latency = tb.out_last[0] - tb.in_first[0]
-    first_out = tb.out_first[0] - tb.in_first[0]
-    intervals = [b - a for a, b in zip(tb.out_last[1:], tb.out_last[2:])]
-    steady = intervals[-1]
-    dut._log.info("latency %d (model %d), first beat %d (model %d), intervals %s (model %d)",
-                  latency, tb.timing.latency_cycles, first_out, tb.timing.first_out_cycles,
-                  intervals, tb.timing.cycles_per_op)
     write_tb_report({
         "operand_bits": tb.L, "word_bits": tb.w, "words": tb.s,
         "mul_latency": tb.latency,
-        "latency_cycles": latency, "first_out_cycles": first_out,
-        "cycles_per_op": steady, "intervals": intervals,
-        "model": {"latency_cycles": tb.timing.latency_cycles,
-                  "first_out_cycles": tb.timing.first_out_cycles,
-                  "cycles_per_op": tb.timing.cycles_per_op,
-                  "row_cycles": tb.timing.row_cycles,
-                  "mul_slots": tb.timing.mul_slots},
+        **measured[MUL],
+        "square": measured[SQR],
+        "model": _model_dict(tb.timing),
+        "model_square": _model_dict(tb.timing_sqr),
     })
-    assert latency == tb.timing.latency_cycles
-    assert first_out == tb.timing.first_out_cycles
-    assert all(iv == tb.timing.cycles_per_op for iv in intervals)
