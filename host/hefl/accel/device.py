@@ -64,16 +64,27 @@ class HardwareConfig:
     window_bits: int
     max_exp_bits: int
     data_bits: int
+    engines: int = 1
+    features: int = 0
 
     @classmethod
     def read(cls, transport):
         """Read every HWCFG register through ``transport``."""
-        vals = {name: transport.read_reg(name) for name in HWCFG_REGS}
-        cfg = cls(**{name.removeprefix("hw_"): v for name, v in vals.items()})
-        if not 1 <= cfg.word_bits <= _LIMB or cfg.words < 1 or cfg.lanes < 1 or cfg.max_exp_bits < 1:
+        return cls.from_registers({name: transport.read_reg(name) for name in HWCFG_REGS})
+
+    @classmethod
+    def from_registers(cls, vals):
+        """The configuration from HWCFG register values by name; checked."""
+        cfg = cls(**{name.removeprefix("hw_"): int(v) for name, v in vals.items()})
+        if (not 1 <= cfg.word_bits <= _LIMB or cfg.words < 1 or cfg.lanes < 1
+                or cfg.max_exp_bits < 1 or cfg.engines < 1):
             raise DeviceError(f"the device reports an impossible configuration {cfg}; "
                               "is the right kernel loaded?")
         return cfg
+
+    def has(self, feature):
+        """Whether the kernel implements ``feature`` (a name of ``LAYOUT.features``)."""
+        return bool(self.features & LAYOUT.feature(feature))
 
     @property
     def max_modulus_bits(self):

@@ -6,9 +6,15 @@ One job is a run of stream beats from ``first = 1`` to ``last = 1``; ``op``,
     POWMOD   s words base, then ceil(count / w) words exponent   count = declared exponent bits
     MULMOD   s words a, then s words b                            count = 2
     PRODUCT  K × s words                                          count = K ≥ 1
+    TABLE_PRODUCT  K × s words                                    count = K ≥ 1
 
 Words are little-endian (word 0 first); every operand is below ``N``. A
 result is ``s`` beats ``{data, tag, last}``, fully reduced (``< N``).
+PRODUCT returns ``Π a_i mod N``; TABLE_PRODUCT returns
+``Π a_i · R^-(K-1) mod N`` with ``K - 1`` MontMuls and no R² corrections:
+the kernel sends one plain factor and ``K - 1`` Montgomery-form table
+entries (``T·R mod N``), in any order, so the result is plain
+(:data:`hefl.hw.regmap.LAYOUT`, "TABLE_PRODUCT").
 """
 
 from amaranth.lib import data, enum, stream
@@ -38,6 +44,7 @@ class JobOp(enum.Enum, shape=LAYOUT.job_field("op").width):
     POWMOD = LAYOUT.op("powmod")
     MULMOD = LAYOUT.op("mulmod")
     PRODUCT = LAYOUT.op("product")
+    TABLE_PRODUCT = LAYOUT.op("table_product")
 
 
 def job_layout(word_bits, tag_bits):
