@@ -7,6 +7,13 @@ header's, read (as ``JobOp``'s are) from :data:`hefl.hw.regmap.LAYOUT`::
     POWMOD   s words base, then ceil(count / w) words exponent   count = declared exponent bits
     MULMOD   s words a, then s words b                            count = 2
     PRODUCT  K × s words                                          count = K ≥ 1
+    TABLE_PRODUCT  K × s words                                    count = K ≥ 1
+
+A TABLE_PRODUCT job multiplies one plain factor and ``K - 1``
+Montgomery-form table entries (``T·R mod N``) with ``K - 1`` MontMuls and
+returns ``Π a_i · R^-(K-1) mod N`` (plain when exactly one factor is plain);
+:func:`table_job_operands` encodes the kernel descriptor's form of it, which
+names the entries by index (:data:`hefl.hw.regmap.LAYOUT`, "TABLE_PRODUCT").
 
 :func:`modexp_job_cycles` predicts, cycle for cycle, how long one ModExp lane
 (:class:`hefl.hw.modexp.ModExp`) spends on a job, given the MontMul's own
@@ -18,20 +25,43 @@ from typing import NamedTuple
 from hefl.errors import OperandRangeError
 from hefl.golden.modexp import modexp_schedule_counts
 from hefl.golden.montgomery import check_modulus, to_words
+from hefl.hw.params import ENGINE_TREE_FAN
 from hefl.hw.regmap import LAYOUT
 
-__all__ = ["POWMOD", "MULMOD", "PRODUCT", "Job", "constant_writes", "powmod_job", "mulmod_job",
-           "product_job", "expected_result", "JobCycles", "modexp_job_cycles",
-           "lane_montmuls", "ENGINE_OVERHEAD", "montmul_call_cycles",
+__all__ = ["POWMOD", "MULMOD", "PRODUCT", "TABLE_PRODUCT", "Job", "constant_writes", "powmod_job",
+           "mulmod_job", "product_job", "table_product_job", "mont_form", "table_job_operands",
+           "table_job_factors", "expected_result", "JobCycles", "modexp_job_cycles",
+           "lane_montmuls", "ENGINE_OVERHEAD", "engine_overhead", "montmul_call_cycles",
            "montmul_tail_latency", "engine_job_cycles", "paillier_primes"]
 
 #: Job op codes (:class:`hefl.hw.jobs.JobOp`'s values).
-POWMOD, MULMOD, PRODUCT = (LAYOUT.op(name) for name in ("powmod", "mulmod", "product"))
-#: Extra cycles a job spends in :class:`hefl.hw.batch_engine.BatchEngine`
-#: around its lane: 3 from the engine accepting the first beat to the lane
-#: accepting it (FIFO write, FIFO output register, lane IDLE → LOAD) and 1
-#: for the result arbiter's grant.
-ENGINE_OVERHEAD = 4
+POWMOD, MULMOD, PRODUCT, TABLE_PRODUCT = (LAYOUT.op(name) for name in
+                                          ("powmod", "mulmod", "product", "table_product"))
+def _tree_depth(lanes):
+    """Levels of the BatchEngine's router and arbiter trees for ``lanes`` lanes."""
+    depth, reach = 1, ENGINE_TREE_FAN
+    while reach < lanes:
+        depth, reach = depth + 1, reach * ENGINE_TREE_FAN
+    return depth
+
+
+def engine_overhead(lanes=1):
+    """Extra cycles a job spends in :class:`hefl.hw.batch_engine.BatchEngine` around lane 0.
+
+    In: 3 from the engine accepting the first beat to the lane accepting it
+    (FIFO write, FIFO output register, lane IDLE → LOAD), plus 2 per router
+    level below the root (a skid buffer and the node's choosing cycle).
+    Out: 1 for the lane's output skid buffer, then per arbiter level 1 for
+    its grant (none in a one-input node) and 1 for its output register.
+    An idle engine gives a job to lane 0.
+    """
+    depth = _tree_depth(lanes)
+    out = 2 if lanes == 1 else 1 + 2 * depth
+    return 3 + 2 * (depth - 1) + out
+
+
+#: :func:`engine_overhead` of a one-lane engine (the reports' and harness' configuration).
+ENGINE_OVERHEAD = engine_overhead(1)
 #: Width of the job header's ``count`` field.
 COUNT_BITS = LAYOUT.job_field("count").width
 
@@ -117,14 +147,58 @@ def product_job(factors, n, *, word_bits, words, tag=0):
     return Job(PRODUCT, tag, len(factors), ws, tuple(factors))
 
 
-def expected_result(job, n):
-    """The fully reduced result the engine must return for ``job``."""
+def table_product_job(factors, n, *, word_bits, words, tag=0):
+    """A TABLE_PRODUCT engine job of ``factors`` (at least one), in the order given.
+
+    Its result (:func:`expected_result`) is ``Π factors · R^-(K-1) mod n``:
+    give one plain factor and ``K - 1`` Montgomery-form ones
+    (:func:`mont_form`) for a plain product.
+    """
+    job = product_job(factors, n, word_bits=word_bits, words=words, tag=tag)
+    return job._replace(op=TABLE_PRODUCT)
+
+
+def mont_form(x, n, *, word_bits, words):
+    """``x·R mod n`` with ``R = 2^(w·s)``: a table entry as the card holds it."""
+    return (x << (word_bits * words)) % n
+
+
+def table_job_operands(factor, indices, *, word_bits, words):
+    """Operand limbs of a descriptor TABLE_PRODUCT job: the plain factor, then the packed indices.
+
+    ``count`` of its header is ``len(indices)`` (:data:`hefl.hw.regmap.LAYOUT`).
+    """
+    if not 1 <= len(indices) <= LAYOUT.table_product_max:
+        raise OperandRangeError(f"a table product names 1 to {LAYOUT.table_product_max} entries, "
+                                f"not {len(indices)}")
+    return to_words(factor, word_bits, words) + LAYOUT.pack_indices(list(indices))
+
+
+def table_job_factors(factor, indices, entries):
+    """The engine job's factors for a descriptor TABLE_PRODUCT job: ``factor``, then each entry.
+
+    ``entries`` is the card's table (Montgomery-form values by index); the
+    kernel streams the factor first, then the entries in index order.
+    """
+    return [factor] + [entries[i] for i in indices]
+
+
+def expected_result(job, n, *, r_bits=None):
+    """The fully reduced result the engine must return for ``job``.
+
+    ``r_bits`` (``w·s``) is needed for TABLE_PRODUCT, whose result carries
+    ``R^-(K-1)``.
+    """
     if job.op == POWMOD:
         base, exp = job.operands
         return pow(base, exp, n)
     acc = 1 % n
     for f in job.operands:
         acc = acc * f % n
+    if job.op == TABLE_PRODUCT:
+        if r_bits is None:
+            raise OperandRangeError("a TABLE_PRODUCT result needs r_bits = w·s")
+        acc = acc * pow(1 << r_bits, -(len(job.operands) - 1), n) % n
     return acc
 
 
@@ -132,10 +206,13 @@ def lane_montmuls(op, count, k):
     """MontMul operations one ModExp lane runs for a job.
 
     POWMOD: the golden schedule's count minus one (``R mod N`` is a loaded
-    constant, not computed); MULMOD/PRODUCT of ``K`` factors: ``2K - 2``.
+    constant, not computed); MULMOD/PRODUCT of ``K`` factors: ``2K - 2``;
+    TABLE_PRODUCT of ``K`` factors: ``K - 1``.
     """
     if op == POWMOD:
         return modexp_schedule_counts(count, k).total - 1
+    if op == TABLE_PRODUCT:
+        return max(0, count - 1)
     k_factors = 2 if op == MULMOD else count
     return 2 * k_factors - 2
 
@@ -223,14 +300,16 @@ def modexp_job_cycles(op, count, *, words, word_bits, window_bits, mm_latency):
     if kf <= 1:
         return JobCycles((s - 1) + 2 + tail, 0)
     loads = (2 * s - 1) + (kf - 2) * (G + s - 1)
-    total = loads + kf * G + 1 + tail
+    # The R² corrections (K - 1 multiplies) are what TABLE_PRODUCT leaves out.
+    corrections = 0 if op == TABLE_PRODUCT else kf - 1
+    total = loads + (1 + corrections) * G + 1 + tail
     return JobCycles(total, lane_montmuls(op, count, k))
 
 
-def engine_job_cycles(op, count, **kw):
-    """:func:`modexp_job_cycles` seen at the BatchEngine's ports (idle engine)."""
+def engine_job_cycles(op, count, *, lanes=1, **kw):
+    """:func:`modexp_job_cycles` seen at the ports of an idle ``lanes``-lane BatchEngine."""
     c = modexp_job_cycles(op, count, **kw)
-    return c._replace(total=c.total + ENGINE_OVERHEAD)
+    return c._replace(total=c.total + engine_overhead(lanes))
 
 
 def paillier_primes(rng, nbits):

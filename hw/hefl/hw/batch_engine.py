@@ -22,32 +22,50 @@ additions to the brief's interface, both optional keywords: ``fifo_depth``
 class; e.g. ``functools.partial(MontMul, tile_bits=(ECP5_TILE_BITS,) * 2)`` for ECP5
 tiles, or a stand-in in unit tests).
 
-Structure::
+Structure (trees of registered stages, fan-out ``F`` =
+:data:`hefl.hw.params.ENGINE_TREE_FAN`)::
 
-    i_stream ─► dispatcher ─┬─► job FIFO 0 ─► ModExp 0 (+MontMul) ─┐
-                            ├─► job FIFO 1 ─► ModExp 1 (+MontMul) ─┼─► arbiter ─► o_stream
-                            └─► ...                                ┘
+    i_stream ─► router ─┬─► skid ─► router ─┬─► job FIFO 0 ─► ModExp 0 ─► skid ─┐
+                        │                   └─► job FIFO 1 ─► ModExp 1 ─► skid ─┤
+                        └─► ...                                                 ├─► arbiter tree ─► o_stream
+                                                                                ┘
+    nprime, const_wr_* ─► register ─► register per group of F lanes ─► lanes
 
-* Dispatcher: on a job's first beat it picks a lane whose FIFO is empty,
-  preferring a lane that is also idle (lowest index first), spends one cycle
-  choosing, then forwards every beat up to ``last`` to that FIFO at one beat
-  per cycle. A lane can thus hold its running job plus one queued job; a job
-  longer than the FIFO (a large PRODUCT) holds the input until the lane has
-  consumed enough of it.
-* Each lane (:class:`hefl.hw.modexp.ModExp`) runs any job type.
-* Arbiter: when no result is in transfer it grants the lowest-index lane with
-  a result ready (one cycle), then passes its ``s`` beats through until
+* Dispatcher: a tree of :class:`~hefl.hw.arbiter.PacketRouter` nodes, ``F``
+  outputs each, skid buffers between levels; the leaves drive ``F`` job
+  FIFOs. On a job's first beat a node picks a subtree with a lane whose
+  FIFO is empty (preferring one whose lane is also idle; lowest index
+  first), spends one cycle choosing, then forwards every beat up to
+  ``last`` at one beat per cycle. A lane can thus hold its running job plus
+  one queued job; a job longer than the FIFO (a large PRODUCT) holds its
+  path until the lane has consumed enough of it.
+* Each lane (:class:`hefl.hw.modexp.ModExp`) runs any job type; its
+  results pass a skid buffer (the lane's memory read goes straight into a
+  register).
+* Result arbiter: a tree of :class:`~hefl.hw.arbiter.PacketArbiter` nodes
+  (``F`` inputs each, registered outputs): each grants the lowest-index
+  input with a result ready (one cycle), then passes its ``s`` beats until
   ``last``. Results are rare next to the work behind them (a result per
   thousands of cycles per lane), so fixed priority does not starve anyone.
+* Constants and N' reach the lanes through a register per tree level, so
+  no net fans out to more than ``F`` lanes from one flop beyond the root.
+* ``free`` (some lane's FIFO is empty) is the root router's registered
+  view, for a kernel choosing among sub-engines; ``idle`` is exact.
+
+Latency: :func:`hefl.golden.batch.engine_overhead` gives the cycles a job
+spends in the trees on an idle engine (lane 0's path).
 """
 
-from amaranth.hdl import Array, Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import Out
 
-from hefl.hw.jobs import TAG_BITS, JobOp, engine_ports, job_layout
+from hefl.hw.arbiter import PacketRouter, arbiter_tree
+from hefl.hw.jobs import TAG_BITS, JobOp, engine_ports, job_layout, result_layout
 from hefl.hw.modexp import ModExp
-from hefl.hw.params import MODEXP_WINDOW_BITS
+from hefl.hw.params import ENGINE_TREE_FAN, MODEXP_WINDOW_BITS
+from hefl.hw.skid import SkidBuffer
 
 __all__ = ["BatchEngine", "JobOp"]
 
@@ -94,7 +112,7 @@ class BatchEngine(wiring.Component):
             raise TypeError(f"FIFO depth must be an integer ≥ 2, not {fifo_depth!r}")
         self._fifo_depth = fifo_depth
         self._proto = proto
-        super().__init__(engine_ports(word_bits, s, tag_bits))
+        super().__init__({**engine_ports(word_bits, s, tag_bits), "free": Out(1)})
 
     lanes = property(lambda self: self._lanes)
     words = property(lambda self: self._s)
@@ -103,80 +121,88 @@ class BatchEngine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        E = self._lanes
+        E, F = self._lanes, ENGINE_TREE_FAN
         jl = job_layout(self._w, self._tag_bits)
+        rl = result_layout(self._w, self._tag_bits)
 
-        lanes, fifos = [], []
+        lanes, fifos, outs = [], [], []
         for i in range(E):
             lane = self._proto if i == 0 else ModExp(**self._lane_args)
             fifo = SyncFIFOBuffered(width=jl.size, depth=self._fifo_depth)
             m.submodules[f"lane{i}"] = lane
             m.submodules[f"fifo{i}"] = fifo
+            m.submodules[f"out{i}"] = out = SkidBuffer(rl)
+            wiring.connect(m, lane.o_stream, out.i_stream)
             lanes.append(lane)
             fifos.append(fifo)
-            m.d.comb += [
-                lane.nprime.eq(self.nprime),
-                lane.const_wr_en.eq(self.const_wr_en),
-                lane.const_wr_sel.eq(self.const_wr_sel),
-                lane.const_wr_addr.eq(self.const_wr_addr),
-                lane.const_wr_data.eq(self.const_wr_data),
-                lane.i_stream.valid.eq(fifo.r_rdy),
-                lane.i_stream.payload.eq(fifo.r_data),
-                fifo.r_en.eq(lane.i_stream.ready),
-            ]
+            outs.append(out.o_stream)
+            m.d.comb += [lane.i_stream.valid.eq(fifo.r_rdy),
+                         lane.i_stream.payload.eq(fifo.r_data),
+                         fifo.r_en.eq(lane.i_stream.ready)]
+        self._elab_constants(m, lanes)
+        root_busy = self._elab_dispatcher(m, lanes, fifos, jl)
+        arb_busy = arbiter_tree(m, "arb", rl, outs, wiring.flipped(self.o_stream), fan_in=F)
 
-        # --- dispatcher -----------------------------------------------------
-        routing = Signal()
-        route = Signal(range(E))
-        free = Signal(E)                 # FIFO empty: the lane can take a job
-        best = Signal(E)                 # ... and the lane is idle as well
-        for i in range(E):
-            m.d.comb += [free[i].eq(fifos[i].level == 0),
-                         best[i].eq(free[i] & lanes[i].idle)]
-        pick = Signal(range(E))
-        for i in reversed(range(E)):
-            with m.If(free[i]):
-                m.d.comb += pick.eq(i)
-        for i in reversed(range(E)):
-            with m.If(best[i]):
-                m.d.comb += pick.eq(i)
-
-        w_rdy = Array(f.w_rdy for f in fifos)
-        beat = self.i_stream.payload
-        for i in range(E):
-            m.d.comb += [fifos[i].w_data.eq(beat.as_value()),
-                         fifos[i].w_en.eq(routing & (route == i) & self.i_stream.valid)]
-        with m.If(routing):
-            m.d.comb += self.i_stream.ready.eq(w_rdy[route])
-            with m.If(self.i_stream.valid & self.i_stream.ready & beat.last):
-                m.d.sync += routing.eq(0)
-        with m.Else():
-            # A stray beat outside a job is dropped; a first beat waits for a lane.
-            m.d.comb += self.i_stream.ready.eq(~beat.first)
-            with m.If(self.i_stream.valid & beat.first & free.any()):
-                m.d.sync += [routing.eq(1), route.eq(pick)]
-
-        # --- result arbiter -------------------------------------------------
-        locked = Signal()
-        cur = Signal(range(E))
-        o_valid = Array(l.o_stream.valid for l in lanes)
-        o_payload = Array(l.o_stream.payload for l in lanes)
-        with m.If(locked):
-            m.d.comb += [self.o_stream.valid.eq(o_valid[cur]),
-                         self.o_stream.payload.eq(o_payload[cur])]
-            for i in range(E):
-                m.d.comb += lanes[i].o_stream.ready.eq((cur == i) & self.o_stream.ready)
-            with m.If(self.o_stream.valid & self.o_stream.ready & self.o_stream.payload.last):
-                m.d.sync += locked.eq(0)
-        with m.Else():
-            for i in reversed(range(E)):
-                with m.If(lanes[i].o_stream.valid):
-                    m.d.sync += [locked.eq(1), cur.eq(i)]
-
-        all_idle = Signal()
-        m.d.comb += all_idle.eq(~routing & ~locked)
-        for i in range(E):
-            with m.If(~free[i] | ~lanes[i].idle):
-                m.d.comb += all_idle.eq(0)
-        m.d.comb += self.idle.eq(all_idle)
+        # idle: nothing queued, computing, in a tree or waiting to leave.
+        busy = [~l.idle for l in lanes] + [f.level != 0 for f in fifos] + root_busy + arb_busy
+        busy += [o.valid for o in outs] + [self.o_stream.valid]
+        m.d.comb += self.idle.eq(~Cat(*busy).any())
         return m
+
+    def _elab_constants(self, m, lanes):
+        """N' and the constant writes to every lane, one register per tree level.
+
+        Each register drives at most ``F`` lanes or ``F`` registers of the
+        next level.
+        """
+        F = ENGINE_TREE_FAN
+        ports = ("nprime", "const_wr_en", "const_wr_sel", "const_wr_addr", "const_wr_data")
+
+        def fan(members, sigs, tag):
+            copy = [Signal.like(x, name=f"{name}_{tag}") for x, name in zip(sigs, ports)]
+            m.d.sync += [c.eq(x) for c, x in zip(copy, sigs)]
+            if len(members) <= F:
+                for i in members:
+                    m.d.comb += [getattr(lanes[i], n).eq(c) for n, c in zip(ports, copy)]
+                return
+            size = -(-len(members) // F)
+            for g in range(0, len(members), size):
+                fan(members[g:g + size], copy, f"{tag}_{g // size}")
+
+        fan(list(range(len(lanes))), [getattr(self, n) for n in ports], "r")
+
+    def _elab_dispatcher(self, m, lanes, fifos, jl):
+        """The router tree from ``i_stream`` to the job FIFOs; returns the routers' ``busy``."""
+        F = ENGINE_TREE_FAN
+        busy = []
+        # Leaves: up to F FIFOs each, driven directly (their w_rdy is a register).
+        nodes = []
+        for g in range(0, len(fifos), F):
+            grp = list(range(g, min(g + F, len(fifos))))
+            r = PacketRouter(jl, len(grp), registered=False)
+            m.submodules[f"route_l0_{g // F}"] = r
+            for k, i in enumerate(grp):
+                o = getattr(r, f"o{k}")
+                m.d.comb += [fifos[i].w_en.eq(o.valid), fifos[i].w_data.eq(o.payload.as_value()),
+                             o.ready.eq(fifos[i].w_rdy),
+                             r.child_free[k].eq(fifos[i].level == 0),
+                             r.child_best[k].eq((fifos[i].level == 0) & lanes[i].idle)]
+            nodes.append(r)
+            busy += [r.busy, r.i_stream.valid]
+        depth = 1
+        while len(nodes) > 1:
+            parents = []
+            for g in range(0, len(nodes), F):
+                grp = nodes[g:g + F]
+                r = PacketRouter(jl, len(grp), registered=True)
+                m.submodules[f"route_l{depth}_{g // F}"] = r
+                for k, child in enumerate(grp):
+                    wiring.connect(m, getattr(r, f"o{k}"), child.i_stream)
+                    m.d.comb += [r.child_free[k].eq(child.free), r.child_best[k].eq(child.best)]
+                parents.append(r)
+                busy += [r.busy, r.i_stream.valid]
+            nodes, depth = parents, depth + 1
+        root = nodes[0]
+        wiring.connect(m, wiring.flipped(self.i_stream), root.i_stream)
+        m.d.comb += self.free.eq(root.free)
+        return busy

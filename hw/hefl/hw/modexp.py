@@ -298,7 +298,10 @@ class ModExp(wiring.Component):
                     with m.If(beat.last | (lane.fj == s - 1)):
                         m.d.sync += [lane.fj.eq(0), lane.nfac.eq(lane.nfac + 1),
                                      lane.ld_addr.eq(sl.x), lane.in_done.eq(beat.last),
-                                     lane.ncorr.eq(lane.nfac)]
+                                     # TABLE_PRODUCT: no R² corrections (w-kernel stand-in
+                                     # for w-lane's op-3 mode).
+                                     lane.ncorr.eq(Mux(lane.job_op == JobOp.TABLE_PRODUCT,
+                                                       0, lane.nfac))]
                         with m.If(lane.nfac == 0):
                             with m.If(beat.last):
                                 m.next = "CORR"
