@@ -118,7 +118,7 @@ class BoardCore(wiring.Component):
                              window_bits=window_bits, max_exp_bits=max_exp_bits,
                              data_bits=_DATA_BITS,
                              max_burst=max_burst, engine=engine, multiplier=multiplier)
-        self.mem = BoardMem(limbs=mem_limbs)
+        self.mem = BoardMem(limbs=mem_limbs, id_bits=self.kernel.id_bits)
         self.link = Link(mem_limbs=mem_limbs, timeout_cycles=timeout_cycles,
                          max_len=min(0xFFFF, mem_limbs))
         members = {"clk": In(1), "rst": In(1), "leds": Out(8)}
@@ -148,7 +148,7 @@ class BoardCore(wiring.Component):
         m.submodules.mem = mem
         m.submodules.link = link
 
-        for n, d, _ in axi4_members(_DATA_BITS):
+        for n, d, _ in axi4_members(_DATA_BITS, id_bits=k.id_bits):
             port, inner = getattr(k, f"{REGMAP.memory_port}_{n}"), getattr(mem.axi, n)
             m.d.comb += inner.eq(port) if d == "out" else port.eq(inner)
         for n, d, _ in axil_members(REGMAP.addr_bits):

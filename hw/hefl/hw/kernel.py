@@ -203,7 +203,13 @@ class Kernel(wiring.Component):
 
         for n, d, _ in axil_members(REGMAP.addr_bits):
             port, inner = getattr(self, f"{REGMAP.control_port}_{n}"), getattr(ctrl.bus, n)
-            m.d.comb += inner.eq(port) if d == "in" else port.eq(inner)
+            if d == "in":
+                m.d.comb += inner.eq(port)
+            elif n.endswith("ready"):
+                # No handshake while the pipelined reset still holds the slave.
+                m.d.comb += port.eq(inner & ~cd.rst)
+            else:
+                m.d.comb += port.eq(inner)
         for n, d, _ in axi4_members(self._dw, id_bits=mem.id_bits):
             port, inner = getattr(self, f"{REGMAP.memory_port}_{n}"), getattr(mem.bus, n)
             m.d.comb += port.eq(inner) if d == "out" else inner.eq(port)

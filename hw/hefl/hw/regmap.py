@@ -153,6 +153,9 @@ class Arg:
         Names of the 32-bit registers holding it, low word first.
     doc : str
         One line for the docs.
+    required : bool
+        A run needs it; an optional argument a host leaves out is 0 (a
+        null pointer: the run does not use it).
     """
 
     name: str
@@ -162,6 +165,7 @@ class Arg:
     port: str
     registers: tuple
     doc: str = ""
+    required: bool = True
 
     @property
     def is_pointer(self):
@@ -279,7 +283,8 @@ REGMAP = RegisterMap(
         Arg("result", 0x18, 8, "void*", "m_axi_gmem", ("result_lo", "result_hi"),
             "result buffer (written)"),
         Arg("table", 0x50, 8, "void*", "m_axi_gmem", ("table_lo", "table_hi"),
-            "table of Montgomery-form entries for TABLE_PRODUCT jobs (read; 0 when unused)"),
+            "table of Montgomery-form entries for TABLE_PRODUCT jobs (read; 0 when unused)",
+            required=False),
     ),
 )
 
