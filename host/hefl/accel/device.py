@@ -89,6 +89,7 @@ class HardwareConfig:
     data_bits: int
     engines: int = 1
     features: int = 0
+    table_max: int = 0
 
     @classmethod
     def read(cls, transport):
@@ -107,7 +108,8 @@ class HardwareConfig:
 
     def has(self, feature):
         """Whether the kernel implements ``feature`` (a name of ``LAYOUT.features``)."""
-        return bool(self.features & LAYOUT.feature(feature))
+        return bool(self.features & LAYOUT.feature(feature)) and (
+            feature != "table_product" or self.table_max > 0)
 
     @property
     def max_modulus_bits(self):
@@ -560,25 +562,29 @@ class DeviceAccelerator(Accelerator):
         self._verify("fixed_base", (exps, factors, table), out, table.modulus)
         return out
 
-    def card_window_bits(self, exp_bits):
-        """The window of the card's table for ``exp_bits``-bit exponents.
+    def card_window_bits(self, exp_bits, hw=None):
+        """The window of the card's table for ``exp_bits``-bit exponents (``None``: none fits).
 
         :attr:`table_window_bits`, lowered until the table's ``W·2^k``
-        entries fit the 16-bit indices and ``W`` a TABLE_PRODUCT job.
+        entries fit the 16-bit indices, or raised (to at most 16) until
+        ``W`` is within the kernel's ``hw_table_max``.
         """
+        limit = (hw or self.hw).table_max if (hw or self.hw) is not None else LAYOUT.table_product_max
+        fits = lambda k: (windows(exp_bits, k) << k <= 1 << LAYOUT.table_index_bits
+                          and windows(exp_bits, k) <= limit)
         k = self.table_window_bits
-        while k > 1 and (windows(exp_bits, k) << k > 1 << LAYOUT.table_index_bits
-                         or windows(exp_bits, k) > LAYOUT.table_product_max):
+        while k > 1 and windows(exp_bits, k) << k > 1 << LAYOUT.table_index_bits:
             k -= 1
-        if windows(exp_bits, k) << k > 1 << LAYOUT.table_index_bits:
-            raise OperandRangeError(f"a table for {exp_bits}-bit exponents does not fit "
-                                    f"{LAYOUT.table_index_bits}-bit entry indices")
-        return k
+        while k < LAYOUT.table_index_bits and windows(exp_bits, k) > limit:
+            k += 1
+        return k if fits(k) else None
 
     def _card_table(self, t, table):
         """The card's copy of ``table`` (uploaded now if it is not yet); ``None`` if it cannot hold it."""
         card = t.card
-        k = self.card_window_bits(table.exp_bits)
+        k = self.card_window_bits(table.exp_bits, t.hw)
+        if k is None:
+            return None
         key = (table.base, table.modulus, table.exp_bits, k)
         ct = card.tables.get(key)
         if ct is not None:
@@ -619,9 +625,9 @@ class DeviceAccelerator(Accelerator):
             mask = (1 << k) - 1
             digits = np.array([[(e >> (k * i)) & mask for i in range(W)] for e in exps],
                               dtype=np.uint64).reshape(n, W)
-        # Flat index i·2^k + d_i; four 16-bit indices to a limb, the first lowest.
+        # Flat index i·2^k + d_i; p 16-bit indices to a limb, the first lowest.
         idx = digits + (np.arange(W, dtype=np.uint64) << np.uint64(k))
-        per, b = LAYOUT.indices_per_limb, LAYOUT.table_index_bits
+        per, b = LAYOUT.indices_per_limb(t.hw.word_bits), LAYOUT.table_index_bits
         idx = np.concatenate([idx, np.zeros((n, -W % per), dtype=np.uint64)], axis=1)
         idx = idx.reshape(n, -1, per)
         ilimbs = np.zeros(idx.shape[:2], dtype=np.uint64)

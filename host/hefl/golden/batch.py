@@ -30,7 +30,7 @@ from hefl.hw.regmap import LAYOUT
 
 __all__ = ["POWMOD", "MULMOD", "PRODUCT", "TABLE_PRODUCT", "Job", "constant_writes", "powmod_job",
            "mulmod_job", "product_job", "table_product_job", "mont_form", "table_job_operands",
-           "table_job_factors", "expected_result", "JobCycles", "modexp_job_cycles",
+           "compact_table_job", "table_job_factors", "expected_result", "JobCycles", "modexp_job_cycles",
            "lane_montmuls", "ENGINE_OVERHEAD", "engine_overhead", "montmul_call_cycles",
            "montmul_tail_latency", "engine_job_cycles", "paillier_primes"]
 
@@ -166,12 +166,29 @@ def mont_form(x, n, *, word_bits, words):
 def table_job_operands(factor, indices, *, word_bits, words):
     """Operand limbs of a descriptor TABLE_PRODUCT job: the plain factor, then the packed indices.
 
-    ``count`` of its header is ``len(indices)`` (:data:`hefl.hw.regmap.LAYOUT`).
+    ``count`` of its header is ``len(indices)``; ``p = min(4, w // 16)``
+    indices per limb (:meth:`hefl.hw.regmap.BufferLayout.indices_per_limb`),
+    so every limb is one ``w``-bit word: the kernel forwards these limbs'
+    words unchanged, as the compact engine job (:func:`compact_table_job`).
     """
     if not 1 <= len(indices) <= LAYOUT.table_product_max:
         raise OperandRangeError(f"a table product names 1 to {LAYOUT.table_product_max} entries, "
                                 f"not {len(indices)}")
-    return to_words(factor, word_bits, words) + LAYOUT.pack_indices(list(indices))
+    return to_words(factor, word_bits, words) + LAYOUT.pack_indices(list(indices), word_bits)
+
+
+def compact_table_job(factor, indices, n, *, word_bits, words, tag=0):
+    """A compact TABLE_PRODUCT engine job (for a BatchEngine with a table port).
+
+    The words are :func:`table_job_operands`'; ``operands`` is
+    ``(factor, indices)``. Its result is ``factor · Π T[i] mod n`` for the
+    plain table values ``T`` (the engine holds them times ``R``).
+    """
+    check_modulus(n, min_bits=2)
+    _check_operand(factor, n, "factor")
+    _check_count(len(indices))
+    ws = table_job_operands(factor, indices, word_bits=word_bits, words=words)
+    return Job(TABLE_PRODUCT, tag, len(indices), ws, (factor, tuple(indices)))
 
 
 def table_job_factors(factor, indices, entries):

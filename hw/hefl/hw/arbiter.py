@@ -20,16 +20,20 @@ more than one node.
   registered ORs of its children's, so the choice never waits on a path
   through the whole tree; a stale ``free`` only makes a job wait one level
   down until a lane frees, it never loses or misroutes one.
+* :class:`AddressRouter` / :func:`address_router_tree` — packets to the
+  output their ``lane`` field names (a base-``F`` digit per level), for
+  answers that must reach the lane that asked.
 """
 
-from amaranth.hdl import Array, Cat, Module, Signal
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hefl.hw.checks import check_int
 from hefl.hw.skid import SkidBuffer
 
-__all__ = ["PacketArbiter", "arbiter_tree", "PacketRouter"]
+__all__ = ["PacketArbiter", "arbiter_tree", "PacketRouter", "AddressRouter",
+           "address_router_tree"]
 
 
 class PacketArbiter(wiring.Component):
@@ -170,11 +174,11 @@ class PacketRouter(wiring.Component):
                 outs.append(wiring.flipped(port))
         m.d.sync += [self.free.eq(self.child_free.any()), self.best.eq(self.child_best.any())]
         locked = Signal()
-        route = Signal(range(n))
+        route = Signal(range(max(2, n)))
         waiting = [sb.o_stream.valid for sb in (getattr(m.submodules, f"skid{k}") for k in range(n))
                    ] if self._registered else []
         m.d.comb += self.busy.eq(Cat(locked, *waiting).any())
-        pick = Signal(range(n))
+        pick = Signal(range(max(2, n)))
         for k in reversed(range(n)):
             with m.If(self.child_free[k]):
                 m.d.comb += pick.eq(k)
@@ -193,3 +197,82 @@ class PacketRouter(wiring.Component):
             with m.If(i.valid & i.payload.first & self.child_free.any()):
                 m.d.sync += [locked.eq(1), route.eq(pick)]
         return m
+
+
+class AddressRouter(wiring.Component):
+    """One packet stream (payloads with ``lane`` and ``last``) to ``n`` outputs by address.
+
+    A packet goes to output ``(lane // step) % n``, decided on its first beat
+    (no choosing cycle) and held until ``last``; every output is a skid
+    buffer.
+
+    Parameters
+    ----------
+    shape : data.StructLayout
+    n : int
+        Outputs.
+    step : int
+        Lanes per output (``F^level`` in a tree of fan-out ``F``).
+    """
+
+    def __init__(self, shape, n, step):
+        check_int("Output count", n)
+        check_int("Lane step", step)
+        self._shape, self._n, self._step = shape, n, step
+        members = {"i_stream": In(stream.Signature(shape))}
+        members.update({f"o{k}": Out(stream.Signature(shape)) for k in range(n)})
+        super().__init__(members)
+
+    @property
+    def outputs(self):
+        return [getattr(self, f"o{k}") for k in range(self._n)]
+
+    def elaborate(self, platform):
+        m = Module()
+        n, i = self._n, self.i_stream
+        outs = []
+        for k, port in enumerate(self.outputs):
+            m.submodules[f"skid{k}"] = sb = SkidBuffer(self._shape)
+            wiring.connect(m, sb.o_stream, wiring.flipped(port))
+            outs.append(sb.i_stream)
+        in_packet = Signal()
+        held = Signal(range(max(2, n)))
+        # Decided from the first beat: a constant step and n (no divider).
+        digit = Signal(range(max(2, n)))
+        m.d.comb += digit.eq((i.payload.lane // self._step) % n)
+        route = Signal(range(max(2, n)))
+        m.d.comb += route.eq(Mux(in_packet, held, digit))
+        for k, o in enumerate(outs):
+            m.d.comb += [o.payload.eq(i.payload), o.valid.eq(i.valid & (route == k))]
+        m.d.comb += i.ready.eq(Array(o.ready for o in outs)[route])
+        with m.If(i.valid & i.ready):
+            m.d.sync += [in_packet.eq(~i.payload.last), held.eq(route)]
+        return m
+
+
+def address_router_tree(m, name, shape, source, sinks, fan_out):
+    """Connect ``source`` to ``sinks[lane]`` through a tree of :class:`AddressRouter` s.
+
+    Leaves cover ``fan_out`` consecutive sinks, each level ``fan_out`` nodes
+    of the level below, so lane ``L`` is output ``(L // fan_out^d) % fan_out``
+    of its node at level ``d``. A single sink still passes one registered stage.
+    """
+    check_int("Router fan-out", fan_out, 2)
+    level, depth = list(sinks), 0       # the inputs still to be fed, this level
+    step = 1
+    while True:
+        nxt = []
+        for g in range(0, len(level), fan_out):
+            group = level[g:g + fan_out]
+            r = AddressRouter(shape, fan_out if len(level) > 1 else 1, step)
+            m.submodules[f"{name}_l{depth}_{g // fan_out}"] = r
+            for k, sink in enumerate(group):
+                wiring.connect(m, getattr(r, f"o{k}"), sink)
+            for k in range(len(group), len(r.outputs)):
+                # Outputs past the last lane are never addressed.
+                m.d.comb += getattr(r, f"o{k}").ready.eq(1)
+            nxt.append(r.i_stream)
+        level, depth, step = nxt, depth + 1, step * fan_out
+        if len(level) == 1:
+            break
+    wiring.connect(m, source, level[0])

@@ -254,7 +254,9 @@ class AxiMaster(wiring.Component):
         p, pre = rp.index, f"rd{rp.index}"
         m.submodules[f"{pre}_fifo"] = fifo = SyncFIFOBuffered(width=self._data_bits,
                                                               depth=self._read_credit)
-        m.submodules[f"{pre}_info"] = info = SyncFIFO(width=rp.info_width, depth=rp.info_depth)
+        # (Never depth 1: a one-entry SyncFIFO has zero-width pointers.)
+        m.submodules[f"{pre}_info"] = info = SyncFIFO(width=rp.info_width,
+                                                      depth=max(2, rp.info_depth))
         rp.fifo = fifo
         cmd = rp.cmd.payload
         aborting = rp.aborting
@@ -324,8 +326,8 @@ class AxiMaster(wiring.Component):
         free = ~bus.arvalid | bus.arready
         with m.If(bus.arvalid & bus.arready):
             m.d.sync += bus.arvalid.eq(0)
-        last = Signal(range(P), name="ar_last_port")
-        pick = Signal(range(P), name="ar_pick")
+        last = Signal(range(max(2, P)), name="ar_last_port")
+        pick = Signal(range(max(2, P)), name="ar_pick")
         any_req = Signal(name="ar_any")
         reqs = Cat(rp.req for rp in ports)
         m.d.comb += any_req.eq(reqs.any())

@@ -52,6 +52,17 @@ Structure (trees of registered stages, fan-out ``F`` =
 * ``free`` (some lane's FIFO is empty) is the root router's registered
   view, for a kernel choosing among sub-engines; ``idle`` is exact.
 
+With a table port (``table_max > 0``, as the kernel builds its sub-engines)
+TABLE_PRODUCT jobs arrive *compact*, as the kernel forwards them from the
+descriptor: ``s`` factor words, then the 16-bit entry indices
+(:data:`hefl.hw.regmap.LAYOUT`). Each lane then has a
+:class:`~hefl.hw.table_expand.TableExpander` in front of its FIFO that
+fetches the entries through the sub-engine's
+:class:`~hefl.hw.table_fetch.TableFetch` (requests up a tree of arbiters,
+entry words back down a tree of address routers) and hands the lane the
+``W + 1`` factors. Without a table port, a TABLE_PRODUCT job carries its
+factors, as for the lane itself.
+
 Latency: :func:`hefl.golden.batch.engine_overhead` gives the cycles a job
 spends in the trees on an idle engine (lane 0's path).
 """
@@ -61,11 +72,27 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import Out
 
-from hefl.hw.arbiter import PacketRouter, arbiter_tree
-from hefl.hw.jobs import TAG_BITS, JobOp, engine_ports, job_layout, result_layout
+from amaranth.lib import stream
+from amaranth.lib.wiring import In
+
+from hefl.hw.arbiter import PacketRouter, address_router_tree, arbiter_tree
+from hefl.hw.axi_master import CommandLayout
+from hefl.hw.jobs import (
+    INDEX_BITS,
+    TAG_BITS,
+    JobOp,
+    engine_ports,
+    job_layout,
+    result_layout,
+    table_request_layout,
+    table_response_layout,
+)
 from hefl.hw.modexp import ModExp
 from hefl.hw.params import ENGINE_TREE_FAN, MODEXP_WINDOW_BITS
+from hefl.hw.regmap import LAYOUT
 from hefl.hw.skid import SkidBuffer
+from hefl.hw.table_expand import TableExpander
+from hefl.hw.table_fetch import TableFetch
 
 __all__ = ["BatchEngine", "JobOp"]
 
@@ -84,10 +111,17 @@ class BatchEngine(wiring.Component):
         exponent is no longer than the modulus fits whole).
     multiplier : callable, optional
         MontMul class (default :class:`hefl.hw.montmul.MontMul`).
+    table_max : int
+        0: no table port. Otherwise the most entries a compact
+        TABLE_PRODUCT job may name (each lane's index memory), and the ports
+        ``rd_cmd``/``rd_data`` (an AXI master read port), ``table_base``,
+        ``table_entries``, ``table_clear`` (in) and ``bad_index`` (out) of
+        :class:`~hefl.hw.table_fetch.TableFetch` exist.
     """
 
     def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=MODEXP_WINDOW_BITS,
-                 max_exp_bits=None, tag_bits=TAG_BITS, fifo_depth=None, multiplier=None):
+                 max_exp_bits=None, tag_bits=TAG_BITS, fifo_depth=None, multiplier=None,
+                 table_max=0):
         if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
             self._MustUse__silence = True       # never built: no "unused" warning
             raise TypeError(f"Lane count must be a positive integer, not {lanes!r}")
@@ -112,12 +146,26 @@ class BatchEngine(wiring.Component):
             raise TypeError(f"FIFO depth must be an integer ≥ 2, not {fifo_depth!r}")
         self._fifo_depth = fifo_depth
         self._proto = proto
-        super().__init__({**engine_ports(word_bits, s, tag_bits), "free": Out(1)})
+        if (not isinstance(table_max, int) or table_max < 0
+                or (table_max and (LAYOUT.indices_per_limb(word_bits) < 1 or fifo_depth < 2 * s))):
+            self._MustUse__silence = True
+            proto._MustUse__silence = True
+            raise TypeError(f"Table limit must be 0, or positive with words of at least "
+                            f"{INDEX_BITS} bits and a FIFO of 2s words, not {table_max!r}")
+        self._table_max = table_max
+        members = {**engine_ports(word_bits, s, tag_bits), "free": Out(1)}
+        if table_max:
+            members.update({"rd_cmd": Out(stream.Signature(CommandLayout)),
+                            "rd_data": In(stream.Signature(LAYOUT.limb_bits)),
+                            "table_base": In(64), "table_entries": In(INDEX_BITS + 1),
+                            "table_clear": In(1), "bad_index": Out(1)})
+        super().__init__(members)
 
     lanes = property(lambda self: self._lanes)
     words = property(lambda self: self._s)
     word_bits = property(lambda self: self._w)
     fifo_depth = property(lambda self: self._fifo_depth)
+    table_max = property(lambda self: self._table_max)
 
     def elaborate(self, platform):
         m = Module()
@@ -140,12 +188,14 @@ class BatchEngine(wiring.Component):
                          lane.i_stream.payload.eq(fifo.r_data),
                          fifo.r_en.eq(lane.i_stream.ready)]
         self._elab_constants(m, lanes)
-        root_busy = self._elab_dispatcher(m, lanes, fifos, jl)
+        writers = self._elab_table(m, fifos) if self._table_max else [None] * E
+        root_busy = self._elab_dispatcher(m, lanes, fifos, writers, jl)
         arb_busy = arbiter_tree(m, "arb", rl, outs, wiring.flipped(self.o_stream), fan_in=F)
 
         # idle: nothing queued, computing, in a tree or waiting to leave.
         busy = [~l.idle for l in lanes] + [f.level != 0 for f in fifos] + root_busy + arb_busy
         busy += [o.valid for o in outs] + [self.o_stream.valid]
+        busy += [x.busy for x in writers if x is not None]
         m.d.comb += self.idle.eq(~Cat(*busy).any())
         return m
 
@@ -171,8 +221,31 @@ class BatchEngine(wiring.Component):
 
         fan(list(range(len(lanes))), [getattr(self, n) for n in ports], "r")
 
-    def _elab_dispatcher(self, m, lanes, fifos, jl):
-        """The router tree from ``i_stream`` to the job FIFOs; returns the routers' ``busy``."""
+    def _elab_table(self, m, fifos):
+        """Expanders before the FIFOs, the fetcher and its two trees; returns the expanders."""
+        E, F = self._lanes, ENGINE_TREE_FAN
+        m.submodules.fetch = fetch = TableFetch(words=self._s, word_bits=self._w, lanes=E)
+        wiring.connect(m, fetch.rd_cmd, wiring.flipped(self.rd_cmd))
+        wiring.connect(m, wiring.flipped(self.rd_data), fetch.rd_data)
+        m.d.comb += [fetch.base.eq(self.table_base), fetch.entries.eq(self.table_entries),
+                     fetch.clear.eq(self.table_clear), self.bad_index.eq(fetch.bad_index)]
+        exps = []
+        for i, fifo in enumerate(fifos):
+            x = TableExpander(words=self._s, word_bits=self._w, tag_bits=self._tag_bits,
+                              lane=i, lanes=E, max_count=self._table_max,
+                              fifo_depth=self._fifo_depth)
+            m.submodules[f"expand{i}"] = x
+            m.d.comb += [fifo.w_en.eq(x.o_stream.valid), fifo.w_data.eq(x.o_stream.payload.as_value()),
+                         x.o_stream.ready.eq(fifo.w_rdy), x.fifo_level.eq(fifo.level)]
+            exps.append(x)
+        arbiter_tree(m, "req", table_request_layout(E), [x.req for x in exps], fetch.i_req,
+                     fan_in=F)
+        address_router_tree(m, "resp", table_response_layout(self._w, E), fetch.o_resp,
+                            [x.resp for x in exps], fan_out=F)
+        return exps
+
+    def _elab_dispatcher(self, m, lanes, fifos, writers, jl):
+        """The router tree from ``i_stream`` to the job FIFOs (or their expanders); returns ``busy`` signals."""
         F = ENGINE_TREE_FAN
         busy = []
         # Leaves: up to F FIFOs each, driven directly (their w_rdy is a register).
@@ -183,10 +256,14 @@ class BatchEngine(wiring.Component):
             m.submodules[f"route_l0_{g // F}"] = r
             for k, i in enumerate(grp):
                 o = getattr(r, f"o{k}")
-                m.d.comb += [fifos[i].w_en.eq(o.valid), fifos[i].w_data.eq(o.payload.as_value()),
-                             o.ready.eq(fifos[i].w_rdy),
-                             r.child_free[k].eq(fifos[i].level == 0),
-                             r.child_best[k].eq((fifos[i].level == 0) & lanes[i].idle)]
+                free = fifos[i].level == 0
+                if writers[i] is None:
+                    m.d.comb += [fifos[i].w_en.eq(o.valid), fifos[i].w_data.eq(o.payload.as_value()),
+                                 o.ready.eq(fifos[i].w_rdy)]
+                else:
+                    wiring.connect(m, o, writers[i].i_stream)
+                    free = free & ~writers[i].busy
+                m.d.comb += [r.child_free[k].eq(free), r.child_best[k].eq(free & lanes[i].idle)]
             nodes.append(r)
             busy += [r.busy, r.i_stream.valid]
         depth = 1

@@ -10,16 +10,15 @@ come from :mod:`hefl.hw.regmap`; nothing here repeats an offset or index.
 Structure::
 
     desc stream (read port 0) ─► job parser ─┬─► skid ─► sub-engine 0 ─► skid ─┐
-                                             │    ▲                            │
-                                             │  TableFetch 0 (read port 1)     ├─► result arbiter
-                                             ├─► skid ─► sub-engine 1 ─► skid ─┤   tree ─► writer
-                                             │    ▲                            │
-                                             └─   TableFetch 1 (read port 2)   ┘
+                                             │           ▲ table (read port 1) ├─► result arbiter
+                                             └─► skid ─► sub-engine 1 ─► skid ─┘   tree ─► writer
+                                                         ▲ table (read port 2)
 
 The lanes are split over ``engines`` sub-engines (:class:`~hefl.hw.batch_engine.BatchEngine`,
 one per SLR on Alveo), each behind registered skid buffers and with its own
-table fetcher (:class:`~hefl.hw.table_fetch.TableFetch`) on its own AXI
-read port; constants reach them through a register stage.
+table port (its :class:`~hefl.hw.table_fetch.TableFetch` reads on its own
+AXI read port, next to its lanes); constants reach them through a register
+stage.
 
 One run (``ap_start`` accepted → ``ap_done``)
 ---------------------------------------------
@@ -33,15 +32,13 @@ One run (``ap_start`` accepted → ``ap_done``)
 3. Per job: decode the header limb (op, tag, count), check it (tag < J,
    count in range, a table for TABLE_PRODUCT, job inside ``stream_limbs``;
    else ``bad_job`` or ``stream_length`` and stop reading, step 4), pick a
-   sub-engine whose fetcher is idle (one with a free lane first, round
-   robin), then forward its operand limbs to that sub-engine with
-   ``first``/``last``. A TABLE_PRODUCT job's plain factor goes first (an
-   engine job of ``count + 1`` factors), then its index limbs go to the
-   sub-engine's fetcher, which streams the entries behind it; the parser
-   moves on to the next job meanwhile. After J jobs, the stream must have
-   been consumed exactly (else ``stream_length``). A fetcher that met an
-   index ``>= T`` (it reads entry 0 instead) stops the stream at the next
-   job header with ``bad_job``.
+   sub-engine (one with a free lane first, round robin after the last),
+   then forward its operand limbs' words to that sub-engine with
+   ``first``/``last``. A TABLE_PRODUCT job goes as it is in the descriptor
+   (factor, then index words): the lane's expander fetches the entries.
+   After J jobs, the stream must have been consumed exactly (else
+   ``stream_length``). A sub-engine that met an index ``>= T`` (it reads
+   entry 0 instead) stops the stream at the next job header with ``bad_job``.
 4. Meanwhile, and until every job sent has come back, each result leaving
    the arbiter tree (``s`` words, any order) is written at its tag's slot
    ``result + 8·(8 + tag·s)`` bytes.
@@ -66,14 +63,16 @@ from hefl.hw.jobs import JobOp, job_layout, result_layout
 from hefl.hw.params import MODEXP_WINDOW_BITS
 from hefl.hw.regmap import HWCFG_REGS, KERNEL_NAME, LAYOUT, REGMAP
 from hefl.hw.skid import SkidBuffer
-from hefl.hw.table_fetch import TableFetch
 
-__all__ = ["Kernel", "KERNEL_NAME", "RESET_STAGES", "ceil_div_const", "split_lanes"]
+__all__ = ["Kernel", "KERNEL_NAME", "RESET_STAGES", "TABLE_MAX", "ceil_div_const", "split_lanes"]
 
 LIMB = LAYOUT.limb_bits
 #: Registers ``ap_rst_n`` passes before it resets anything (UG1393: a
 #: pipelined reset, so its fan-out to every flop is not one net).
 RESET_STAGES = 3
+#: Default ``table_max``: TABLE_PRODUCT jobs of up to this many entries (a
+#: 2048-bit exponent in 8-bit windows; hefl.hw.params.CARD_TABLE_WINDOW_BITS).
+TABLE_MAX = 256
 
 
 def split_lanes(lanes, engines):
@@ -103,11 +102,18 @@ class Kernel(wiring.Component):
     engines : int
         Sub-engines the lanes are split into (:func:`split_lanes`); one per
         SLR on Alveo, one elsewhere.
-    table_fifo_limbs : int
-        Index limbs each table fetcher holds (:class:`~hefl.hw.table_fetch.TableFetch`).
+    table_max : int
+        Most entries one TABLE_PRODUCT job may name (each lane's index
+        memory; ``hw_table_max``); 0 builds no table ports (nor the feature).
+    engine_factory : callable, optional
+        Makes each sub-engine, ``engine_factory(operand_bits=, word_bits=,
+        lanes=, window_bits=, max_exp_bits=, tag_bits=, multiplier=,
+        table_max=)``; default :class:`~hefl.hw.batch_engine.BatchEngine`
+        (a bench's stand-in otherwise, e.g. :mod:`hefl.sim.loopback`).
     engine : wiring.Component, optional
         A prebuilt engine with the BatchEngine's interface (then
-        ``engines`` must be 1); by default
+        ``engines`` must be 1; it has the table feature if it has a
+        ``table_max``); by default
         :class:`hefl.hw.batch_engine.BatchEngine` s are made from the
         parameters above.
     multiplier : callable, optional
@@ -116,8 +122,8 @@ class Kernel(wiring.Component):
     """
 
     def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=MODEXP_WINDOW_BITS,
-                 max_exp_bits=None, data_bits=LIMB, max_burst=64, engines=1, table_fifo_limbs=32,
-                 engine=None, multiplier=None):
+                 max_exp_bits=None, data_bits=LIMB, max_burst=64, engines=1,
+                 table_max=TABLE_MAX, engine=None, engine_factory=None, multiplier=None):
         for name, v in (("Operand width", operand_bits), ("Word width", word_bits),
                         ("Lane count", lanes), ("Window width", window_bits),
                         ("Sub-engine count", engines)):
@@ -135,14 +141,19 @@ class Kernel(wiring.Component):
             raise TypeError(f"Maximum exponent bits must be an integer from 1 to "
                             f"{(1 << ct.width) - 1}, not {max_exp_bits!r}")
         tag_bits = LAYOUT.job_field("tag").width
+        if LAYOUT.indices_per_limb(word_bits) < 1:
+            table_max = 0               # words too narrow for an index: no TABLE_PRODUCT
         if engine is None:
-            from hefl.hw.batch_engine import BatchEngine
-            subs = [BatchEngine(operand_bits=operand_bits, word_bits=word_bits, lanes=n,
-                                window_bits=window_bits, max_exp_bits=max_exp_bits,
-                                tag_bits=tag_bits, multiplier=multiplier)
+            if engine_factory is None:
+                from hefl.hw.batch_engine import BatchEngine as engine_factory
+            subs = [engine_factory(operand_bits=operand_bits, word_bits=word_bits, lanes=n,
+                                   window_bits=window_bits, max_exp_bits=max_exp_bits,
+                                   tag_bits=tag_bits, multiplier=multiplier, table_max=table_max)
                     for n in split_lanes(lanes, engines)]
         else:
             subs = [engine]
+            table_max = getattr(engine, "table_max", 0)
+        self._table_max = table_max
         self._engines = subs
         self._L = operand_bits
         self._w = word_bits
@@ -151,10 +162,8 @@ class Kernel(wiring.Component):
         self._k = window_bits
         self._x = max_exp_bits
         self._dw = data_bits
-        self._fetch = [TableFetch(words=self._s, word_bits=word_bits, tag_bits=tag_bits,
-                                  fifo_limbs=table_fifo_limbs) for _ in subs]
         self._master = AxiMaster(data_bits=data_bits, max_burst=max_burst,
-                                 read_ports=1 + len(subs))
+                                 read_ports=1 + (len(subs) if table_max else 0))
         members = {"ap_clk": In(1), "ap_rst_n": In(1), "interrupt": Out(1)}
         for n, d, w in axil_members(REGMAP.addr_bits):
             members[f"{REGMAP.control_port}_{n}"] = (In if d == "in" else Out)(w)
@@ -183,7 +192,8 @@ class Kernel(wiring.Component):
         return {"hw_word_bits": self._w, "hw_words": self._s, "hw_lanes": self._lanes,
                 "hw_window_bits": self._k, "hw_max_exp_bits": self._x,
                 "hw_data_bits": self._dw, "hw_engines": len(self._engines),
-                "hw_features": LAYOUT.feature("table_product")}
+                "hw_features": LAYOUT.feature("table_product") if self._table_max else 0,
+                "hw_table_max": self._table_max}
 
     def elaborate(self, platform):
         m = Module()
@@ -197,9 +207,8 @@ class Kernel(wiring.Component):
 
         m.submodules.ctrl = ctrl = AxilCtrl(regmap=REGMAP)
         m.submodules.mem = mem = self._master
-        for i, (eng, fetch) in enumerate(zip(self._engines, self._fetch)):
+        for i, eng in enumerate(self._engines):
             m.submodules[f"engine{i}"] = eng
-            m.submodules[f"fetch{i}"] = fetch
 
         for n, d, _ in axil_members(REGMAP.addr_bits):
             port, inner = getattr(self, f"{REGMAP.control_port}_{n}"), getattr(ctrl.bus, n)
@@ -270,39 +279,27 @@ class Kernel(wiring.Component):
                          eng.const_wr_data.eq(data)]
 
     def _elab_engine_inputs(self, m, r, mem):
-        """Each sub-engine's job input: the parser's beats or its fetcher's, through a skid buffer.
+        """Each sub-engine's job input (the parser's beats, through a skid buffer) and table port.
 
-        The fetcher owns the input from the ``start`` it gets at the end of
-        a TABLE_PRODUCT job's factor until its last entry word; the parser
-        otherwise, when it targets that sub-engine. Each fetcher reads on
-        AXI read port ``1 + i``.
+        Sub-engine ``i``'s table fetcher reads on AXI read port ``1 + i``.
         """
         jl = job_layout(self._w, LAYOUT.job_field("tag").width)
         readies = []
-        for i, (eng, fetch) in enumerate(zip(self._engines, self._fetch)):
+        for i, eng in enumerate(self._engines):
             m.submodules[f"in_skid{i}"] = skid = SkidBuffer(jl)
             wiring.connect(m, skid.o_stream, eng.i_stream)
-            cmd, data, _ = mem.read_port(1 + i)
-            wiring.connect(m, fetch.rd_cmd, cmd)
-            wiring.connect(m, data, fetch.rd_data)
-            si, fo = skid.i_stream, fetch.o_stream
-            mine = r.p_valid & (r.tgt == i)
-            with m.If(fetch.busy):
-                m.d.comb += [si.valid.eq(fo.valid), si.payload.eq(fo.payload),
-                             fo.ready.eq(si.ready)]
-            with m.Else():
-                m.d.comb += [si.valid.eq(mine), si.payload.eq(r.p_payload)]
-            readies.append(si.ready & ~fetch.busy)
-            m.d.comb += [fetch.base.eq(r.table), fetch.entries.eq(r.field("table_entries")),
-                         fetch.count.eq(r.job_count), fetch.clear.eq(r.start_pulse),
-                         fetch.start.eq(r.fetch_start & (r.tgt == i)),
-                         fetch.i_index.valid.eq(r.idx_valid & (r.tgt == i)),
-                         fetch.i_index.payload.eq(mem.rd_data.payload),
-                         r.fetch_busy[i].eq(fetch.busy), r.fetch_bad[i].eq(fetch.bad_index),
+            si = skid.i_stream
+            m.d.comb += [si.valid.eq(r.p_valid & (r.tgt == i)), si.payload.eq(r.p_payload),
                          r.eng_free[i].eq(getattr(eng, "free", Const(1))),
                          r.eng_idle[i].eq(eng.idle)]
-        m.d.comb += [r.p_ready.eq(Array(readies)[r.tgt]),
-                     r.idx_ready.eq(Array(f.i_index.ready for f in self._fetch)[r.tgt])]
+            readies.append(si.ready)
+            if self._table_max:
+                cmd, data, _ = mem.read_port(1 + i)
+                wiring.connect(m, eng.rd_cmd, cmd)
+                wiring.connect(m, data, eng.rd_data)
+                m.d.comb += [eng.table_base.eq(r.table), eng.table_entries.eq(r.field("table_entries")),
+                             eng.table_clear.eq(r.start_pulse), r.fetch_bad[i].eq(eng.bad_index)]
+        m.d.comb += r.p_ready.eq(Array(readies)[r.tgt])
 
     def _elab_job_decode(self, m, r):
         """Decode of the registered job header limb ``job_hdr`` (combinational).
@@ -321,8 +318,8 @@ class Kernel(wiring.Component):
             with m.Case(op["mulmod"]):
                 m.d.comb += r.n_ops.eq(2 * s)
             with m.Case(op["table_product"]):
-                m.d.comb += r.n_ops.eq(s + ceil_div_const(r.l_count, LAYOUT.indices_per_limb,
-                                                          countf.width))
+                per = max(1, LAYOUT.indices_per_limb(w))
+                m.d.comb += r.n_ops.eq(s + ceil_div_const(r.l_count, per, countf.width))
             with m.Default():
                 m.d.comb += r.n_ops.eq(r.l_count * s)
         no_table = r.field("table_entries") == 0
@@ -332,22 +329,19 @@ class Kernel(wiring.Component):
             | ((r.l_op == op["mulmod"]) & (r.l_count != 2))
             | ((r.l_op == op["product"]) & (r.l_count == 0))
             | ((r.l_op == op["table_product"])
-               & ((r.l_count == 0) | (r.l_count > LAYOUT.table_product_max) | no_table)))
+               & ((r.l_count == 0) | (r.l_count > self._table_max) | no_table)))
 
-        # Sub-engine pick, round robin after the last target: one whose
-        # fetcher is idle and that has a free lane, else one whose fetcher is idle.
+        # Sub-engine pick, round robin after the last target: one with a free
+        # lane, else the next one (its input waits for a lane).
         E = len(self._engines)
-        usable = ~r.fetch_busy
-        preferred = usable & r.eng_free
-        for cand, sig in ((preferred, r.pick_free), (usable, r.pick_any)):
-            with m.Switch(r.tgt):
-                for last in range(E):
-                    with m.Case(last):
-                        for j in reversed(range(E)):
-                            q = (last + 1 + j) % E
-                            with m.If(cand[q]):
-                                m.d.comb += sig.eq(q)
-        m.d.comb += [r.pick_ok.eq(usable.any()), r.pick_pref.eq(preferred.any())]
+        with m.Switch(r.tgt):
+            for last in range(E):
+                with m.Case(last):
+                    m.d.comb += r.pick.eq((last + 1) % E)
+                    for j in reversed(range(E)):
+                        q = (last + 1 + j) % E
+                        with m.If(r.eng_free[q]):
+                            m.d.comb += r.pick.eq(q)
 
     def _fsm_descriptor(self, m, r, ctrl, mem):
         """States IDLE, HDR_CMD, HDR, CHECK: accept ``ap_start``, read and check the header.
@@ -423,20 +417,17 @@ class Kernel(wiring.Component):
                         m.next = "JOB_HDR"
 
     def _fsm_jobs(self, m, r, mem):
-        """States JOB_HDR … JOB_IDX: check, place and forward the jobs.
+        """States JOB_HDR, JOB_DEC, JOB_CHK, JOB_DATA: check, place and forward the jobs.
 
         Per job: JOB_HDR takes the header limb (or ends the stream: all
-        ``J`` jobs sent, the stream exhausted, or a fetcher saw a bad
-        index), JOB_DEC and JOB_CHK (1 cycle each, JOB_CHK held until a
-        sub-engine can take the job) decode, check and place it, JOB_DATA
-        forwards its operand limbs to the sub-engine at the pace of both
-        sides; a TABLE_PRODUCT's factor goes the same way (not ``last``),
-        then JOB_IDX hands its index limbs to the sub-engine's fetcher. A
-        failed check aborts the read and goes to DRAIN.
+        ``J`` jobs sent, the stream exhausted, or a sub-engine saw a bad
+        table index), JOB_DEC and JOB_CHK (1 cycle each) decode, check and
+        place it, JOB_DATA forwards its operand limbs' words to the
+        sub-engine at the pace of both sides. A failed check aborts the
+        read and goes to DRAIN.
         """
         w = self._w
         limb = mem.rd_data.payload
-        tp = LAYOUT.op("table_product")
 
         def stop(flag, *, abort=True):
             # End the job stream with an error flag; the read in progress is abandoned.
@@ -469,43 +460,28 @@ class Kernel(wiring.Component):
                 stop("bad_job")
             with m.Elif(r.consumed + 1 + r.job_n_ops > r.stream_limbs):
                 stop("stream_length")
-            with m.Elif(r.pick_ok):
-                is_tp = r.l_op == tp
+            with m.Else():
                 m.d.sync += [r.job_op.eq(r.l_op), r.job_tag.eq(r.l_tag),
-                             r.job_count.eq(r.l_count),
-                             r.job_left.eq(Mux(is_tp, self._s, r.job_n_ops)),
-                             r.idx_left.eq(r.job_n_ops - self._s),
+                             r.job_count.eq(r.l_count), r.job_left.eq(r.job_n_ops),
                              r.job_first.eq(1), r.consumed.eq(r.consumed + 1 + r.job_n_ops),
-                             r.tgt.eq(Mux(r.pick_pref, r.pick_free, r.pick_any))]
+                             r.tgt.eq(r.pick)]
                 m.next = "JOB_DATA"
         with m.State("JOB_DATA"):
-            is_tp = r.job_op == tp
             p = r.p_payload
             m.d.comb += [
                 r.p_valid.eq(mem.rd_data.valid),
                 p.data.eq(limb[:w]),
                 p.first.eq(r.job_first),
-                p.last.eq((r.job_left == 1) & ~is_tp),
+                p.last.eq(r.job_left == 1),
                 p.op.eq(r.job_op),
                 p.tag.eq(r.job_tag),
-                # The engine's TABLE_PRODUCT has the factor and the entries.
-                p.count.eq(Mux(is_tp, r.job_count + 1, r.job_count)),
+                p.count.eq(r.job_count),
                 mem.rd_data.ready.eq(r.p_ready),
             ]
             with m.If(r.p_valid & r.p_ready):
                 m.d.sync += [r.job_left.eq(r.job_left - 1), r.job_first.eq(0)]
                 with m.If(r.job_left == 1):
                     m.d.sync += r.jobs_sent.eq(r.jobs_sent + 1)
-                    with m.If(is_tp):
-                        m.d.comb += r.fetch_start.eq(1)
-                        m.next = "JOB_IDX"
-                    with m.Else():
-                        m.next = "JOB_HDR"
-        with m.State("JOB_IDX"):
-            m.d.comb += [r.idx_valid.eq(mem.rd_data.valid), mem.rd_data.ready.eq(r.idx_ready)]
-            with m.If(r.idx_valid & r.idx_ready):
-                m.d.sync += r.idx_left.eq(r.idx_left - 1)
-                with m.If(r.idx_left == 1):
                     m.next = "JOB_HDR"
 
     def _fsm_finish(self, m, r, mem):
@@ -522,14 +498,14 @@ class Kernel(wiring.Component):
                     | Mux(r.fetch_bad.any(), _flag("bad_job"), 0))
 
         rd_busy = mem.rd_busy
-        for i in range(len(self._engines)):
-            rd_busy = rd_busy | mem.read_port(1 + i)[2]
+        for p in range(1, mem.read_ports):
+            rd_busy = rd_busy | mem.read_port(p)[2]
         with m.State("DRAIN"):
             # Every job handed to the engines comes back and is written first.
             # The engines must be idle too: the next run loads constants,
             # which they accept only while idle.
             with m.If((r.jobs_done == r.jobs_sent) & ~r.rp_busy & ~r.res_valid
-                      & r.eng_idle.all() & ~r.fetch_busy.any() & ~mem.wr_busy & ~rd_busy):
+                      & r.eng_idle.all() & ~mem.wr_busy & ~rd_busy):
                 m.d.sync += [r.counting.eq(0), r.idx.eq(0), r.status.eq(errors())]
                 m.next = "RES_CMD"
         _command_state(m, "RES_CMD", mem.wr_cmd, r.result, LAYOUT.result.limbs, "RES_HDR")
@@ -657,7 +633,6 @@ class _RunRegs:
         self.job_count = Signal(countf.width)
         self.job_left = Signal(range(s * ((1 << countf.width) - 1) + 1))
         self.job_first = Signal()
-        self.idx_left = Signal(countf.width)         # TABLE_PRODUCT index limbs to hand on
         self.done_pulse = Signal()
         self.start_pulse = Signal()
         self.ap_idle = Signal()
@@ -676,19 +651,12 @@ class _RunRegs:
         self.job_n_ops = Signal.like(self.n_ops)
         self.job_bad = Signal()
 
-        # Sub-engines: the target, the parser's beats to it, the fetchers.
-        self.tgt = Signal(range(engines))
-        self.pick_free = Signal(range(engines))
-        self.pick_any = Signal(range(engines))
-        self.pick_ok = Signal()                      # some sub-engine can take a job
-        self.pick_pref = Signal()                    # ... and one has a free lane
+        # Sub-engines: the target, the parser's beats to it, their table ports.
+        self.tgt = Signal(range(max(2, engines)))   # never 0 bits wide
+        self.pick = Signal(range(max(2, engines)))
         self.p_valid = Signal()
         self.p_ready = Signal()
         self.p_payload = Signal(job_layout(w, tagf.width))
-        self.idx_valid = Signal()
-        self.idx_ready = Signal()
-        self.fetch_start = Signal()
-        self.fetch_busy = Signal(engines)
         self.fetch_bad = Signal(engines)
         self.eng_free = Signal(engines)
         self.eng_idle = Signal(engines)

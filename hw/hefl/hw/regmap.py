@@ -234,16 +234,17 @@ def _word(name, offset, access, doc):
 
 # HWCFG registers: the hardware's build parameters, read-only, so the host
 # can check a descriptor's geometry before sending it. Values come from the
-# kernel's constructor arguments (see hefl.hw.kernel).
+# kernel's constructor arguments (see hefl.hw.kernel). (name, offset, doc).
 _HWCFG = (
-    ("hw_word_bits", "word width w of the BatchEngine"),
-    ("hw_words", "words per operand s (R = 2^(w*s))"),
-    ("hw_lanes", "number of ModExp lanes E"),
-    ("hw_window_bits", "modexp window k"),
-    ("hw_max_exp_bits", "longest exponent a POWMOD job may declare"),
-    ("hw_data_bits", "m_axi_gmem data width DW"),
-    ("hw_engines", "sub-engines E_s the lanes are split into (one per SLR on Alveo)"),
-    ("hw_features", "feature bits (LAYOUT.features): job types beyond the first three"),
+    ("hw_word_bits", 0x20, "word width w of the BatchEngine"),
+    ("hw_words", 0x24, "words per operand s (R = 2^(w*s))"),
+    ("hw_lanes", 0x28, "number of ModExp lanes E"),
+    ("hw_window_bits", 0x2C, "modexp window k"),
+    ("hw_max_exp_bits", 0x30, "longest exponent a POWMOD job may declare"),
+    ("hw_data_bits", 0x34, "m_axi_gmem data width DW"),
+    ("hw_engines", 0x38, "sub-engines the lanes are split into (one per SLR on Alveo)"),
+    ("hw_features", 0x3C, "feature bits (LAYOUT.features): job types beyond the first three"),
+    ("hw_table_max", 0x4C, "most entries one TABLE_PRODUCT job may name (0: no TABLE_PRODUCT)"),
 )
 
 REGMAP = RegisterMap(
@@ -270,7 +271,7 @@ REGMAP = RegisterMap(
         _word("desc_hi", 0x14, Access.RW, "descriptor buffer address, bits 63:32"),
         _word("result_lo", 0x18, Access.RW, "result buffer address, bits 31:0"),
         _word("result_hi", 0x1C, Access.RW, "result buffer address, bits 63:32"),
-        *(_word(name, 0x20 + 4 * i, Access.RO, doc) for i, (name, doc) in enumerate(_HWCFG)),
+        *(_word(name, off, Access.RO, doc) for name, off, doc in _HWCFG),
         _word("status", 0x40, Access.RO, "status flags of the last run (as in the result header)"),
         _word("cycles_lo", 0x44, Access.RO, "kernel cycles of the last run, bits 31:0"),
         _word("cycles_hi", 0x48, Access.RO, "kernel cycles of the last run, bits 63:32"),
@@ -289,7 +290,7 @@ REGMAP = RegisterMap(
 )
 
 #: Names of the read-only hardware-configuration registers, in offset order.
-HWCFG_REGS = tuple(name for name, _ in _HWCFG)
+HWCFG_REGS = tuple(name for name, _, _ in _HWCFG)
 __all__.append("HWCFG_REGS")
 
 
@@ -338,17 +339,19 @@ class BufferLayout:
         then        the job stream: per job one header limb
                     (op | tag<<2 | count<<18) and its operand limbs:
                     POWMOD s + ceil(count/w), MULMOD 2s, PRODUCT count*s,
-                    TABLE_PRODUCT s + ceil(count/4) (see below).
+                    TABLE_PRODUCT s + ceil(count/p) (see below).
 
     TABLE_PRODUCT (op 3) names ``count = W`` entries of the table at
     ``table`` instead of carrying them: its operand limbs are one plain
     factor ``f`` (``s`` limbs), then the ``W`` entry indices, 16 bits each,
-    four to a limb, least significant first (unused high slots of the last
-    limb are 0). Entry ``i`` is the ``s`` limbs at ``table + 8·s·i``, in
-    Montgomery form (``T·R mod N``). The kernel streams ``f`` and then the
-    ``W`` entries, in index order, to the engine as one job of ``W + 1``
-    factors, whose result is ``f · Π T mod N``, plain (the engine's
-    TABLE_PRODUCT: ``W`` MontMuls, no R² corrections).
+    ``p = min(4, w // 16)`` to a limb (:meth:`BufferLayout.indices_per_limb`:
+    they fit the limb's ``w``-bit word, which the kernel forwards as is),
+    least significant first (unused high slots of the last limb are 0).
+    Entry ``i`` is the ``s`` limbs at ``table + 8·s·i``, in Montgomery form
+    (``T·R mod N``). Next to its lane, the sub-engine fetches the entries
+    and hands the lane ``f`` and then the ``W`` entries, in index order, as
+    one job of ``W + 1`` factors, whose result is ``f · Π T mod N``, plain
+    (the lane's TABLE_PRODUCT: ``W`` MontMuls, no R² corrections).
 
     Result at ``result``::
 
@@ -363,9 +366,9 @@ class BufferLayout:
     whose count is out of range or that names a table entry not below T:
     POWMOD needs ``count <= hw_max_exp_bits`` (0 declares an empty
     exponent: result 1 mod N), MULMOD ``count == 2``, PRODUCT
-    ``count >= 1``, TABLE_PRODUCT ``1 <= count <= 2^16 - 2`` (the engine
-    job has ``count + 1`` factors). J may be at most 2^16 (the tag width),
-    T at most 2^16 (the index width).
+    ``count >= 1``, TABLE_PRODUCT ``1 <= count <= hw_table_max`` and
+    ``T >= 1``. J may be at most 2^16 (the tag width), T at most 2^16 (the
+    index width).
     """
 
     limb_bits: int = 64
@@ -375,7 +378,7 @@ class BufferLayout:
         ("magic", "jobs", "words", "word_bits", "nprime", "stream_limbs", "table_entries",
          "reserved7"))
     result: HeaderLayout = HeaderLayout(
-        ("status", "cycles", "jobs_done", "hwcfg0", "hwcfg1", "hwcfg2", "hwcfg3", "reserved7"))
+        ("status", "cycles", "jobs_done", "hwcfg0", "hwcfg1", "hwcfg2", "hwcfg3", "hwcfg4"))
     #: Constants following the descriptor header, in order (``const_wr_sel``).
     constants: tuple = ("n", "r2_mod_n", "r_mod_n")
     #: Job-header fields.
@@ -385,7 +388,8 @@ class BufferLayout:
     #: Operand limbs after each job type's header, for the docs.
     op_operands: tuple = (("powmod", "s + ceil(count / w)"), ("mulmod", "2s"),
                           ("product", "count · s"),
-                          ("table_product", "s (plain factor) + ceil(count / 4) (16-bit indices)"))
+                          ("table_product",
+                           "s (plain factor) + ceil(count / p), p = min(4, w // 16) 16-bit indices"))
     #: Bits of one TABLE_PRODUCT entry index (the table holds at most 2^16 entries).
     table_index_bits: int = 16
     #: Bits of ``hw_features``: what a kernel implements beyond POWMOD, MULMOD, PRODUCT.
@@ -430,19 +434,26 @@ class BufferLayout:
         """Bit of feature ``name`` in the ``hw_features`` register."""
         return dict(self.features)[name]
 
-    @property
-    def indices_per_limb(self):
-        """TABLE_PRODUCT entry indices packed into one limb (4)."""
-        return self.limb_bits // self.table_index_bits
+    def indices_per_limb(self, word_bits):
+        """TABLE_PRODUCT entry indices per limb: as many 16-bit ones as fit a ``w``-bit word (≤ 4).
+
+        0 when ``w < 16``: such a kernel has no TABLE_PRODUCT.
+        """
+        return min(self.limb_bits, word_bits) // self.table_index_bits
 
     @property
     def table_product_max(self):
-        """Most entries one TABLE_PRODUCT job names: its engine job has ``count + 1`` factors."""
+        """Most entries a TABLE_PRODUCT job can name at all: its lane job has ``count + 1`` factors.
+
+        A kernel's own limit, ``hw_table_max``, is lower (its index buffers).
+        """
         return (1 << self.job_field("count").width) - 2
 
-    def pack_indices(self, indices):
-        """The limbs carrying TABLE_PRODUCT entry ``indices`` (four per limb, first lowest)."""
-        b, per = self.table_index_bits, self.indices_per_limb
+    def pack_indices(self, indices, word_bits):
+        """The limbs carrying TABLE_PRODUCT entry ``indices`` (:meth:`indices_per_limb`, first lowest)."""
+        b, per = self.table_index_bits, self.indices_per_limb(word_bits)
+        if per < 1:
+            raise ValueError(f"{word_bits}-bit words hold no {b}-bit table index")
         limbs = []
         for j in range(0, len(indices), per):
             limb = 0
@@ -453,19 +464,19 @@ class BufferLayout:
             limbs.append(limb)
         return limbs
 
-    def unpack_indices(self, limbs, count):
+    def unpack_indices(self, limbs, count, word_bits):
         """The first ``count`` entry indices of TABLE_PRODUCT index ``limbs``."""
-        b, per = self.table_index_bits, self.indices_per_limb
+        b, per = self.table_index_bits, self.indices_per_limb(word_bits)
         return [(limbs[i // per] >> (b * (i % per))) & ((1 << b) - 1) for i in range(count)]
 
     def pack_hwcfg(self, values):
-        """Result-header limbs ``hwcfg0..3`` from HWCFG register values by name."""
+        """Result-header limbs ``hwcfg0..4`` from HWCFG register values by name."""
         words = [int(values.get(n, 0)) & 0xFFFFFFFF for n in HWCFG_REGS]
         words += [0] * (-len(words) % 2)
         return [words[i] | words[i + 1] << 32 for i in range(0, len(words), 2)]
 
     def unpack_hwcfg(self, limbs):
-        """HWCFG register values by name from the result header's ``hwcfg0..3`` limbs."""
+        """HWCFG register values by name from the result header's ``hwcfg0..4`` limbs."""
         words = [w for limb in limbs for w in (int(limb) & 0xFFFFFFFF, int(limb) >> 32)]
         return dict(zip(HWCFG_REGS, words))
 
@@ -506,7 +517,7 @@ class BufferLayout:
         if op == self.op("product"):
             return count * words
         if op == self.op("table_product"):
-            return words + -(-count // self.indices_per_limb)
+            return words + -(-count // self.indices_per_limb(word_bits))
         raise ValueError(f"Unknown job op {op}")
 
     def constants_limbs(self, words):

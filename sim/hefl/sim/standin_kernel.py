@@ -55,7 +55,7 @@ def standin_verilog(*, word_bits=32, words=8, lanes=1, window_bits=MODEXP_WINDOW
     a = REGMAP.addr_bits
     hwval = {"hw_word_bits": w, "hw_words": s, "hw_lanes": lanes, "hw_window_bits": window_bits,
              "hw_max_exp_bits": max_exp_bits, "hw_data_bits": L, "hw_engines": 1,
-             "hw_features": 0}
+             "hw_features": 0, "hw_table_max": 0}
     hw = {n: _reg(n) for n in HWCFG_REGS}
     hw_reads = "\n".join(f"            {a}'h{off:x}: rdata_n = 32'd{hwval[n]};" for n, off in hw.items())
     hw_limbs = "".join(f"                                               : wr_idx == {i} ? {L}'h{v:x}\n"

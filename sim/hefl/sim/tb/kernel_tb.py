@@ -501,7 +501,7 @@ async def test_kernel_overhead(dut):
         if job[0] == TABLE:
             # The entries come from the table, not the descriptor: s limbs each,
             # fetched ahead of the lane's multiplies (their latency hides).
-            moved += -(-len(job[1][1]) // LAYOUT.indices_per_limb)
+            moved += -(-len(job[1][1]) // LAYOUT.indices_per_limb(w))
         assert 0 < overhead <= 64 + 3 * moved, f"{name}: kernel overhead {overhead} cycles"
     write_tb_report({"overhead": report})
 
@@ -527,8 +527,12 @@ async def test_table_product(dut):
     for b in range(3):
         n = tb.modulus()
         table = tb.table(n, t_addr, entries)
-        ops = (TABLE,) if b == 0 else (TABLE, POWMOD, MULMOD, PRODUCT)
-        jobs = tb.random_jobs(n, tb.rng.randrange(4, 9), ops=ops, table=table)
+        # Batch 0: table products only; then at least two among the others.
+        jobs = tb.random_jobs(n, 2, ops=(TABLE,), table=table)
+        jobs += tb.random_jobs(n, tb.rng.randrange(2, 7),
+                               ops=(TABLE,) if b == 0 else (TABLE, POWMOD, MULMOD, PRODUCT),
+                               table=table)
+        tb.rng.shuffle(jobs)
         header, results = await tb.run_batch(n, jobs, 0x10000, 0x60000, table=t_addr,
                                              table_entries=entries)
         tb.check(header, results, len(jobs))
