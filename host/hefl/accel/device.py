@@ -224,6 +224,12 @@ class Card:
         self.constants = OrderedDict()
         self.tables = OrderedDict()
 
+    def beat_bytes(self, size):
+        """``size`` rounded up to whole ``m_axi_gmem`` beats: the kernel reads and writes
+        whole beats, so a buffer must end on one (XRT pads buffers to 4 KiB anyway)."""
+        beat = max(1, self.hw.data_bits // 8)
+        return -(-int(size) // beat) * beat
+
     def buffer(self, which, size):
         """Device buffer ``which`` of at least ``size`` bytes (the old one if it fits)."""
         buf = self.buffers[which]
@@ -231,7 +237,8 @@ class Card:
             if buf is not None:
                 self.transport.free(buf)
             # Grow geometrically so a run of growing batches reallocates rarely.
-            buf = self.transport.alloc(max(size, 2 * buf.size if buf is not None else size, 4096))
+            grown = max(size, 2 * buf.size if buf is not None else size, 4096)
+            buf = self.transport.alloc(self.beat_bytes(grown))
             self.buffers[which] = buf
         return buf
 
@@ -598,7 +605,7 @@ class DeviceAccelerator(Accelerator):
         limbs = pack_words(mont, hw.word_bits, hw.words).astype("<u8", copy=False)
         tr = card.transport
         try:
-            buf = tr.alloc(limbs.nbytes)
+            buf = tr.alloc(card.beat_bytes(limbs.nbytes))
         except DeviceError:
             return None
         tr.write(buf, limbs.data)

@@ -291,10 +291,14 @@ class AxiMaster(wiring.Component):
         m.d.comb += fifo.r_en.eq(pop)
         m.d.sync += rp.credit.eq(rp.credit + Mux(rp.grant, rp.req_len, 0)
                                  - (pop & fifo.r_rdy) - rp.drop)
-        with m.If(~rp.cur_valid & info.r_rdy & ~aborting):
+        def load_next():
+            # The next queued command becomes current (its first limb next cycle).
             m.d.comb += info.r_en.eq(1)
             m.d.sync += [rp.cur_valid.eq(1), rp.cur_idx.eq(info.r_data[:beat.idx_bits]),
                          rp.cur_left.eq(info.r_data[beat.idx_bits:])]
+
+        with m.If(~rp.cur_valid & info.r_rdy & ~aborting):
+            load_next()
         limb = fifo.r_data.word_select(rp.cur_idx, LIMB_BITS) if beat.limb_bits else fifo.r_data
         out = rp.data
         with m.If(rp.cur_valid & ~aborting):
@@ -306,6 +310,9 @@ class AxiMaster(wiring.Component):
                     m.d.sync += rp.cur_idx.eq(0)
                 with m.If(rp.cur_left == 1):
                     m.d.sync += rp.cur_valid.eq(0)
+                    # No bubble between commands: the next one follows at once.
+                    with m.If(info.r_rdy):
+                        load_next()
 
         m.d.comb += rp.busy.eq(rp.ar_active | info.r_rdy | rp.cur_valid | (rp.credit != 0)
                                | aborting)
