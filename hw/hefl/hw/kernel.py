@@ -70,9 +70,11 @@ LIMB = LAYOUT.limb_bits
 #: Registers ``ap_rst_n`` passes before it resets anything (UG1393: a
 #: pipelined reset, so its fan-out to every flop is not one net).
 RESET_STAGES = 3
-#: Default ``table_max``: TABLE_PRODUCT jobs of up to this many entries (a
-#: 2048-bit exponent in 8-bit windows; hefl.hw.params.CARD_TABLE_WINDOW_BITS).
-TABLE_MAX = 256
+#: Default ``table_max``: TABLE_PRODUCT jobs of up to this many entries, the
+#: 1024-bit short exponent of Paillier-2048 in 8-bit windows
+#: (hefl.hw.params.CARD_TABLE_WINDOW_BITS). Each lane's index memory holds
+#: that many indices (LUT-RAM), so it is no larger.
+TABLE_MAX = 128
 
 
 def split_lanes(lanes, engines):

@@ -211,8 +211,9 @@ def measure_data_path(*, operand_bits, word_bits, engines, data_bits, key_bits, 
     Runs batches on the loopback kernel through the driver (:class:`~hefl.accel.device.DeviceAccelerator`
     over the C++ harness, no memory stalls): ciphertext multiplies (MULMOD of
     ``2s`` limbs), fixed-base encryptions (TABLE_PRODUCT of ``W`` entries of a
-    ``ceil(key_bits/2)``-bit exponent, the entries read from the table) and
-    CRT half-decryptions (POWMOD with a ``key_bits/2``-bit exponent). Each
+    ``ceil(key_bits/2)``-bit exponent, the entries read from the table),
+    textbook encryptions (POWMOD with a ``key_bits``-bit exponent) and CRT
+    half-decryptions (POWMOD with a ``key_bits/2``-bit exponent). Each
     result is checked against what a loopback returns (the first operand).
 
     Returns
@@ -243,11 +244,13 @@ def measure_data_path(*, operand_bits, word_bits, engines, data_bits, key_bits, 
     table = build_table(2, n, exp_bits, k)
     alphas = [rng.getrandbits(exp_bits) for _ in range(jobs)]
     half = [rng.getrandbits(key_bits // 2) | 1 << (key_bits // 2 - 1) for _ in range(jobs)]
+    full = [rng.getrandbits(key_bits) | 1 << (key_bits - 1) for _ in range(jobs)]
     # A table upload is host DMA (no kernel cycles): do it before measuring.
     acc.fixed_base(table, alphas[:1], a[:1])
     calls = {
         "mulmod": (lambda: acc.mulmod(a, b, n), a),
         "fixed_base": (lambda: acc.fixed_base(table, alphas, a), a),
+        "powmod_rn": (lambda: acc.powmod(a, full, n), a),
         "powmod_half": (lambda: acc.powmod(a, half, n), a),
     }
     out = {}
@@ -283,6 +286,6 @@ def _host_bytes(acc, name, card, exp_bits, key_bits):
         W = windows(exp_bits, acc.card_window_bits(exp_bits, hw))
         limbs = LAYOUT.job_operand_limbs(LAYOUT.op("table_product"), W, s, w)
     else:
-        limbs = LAYOUT.job_operand_limbs(LAYOUT.op("powmod"), hw.declared_exp_bits(key_bits // 2),
-                                         s, w)
+        bits = key_bits if name == "powmod_rn" else key_bits // 2
+        limbs = LAYOUT.job_operand_limbs(LAYOUT.op("powmod"), hw.declared_exp_bits(bits), s, w)
     return LAYOUT.limb_bytes * (1 + limbs + s)
