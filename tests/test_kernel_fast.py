@@ -40,7 +40,9 @@ class Bus:
         return getattr(self.dut, f"m_axi_gmem_{name}")
 
     def drive(self, ctx):
-        go = lambda: self.rng.random() >= self.stall
+        def go():
+            return self.rng.random() >= self.stall
+
         ctx.set(self.p("arready"), go())
         ctx.set(self.p("awready"), go())
         ctx.set(self.p("wready"), bool(self.aw) and go())
@@ -53,7 +55,9 @@ class Bus:
         ctx.set(self.p("bvalid"), self.b > 0 and go())
 
     def sample(self, ctx):
-        g = lambda n: ctx.get(self.p(n))
+        def g(n):
+            return ctx.get(self.p(n))
+
         if g("arvalid") and g("arready"):
             a, n = g("araddr"), g("arlen") + 1
             for k in range(n):
@@ -85,7 +89,9 @@ class Bus:
         await ctx.tick()
 
     async def reg_write(self, ctx, name, value):
-        c = lambda n: getattr(self.dut, f"s_axi_control_{n}")
+        def c(n):
+            return getattr(self.dut, f"s_axi_control_{n}")
+
         ctx.set(c("awaddr"), REGMAP.reg(name).offset)
         ctx.set(c("wdata"), value)
         ctx.set(c("wstrb"), 0xF)
@@ -109,7 +115,9 @@ class Bus:
         ctx.set(c("bready"), 0)
 
     async def reg_read(self, ctx, name):
-        c = lambda n: getattr(self.dut, f"s_axi_control_{n}")
+        def c(n):
+            return getattr(self.dut, f"s_axi_control_{n}")
+
         ctx.set(c("araddr"), REGMAP.reg(name).offset)
         ctx.set(c("arvalid"), 1)
         ctx.set(c("rready"), 1)

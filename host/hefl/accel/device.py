@@ -576,9 +576,13 @@ class DeviceAccelerator(Accelerator):
         entries fit the 16-bit indices, or raised (to at most 16) until
         ``W`` is within the kernel's ``hw_table_max``.
         """
-        limit = (hw or self.hw).table_max if (hw or self.hw) is not None else LAYOUT.table_product_max
-        fits = lambda k: (windows(exp_bits, k) << k <= 1 << LAYOUT.table_index_bits
-                          and windows(exp_bits, k) <= limit)
+        hw = hw or self.hw
+        limit = hw.table_max if hw is not None else LAYOUT.table_product_max
+
+        def fits(k):
+            return (windows(exp_bits, k) << k <= 1 << LAYOUT.table_index_bits
+                    and windows(exp_bits, k) <= limit)
+
         k = self.table_window_bits
         while k > 1 and windows(exp_bits, k) << k > 1 << LAYOUT.table_index_bits:
             k -= 1

@@ -251,7 +251,7 @@ class AxiMaster(wiring.Component):
         the registered length still describes the old values (so a port
         requests at most every other cycle; ports interleave).
         """
-        p, pre = rp.index, f"rd{rp.index}"
+        pre = f"rd{rp.index}"
         m.submodules[f"{pre}_fifo"] = fifo = SyncFIFOBuffered(width=self._data_bits,
                                                               depth=self._read_credit)
         # (Never depth 1: a one-entry SyncFIFO has zero-width pointers.)

@@ -68,12 +68,9 @@ spends in the trees on an idle engine (lane 0's path).
 """
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.wiring import Out
-
-from amaranth.lib import stream
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
 from hefl.hw.arbiter import PacketRouter, address_router_tree, arbiter_tree
 from hefl.hw.axi_master import CommandLayout
@@ -193,7 +190,7 @@ class BatchEngine(wiring.Component):
         arb_busy = arbiter_tree(m, "arb", rl, outs, wiring.flipped(self.o_stream), fan_in=F)
 
         # idle: nothing queued, computing, in a tree or waiting to leave.
-        busy = [~l.idle for l in lanes] + [f.level != 0 for f in fifos] + root_busy + arb_busy
+        busy = [~lane.idle for lane in lanes] + [f.level != 0 for f in fifos] + root_busy + arb_busy
         busy += [o.valid for o in outs] + [self.o_stream.valid]
         busy += [x.busy for x in writers if x is not None]
         m.d.comb += self.idle.eq(~Cat(*busy).any())

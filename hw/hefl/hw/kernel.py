@@ -51,7 +51,7 @@ The cycle counter runs from the accepted start to the result header (the
 value written in the header and shown in the ``cycles_*`` registers).
 """
 
-from amaranth.hdl import Array, Cat, ClockDomain, ClockSignal, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, ClockDomain, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -59,9 +59,9 @@ from hefl.golden.montgomery import words_for
 from hefl.hw.arbiter import arbiter_tree
 from hefl.hw.axi_master import AxiMaster, axi4_members
 from hefl.hw.axil_ctrl import AxilCtrl, axil_members
-from hefl.hw.jobs import JobOp, job_layout, result_layout
+from hefl.hw.jobs import job_layout, result_layout
 from hefl.hw.params import MODEXP_WINDOW_BITS
-from hefl.hw.regmap import HWCFG_REGS, KERNEL_NAME, LAYOUT, REGMAP
+from hefl.hw.regmap import KERNEL_NAME, LAYOUT, REGMAP
 from hefl.hw.skid import SkidBuffer
 
 __all__ = ["Kernel", "KERNEL_NAME", "RESET_STAGES", "TABLE_MAX", "ceil_div_const", "split_lanes"]
