@@ -30,7 +30,7 @@ from hefl.hw.regmap import REGMAP
 from hefl.sim.runner import verilator_path
 
 SMALL = AlveoConfig(operand_bits=128, word_bits=32, lanes=2, window_bits=4,
-                    data_bits=ALVEO_DATA_BITS)
+                    data_bits=ALVEO_DATA_BITS, engines=2)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,13 @@ def test_package_tcl_and_link_cfg_cover_every_register_and_arg(generated):
     assert f"set verilog {{{generated['verilog']}}}" in tcl
     # Balanced braces and brackets: a cheap syntax check where no tclsh exists.
     assert tcl.count("{") == tcl.count("}") and tcl.count("[") == tcl.count("]")
+    # As AMD's rtl_vadd: the card's part, every family, and no second inference
+    # of the interrupt package_project already found (it can stop batch Vivado).
+    assert re.search(rf"^create_project -force -part {SMALL.part} ", tcl, re.M)
+    assert "set_property supported_families { } $core" in tcl
+    assert "set_property auto_family_support_level level_2 $core" in tcl
+    assert "ipx::infer_bus_interface interrupt" not in tcl
+    assert "add_bus_parameter SENSITIVITY" not in tcl
 
     cfg = generated["link_cfg"].read_text()
     assert f"nk={KERNEL_NAME}:1:{CU_NAME}" in cfg
@@ -97,6 +104,22 @@ def test_package_tcl_and_link_cfg_cover_every_register_and_arg(generated):
     assert f"kernel_frequency={SMALL.clock_mhz}" in cfg
     for a in REGMAP.args:
         assert a.name in cfg
+    # Floorplan: the pblock script runs before placement, one pblock per sub-engine.
+    assert f"prop=run.impl_1.STEPS.PLACE_DESIGN.TCL.PRE={generated['pblocks']}" in cfg
+    assert f"slr={CU_NAME}:SLR0" in cfg
+    pb = generated["pblocks"].read_text()
+    assert pb.count("create_pblock") == SMALL.engines == 2
+    for i in range(SMALL.engines):
+        assert f"create_pblock hefl_engine{i}" in pb and f"get_slrs SLR{i}" in pb
+    assert pb.count("{") == pb.count("}") and pb.count("[") == pb.count("]")
+
+
+def test_default_alveo_kernel_has_one_sub_engine_per_slr():
+    from hefl.flows.alveo import ALVEO_SLRS
+    cfg = AlveoConfig()
+    assert cfg.engines == ALVEO_SLRS and cfg.kernel_params()["engines"] == ALVEO_SLRS
+    # A build with fewer lanes than SLRs has as many sub-engines as lanes.
+    assert AlveoConfig(lanes=2).engines == 2
 
 
 def test_xo_without_vivado_is_one_typed_line_and_leaves_the_files(tmp_path, no_vendor_tools):

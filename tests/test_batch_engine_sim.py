@@ -34,3 +34,9 @@ def test_batch_engine_small(L, w, k, x, lanes, knobs, seed):
     rep = run_engine_bench(L, w, k, x, lanes, knobs, seed)
     assert rep["random_jobs"] == knobs["BE_JOBS"] * knobs["BE_MODULI"]
     assert sorted(rep["constant_time_cycles"]) == sorted(knobs["BE_CT_BITS"].split(","))
+    # PRODUCT (op 2) and TABLE_PRODUCT (op 3) of K = 1..3 ran alone, at their model's cycles;
+    # the table product leaves out the K - 1 R² corrections.
+    pc = rep["product_cycles"]
+    assert set(pc) == {f"op{op}_k{k}" for op in (2, 3) for k in (1, 2, 3)}
+    assert pc["op3_k1"] == pc["op2_k1"] and pc["op3_k3"] < pc["op3_k2"] * 2 < pc["op2_k3"]
+    assert rep["table_product_jobs"] >= 1

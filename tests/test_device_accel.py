@@ -118,6 +118,47 @@ def test_declared_exponent_length_is_uniform(lib, rng):
         assert acc.declared_exp_bits(X) == X
 
 
+def test_declared_length_from_the_caller(lib, rng):
+    # exp_bits= declares the length (secret exponents: from the key size); the
+    # descriptor then carries it whatever the values, in one batch or split.
+    geom, path = lib
+    n = _modulus(rng, geom)
+    X = geom["max_exp_bits"]
+    with _accel(path, rng) as acc:
+        seen = []
+        real = acc._run_uniform
+        acc._run_uniform = lambda op, count, body, t: (seen.append((op, count)),
+                                                        real(op, count, body, t))[1]
+        b = [rng.randrange(n) for _ in range(3)]
+        e = [3, 0, (1 << (X - 7)) - 1]
+        assert acc.powmod(b, e, n, exp_bits=X - 7) == [pow(x, y, n) for x, y in zip(b, e)]
+        assert seen == [(LAYOUT.op("powmod"), acc.declared_exp_bits(X - 7))]
+        seen.clear()
+        assert acc.powmod(b, [1, 2, 3], n, exp_bits=2 * X) == [pow(x, y, n) for x, y in zip(b, (1, 2, 3))]
+        assert len(seen) > 1     # split by the declared length although the values are tiny
+        with pytest.raises(OperandRangeError):
+            acc.powmod(b, [1 << 10] * 3, n, exp_bits=10)
+        with pytest.raises(OperandRangeError):
+            acc.powmod(b, [1] * 3, n, exp_bits=0)
+
+
+def test_fixed_base_without_the_feature_uses_products(lib, rng):
+    # The stand-in kernel reports no TABLE_PRODUCT (hw_features 0): the driver
+    # sends the generic product jobs and uploads no table.
+    from hefl.golden.fixedbase import build_table
+    geom, path = lib
+    n = _modulus(rng, geom)
+    with _accel(path, rng) as acc:
+        assert not acc.hw.has("table_product")
+        base = next(b for b in iter(lambda: rng.randrange(2, n), None) if math.gcd(b, n) == 1)
+        table = build_table(base, n, 40, 4)
+        exps = [0, (1 << 40) - 1] + [rng.getrandbits(40) for _ in range(4)]
+        fs = [rng.randrange(n) for _ in exps]
+        assert acc.fixed_base(table, exps, fs) == [pow(table.base, e, n) * f % n
+                                                   for e, f in zip(exps, fs)]
+        assert acc.stats["table_uploads"] == 0 and acc.stats["batches"] >= 1
+
+
 def test_long_exponents_are_split(lib, rng):
     geom, path = lib
     n = _modulus(rng, geom)

@@ -267,3 +267,157 @@ def test_read_abort_drains(rng):
 def test_bad_parameters(kw, msg):
     with pytest.raises(TypeError, match=msg):
         AxiMaster(**kw)
+
+
+class IdMemory(AxiMemory):
+    """:class:`AxiMemory` that echoes ARID on R (bursts answered in AR order)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.r_ids = []            # ARID of each beat of r_queue
+
+    def drive(self, ctx):
+        super().drive(ctx)
+        if self.r_ids:
+            ctx.set(self.dut.bus.rid, self.r_ids[0])
+
+    def sample(self, ctx):
+        b = self.dut.bus
+        arid, popped = ctx.get(b.arid), ctx.get(b.rvalid) and ctx.get(b.rready)
+        before = len(self.r_queue)
+        super().sample(ctx)
+        if popped:
+            self.r_ids.pop(0)
+        # Beats super() queued for an AR this cycle carry its ID.
+        self.r_ids += [arid] * (len(self.r_queue) - before + popped)
+
+
+@pytest.mark.parametrize("data_bits", [LAYOUT.limb_bits, ALVEO_DATA_BITS])
+def test_read_ports_share_the_bus(data_bits, rng):
+    # Port 0 streams a long read while ports 1 and 2 issue short commands
+    # back to back (queued); every port gets its own limbs in order, whatever
+    # the others' consumers do.
+    max_burst = 4
+    dut = AxiMaster(data_bits=data_bits, max_burst=max_burst, read_ports=3)
+    model = IdMemory(dut, rng, data_bits, max_burst, 2 * max_burst * 3)
+    plans = {0: [random_command(rng, 60)],
+             1: [random_command(rng, 7) for _ in range(12)],
+             2: [random_command(rng, 5) for _ in range(12)]}
+    want = {p: [x for a, n in cmds for x in limbs_at(model.mem, a, n)] for p, cmds in plans.items()}
+
+    async def body(ctx):
+        got = {p: [] for p in plans}
+        nxt = {p: 0 for p in plans}
+        for _ in range(60000):
+            model.drive(ctx)
+            for p in plans:
+                cmd, data, _ = dut.read_port(p)
+                if nxt[p] < len(plans[p]):
+                    a, n = plans[p][nxt[p]]
+                    ctx.set(cmd.payload.addr, a)
+                    ctx.set(cmd.payload.limbs, n)
+                    ctx.set(cmd.valid, 1)
+                else:
+                    ctx.set(cmd.valid, 0)
+                ctx.set(data.ready, rng.random() < (0.3 if p == 0 else 0.8))
+            model.sample(ctx)
+            for p in plans:
+                cmd, data, _ = dut.read_port(p)
+                if ctx.get(cmd.valid) and ctx.get(cmd.ready):
+                    nxt[p] += 1
+                if ctx.get(data.valid) and ctx.get(data.ready):
+                    got[p].append(ctx.get(data.payload))
+            await ctx.tick()
+            if all(len(got[p]) == len(want[p]) for p in plans) and \
+                    not any(ctx.get(dut.read_port(p)[2]) for p in plans):
+                break
+        else:
+            raise AssertionError(f"reads did not finish: {[len(got[p]) for p in plans]}")
+        for p in plans:
+            assert got[p] == want[p], f"port {p}"
+        assert not model.r_queue and model.r_outstanding == 0
+
+    run(dut, body, 100000)
+
+
+@pytest.mark.parametrize("data_bits,ports", [(LAYOUT.limb_bits, 1), (ALVEO_DATA_BITS, 8)])
+def test_full_beat_per_cycle(data_bits, ports, rng):
+    # With consumers that are always ready and a memory that never stalls,
+    # R moves one full beat per cycle (8 ports of one limb per cycle each
+    # fill a 512-bit beat), each port's limbs come with no bubble between
+    # beats or commands, and W (one limb per beat at DW = 64) takes a beat
+    # per cycle.
+    max_burst = 16
+    dut = AxiMaster(data_bits=data_bits, max_burst=max_burst, read_ports=ports)
+    model = IdMemory(dut, rng, data_bits, max_burst, 2 * max_burst * ports, stall=0.0)
+    lpb = data_bits // 64
+    n = 4 * max_burst * lpb             # limbs per port: 4 KiB, four bursts
+    # Port 0 takes one command at a time (a new one after the last limb of the
+    # previous); the others queue theirs, so their two commands run back to back.
+    cmds = {p: [(0x1000 * (1 + p), n)] if p == 0 else
+            [(0x1000 * (1 + p), n // 2), (0x1000 * (1 + p) + 8 * (n // 2), n // 2)]
+            for p in range(ports)}
+    stats = {"r_beats": 0, "cycles": 0, "gaps": 0, "w_beats": 0, "w_cycles": 0}
+
+    async def body(ctx):
+        got = {p: 0 for p in range(ports)}
+        nxt = {p: 0 for p in range(ports)}
+        last_cycle = {p: None for p in range(ports)}
+        for cycle in range(20000):
+            model.drive(ctx)
+            for p in range(ports):
+                cmd, data, _ = dut.read_port(p)
+                if nxt[p] < len(cmds[p]):
+                    ctx.set(cmd.payload.addr, cmds[p][nxt[p]][0])
+                    ctx.set(cmd.payload.limbs, cmds[p][nxt[p]][1])
+                ctx.set(cmd.valid, nxt[p] < len(cmds[p]))
+                ctx.set(data.ready, 1)
+            model.sample(ctx)
+            b = dut.bus
+            # Steady state: from the first R beat until the first port is done.
+            if any(got.values()) and all(v < n for v in got.values()):
+                stats["cycles"] += 1
+                stats["r_beats"] += ctx.get(b.rvalid) and ctx.get(b.rready)
+            for p in range(ports):
+                cmd, data, _ = dut.read_port(p)
+                if ctx.get(cmd.valid) and ctx.get(cmd.ready):
+                    nxt[p] += 1
+                if ctx.get(data.valid) and ctx.get(data.ready):
+                    if last_cycle[p] is not None and cycle - last_cycle[p] > 1 and got[p] < n:
+                        stats["gaps"] += 1
+                    last_cycle[p] = cycle
+                    got[p] += 1
+            await ctx.tick()
+            if all(v == n for v in got.values()):
+                break
+        # Writes of n limbs, the data always valid.
+        ctx.set(dut.wr_cmd.payload.addr, 0xA000)
+        ctx.set(dut.wr_cmd.payload.limbs, n)
+        ctx.set(dut.wr_cmd.valid, 1)
+        sent = 0
+        for _ in range(20000):
+            model.drive(ctx)
+            ctx.set(dut.wr_data.valid, sent < n)
+            ctx.set(dut.wr_data.payload, sent)
+            model.sample(ctx)
+            if ctx.get(dut.bus.wvalid) and ctx.get(dut.bus.wready):
+                stats["w_beats"] += 1
+            if sent < n:
+                stats["w_cycles"] += 1
+            taken = ctx.get(dut.wr_cmd.valid) and ctx.get(dut.wr_cmd.ready)
+            sent += ctx.get(dut.wr_data.valid) and ctx.get(dut.wr_data.ready)
+            await ctx.tick()
+            if taken:
+                ctx.set(dut.wr_cmd.valid, 0)
+            if sent == n and not ctx.get(dut.wr_busy):
+                break
+
+    run(dut, body, 100000)
+    r_rate = stats["r_beats"] / stats["cycles"]
+    print(f"DW={data_bits}, {ports} ports: {r_rate:.3f} R beats/cycle "
+          f"({r_rate * data_bits / 8:.1f} B/cycle), {stats['gaps']} gaps, "
+          f"W {stats['w_beats'] / max(1, stats['w_cycles']):.3f} beats/cycle")
+    assert r_rate >= 0.9, f"{r_rate:.3f} R beats per cycle"
+    assert stats["gaps"] == 0, f"{stats['gaps']} bubbles in the limb streams"
+    # One limb per cycle in: W carries one beat per limbs-per-beat cycles.
+    assert stats["w_beats"] / stats["w_cycles"] >= 0.9 / lpb

@@ -48,7 +48,8 @@ def test_transport_memory_and_registers(port, rng):
               "hw_words": words_for(SIM_BOARD["operand_bits"], SIM_BOARD["word_bits"]),
               "hw_lanes": SIM_BOARD["lanes"], "hw_window_bits": SIM_BOARD["window_bits"],
               "hw_max_exp_bits": SIM_BOARD["max_exp_bits"],
-              "hw_data_bits": LAYOUT.limb_bits}      # the board's bus: one limb per beat
+              "hw_data_bits": LAYOUT.limb_bits,      # the board's bus: one limb per beat
+              "hw_engines": 1, "hw_features": 0, "hw_table_max": 0}   # no table on the board
     assert {n: tr.read_reg(n) for n in HWCFG_REGS} == expect
     assert tr.max_len == min(0xFFFF, SIM_BOARD["mem_limbs"])
     # The host may use shorter frames than the board allows: chunking exercised.

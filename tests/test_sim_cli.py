@@ -25,3 +25,12 @@ def test_hefl_sim_writes_report(tmp_path, seed, capsys):
     assert rep["hardware"]["words"] * rep["hardware"]["word_bits"] >= 256
     assert {b["kind"] for b in rep["batches"]} == {k for k, _, _ in DEFAULT_PLAN}
     assert "0 mismatches" in capsys.readouterr().out
+    # The fixed-base encryptions ran as TABLE_PRODUCT jobs from one uploaded table.
+    assert rep["table_uploads"] == 1
+    fb = next(b for b in rep["batches"] if b["kind"] == "encrypt_fb")
+    assert fb["op"] == "fixed_base" and fb["mismatches"] == 0
+    # Bytes per kernel cycle on m_axi_gmem: within one bus beat per cycle each way.
+    bus = rep["bus"]
+    assert 0 < bus["read_bytes_per_cycle"] <= bus["data_bits"] // 8
+    assert 0 < bus["write_bytes_per_cycle"] <= bus["data_bits"] // 8
+    assert all(b["read_bytes_per_cycle"] > 0 for b in rep["batches"])

@@ -186,3 +186,86 @@ def test_paillier_1024_shapes_on_the_2048_bit_kernel(rng):
         assert acc.transport.protocol_errors == 0
     finally:
         acc.close()
+
+
+def test_fixed_base_on_the_card_is_bit_identical_to_cpu(sim, keys, rng):
+    # DJN-shaped encryption: h_s^α · (1 + m·n) mod n² with α of ⌈|n|/2⌉ bits,
+    # from a table the driver rebuilds with the card's window, converts to
+    # Montgomery form and uploads once; each encryption is one TABLE_PRODUCT job.
+    from hefl.golden.fixedbase import build_table, windows
+    pub, _ = keys
+    n, n2 = pub.n, pub.n2
+    exp_bits = -(-n.bit_length() // 2)
+    base = pow(rng.randrange(2, n), 2 * n, n2)          # an n-th power, like h_s
+    table = build_table(base, n2, exp_bits, 4)          # the CPU's window; the card uses its own
+    cpu = get_accelerator("cpu")
+    alphas = [0, 1, (1 << exp_bits) - 1] + [rng.getrandbits(exp_bits) for _ in range(9)]
+    ms = [rng.randrange(n) for _ in alphas]
+    factors = [(1 + m * n) % n2 for m in ms]
+    uploads, batches = sim.stats["table_uploads"], sim.stats["batches"]
+    got = sim.fixed_base(table, alphas, factors)
+    assert got == cpu.fixed_base(table, alphas, factors)
+    assert got == [pow(base, a, n2) * f % n2 for a, f in zip(alphas, factors)]
+    assert sim.fixed_base(table, alphas[:3]) == [pow(base, a, n2) for a in alphas[:3]]
+    # One upload for both calls, one device batch each.
+    assert sim.stats["table_uploads"] == uploads + 1
+    assert sim.stats["batches"] == batches + 2
+    k = sim.card_window_bits(exp_bits)
+    assert k == 8 and windows(exp_bits, k) << k <= 1 << LAYOUT.table_index_bits
+    # A table for another modulus is uploaded separately, its results right too.
+    other = build_table(3, n2 - 2, exp_bits, 4)     # n2 - 2 is odd and not a multiple of 3
+    assert sim.fixed_base(other, alphas[:4]) == [pow(3, a, n2 - 2) for a in alphas[:4]]
+    assert sim.stats["table_uploads"] == uploads + 2
+    assert sim.transport.protocol_errors == 0, sim.transport.last_error
+    cpu.close()
+
+
+@pytest.fixture(scope="module")
+def quiet_sim():
+    # No memory stalls: kernel cycles are then exactly repeatable.
+    acc = get_accelerator("sim", operand_bits=256, stall_percent=0)
+    yield acc
+    acc.close()
+
+
+def test_fixed_base_cycles_do_not_depend_on_the_exponent(quiet_sim, rng):
+    # One job per batch: the kernel's cycles are a function of W only (the
+    # memory model answers every address alike; a real DRAM need not).
+    from hefl.golden.fixedbase import build_table
+    sim = quiet_sim
+    n = rng.getrandbits(200) | 1 | 1 << 199
+    table = build_table(2, n, 56, 8)                    # n odd: 2 is a unit
+    cycles = []
+    for a in (0, 1, (1 << 56) - 1, rng.getrandbits(56), 1 << 55):
+        c0 = sim.stats["cycles"]
+        assert sim.fixed_base(table, [a], [7]) == [pow(2, a, n) * 7 % n]
+        cycles.append(sim.stats["cycles"] - c0)
+    assert len(set(cycles)) == 1, cycles
+
+
+def test_declared_exponent_length_hides_the_value(quiet_sim, rng):
+    # Secret exponents (CRT decryption: p - 1, q mod (p - 1), ...) declare the
+    # key's length; a short value must cost exactly what a long one costs.
+    sim = quiet_sim
+    n = rng.getrandbits(200) | 1 | 1 << 199
+    b = rng.randrange(n)
+    cycles = []
+    for e in (3, (1 << 150) - 1, 1 << 99):
+        c0 = sim.stats["cycles"]
+        assert sim.powmod([b], [e], n, exp_bits=150) == [pow(b, e, n)]
+        cycles.append(sim.stats["cycles"] - c0)
+    assert len(set(cycles)) == 1, cycles
+    # Without exp_bits the length follows the value (public exponents).
+    c0 = sim.stats["cycles"]
+    sim.powmod([b], [3], n)
+    assert sim.stats["cycles"] - c0 < cycles[0]
+    with pytest.raises(OperandRangeError, match="declared 150"):
+        sim.powmod([b], [1 << 150], n, exp_bits=150)
+    # Longer than the hardware's limit: split by the declared length, not the value.
+    x = sim.hw.max_exp_bits
+    c = []
+    for e in (5, (1 << (x + 10)) - 1):
+        c0 = sim.stats["cycles"]
+        assert sim.powmod([b], [e], n, exp_bits=x + 10) == [pow(b, e, n)]
+        c.append(sim.stats["cycles"] - c0)
+    assert c[0] == c[1]

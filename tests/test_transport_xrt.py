@@ -94,7 +94,8 @@ def _fake_pyxrt(sim):
 
     class run:
         def __init__(self, args):
-            sim.start(desc=args[0].address(), result=args[1].address())
+            assert len(args) == 3, "desc, result, table"
+            sim.start(desc=args[0].address(), result=args[1].address(), table=args[2].address())
 
         def wait(self, timeout_ms):
             try:
@@ -104,8 +105,11 @@ def _fake_pyxrt(sim):
             return State.ERT_CMD_STATE_COMPLETED
 
     class kernel:
-        def __init__(self, dev, uuid, name):
-            assert name == KERNEL_NAME and uuid == "uuid-0"
+        shared = "shared-mode"
+
+        def __init__(self, dev, uuid, name, mode):
+            # Shared mode passed explicitly (XRT 2021.1+; the default only from 2022.1).
+            assert name == KERNEL_NAME and uuid == "uuid-0" and mode == kernel.shared
 
         def group_id(self, index):
             return 0
@@ -154,10 +158,18 @@ def test_unfinished_run_is_a_timeout(fake_card):
         acc.mulmod([2], [3], (1 << 200) + 1)
 
 
-def test_hwcfg_file_is_required(fake_card):
+def test_hwcfg_without_the_file(fake_card, monkeypatch):
     sim, xclbin = fake_card
+    want = {n: sim.read_reg(n) for n in HWCFG_REGS}
     Path(str(xclbin) + ".hwcfg.json").unlink()
+    # The kernel reports its geometry in every result header: one empty run reads it.
+    t = XrtTransport(xclbin)
+    assert {n: t.read_reg(n) for n in HWCFG_REGS} == want
+    assert t.read_reg("hw_words") == PARAMS["words"]
+    t = XrtTransport(xclbin, hwcfg=want)
+    assert t.read_reg("hw_words") == PARAMS["words"]
+    # A kernel whose result header carries no geometry (an older kernel: zeros
+    # there): the file or hwcfg= is needed, and the message says so.
+    monkeypatch.setattr(sim, "read", lambda buf, size=None, offset=0: bytes(size or buf.size))
     with pytest.raises(BackendUnavailable, match="hwcfg"):
         XrtTransport(xclbin)
-    t = XrtTransport(xclbin, hwcfg={n: sim.read_reg(n) for n in HWCFG_REGS})
-    assert t.read_reg("hw_words") == PARAMS["words"]

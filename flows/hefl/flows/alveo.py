@@ -8,7 +8,8 @@
         hefl_kernel.v        the RTL kernel (hefl.hw.kernel.Kernel → hefl.flows.verilog.to_verilog)
         kernel.xml           from the register map (hefl.flows.kernel_xml)
         package_xo.tcl       Vivado: package the RTL as an IP, then ``package_xo``
-        hefl_link.cfg        v++ --link config: one CU, m_axi_gmem → DDR[0], clock
+        hefl_link.cfg        v++ --link config: one CU, m_axi_gmem → DDR[0], clock, pblocks hook
+        hefl_pblocks.tcl     implementation: one pblock per sub-engine (one SLR each)
         hefl_kernel.xo       written by Vivado (``vivado -mode batch``)
         hefl.xclbin          written by ``v++ -l``
 
@@ -20,19 +21,38 @@ they can be carried to a machine that has the tools.
 Nothing here types a register offset: the Tcl's memory map, ``kernel.xml``
 and the link config all iterate over :data:`hefl.hw.regmap.REGMAP`.
 
-How the Tcl follows the Vitis RTL-kernel rules (UG1393 "RTL Kernels")
+How the Tcl follows the Vitis RTL-kernel rules (UG1393 "RTL Kernels", and
+AMD's ``rtl_vadd`` example's ``package_kernel.tcl``)
 --------------------------------------------------------------------
+* the packaging project is created for the card's part (``create_project
+  -part``, :attr:`AlveoConfig.part`), so the IP is built for the U250;
 * the kernel is packaged as an IP with ``ipx::package_project``; the IP
   packager infers the AXI interfaces from the port prefixes
-  (``s_axi_control_*``, ``m_axi_gmem_*``), ``ap_clk`` as the clock and
-  ``ap_rst_n`` as its active-low reset;
-* both AXI interfaces are associated with ``ap_clk``, ``interrupt`` is a
-  level-high interrupt;
-* the IP is marked ``sdx_kernel``/``rtl`` with ``ap_ctrl_hs``;
+  (``s_axi_control_*``, ``m_axi_gmem_*``), ``ap_clk`` as the clock,
+  ``ap_rst_n`` as its active-low reset and ``interrupt`` as a level-high
+  interrupt (it is not inferred again, nor given a second ``SENSITIVITY``
+  parameter: doing so after ``package_project`` can stop Vivado in batch
+  mode);
+* both AXI interfaces are associated with ``ap_clk``;
+* the IP is marked ``sdx_kernel``/``rtl`` with ``ap_ctrl_hs`` and, as in
+  ``rtl_vadd``, ``supported_families`` empty with
+  ``auto_family_support_level level_2`` (every family, so v++ accepts it
+  for the U250);
+* ``ap_rst_n`` is pipelined inside the kernel (:data:`hefl.hw.kernel.RESET_STAGES`
+  registers) before it fans out, as UG1393 asks;
 * every register of the map is in the ``s_axi_control`` memory map, and the
   pointer arguments carry ``ASSOCIATED_BUSIF = m_axi_gmem`` so v++ knows which
   bundle they address;
 * ``package_xo -kernel_xml`` gives v++ the argument list.
+
+Timing constraints. The kernel clock comes from the platform
+(``kernel_frequency``); what the flow adds is floorplanning: the CU's
+sub-engines (``engine0`` … in the netlist) each get a pblock on their own
+SLR (``hefl_pblocks.tcl``, run by ``v++`` before placement through the link
+config's ``[vivado]`` section), the rest of the kernel stays with the DDR
+bank it reads. Between them every stream is a registered skid buffer and
+the constants a register stage (:mod:`hefl.hw.kernel`), so each SLR crossing
+starts and ends at a flop.
 """
 
 import shutil
@@ -49,11 +69,13 @@ from hefl.hw.params import (
 )
 from hefl.hw.regmap import KERNEL_NAME, LAYOUT, REGMAP
 
-__all__ = ["AlveoConfig", "KERNEL_NAME", "CU_NAME", "generate", "package_xo_tcl",
-           "link_config", "build_xo", "build_xclbin", "add_arguments", "run"]
+__all__ = ["AlveoConfig", "KERNEL_NAME", "CU_NAME", "ALVEO_SLRS", "generate", "package_xo_tcl",
+           "link_config", "pblocks_tcl", "build_xo", "build_xclbin", "add_arguments", "run"]
 
 #: The compute unit v++ instantiates (``nk=hefl_kernel:1:hefl_kernel_1``).
 CU_NAME = f"{KERNEL_NAME}_1"
+#: SLRs of the XCU250, the sub-engines' homes (SLR0 also holds DDR[0]).
+ALVEO_SLRS = 4
 
 
 @dataclass(frozen=True)
@@ -77,6 +99,10 @@ class AlveoConfig:
         Kernel clock asked of v++ (``kernel_frequency``).
     memory : str
         Memory bank the ``m_axi_gmem`` bundle is connected to.
+    engines : int
+        Sub-engines (one per SLR: :data:`ALVEO_SLRS` of them on the U250).
+    part : str
+        FPGA part of the packaging project (the U250's).
     """
 
     operand_bits: int = 4096
@@ -86,11 +112,14 @@ class AlveoConfig:
     data_bits: int = ALVEO_DATA_BITS
     clock_mhz: int = ALVEO_CLOCK_MHZ
     memory: str = "DDR[0]"
+    engines: int = 4
+    part: str = "xcu250-figd2104-2L-e"
 
     def __post_init__(self):
         if self.word_bits is None:
             object.__setattr__(self, "word_bits", MONTMUL_WORD_BITS)
-        for name in ("operand_bits", "word_bits", "lanes", "window_bits", "data_bits", "clock_mhz"):
+        for name in ("operand_bits", "word_bits", "lanes", "window_bits", "data_bits", "clock_mhz",
+                     "engines"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise TypeError(f"{name.replace('_', ' ').capitalize()} must be a positive "
@@ -99,11 +128,14 @@ class AlveoConfig:
         if self.data_bits % limb or self.data_bits & (self.data_bits - 1):
             raise TypeError(f"Data width must be a power of two multiple of {limb}, "
                             f"not {self.data_bits}")
+        if self.engines > min(self.lanes, ALVEO_SLRS):
+            # Fewer lanes than SLRs: fewer sub-engines (a small test build).
+            object.__setattr__(self, "engines", min(self.lanes, ALVEO_SLRS))
 
     def kernel_params(self):
         """Keyword arguments of :class:`hefl.hw.kernel.Kernel`."""
         return dict(operand_bits=self.operand_bits, word_bits=self.word_bits, lanes=self.lanes,
-                    window_bits=self.window_bits, data_bits=self.data_bits)
+                    window_bits=self.window_bits, data_bits=self.data_bits, engines=self.engines)
 
 
 def _tcl_quote(path):
@@ -141,7 +173,7 @@ def package_xo_tcl(*, verilog, kernel_xml, xo_path, work_dir, config=AlveoConfig
         f"set proj_dir {_tcl_quote((work / 'pack_project').resolve())}",
         f"set ip_dir {_tcl_quote((work / 'ip').resolve())}",
         "",
-        "create_project -force ${kernel_name}_pack $proj_dir",
+        f"create_project -force -part {config.part} ${{kernel_name}}_pack $proj_dir",
         "add_files -norecurse $verilog",
         "set_property top $kernel_name [current_fileset]",
         "update_compile_order -fileset sources_1",
@@ -164,14 +196,16 @@ def package_xo_tcl(*, verilog, kernel_xml, xo_path, work_dir, config=AlveoConfig
         "set_property vitis_drc {ctrl_protocol ap_ctrl_hs} $core",
         "set_property ipi_drc {ignore_freq_hz true} $core",
         "",
-        "# Both AXI interfaces and the interrupt run on ap_clk (ap_rst_n: active low,",
-        "# inferred from the _n suffix).",
+        "# Both AXI interfaces run on ap_clk (ap_rst_n: active low, inferred from the _n",
+        "# suffix). package_project inferred the level-high `interrupt` already: inferring",
+        "# it again or adding a second SENSITIVITY can stop Vivado in batch mode.",
         f"ipx::associate_bus_interfaces -busif {ctl} -clock ap_clk $core",
         f"ipx::associate_bus_interfaces -busif {mem} -clock ap_clk $core",
         "ipx::associate_bus_interfaces -clock ap_clk -reset ap_rst_n $core",
-        "ipx::infer_bus_interface interrupt xilinx.com:signal:interrupt_rtl:1.0 $core",
-        "set_property value LEVEL_HIGH [ipx::add_bus_parameter SENSITIVITY "
-        "[ipx::get_bus_interfaces interrupt -of_objects $core]]",
+        "",
+        "# Every device family (as rtl_vadd does), so v++ accepts the IP for the card.",
+        "set_property supported_families { } $core",
+        "set_property auto_family_support_level level_2 $core",
         "",
         f"# The {ctl} memory map: every register of hefl.hw.regmap.REGMAP.",
         f"set mm [ipx::get_memory_maps {ctl} -of_objects $core]",
@@ -216,11 +250,13 @@ def package_xo_tcl(*, verilog, kernel_xml, xo_path, work_dir, config=AlveoConfig
     return "\n".join(lines)
 
 
-def link_config(*, platform=None, config=AlveoConfig()):
+def link_config(*, platform=None, config=AlveoConfig(), pblocks=None):
     """Text of the ``v++ --link --config`` file: one CU, its bundle on ``config.memory``.
 
     The platform goes on the command line (``--platform``) rather than here
     when ``platform`` is ``None``, so the file stays valid for any card.
+    ``pblocks`` (the path of :func:`pblocks_tcl`'s file) is run before
+    placement.
     """
     mem = REGMAP.memory_port
     lines = ["# Generated by hefl.flows.alveo from the register map; do not edit.",
@@ -230,8 +266,44 @@ def link_config(*, platform=None, config=AlveoConfig()):
     lines += [f"kernel_frequency={config.clock_mhz}", "", "[connectivity]",
               f"nk={KERNEL_NAME}:1:{CU_NAME}",
               f"# args on {mem}: " + ", ".join(a.name for a in REGMAP.args if a.port == mem),
-              f"sp={CU_NAME}.{mem}:{config.memory}", ""]
+              f"sp={CU_NAME}.{mem}:{config.memory}",
+              # The CU's anchor (control, AXI master) beside the DDR bank it reads.
+              f"slr={CU_NAME}:SLR0", ""]
+    if pblocks:
+        lines += ["[vivado]",
+                  "# One pblock per sub-engine, before placement (hefl_pblocks.tcl).",
+                  f"prop=run.impl_1.STEPS.PLACE_DESIGN.TCL.PRE={Path(pblocks).resolve()}", ""]
     return "\n".join(lines)
+
+
+def pblocks_tcl(*, config=AlveoConfig()):
+    """Vivado Tcl (implementation, before placement): sub-engine ``i`` in a pblock on SLR ``i``.
+
+    The sub-engines are the CU's ``engine<i>`` cells (:class:`hefl.hw.kernel.Kernel`
+    names them so). A pattern that matches nothing (another platform's
+    hierarchy) is reported and skipped, never an error: placement then
+    proceeds unconstrained.
+    """
+    lines = ["# Generated by hefl.flows.alveo; do not edit.",
+             "# One pblock per sub-engine, each on its own SLR (v++: run.impl_1 PLACE_DESIGN pre).",
+             f"set cu [get_cells -hierarchical -filter {{NAME =~ *{CU_NAME}*}} -quiet]",
+             "if {[llength $cu] == 0} { puts \"hefl_pblocks: no cell named *" + CU_NAME
+             + "*; nothing constrained\"; return }",
+             "set cu [lindex [lsort $cu] 0]"]
+    for i in range(config.engines):
+        slr = i % ALVEO_SLRS
+        lines += [
+            f"set cells [get_cells -quiet $cu/*engine{i}]",
+            "if {[llength $cells]} {",
+            f"    set pb [create_pblock hefl_engine{i}]",
+            f"    resize_pblock $pb -add [get_slrs SLR{slr}]",
+            "    add_cells_to_pblock $pb $cells",
+            "    set_property IS_SOFT TRUE $pb",
+            "} else {",
+            f"    puts \"hefl_pblocks: engine{i} not found under $cu\"",
+            "}",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def _out_dir(out):
@@ -272,6 +344,7 @@ def generate(out=None, *, config=AlveoConfig(), platform=None, kernel=None):
         "kernel_xml": d / "kernel.xml",
         "tcl": d / "package_xo.tcl",
         "link_cfg": d / "hefl_link.cfg",
+        "pblocks": d / "hefl_pblocks.tcl",
         "xo": d / f"{KERNEL_NAME}.xo",
         "xclbin": d / "hefl.xclbin",
     }
@@ -279,9 +352,12 @@ def generate(out=None, *, config=AlveoConfig(), platform=None, kernel=None):
     paths["tcl"].write_text(package_xo_tcl(verilog=paths["verilog"], kernel_xml=paths["kernel_xml"],
                                            xo_path=paths["xo"], work_dir=d / "vivado",
                                            config=config))
-    paths["link_cfg"].write_text(link_config(platform=platform, config=config))
+    paths["pblocks"].write_text(pblocks_tcl(config=config))
+    paths["link_cfg"].write_text(link_config(platform=platform, config=config,
+                                             pblocks=paths["pblocks"]))
     # The host's xrt transport reads the kernel's geometry from this sidecar
-    # (pyxrt has no register read); it must travel with the xclbin.
+    # (pyxrt has no register read in shared mode; the kernel's result header
+    # carries it too, so the sidecar is a convenience, not a requirement).
     from hefl.transport.xrt import write_hwcfg
     paths["hwcfg"] = write_hwcfg(paths["xclbin"], kernel.hwcfg)
     return paths
@@ -338,7 +414,8 @@ def build_xclbin(out=None, *, platform, config=AlveoConfig(), kernel=None, targe
     generate(d, config=config, platform=platform, kernel=kernel)
     vpp = _require("v++", "hefl.xclbin")
     paths = build_xo(d, config=config, kernel=kernel)
-    paths["link_cfg"].write_text(link_config(platform=platform, config=config))
+    paths["link_cfg"].write_text(link_config(platform=platform, config=config,
+                                             pblocks=paths["pblocks"]))
     _call([vpp, "-l", "-t", target, "--platform", platform, "--config", paths["link_cfg"],
            "--temp_dir", d / "_x", "-o", paths["xclbin"], paths["xo"]], d, d / "vpp.log")
     return paths
@@ -360,13 +437,15 @@ def add_arguments(parser):
     parser.add_argument("--lanes", type=int, default=d.lanes)
     parser.add_argument("--window-bits", type=int, default=d.window_bits)
     parser.add_argument("--clock-mhz", type=int, default=d.clock_mhz)
+    parser.add_argument("--engines", type=int, default=d.engines,
+                        help=f"sub-engines, one per SLR (default {d.engines})")
 
 
 def run(args):
     """Entry point of ``hefl alveo``."""
     config = AlveoConfig(operand_bits=args.operand_bits, word_bits=args.word_bits,
                          lanes=args.lanes, window_bits=args.window_bits,
-                         clock_mhz=args.clock_mhz)
+                         clock_mhz=args.clock_mhz, engines=args.engines)
     if args.stage == "generate":
         paths = generate(args.out, config=config, platform=args.platform)
     elif args.stage == "xo":

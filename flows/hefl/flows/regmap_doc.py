@@ -48,8 +48,7 @@ def regmap_markdown(regmap=REGMAP, layout=LAYOUT):
     for f in layout.job_fields:
         out.append(f"| {f.lsb + f.width - 1}:{f.lsb} | {f.name} |")
     out += ["", "| op | job | operand limbs after the header |", "|---|---|---|"]
-    operands = {"powmod": "s + ceil(count / w)", "mulmod": "2s", "product": "count · s",
-                "table_product": "count · s"}
+    operands = dict(layout.op_operands)
     for name, code in layout.ops:
         out.append(f"| {code} | {name} | {operands[name]} |")
     out += ["", "## Result buffer (at `result`)", "", "| limb | field |", "|---|---|"]

@@ -10,20 +10,38 @@ modulus (:meth:`DeviceAccelerator.card_for`). Statistics (batches, kernel
 cycles, host seconds) are kept by the accelerator, once. Per batch::
 
     constants   N', R² mod N, R mod N for the hardware's (w, s), cached per modulus
+    tables      fixed-base tables in Montgomery form, uploaded once per (table, card)
     descriptor  header | N | R² | R | job stream   (format: hefl.hw.regmap.LAYOUT)
     buffers     reused between batches, grown when too small
-    run         write → sync → start(desc, result) → wait(timeout) → sync → read
+    run         write → sync → start(desc, result, table) → wait(timeout) → sync → read
     check       status flags → typed DeviceError; jobs completed; every result < N
     verify      a random sample recomputed with gmpy2 → VerificationError
 
 Limbs are little-endian 64-bit words each holding one w-bit word
 zero-extended (w ≤ 64, any value: 51-bit words are packed bit-exactly with
-numpy, byte-multiple widths take a faster path). The declared exponent
-length of a POWMOD batch is the longest exponent's bit length rounded up to
-a whole number of windows (capped at the hardware's limit): every job of the
-batch then takes the same cycles, whatever its exponent's value.
-Exponents longer than ``hw_max_exp_bits`` are split (square-and-multiply by
-chunks: ``b^e = (b^e_hi)^(2^c) · b^e_lo``), each step a device batch.
+numpy, byte-multiple widths take a faster path).
+
+Declared exponent lengths. A POWMOD batch's cycles are a function of its
+declared exponent length only. :meth:`DeviceAccelerator.powmod` takes that
+length explicitly, ``exp_bits=``, for secret exponents (the Paillier
+decryption's ``p − 1``, ``q − 1``, λ ...): it must come from the key size,
+never from the values, or the length of ``q mod (p − 1)`` rounded to the
+window would reach the card and its timing. Without ``exp_bits`` (public
+exponents: ``n`` in ``r^n``) the length is the longest exponent's, rounded
+up to a whole number of windows: every job of the batch then takes the same
+cycles, whatever its exponent's value. Exponents longer than
+``hw_max_exp_bits`` are split (square-and-multiply by chunks:
+``b^e = (b^e_hi)^(2^c) · b^e_lo``), each step a device batch, the number of
+chunks from the declared length.
+
+Fixed-base exponentiation (:meth:`~hefl.accel.base.Accelerator.fixed_base`)
+runs as TABLE_PRODUCT jobs on a kernel that has them (``hw_features``): the
+driver rebuilds the table with the card's window
+(``table_window_bits``, e.g. 8: 64 entries per 512-bit exponent), converts
+every entry to Montgomery form for the card's ``R``, uploads it once per
+(table, card) and then sends per exponent only its entry indices and the
+extra factor. Kernels without the feature, or whose memory cannot hold the
+table, get the generic product jobs.
 """
 
 import random
@@ -34,7 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hefl.accel.base import Accelerator
+from hefl.accel.base import Accelerator, validate_exponents, validate_modulus, validate_operands
 from hefl.errors import (
     DeviceError,
     DeviceStatusError,
@@ -42,7 +60,9 @@ from hefl.errors import (
     OperandRangeError,
     VerificationError,
 )
+from hefl.golden.fixedbase import build_table, windows
 from hefl.golden.montgomery import mont_constants
+from hefl.hw.params import CARD_TABLE_WINDOW_BITS
 from hefl.hw.regmap import HWCFG_REGS, LAYOUT
 
 __all__ = ["HardwareConfig", "Card", "DeviceAccelerator", "pack_words", "unpack_words"]
@@ -51,7 +71,10 @@ _LIMB = LAYOUT.limb_bits
 _LIMB_BYTES = LAYOUT.limb_bytes
 _TAGS = 1 << LAYOUT.job_field("tag").width
 _COUNT_MAX = (1 << LAYOUT.job_field("count").width) - 1
-_POWMOD, _MULMOD, _PRODUCT = (LAYOUT.op(n) for n in ("powmod", "mulmod", "product"))
+_POWMOD, _MULMOD, _PRODUCT, _TABLE = (LAYOUT.op(n) for n in
+                                      ("powmod", "mulmod", "product", "table_product"))
+#: Fixed-base tables a card keeps uploaded (least recently used dropped first).
+_TABLES_PER_CARD = 4
 
 
 @dataclass(frozen=True)
@@ -64,16 +87,29 @@ class HardwareConfig:
     window_bits: int
     max_exp_bits: int
     data_bits: int
+    engines: int = 1
+    features: int = 0
+    table_max: int = 0
 
     @classmethod
     def read(cls, transport):
         """Read every HWCFG register through ``transport``."""
-        vals = {name: transport.read_reg(name) for name in HWCFG_REGS}
-        cfg = cls(**{name.removeprefix("hw_"): v for name, v in vals.items()})
-        if not 1 <= cfg.word_bits <= _LIMB or cfg.words < 1 or cfg.lanes < 1 or cfg.max_exp_bits < 1:
+        return cls.from_registers({name: transport.read_reg(name) for name in HWCFG_REGS})
+
+    @classmethod
+    def from_registers(cls, vals):
+        """The configuration from HWCFG register values by name; checked."""
+        cfg = cls(**{name.removeprefix("hw_"): int(v) for name, v in vals.items()})
+        if (not 1 <= cfg.word_bits <= _LIMB or cfg.words < 1 or cfg.lanes < 1
+                or cfg.max_exp_bits < 1 or cfg.engines < 1):
             raise DeviceError(f"the device reports an impossible configuration {cfg}; "
                               "is the right kernel loaded?")
         return cfg
+
+    def has(self, feature):
+        """Whether the kernel implements ``feature`` (a name of ``LAYOUT.features``)."""
+        return bool(self.features & LAYOUT.feature(feature)) and (
+            feature != "table_product" or self.table_max > 0)
 
     @property
     def max_modulus_bits(self):
@@ -176,6 +212,9 @@ class Card:
         first batch), reused between batches and grown when too small.
     constants : OrderedDict
         Montgomery constants per modulus for this ``hw`` (an LRU the driver fills).
+    tables : OrderedDict
+        Fixed-base tables uploaded to this card (:class:`CardTable`, an LRU
+        the driver fills; evicted tables' buffers are freed).
     """
 
     def __init__(self, transport):
@@ -183,6 +222,13 @@ class Card:
         self.hw = HardwareConfig.read(transport)
         self.buffers = {"desc": None, "result": None}
         self.constants = OrderedDict()
+        self.tables = OrderedDict()
+
+    def beat_bytes(self, size):
+        """``size`` rounded up to whole ``m_axi_gmem`` beats: the kernel reads and writes
+        whole beats, so a buffer must end on one (XRT pads buffers to 4 KiB anyway)."""
+        beat = max(1, self.hw.data_bits // 8)
+        return -(-int(size) // beat) * beat
 
     def buffer(self, which, size):
         """Device buffer ``which`` of at least ``size`` bytes (the old one if it fits)."""
@@ -191,28 +237,58 @@ class Card:
             if buf is not None:
                 self.transport.free(buf)
             # Grow geometrically so a run of growing batches reallocates rarely.
-            buf = self.transport.alloc(max(size, 2 * buf.size if buf is not None else size, 4096))
+            grown = max(size, 2 * buf.size if buf is not None else size, 4096)
+            buf = self.transport.alloc(self.beat_bytes(grown))
             self.buffers[which] = buf
         return buf
 
+    def null_pointer(self):
+        """The ``table`` argument of a run without a table (0, or a transport's placeholder)."""
+        return getattr(self.transport, "null_pointer", lambda: 0)()
+
     def close(self):
         """Free the buffers (best effort) and close the transport."""
-        for k, buf in self.buffers.items():
+        bufs = list(self.buffers.items()) + [(None, ct.buffer) for ct in self.tables.values()]
+        for k, buf in bufs:
             if buf is not None and not buf.freed:
                 try:
                     self.transport.free(buf)
                 except Exception:
                     pass
-            self.buffers[k] = None
+            if k is not None:
+                self.buffers[k] = None
+        self.tables.clear()
         self.transport.close()
 
 
 @dataclass(frozen=True)
+class CardTable:
+    """A fixed-base table as one card holds it.
+
+    Attributes
+    ----------
+    table : hefl.golden.fixedbase.FixedBaseTable
+        The table with the card's window (plain values; the card holds each
+        entry times ``R`` mod the modulus).
+    buffer : hefl.transport.base.Buffer
+        The entries, ``s`` limbs each, entry ``i·2^k + d`` at limb ``i·s·2^k + d·s``.
+    """
+
+    table: object
+    buffer: object
+
+    @property
+    def entries(self):
+        return self.table.windows << self.table.k
+
+
+@dataclass(frozen=True)
 class _Target:
-    """Where a batch runs: a card, and the Montgomery constants of the modulus on it."""
+    """Where a batch runs: a card, the Montgomery constants of the modulus, a table if any."""
 
     card: Card
     mont: object     # hefl.golden.montgomery.MontConstants
+    table: CardTable = None
 
     @property
     def hw(self):
@@ -250,12 +326,17 @@ class DeviceAccelerator(Accelerator):
         Largest descriptor of one run; larger calls are split.
     max_jobs : int, optional
         Most jobs per run (default and upper bound: the tag space, 2^16).
+    table_window_bits : int
+        Window ``k`` of the fixed-base tables the driver uploads
+        (:data:`hefl.hw.params.CARD_TABLE_WINDOW_BITS`); lowered per table
+        when its ``W·2^k`` entries would not fit the 16-bit indices.
     """
 
     name = "device"
 
     def __init__(self, transport=None, *, open_transport=None, widths=None, name=None,
-                 timeout=300.0, verify=0, verify_seed=None, max_batch_bytes=64 << 20, max_jobs=None):
+                 timeout=300.0, verify=0, verify_seed=None, max_batch_bytes=64 << 20, max_jobs=None,
+                 table_window_bits=CARD_TABLE_WINDOW_BITS):
         super().__init__()
         if (transport is None) == (open_transport is None):
             raise TypeError("give a transport or open_transport=, not both or neither")
@@ -271,6 +352,11 @@ class DeviceAccelerator(Accelerator):
         self._vrng = random.Random(secrets.randbits(64) if verify_seed is None else verify_seed)
         self.max_batch_bytes = int(max_batch_bytes)
         self.max_jobs = min(int(max_jobs or _TAGS), _TAGS)
+        if isinstance(table_window_bits, bool) or not isinstance(table_window_bits, int) \
+                or not 1 <= table_window_bits <= LAYOUT.table_index_bits:
+            raise ValueError(f"table_window_bits must be an integer in [1, "
+                             f"{LAYOUT.table_index_bits}], not {table_window_bits!r}")
+        self.table_window_bits = table_window_bits
         self._open = open_transport
         #: Kernel widths to choose from (``(None,)``: one card, opened with the transport given).
         self.widths = (None,) if transport is not None else tuple(sorted(int(w) for w in widths))
@@ -279,8 +365,9 @@ class DeviceAccelerator(Accelerator):
         # "cycles": kernel cycles from the result headers (the key every device
         # backend reports); "device_cycles" is the same number, spelled out.
         self.stats.update({"batches": 0, "cycles": 0, "device_cycles": 0, "verified": 0,
-                           "host_s": {"constants": 0.0, "pack": 0.0, "sync_to": 0.0, "run": 0.0,
-                                      "sync_from": 0.0, "unpack": 0.0, "verify": 0.0}})
+                           "table_uploads": 0,
+                           "host_s": {"constants": 0.0, "table": 0.0, "pack": 0.0, "sync_to": 0.0,
+                                      "run": 0.0, "sync_from": 0.0, "unpack": 0.0, "verify": 0.0}})
 
     # --- cards ------------------------------------------------------------
 
@@ -360,11 +447,38 @@ class DeviceAccelerator(Accelerator):
 
     # --- Accelerator hooks -----------------------------------------------
 
-    def _powmod(self, bases, exps, modulus):
+    def powmod(self, bases, exps, modulus, *, exp_bits=None):
+        """``[b^e mod modulus ...]`` (:meth:`Accelerator.powmod`), with a declared exponent length.
+
+        Parameters
+        ----------
+        exp_bits : int, optional
+            Declared length of every exponent, for secret exponents: taken
+            from the key size, never from the values, so the card's cycles
+            (and the number of device batches) say nothing about them. Every
+            exponent must be below ``2^exp_bits``. Omitted, the length is
+            the longest exponent's (fine for public exponents).
+        """
+        if exp_bits is None:
+            return super().powmod(bases, exps, modulus)
+        if isinstance(exp_bits, bool) or not isinstance(exp_bits, int) or exp_bits < 1:
+            raise OperandRangeError(f"exp_bits must be a positive integer, not {exp_bits!r}")
+        modulus = validate_modulus(modulus)
+        bases = validate_operands(bases, modulus, "base")
+        exps = validate_exponents(exps)
+        if len(bases) != len(exps):
+            raise OperandRangeError(f"{len(bases)} bases but {len(exps)} exponents")
+        for i, e in enumerate(exps):
+            if e >> exp_bits:
+                raise OperandRangeError(f"exponent {i} has {e.bit_length()} bits, more than the "
+                                        f"declared {exp_bits}")
+        return self._dispatch(self._powmod, bases, exps, modulus, exp_bits)
+
+    def _powmod(self, bases, exps, modulus, exp_bits=None):
         t = self._target(modulus)
-        longest = max(e.bit_length() for e in exps)
+        longest = exp_bits if exp_bits is not None else max(e.bit_length() for e in exps)
         if longest <= t.hw.max_exp_bits:
-            out = self._powmod_direct(bases, exps, t)
+            out = self._powmod_direct(bases, exps, t, longest)
         else:
             out = self._powmod_split(bases, exps, t, longest)
         self._verify("powmod", (bases, exps), out, modulus)
@@ -377,8 +491,9 @@ class DeviceAccelerator(Accelerator):
         self.stats["host_s"]["pack"] += time.perf_counter() - t0
         return out
 
-    def _powmod_direct(self, bases, exps, t):
-        count = t.hw.declared_exp_bits(max(e.bit_length() for e in exps))
+    def _powmod_direct(self, bases, exps, t, bits):
+        """One POWMOD batch whose exponents are declared ``bits`` long (rounded to the window)."""
+        count = t.hw.declared_exp_bits(bits)
         elimbs = -(-count // t.hw.word_bits)
         body = np.concatenate([self._pack(bases, t.hw.words, t), self._pack(exps, elimbs, t)], axis=1)
         return self._run_uniform(_POWMOD, count, body, t)
@@ -387,6 +502,8 @@ class DeviceAccelerator(Accelerator):
         # b^e with e = Σ d_i 2^(m·i), digits of m bits, most significant first:
         # acc = b^d_top; then acc = acc^(2^m) · b^d_i. 2^m needs m + 1 bits, so
         # m = limit - 1 keeps every declared length within the hardware's limit.
+        # Every digit is declared m bits long and their number follows from
+        # ``longest`` (the declared length when one was given).
         m = t.hw.max_exp_bits - 1
         if m < 1:
             raise OperandRangeError(f"exponents of {longest} bits exceed this device's "
@@ -396,11 +513,11 @@ class DeviceAccelerator(Accelerator):
         acc = None
         for i in reversed(range(digits)):
             d = [(e >> (m * i)) & mask for e in exps]
-            part = self._powmod_direct(bases, d, t)
+            part = self._powmod_direct(bases, d, t, m)
             if acc is None:
                 acc = part
             else:
-                acc = self._powmod_direct(acc, [1 << m] * len(acc), t)
+                acc = self._powmod_direct(acc, [1 << m] * len(acc), t, m + 1)
                 acc = self._mulmod_direct(acc, part, t)
         return acc
 
@@ -442,6 +559,96 @@ class DeviceAccelerator(Accelerator):
         jobs = [(_PRODUCT, len(g), self._pack(g, s, t).reshape(-1)) for g in groups]
         return self._run_jobs(jobs, t)
 
+    def _fixed_base(self, exps, table, factors):
+        t = self._target(table.modulus)
+        ct = self._card_table(t, table) if t.hw.has("table_product") else None
+        if ct is None:
+            # No TABLE_PRODUCT on this kernel, or no room for the table: product jobs.
+            return super()._fixed_base(exps, table, factors)
+        out = self._fixed_base_direct(exps, factors, _Target(t.card, t.mont, ct))
+        self._verify("fixed_base", (exps, factors, table), out, table.modulus)
+        return out
+
+    def card_window_bits(self, exp_bits, hw=None):
+        """The window of the card's table for ``exp_bits``-bit exponents (``None``: none fits).
+
+        :attr:`table_window_bits`, lowered until the table's ``W·2^k``
+        entries fit the 16-bit indices, or raised (to at most 16) until
+        ``W`` is within the kernel's ``hw_table_max``.
+        """
+        hw = hw or self.hw
+        limit = hw.table_max if hw is not None else LAYOUT.table_product_max
+
+        def fits(k):
+            return (windows(exp_bits, k) << k <= 1 << LAYOUT.table_index_bits
+                    and windows(exp_bits, k) <= limit)
+
+        k = self.table_window_bits
+        while k > 1 and windows(exp_bits, k) << k > 1 << LAYOUT.table_index_bits:
+            k -= 1
+        while k < LAYOUT.table_index_bits and windows(exp_bits, k) > limit:
+            k += 1
+        return k if fits(k) else None
+
+    def _card_table(self, t, table):
+        """The card's copy of ``table`` (uploaded now if it is not yet); ``None`` if it cannot hold it."""
+        card = t.card
+        k = self.card_window_bits(table.exp_bits, t.hw)
+        if k is None:
+            return None
+        key = (table.base, table.modulus, table.exp_bits, k)
+        ct = card.tables.get(key)
+        if ct is not None:
+            card.tables.move_to_end(key)
+            return ct
+        t0 = time.perf_counter()
+        mine = table if table.k == k else build_table(table.base, table.modulus, table.exp_bits, k)
+        hw, m = t.hw, table.modulus
+        r_bits = hw.word_bits * hw.words
+        mont = [(v << r_bits) % m for row in mine.rows for v in row]
+        limbs = pack_words(mont, hw.word_bits, hw.words).astype("<u8", copy=False)
+        tr = card.transport
+        try:
+            buf = tr.alloc(card.beat_bytes(limbs.nbytes))
+        except DeviceError:
+            return None
+        tr.write(buf, limbs.data)
+        tr.sync_to_device(buf)
+        ct = CardTable(mine, buf)
+        card.tables[key] = ct
+        if len(card.tables) > _TABLES_PER_CARD:
+            _, old = card.tables.popitem(last=False)
+            tr.free(old.buffer)
+        self.stats["table_uploads"] += 1
+        self.stats["host_s"]["table"] += time.perf_counter() - t0
+        return ct
+
+    def _fixed_base_direct(self, exps, factors, t):
+        """TABLE_PRODUCT jobs: per exponent its factor (1 if none) and its ``W`` entry indices."""
+        tab, s = t.table.table, t.hw.words
+        W, k = tab.windows, tab.k
+        n = len(exps)
+        t0 = time.perf_counter()
+        if k == 8:
+            digits = np.frombuffer(b"".join(e.to_bytes(W, "little") for e in exps),
+                                   dtype=np.uint8).reshape(n, W).astype(np.uint64)
+        else:
+            mask = (1 << k) - 1
+            digits = np.array([[(e >> (k * i)) & mask for i in range(W)] for e in exps],
+                              dtype=np.uint64).reshape(n, W)
+        # Flat index i·2^k + d_i; p 16-bit indices to a limb, the first lowest.
+        idx = digits + (np.arange(W, dtype=np.uint64) << np.uint64(k))
+        per, b = LAYOUT.indices_per_limb(t.hw.word_bits), LAYOUT.table_index_bits
+        idx = np.concatenate([idx, np.zeros((n, -W % per), dtype=np.uint64)], axis=1)
+        idx = idx.reshape(n, -1, per)
+        ilimbs = np.zeros(idx.shape[:2], dtype=np.uint64)
+        for j in range(per):
+            ilimbs |= idx[:, :, j] << np.uint64(b * j)
+        self.stats["host_s"]["pack"] += time.perf_counter() - t0
+        f = [1] * n if factors is None else factors
+        body = np.concatenate([self._pack(f, s, t), ilimbs], axis=1)
+        return self._run_uniform(_TABLE, W, body, t)
+
     # --- batches -----------------------------------------------------------
 
     def _run_uniform(self, op, count, body, t):
@@ -480,6 +687,7 @@ class DeviceAccelerator(Accelerator):
         hdr[d.index("word_bits")] = hw.word_bits
         hdr[d.index("nprime")] = c.nprime
         hdr[d.index("stream_limbs")] = stream_limbs
+        hdr[d.index("table_entries")] = 0 if t.table is None else t.table.entries
         consts = {"n": c.n, "r2_mod_n": c.r2_mod_n, "r_mod_n": c.r_mod_n}
         k = pack_words([consts[name] for name in LAYOUT.constants], hw.word_bits, hw.words)
         return np.concatenate([np.array(hdr, dtype=np.uint64), k.reshape(-1)])
@@ -520,7 +728,8 @@ class DeviceAccelerator(Accelerator):
         rbuf, rbytes = self._send(card, desc, jobs)
         t1 = time.perf_counter()
         tr = card.transport
-        tr.start(desc=card.buffers["desc"], result=rbuf)
+        table = card.null_pointer() if t.table is None else t.table.buffer
+        tr.start(desc=card.buffers["desc"], result=rbuf, table=table)
         try:
             tr.wait(self.timeout)
         except DeviceError:
@@ -599,6 +808,11 @@ class DeviceAccelerator(Accelerator):
         for i in idx:
             if kind == "powmod":
                 want = gmpy2.powmod(inputs[0][i], inputs[1][i], m)
+            elif kind == "fixed_base":
+                exps, factors, table = inputs
+                want = gmpy2.powmod(table.base, exps[i], m)
+                if factors is not None:
+                    want = want * factors[i] % m
             elif kind == "mulmod":
                 want = gmpy2.mpz(inputs[0][i]) * inputs[1][i] % m
             else:

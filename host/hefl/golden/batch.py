@@ -9,6 +9,15 @@ header's, read (as ``JobOp``'s are) from :data:`hefl.hw.regmap.LAYOUT`::
     PRODUCT        K × s words                                          count = K ≥ 1
     TABLE_PRODUCT  K × s words: K − 1 Montgomery-form entries, a plain factor   count = K ≥ 1
 
+A TABLE_PRODUCT job multiplies one plain factor and ``K - 1``
+Montgomery-form table entries (``T·R mod N``) with ``K - 1`` MontMuls and
+returns the plain product (:func:`table_product_job`; the lane does not
+depend on the order). :func:`table_job_operands` encodes the kernel
+descriptor's form of it, which names the entries by index
+(:data:`hefl.hw.regmap.LAYOUT`, "TABLE_PRODUCT"), and
+:func:`compact_table_job` the engine job a sub-engine with a table port
+expands itself.
+
 :func:`modexp_job_cycles` predicts, cycle for cycle, how long one ModExp lane
 (:class:`hefl.hw.modexp.ModExp`) spends on a job, given the MontMul's own
 timing; the benches check it against Verilator.
@@ -19,22 +28,53 @@ from typing import NamedTuple
 from hefl.errors import OperandRangeError
 from hefl.golden.modexp import modexp_schedule_counts
 from hefl.golden.montgomery import check_modulus, to_words
-from hefl.golden.montmul_hw import MEM_STAGES, MODES, MUL, ONE, SQR, op_schedule, op_timing
+from hefl.golden.montmul_hw import (
+    MEM_STAGES,
+    MODES,
+    MUL,
+    ONE,
+    SQR,
+    op_schedule,
+    op_timing,
+)
+from hefl.hw.params import ENGINE_TREE_FAN
 from hefl.hw.regmap import LAYOUT
 
 __all__ = ["POWMOD", "MULMOD", "PRODUCT", "TABLE_PRODUCT", "Job", "constant_writes", "powmod_job",
-           "mulmod_job", "product_job", "table_product_job", "expected_result", "JobCycles",
+           "mulmod_job", "product_job", "table_product_job", "mont_form", "table_job_operands",
+           "compact_table_job", "table_job_factors", "expected_result", "JobCycles",
            "modexp_job_cycles", "lane_montmuls", "lane_squarings", "ENGINE_OVERHEAD",
-           "montmul_call_cycles", "montmul_tail_latency", "engine_job_cycles", "paillier_primes"]
+           "engine_overhead", "montmul_call_cycles", "montmul_tail_latency", "engine_job_cycles",
+           "paillier_primes"]
 
 #: Job op codes (:class:`hefl.hw.jobs.JobOp`'s values).
 POWMOD, MULMOD, PRODUCT, TABLE_PRODUCT = (LAYOUT.op(name) for name in
                                           ("powmod", "mulmod", "product", "table_product"))
-#: Extra cycles a job spends in :class:`hefl.hw.batch_engine.BatchEngine`
-#: around its lane: 3 from the engine accepting the first beat to the lane
-#: accepting it (FIFO write, FIFO output register, lane IDLE → LOAD) and 1
-#: for the result arbiter's grant.
-ENGINE_OVERHEAD = 4
+def _tree_depth(lanes):
+    """Levels of the BatchEngine's router and arbiter trees for ``lanes`` lanes."""
+    depth, reach = 1, ENGINE_TREE_FAN
+    while reach < lanes:
+        depth, reach = depth + 1, reach * ENGINE_TREE_FAN
+    return depth
+
+
+def engine_overhead(lanes=1):
+    """Extra cycles a job spends in :class:`hefl.hw.batch_engine.BatchEngine` around lane 0.
+
+    In: 3 from the engine accepting the first beat to the lane accepting it
+    (FIFO write, FIFO output register, lane IDLE → LOAD), plus 2 per router
+    level below the root (a skid buffer and the node's choosing cycle).
+    Out: 1 for the lane's output skid buffer, then per arbiter level 1 for
+    its grant (none in a one-input node) and 1 for its output register.
+    An idle engine gives a job to lane 0.
+    """
+    depth = _tree_depth(lanes)
+    out = 2 if lanes == 1 else 1 + 2 * depth
+    return 3 + 2 * (depth - 1) + out
+
+
+#: :func:`engine_overhead` of a one-lane engine (the reports' and harness' configuration).
+ENGINE_OVERHEAD = engine_overhead(1)
 #: Width of the job header's ``count`` field.
 COUNT_BITS = LAYOUT.job_field("count").width
 
@@ -137,6 +177,48 @@ def table_product_job(entries, factor, n, *, word_bits, words, tag=0):
     _check_operand(factor, n, "factor")
     ws += to_words(factor, word_bits, words)
     return Job(TABLE_PRODUCT, tag, len(entries) + 1, ws, (*entries, factor))
+
+
+def mont_form(x, n, *, word_bits, words):
+    """``x·R mod n`` with ``R = 2^(w·s)``: a table entry as the card holds it."""
+    return (x << (word_bits * words)) % n
+
+
+def table_job_operands(factor, indices, *, word_bits, words):
+    """Operand limbs of a descriptor TABLE_PRODUCT job: the plain factor, then the packed indices.
+
+    ``count`` of its header is ``len(indices)``; ``p = min(4, w // 16)``
+    indices per limb (:meth:`hefl.hw.regmap.BufferLayout.indices_per_limb`),
+    so every limb is one ``w``-bit word: the kernel forwards these limbs'
+    words unchanged, as the compact engine job (:func:`compact_table_job`).
+    """
+    if not 1 <= len(indices) <= LAYOUT.table_product_max:
+        raise OperandRangeError(f"a table product names 1 to {LAYOUT.table_product_max} entries, "
+                                f"not {len(indices)}")
+    return to_words(factor, word_bits, words) + LAYOUT.pack_indices(list(indices), word_bits)
+
+
+def compact_table_job(factor, indices, n, *, word_bits, words, tag=0):
+    """A compact TABLE_PRODUCT engine job (for a BatchEngine with a table port).
+
+    The words are :func:`table_job_operands`'; ``operands`` is
+    ``(factor, indices)``. Its result is ``factor · Π T[i] mod n`` for the
+    plain table values ``T`` (the engine holds them times ``R``).
+    """
+    check_modulus(n, min_bits=2)
+    _check_operand(factor, n, "factor")
+    _check_count(len(indices))
+    ws = table_job_operands(factor, indices, word_bits=word_bits, words=words)
+    return Job(TABLE_PRODUCT, tag, len(indices), ws, (factor, tuple(indices)))
+
+
+def table_job_factors(factor, indices, entries):
+    """The engine job's factors for a descriptor TABLE_PRODUCT job: ``factor``, then each entry.
+
+    ``entries`` is the card's table (Montgomery-form values by index); the
+    kernel streams the factor first, then the entries in index order.
+    """
+    return [factor] + [entries[i] for i in indices]
 
 
 def expected_result(job, n):
@@ -331,10 +413,10 @@ def modexp_job_cycles(op, count, *, words, word_bits, window_bits, mm_latency):
     return JobCycles(total, lane_montmuls(op, count, k), lane_squarings(op, count, k))
 
 
-def engine_job_cycles(op, count, **kw):
-    """:func:`modexp_job_cycles` seen at the BatchEngine's ports (idle engine)."""
+def engine_job_cycles(op, count, *, lanes=1, **kw):
+    """:func:`modexp_job_cycles` seen at the ports of an idle ``lanes``-lane BatchEngine."""
     c = modexp_job_cycles(op, count, **kw)
-    return c._replace(total=c.total + ENGINE_OVERHEAD)
+    return c._replace(total=c.total + engine_overhead(lanes))
 
 
 def paillier_primes(rng, nbits):

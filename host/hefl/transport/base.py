@@ -8,7 +8,7 @@ every transport, as XRT's own flow does::
     buf = t.alloc(n)            # device buffer (card memory)
     t.write(buf, data)          # host-side copy
     t.sync_to_device(buf)       # DMA to the card
-    t.start(desc=buf, result=out)   # set the kernel arguments, ap_start
+    t.start(desc=buf, result=out, table=tab)   # set the kernel arguments, ap_start
     t.wait(timeout=10.0)        # or DeviceTimeout
     t.sync_from_device(out)
     t.read(out)
@@ -98,7 +98,12 @@ class Transport(ABC):
 
     @abstractmethod
     def start(self, **args):
-        """Set the kernel arguments (``name=Buffer`` or ``name=int``) and start one run."""
+        """Set the kernel arguments (``name=Buffer`` or ``name=int``) and start one run.
+
+        Every required argument of :data:`hefl.hw.regmap.REGMAP` must be
+        given; an optional one left out is a null pointer (0, or the
+        transport's placeholder buffer).
+        """
 
     @abstractmethod
     def wait(self, timeout):

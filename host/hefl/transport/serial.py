@@ -258,6 +258,8 @@ class SerialTransport(Transport):
     # --- runs ---------------------------------------------------------------
 
     def start(self, **args):
+        # An optional pointer left out is written as 0, like the other transports.
+        args = {**{a.name: 0 for a in REGMAP.args if not a.required}, **args}
         for name, value in args.items():
             try:
                 arg = REGMAP.arg(name)

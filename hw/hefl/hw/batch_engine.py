@@ -22,32 +22,74 @@ additions to the brief's interface, both optional keywords: ``fifo_depth``
 class; e.g. ``functools.partial(MontMul, tile_bits=(ECP5_TILE_BITS,) * 2)`` for ECP5
 tiles, or a stand-in in unit tests).
 
-Structure::
+Structure (trees of registered stages, fan-out ``F`` =
+:data:`hefl.hw.params.ENGINE_TREE_FAN`)::
 
-    i_stream ─► dispatcher ─┬─► job FIFO 0 ─► ModExp 0 (+MontMul) ─┐
-                            ├─► job FIFO 1 ─► ModExp 1 (+MontMul) ─┼─► arbiter ─► o_stream
-                            └─► ...                                ┘
+    i_stream ─► router ─┬─► skid ─► router ─┬─► job FIFO 0 ─► ModExp 0 ─► skid ─┐
+                        │                   └─► job FIFO 1 ─► ModExp 1 ─► skid ─┤
+                        └─► ...                                                 ├─► arbiter tree ─► o_stream
+                                                                                ┘
+    nprime, const_wr_* ─► register ─► register per group of F lanes ─► lanes
 
-* Dispatcher: on a job's first beat it picks a lane whose FIFO is empty,
-  preferring a lane that is also idle (lowest index first), spends one cycle
-  choosing, then forwards every beat up to ``last`` to that FIFO at one beat
-  per cycle. A lane can thus hold its running job plus one queued job; a job
-  longer than the FIFO (a large PRODUCT) holds the input until the lane has
-  consumed enough of it.
-* Each lane (:class:`hefl.hw.modexp.ModExp`) runs any job type.
-* Arbiter: when no result is in transfer it grants the lowest-index lane with
-  a result ready (one cycle), then passes its ``s`` beats through until
+* Dispatcher: a tree of :class:`~hefl.hw.arbiter.PacketRouter` nodes, ``F``
+  outputs each, skid buffers between levels; the leaves drive ``F`` job
+  FIFOs. On a job's first beat a node picks a subtree with a lane whose
+  FIFO is empty (preferring one whose lane is also idle; lowest index
+  first), spends one cycle choosing, then forwards every beat up to
+  ``last`` at one beat per cycle. A lane can thus hold its running job plus
+  one queued job; a job longer than the FIFO (a large PRODUCT) holds its
+  path until the lane has consumed enough of it.
+* Each lane (:class:`hefl.hw.modexp.ModExp`) runs any job type; its
+  results pass a skid buffer (the lane's memory read goes straight into a
+  register).
+* Result arbiter: a tree of :class:`~hefl.hw.arbiter.PacketArbiter` nodes
+  (``F`` inputs each, registered outputs): each grants the lowest-index
+  input with a result ready (one cycle), then passes its ``s`` beats until
   ``last``. Results are rare next to the work behind them (a result per
   thousands of cycles per lane), so fixed priority does not starve anyone.
+* Constants and N' reach the lanes through a register per tree level, so
+  no net fans out to more than ``F`` lanes from one flop beyond the root.
+* ``free`` (some lane's FIFO is empty) is the root router's registered
+  view, for a kernel choosing among sub-engines; ``idle`` is exact.
+
+With a table port (``table_max > 0``, as the kernel builds its sub-engines)
+TABLE_PRODUCT jobs arrive *compact*, as the kernel forwards them from the
+descriptor: ``s`` factor words, then the 16-bit entry indices
+(:data:`hefl.hw.regmap.LAYOUT`). Each lane then has a
+:class:`~hefl.hw.table_expand.TableExpander` in front of its FIFO that
+fetches the entries through the sub-engine's
+:class:`~hefl.hw.table_fetch.TableFetch` (requests up a tree of arbiters,
+entry words back down a tree of address routers) and hands the lane the
+``W + 1`` factors. Without a table port, a TABLE_PRODUCT job carries its
+factors, as for the lane itself.
+
+Latency: :func:`hefl.golden.batch.engine_overhead` gives the cycles a job
+spends in the trees on an idle engine (lane 0's path).
 """
 
-from amaranth.hdl import Array, Module, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
 
-from hefl.hw.jobs import TAG_BITS, JobOp, engine_ports, job_layout
+from hefl.hw.arbiter import PacketRouter, address_router_tree, arbiter_tree
+from hefl.hw.axi_master import CommandLayout
+from hefl.hw.jobs import (
+    INDEX_BITS,
+    TAG_BITS,
+    JobOp,
+    engine_ports,
+    job_layout,
+    result_layout,
+    table_request_layout,
+    table_response_layout,
+)
 from hefl.hw.modexp import ModExp
-from hefl.hw.params import MODEXP_WINDOW_BITS
+from hefl.hw.params import ENGINE_TREE_FAN, MODEXP_WINDOW_BITS
+from hefl.hw.regmap import LAYOUT
+from hefl.hw.skid import SkidBuffer
+from hefl.hw.table_expand import TableExpander
+from hefl.hw.table_fetch import TableFetch
 
 __all__ = ["BatchEngine", "JobOp"]
 
@@ -66,10 +108,17 @@ class BatchEngine(wiring.Component):
         exponent is no longer than the modulus fits whole).
     multiplier : callable, optional
         MontMul class (default :class:`hefl.hw.montmul.MontMul`).
+    table_max : int
+        0: no table port. Otherwise the most entries a compact
+        TABLE_PRODUCT job may name (each lane's index memory), and the ports
+        ``rd_cmd``/``rd_data`` (an AXI master read port), ``table_base``,
+        ``table_entries``, ``table_clear`` (in) and ``bad_index`` (out) of
+        :class:`~hefl.hw.table_fetch.TableFetch` exist.
     """
 
     def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=MODEXP_WINDOW_BITS,
-                 max_exp_bits=None, tag_bits=TAG_BITS, fifo_depth=None, multiplier=None):
+                 max_exp_bits=None, tag_bits=TAG_BITS, fifo_depth=None, multiplier=None,
+                 table_max=0):
         if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
             self._MustUse__silence = True       # never built: no "unused" warning
             raise TypeError(f"Lane count must be a positive integer, not {lanes!r}")
@@ -94,89 +143,140 @@ class BatchEngine(wiring.Component):
             raise TypeError(f"FIFO depth must be an integer ≥ 2, not {fifo_depth!r}")
         self._fifo_depth = fifo_depth
         self._proto = proto
-        super().__init__(engine_ports(word_bits, s, tag_bits))
+        if (not isinstance(table_max, int) or table_max < 0
+                or (table_max and (LAYOUT.indices_per_limb(word_bits) < 1 or fifo_depth < 2 * s))):
+            self._MustUse__silence = True
+            proto._MustUse__silence = True
+            raise TypeError(f"Table limit must be 0, or positive with words of at least "
+                            f"{INDEX_BITS} bits and a FIFO of 2s words, not {table_max!r}")
+        self._table_max = table_max
+        members = {**engine_ports(word_bits, s, tag_bits), "free": Out(1)}
+        if table_max:
+            members.update({"rd_cmd": Out(stream.Signature(CommandLayout)),
+                            "rd_data": In(stream.Signature(LAYOUT.limb_bits)),
+                            "table_base": In(64), "table_entries": In(INDEX_BITS + 1),
+                            "table_clear": In(1), "bad_index": Out(1)})
+        super().__init__(members)
 
     lanes = property(lambda self: self._lanes)
     words = property(lambda self: self._s)
     word_bits = property(lambda self: self._w)
     fifo_depth = property(lambda self: self._fifo_depth)
+    table_max = property(lambda self: self._table_max)
 
     def elaborate(self, platform):
         m = Module()
-        E = self._lanes
+        E, F = self._lanes, ENGINE_TREE_FAN
         jl = job_layout(self._w, self._tag_bits)
+        rl = result_layout(self._w, self._tag_bits)
 
-        lanes, fifos = [], []
+        lanes, fifos, outs = [], [], []
         for i in range(E):
             lane = self._proto if i == 0 else ModExp(**self._lane_args)
             fifo = SyncFIFOBuffered(width=jl.size, depth=self._fifo_depth)
             m.submodules[f"lane{i}"] = lane
             m.submodules[f"fifo{i}"] = fifo
+            m.submodules[f"out{i}"] = out = SkidBuffer(rl)
+            wiring.connect(m, lane.o_stream, out.i_stream)
             lanes.append(lane)
             fifos.append(fifo)
-            m.d.comb += [
-                lane.nprime.eq(self.nprime),
-                lane.const_wr_en.eq(self.const_wr_en),
-                lane.const_wr_sel.eq(self.const_wr_sel),
-                lane.const_wr_addr.eq(self.const_wr_addr),
-                lane.const_wr_data.eq(self.const_wr_data),
-                lane.i_stream.valid.eq(fifo.r_rdy),
-                lane.i_stream.payload.eq(fifo.r_data),
-                fifo.r_en.eq(lane.i_stream.ready),
-            ]
+            outs.append(out.o_stream)
+            m.d.comb += [lane.i_stream.valid.eq(fifo.r_rdy),
+                         lane.i_stream.payload.eq(fifo.r_data),
+                         fifo.r_en.eq(lane.i_stream.ready)]
+        self._elab_constants(m, lanes)
+        writers = self._elab_table(m, fifos) if self._table_max else [None] * E
+        root_busy = self._elab_dispatcher(m, lanes, fifos, writers, jl)
+        arb_busy = arbiter_tree(m, "arb", rl, outs, wiring.flipped(self.o_stream), fan_in=F)
 
-        # --- dispatcher -----------------------------------------------------
-        routing = Signal()
-        route = Signal(range(E))
-        free = Signal(E)                 # FIFO empty: the lane can take a job
-        best = Signal(E)                 # ... and the lane is idle as well
-        for i in range(E):
-            m.d.comb += [free[i].eq(fifos[i].level == 0),
-                         best[i].eq(free[i] & lanes[i].idle)]
-        pick = Signal(range(E))
-        for i in reversed(range(E)):
-            with m.If(free[i]):
-                m.d.comb += pick.eq(i)
-        for i in reversed(range(E)):
-            with m.If(best[i]):
-                m.d.comb += pick.eq(i)
-
-        w_rdy = Array(f.w_rdy for f in fifos)
-        beat = self.i_stream.payload
-        for i in range(E):
-            m.d.comb += [fifos[i].w_data.eq(beat.as_value()),
-                         fifos[i].w_en.eq(routing & (route == i) & self.i_stream.valid)]
-        with m.If(routing):
-            m.d.comb += self.i_stream.ready.eq(w_rdy[route])
-            with m.If(self.i_stream.valid & self.i_stream.ready & beat.last):
-                m.d.sync += routing.eq(0)
-        with m.Else():
-            # A stray beat outside a job is dropped; a first beat waits for a lane.
-            m.d.comb += self.i_stream.ready.eq(~beat.first)
-            with m.If(self.i_stream.valid & beat.first & free.any()):
-                m.d.sync += [routing.eq(1), route.eq(pick)]
-
-        # --- result arbiter -------------------------------------------------
-        locked = Signal()
-        cur = Signal(range(E))
-        o_valid = Array(l.o_stream.valid for l in lanes)
-        o_payload = Array(l.o_stream.payload for l in lanes)
-        with m.If(locked):
-            m.d.comb += [self.o_stream.valid.eq(o_valid[cur]),
-                         self.o_stream.payload.eq(o_payload[cur])]
-            for i in range(E):
-                m.d.comb += lanes[i].o_stream.ready.eq((cur == i) & self.o_stream.ready)
-            with m.If(self.o_stream.valid & self.o_stream.ready & self.o_stream.payload.last):
-                m.d.sync += locked.eq(0)
-        with m.Else():
-            for i in reversed(range(E)):
-                with m.If(lanes[i].o_stream.valid):
-                    m.d.sync += [locked.eq(1), cur.eq(i)]
-
-        all_idle = Signal()
-        m.d.comb += all_idle.eq(~routing & ~locked)
-        for i in range(E):
-            with m.If(~free[i] | ~lanes[i].idle):
-                m.d.comb += all_idle.eq(0)
-        m.d.comb += self.idle.eq(all_idle)
+        # idle: nothing queued, computing, in a tree or waiting to leave.
+        busy = [~lane.idle for lane in lanes] + [f.level != 0 for f in fifos] + root_busy + arb_busy
+        busy += [o.valid for o in outs] + [self.o_stream.valid]
+        busy += [x.busy for x in writers if x is not None]
+        m.d.comb += self.idle.eq(~Cat(*busy).any())
         return m
+
+    def _elab_constants(self, m, lanes):
+        """N' and the constant writes to every lane, one register per tree level.
+
+        Each register drives at most ``F`` lanes or ``F`` registers of the
+        next level.
+        """
+        F = ENGINE_TREE_FAN
+        ports = ("nprime", "const_wr_en", "const_wr_sel", "const_wr_addr", "const_wr_data")
+
+        def fan(members, sigs, tag):
+            copy = [Signal.like(x, name=f"{name}_{tag}") for x, name in zip(sigs, ports)]
+            m.d.sync += [c.eq(x) for c, x in zip(copy, sigs)]
+            if len(members) <= F:
+                for i in members:
+                    m.d.comb += [getattr(lanes[i], n).eq(c) for n, c in zip(ports, copy)]
+                return
+            size = -(-len(members) // F)
+            for g in range(0, len(members), size):
+                fan(members[g:g + size], copy, f"{tag}_{g // size}")
+
+        fan(list(range(len(lanes))), [getattr(self, n) for n in ports], "r")
+
+    def _elab_table(self, m, fifos):
+        """Expanders before the FIFOs, the fetcher and its two trees; returns the expanders."""
+        E, F = self._lanes, ENGINE_TREE_FAN
+        m.submodules.fetch = fetch = TableFetch(words=self._s, word_bits=self._w, lanes=E)
+        wiring.connect(m, fetch.rd_cmd, wiring.flipped(self.rd_cmd))
+        wiring.connect(m, wiring.flipped(self.rd_data), fetch.rd_data)
+        m.d.comb += [fetch.base.eq(self.table_base), fetch.entries.eq(self.table_entries),
+                     fetch.clear.eq(self.table_clear), self.bad_index.eq(fetch.bad_index)]
+        exps = []
+        for i, fifo in enumerate(fifos):
+            x = TableExpander(words=self._s, word_bits=self._w, tag_bits=self._tag_bits,
+                              lane=i, lanes=E, max_count=self._table_max,
+                              fifo_depth=self._fifo_depth)
+            m.submodules[f"expand{i}"] = x
+            m.d.comb += [fifo.w_en.eq(x.o_stream.valid), fifo.w_data.eq(x.o_stream.payload.as_value()),
+                         x.o_stream.ready.eq(fifo.w_rdy), x.fifo_level.eq(fifo.level)]
+            exps.append(x)
+        arbiter_tree(m, "req", table_request_layout(E), [x.req for x in exps], fetch.i_req,
+                     fan_in=F)
+        address_router_tree(m, "resp", table_response_layout(self._w, E), fetch.o_resp,
+                            [x.resp for x in exps], fan_out=F)
+        return exps
+
+    def _elab_dispatcher(self, m, lanes, fifos, writers, jl):
+        """The router tree from ``i_stream`` to the job FIFOs (or their expanders); returns ``busy`` signals."""
+        F = ENGINE_TREE_FAN
+        busy = []
+        # Leaves: up to F FIFOs each, driven directly (their w_rdy is a register).
+        nodes = []
+        for g in range(0, len(fifos), F):
+            grp = list(range(g, min(g + F, len(fifos))))
+            r = PacketRouter(jl, len(grp), registered=False)
+            m.submodules[f"route_l0_{g // F}"] = r
+            for k, i in enumerate(grp):
+                o = getattr(r, f"o{k}")
+                free = fifos[i].level == 0
+                if writers[i] is None:
+                    m.d.comb += [fifos[i].w_en.eq(o.valid), fifos[i].w_data.eq(o.payload.as_value()),
+                                 o.ready.eq(fifos[i].w_rdy)]
+                else:
+                    wiring.connect(m, o, writers[i].i_stream)
+                    free = free & ~writers[i].busy
+                m.d.comb += [r.child_free[k].eq(free), r.child_best[k].eq(free & lanes[i].idle)]
+            nodes.append(r)
+            busy += [r.busy, r.i_stream.valid]
+        depth = 1
+        while len(nodes) > 1:
+            parents = []
+            for g in range(0, len(nodes), F):
+                grp = nodes[g:g + F]
+                r = PacketRouter(jl, len(grp), registered=True)
+                m.submodules[f"route_l{depth}_{g // F}"] = r
+                for k, child in enumerate(grp):
+                    wiring.connect(m, getattr(r, f"o{k}"), child.i_stream)
+                    m.d.comb += [r.child_free[k].eq(child.free), r.child_best[k].eq(child.best)]
+                parents.append(r)
+                busy += [r.busy, r.i_stream.valid]
+            nodes, depth = parents, depth + 1
+        root = nodes[0]
+        wiring.connect(m, wiring.flipped(self.i_stream), root.i_stream)
+        m.d.comb += self.free.eq(root.free)
+        return busy

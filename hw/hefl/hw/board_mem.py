@@ -8,10 +8,11 @@ limbs``), one synchronous read port and one write port with byte enables
 
 Two clients share the ports, cycle by cycle, the AXI side first:
 
-* **AXI4 slave** (``axi``, one limb wide, INCR bursts, IDs echoed as 0, one
-  read burst and one write burst in progress at a time, independently of
-  each other — the kernel writes results while it still reads jobs, so the
-  two channels must never wait on each other).
+* **AXI4 slave** (``axi``, one limb wide, INCR bursts, the burst's ID
+  echoed on R and B, one read burst and one write burst in progress at a
+  time, independently of each other — the kernel writes results while it
+  still reads jobs, so the two channels must never wait on each other; read
+  bursts are answered in AR order, whatever their IDs).
   Read: after AR, reads are issued into a 4-entry output FIFO whenever it
   has room for the data in flight, so R streams at one beat per cycle and
   ``rready`` back-pressure never loses data. Write: after AW, each W beat is
@@ -47,6 +48,8 @@ class BoardMem(wiring.Component):
     ----------
     limbs : int
         Depth in limbs (a power of two).
+    id_bits : int
+        Width of the AXI IDs (the kernel's: one per read port).
 
     Attributes
     ----------
@@ -58,13 +61,13 @@ class BoardMem(wiring.Component):
         Link grant and read data (the cycle after the grant).
     """
 
-    def __init__(self, *, limbs):
+    def __init__(self, *, limbs, id_bits=1):
         if not isinstance(limbs, int) or isinstance(limbs, bool) or limbs < 2 or limbs & (limbs - 1):
             self._MustUse__silence = True  # a rejected component is not "unused"
             raise TypeError(f"Memory depth must be a power of two of at least 2, not {limbs!r}")
         self._limbs = limbs
         super().__init__({
-            "axi": In(Axi4Signature(LIMB_BITS)),
+            "axi": In(Axi4Signature(LIMB_BITS, id_bits=id_bits)),
             "req": In(1), "we": In(1), "addr": In(range(limbs)), "wdata": In(LIMB_BITS),
             "ack": Out(1), "rdata": Out(LIMB_BITS),
         })
@@ -81,11 +84,14 @@ class BoardMem(wiring.Component):
         m.submodules.mem = mem = Memory(shape=unsigned(LIMB_BITS), depth=n, init=[])
         rp = mem.read_port()
         wp = mem.write_port(granularity=8)
-        m.d.comb += [bus.rid.eq(0), bus.bid.eq(0), bus.rresp.eq(0), bus.bresp.eq(0),
-                     self.rdata.eq(rp.data)]
+        r_id = Signal.like(bus.arid)
+        w_id = Signal.like(bus.awid)
+        m.d.comb += [bus.rresp.eq(0), bus.bresp.eq(0), self.rdata.eq(rp.data), bus.bid.eq(w_id)]
 
         # --- AXI read ---------------------------------------------------------
-        m.submodules.rfifo = rfifo = SyncFIFO(width=LIMB_BITS + 1, depth=4)
+        # Data, rlast and the burst's ID travel together through the FIFO.
+        idw = len(bus.arid)
+        m.submodules.rfifo = rfifo = SyncFIFO(width=LIMB_BITS + 1 + idw, depth=4)
         r_addr = Signal(ab)
         r_left = Signal(9)                 # beats still to issue
         inflight = Signal()                # a read was issued last cycle
@@ -95,16 +101,17 @@ class BoardMem(wiring.Component):
             issue.eq((r_left != 0) & (rfifo.level + inflight <= 2)),
             bus.arready.eq(r_left == 0),
             rfifo.w_en.eq(inflight),
-            rfifo.w_data.eq(Cat(rp.data, inflight_last)),
+            rfifo.w_data.eq(Cat(rp.data, inflight_last, r_id)),
             bus.rvalid.eq(rfifo.r_rdy),
             bus.rdata.eq(rfifo.r_data[:LIMB_BITS]),
             bus.rlast.eq(rfifo.r_data[LIMB_BITS]),
+            bus.rid.eq(rfifo.r_data[LIMB_BITS + 1:]),
             rfifo.r_en.eq(bus.rready),
         ]
         m.d.sync += [inflight.eq(issue), inflight_last.eq(issue & (r_left == 1))]
         with m.If(bus.arvalid & bus.arready):
             m.d.sync += [r_addr.eq(bus.araddr[_OFFSET_BITS:_OFFSET_BITS + ab]),
-                         r_left.eq(bus.arlen + 1)]
+                         r_left.eq(bus.arlen + 1), r_id.eq(bus.arid)]
         with m.If(issue):
             m.d.sync += [r_addr.eq(r_addr + 1), r_left.eq(r_left - 1)]
 
@@ -116,7 +123,8 @@ class BoardMem(wiring.Component):
                      bus.wready.eq(w_active),
                      axi_write.eq(bus.wvalid & bus.wready)]
         with m.If(bus.awvalid & bus.awready):
-            m.d.sync += [w_addr.eq(bus.awaddr[_OFFSET_BITS:_OFFSET_BITS + ab]), w_active.eq(1)]
+            m.d.sync += [w_addr.eq(bus.awaddr[_OFFSET_BITS:_OFFSET_BITS + ab]), w_active.eq(1),
+                         w_id.eq(bus.awid)]
         with m.If(axi_write):
             m.d.sync += w_addr.eq(w_addr + 1)
             with m.If(bus.wlast):

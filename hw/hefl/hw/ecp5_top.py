@@ -64,7 +64,7 @@ from hefl.hw.params import (
 from hefl.hw.regmap import LAYOUT, REGMAP
 from hefl.hw.uart import Uart
 
-__all__ = ["BoardCore", "ULX3STop", "BOARD_DEFAULTS", "pll_params"]
+__all__ = ["BoardCore", "ULX3STop", "BOARD_DEFAULTS", "BOARD_TABLE_MAX", "pll_params"]
 
 #: The board configuration ``make bitstream`` builds (Paillier-1024: 2048-bit modulus).
 #: Four lanes (18×18 tiles) reached 60.05 MHz when asked for 60 MHz (nextpnr
@@ -77,6 +77,10 @@ __all__ = ["BoardCore", "ULX3STop", "BOARD_DEFAULTS", "pll_params"]
 BOARD_DEFAULTS = dict(operand_bits=2048, word_bits=MONTMUL_ECP5_WORD_BITS, lanes=4,
                       window_bits=MODEXP_WINDOW_BITS, max_exp_bits=2048, mem_limbs=8192,
                       baud=ECP5_UART_BAUD, clock_mhz=ECP5_CLOCK_MHZ)
+#: The board builds no TABLE_PRODUCT: a fixed-base table of Paillier-1024
+#: (megabytes) cannot live in its 64 KiB of block RAM, so the driver sends
+#: product jobs instead and the lanes keep no index memories.
+BOARD_TABLE_MAX = 0
 
 #: The board's AXI data width: one limb per beat, the width of BoardMem's port.
 _DATA_BITS = LAYOUT.limb_bits
@@ -101,13 +105,16 @@ class BoardCore(wiring.Component):
         ``tx_data``/``tx_valid``/``tx_ready`` (out), for a simulation harness.
     engine : wiring.Component, optional
         Passed to the kernel (a prebuilt BatchEngine).
+    table_max : int
+        The kernel's ``table_max`` (:data:`BOARD_TABLE_MAX`: none).
     multiplier : callable, optional
         MontMul factory for the lanes, passed to the kernel.
     """
 
     def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=MODEXP_WINDOW_BITS,
                  max_exp_bits=None, mem_limbs=BOARD_DEFAULTS["mem_limbs"], timeout_cycles,
-                 divisor=None, phy="uart", engine=None, max_burst=16, multiplier=None):
+                 divisor=None, phy="uart", engine=None, max_burst=16, multiplier=None,
+                 table_max=BOARD_TABLE_MAX):
         if phy not in ("uart", "bytes") or (phy == "uart" and divisor is None):
             self._MustUse__silence = True  # a rejected component is not "unused"
             raise TypeError(f"PHY must be 'uart' (with a divisor: clock cycles per bit) or "
@@ -117,8 +124,9 @@ class BoardCore(wiring.Component):
         self.kernel = Kernel(operand_bits=operand_bits, word_bits=word_bits, lanes=lanes,
                              window_bits=window_bits, max_exp_bits=max_exp_bits,
                              data_bits=_DATA_BITS,
-                             max_burst=max_burst, engine=engine, multiplier=multiplier)
-        self.mem = BoardMem(limbs=mem_limbs)
+                             max_burst=max_burst, engine=engine, multiplier=multiplier,
+                             table_max=table_max)
+        self.mem = BoardMem(limbs=mem_limbs, id_bits=self.kernel.id_bits)
         self.link = Link(mem_limbs=mem_limbs, timeout_cycles=timeout_cycles,
                          max_len=min(0xFFFF, mem_limbs))
         members = {"clk": In(1), "rst": In(1), "leds": Out(8)}
@@ -148,7 +156,7 @@ class BoardCore(wiring.Component):
         m.submodules.mem = mem
         m.submodules.link = link
 
-        for n, d, _ in axi4_members(_DATA_BITS):
+        for n, d, _ in axi4_members(_DATA_BITS, id_bits=k.id_bits):
             port, inner = getattr(k, f"{REGMAP.memory_port}_{n}"), getattr(mem.axi, n)
             m.d.comb += inner.eq(port) if d == "out" else port.eq(inner)
         for n, d, _ in axil_members(REGMAP.addr_bits):

@@ -16,7 +16,7 @@ __all__ = [
     "TILE_A_BITS", "TILE_B_BITS", "ECP5_TILE_BITS",
     "MONTMUL_WORD_BITS", "MONTMUL_ECP5_WORD_BITS", "MONTMUL_MIN_WORDS",
     # ModExp / BatchEngine
-    "MODEXP_WINDOW_BITS",
+    "MODEXP_WINDOW_BITS", "ENGINE_TREE_FAN", "CARD_TABLE_WINDOW_BITS",
     # kernel on an Alveo card
     "ALVEO_DATA_BITS", "ALVEO_CLOCK_MHZ",
     # ECP5 board
@@ -46,6 +46,13 @@ MONTMUL_MIN_WORDS = 5
 
 #: Default ModExp window width k (docs/design.md §1.4: 4 or 5): a table of 2^k entries.
 MODEXP_WINDOW_BITS = 4
+#: Window k of the fixed-base tables the device driver uploads to a card for
+#: TABLE_PRODUCT jobs: 2^k entries per row, ceil(B/k) rows, so a 512-bit
+#: exponent (Paillier-1024's short DJN exponent) is 64 entries, 64 MontMuls.
+CARD_TABLE_WINDOW_BITS = 8
+#: Fan-out of the BatchEngine's dispatcher and arbiter trees and of its
+#: constant broadcast: no node drives more than this many lanes or nodes.
+ENGINE_TREE_FAN = 4
 # The job header's fields (op, tag, count) and the op codes are
 # LAYOUT.job_fields and LAYOUT.ops; hefl.hw.jobs builds the stream from them.
 

@@ -15,7 +15,7 @@ Usage::
 
     REGMAP.reg("ctrl").offset                 # 0x00
     REGMAP.reg("ctrl").field("ap_done").mask  # 0x2
-    for arg in REGMAP.args: ...               # desc, result (64-bit pointers)
+    for arg in REGMAP.args: ...               # desc, result, table (64-bit pointers)
     LAYOUT.desc.index("jobs")                 # 1
     LAYOUT.pack_job_header(LAYOUT.op("powmod"), tag=3, count=1024)
 
@@ -153,6 +153,9 @@ class Arg:
         Names of the 32-bit registers holding it, low word first.
     doc : str
         One line for the docs.
+    required : bool
+        A run needs it; an optional argument a host leaves out is 0 (a
+        null pointer: the run does not use it).
     """
 
     name: str
@@ -162,6 +165,7 @@ class Arg:
     port: str
     registers: tuple
     doc: str = ""
+    required: bool = True
 
     @property
     def is_pointer(self):
@@ -230,14 +234,17 @@ def _word(name, offset, access, doc):
 
 # HWCFG registers: the hardware's build parameters, read-only, so the host
 # can check a descriptor's geometry before sending it. Values come from the
-# kernel's constructor arguments (see hefl.hw.kernel).
+# kernel's constructor arguments (see hefl.hw.kernel). (name, offset, doc).
 _HWCFG = (
-    ("hw_word_bits", "word width w of the BatchEngine"),
-    ("hw_words", "words per operand s (R = 2^(w*s))"),
-    ("hw_lanes", "number of ModExp lanes E"),
-    ("hw_window_bits", "modexp window k"),
-    ("hw_max_exp_bits", "longest exponent a POWMOD job may declare"),
-    ("hw_data_bits", "m_axi_gmem data width DW"),
+    ("hw_word_bits", 0x20, "word width w of the BatchEngine"),
+    ("hw_words", 0x24, "words per operand s (R = 2^(w*s))"),
+    ("hw_lanes", 0x28, "number of ModExp lanes E"),
+    ("hw_window_bits", 0x2C, "modexp window k"),
+    ("hw_max_exp_bits", 0x30, "longest exponent a POWMOD job may declare"),
+    ("hw_data_bits", 0x34, "m_axi_gmem data width DW"),
+    ("hw_engines", 0x38, "sub-engines the lanes are split into (one per SLR on Alveo)"),
+    ("hw_features", 0x3C, "feature bits (LAYOUT.features): job types beyond the first three"),
+    ("hw_table_max", 0x4C, "most entries one TABLE_PRODUCT job may name (0: no TABLE_PRODUCT)"),
 )
 
 REGMAP = RegisterMap(
@@ -264,21 +271,26 @@ REGMAP = RegisterMap(
         _word("desc_hi", 0x14, Access.RW, "descriptor buffer address, bits 63:32"),
         _word("result_lo", 0x18, Access.RW, "result buffer address, bits 31:0"),
         _word("result_hi", 0x1C, Access.RW, "result buffer address, bits 63:32"),
-        *(_word(name, 0x20 + 4 * i, Access.RO, doc) for i, (name, doc) in enumerate(_HWCFG)),
+        *(_word(name, off, Access.RO, doc) for name, off, doc in _HWCFG),
         _word("status", 0x40, Access.RO, "status flags of the last run (as in the result header)"),
         _word("cycles_lo", 0x44, Access.RO, "kernel cycles of the last run, bits 31:0"),
         _word("cycles_hi", 0x48, Access.RO, "kernel cycles of the last run, bits 63:32"),
+        _word("table_lo", 0x50, Access.RW, "table buffer address, bits 31:0"),
+        _word("table_hi", 0x54, Access.RW, "table buffer address, bits 63:32"),
     ),
     args=(
         Arg("desc", 0x10, 8, "void*", "m_axi_gmem", ("desc_lo", "desc_hi"),
             "job descriptor buffer (read)"),
         Arg("result", 0x18, 8, "void*", "m_axi_gmem", ("result_lo", "result_hi"),
             "result buffer (written)"),
+        Arg("table", 0x50, 8, "void*", "m_axi_gmem", ("table_lo", "table_hi"),
+            "table of Montgomery-form entries for TABLE_PRODUCT jobs (read; 0 when unused)",
+            required=False),
     ),
 )
 
 #: Names of the read-only hardware-configuration registers, in offset order.
-HWCFG_REGS = tuple(name for name, _ in _HWCFG)
+HWCFG_REGS = tuple(name for name, _, _ in _HWCFG)
 __all__.append("HWCFG_REGS")
 
 
@@ -322,40 +334,66 @@ class BufferLayout:
     Descriptor at ``desc``::
 
         limb 0..7   header: magic | version<<32, jobs J, words s, word bits w,
-                    N', stream limbs, 0, 0
+                    N', stream limbs, table entries T, 0
         then        N, R^2 mod N, R mod N   (s limbs each, in this order)
         then        the job stream: per job one header limb
                     (op | tag<<2 | count<<18) and its operand limbs:
-                    POWMOD s + ceil(count/w), MULMOD 2s, PRODUCT count*s.
+                    POWMOD s + ceil(count/w), MULMOD 2s, PRODUCT count*s,
+                    TABLE_PRODUCT s + ceil(count/p) (see below).
+
+    TABLE_PRODUCT (op 3) names ``count = W`` entries of the table at
+    ``table`` instead of carrying them: its operand limbs are one plain
+    factor ``f`` (``s`` limbs), then the ``W`` entry indices, 16 bits each,
+    ``p = min(4, w // 16)`` to a limb (:meth:`BufferLayout.indices_per_limb`:
+    they fit the limb's ``w``-bit word, which the kernel forwards as is),
+    least significant first (unused high slots of the last limb are 0).
+    Entry ``i`` is the ``s`` limbs at ``table + 8·s·i``, in Montgomery form
+    (``T·R mod N``). Next to its lane, the sub-engine fetches the entries
+    and hands the lane ``f`` and then the ``W`` entries, in index order, as
+    one job of ``W + 1`` factors, whose result is ``f · Π T mod N``, plain
+    (the lane's TABLE_PRODUCT: ``W`` MontMuls, no R² corrections).
 
     Result at ``result``::
 
-        limb 0..7   status, cycles, jobs completed, 0...
+        limb 0..7   status, cycles, jobs completed, the HWCFG registers
+                    (two per limb, in REGMAP order, low word first), 0
         then        result of tag t at limb 8 + t*s (s limbs, value < N)
 
     Every w-bit word is zero-extended into a 64-bit limb. Both buffers must
     be 8-byte aligned (XRT buffers are 4 KiB aligned).
 
-    The kernel rejects (status ``bad_job``) a job whose op is 3, whose tag
-    is not below J, or whose count is out of range: POWMOD needs
-    ``count <= hw_max_exp_bits`` (0 declares an empty exponent: result 1 mod N), MULMOD ``count == 2``, PRODUCT
-    ``count >= 1``. J may be at most 2^16 (the tag width).
+    The kernel rejects (status ``bad_job``) a job whose tag is not below J,
+    whose count is out of range or that names a table entry not below T:
+    POWMOD needs ``count <= hw_max_exp_bits`` (0 declares an empty
+    exponent: result 1 mod N), MULMOD ``count == 2``, PRODUCT
+    ``count >= 1``, TABLE_PRODUCT ``1 <= count <= hw_table_max`` and
+    ``T >= 1``. J may be at most 2^16 (the tag width), T at most 2^16 (the
+    index width).
     """
 
     limb_bits: int = 64
     magic: int = 0x4845464C  # "HEFL"
     version: int = 1
     desc: HeaderLayout = HeaderLayout(
-        ("magic", "jobs", "words", "word_bits", "nprime", "stream_limbs", "reserved6", "reserved7"))
-    result: HeaderLayout = HeaderLayout(
-        ("status", "cycles", "jobs_done", "reserved3", "reserved4", "reserved5", "reserved6",
+        ("magic", "jobs", "words", "word_bits", "nprime", "stream_limbs", "table_entries",
          "reserved7"))
+    result: HeaderLayout = HeaderLayout(
+        ("status", "cycles", "jobs_done", "hwcfg0", "hwcfg1", "hwcfg2", "hwcfg3", "hwcfg4"))
     #: Constants following the descriptor header, in order (``const_wr_sel``).
     constants: tuple = ("n", "r2_mod_n", "r_mod_n")
     #: Job-header fields.
     job_fields: tuple = (LimbField("op", 0, 2), LimbField("tag", 2, 16), LimbField("count", 18, 16))
     #: Job opcodes (the BatchEngine's ``JobOp`` values).
     ops: tuple = (("powmod", 0), ("mulmod", 1), ("product", 2), ("table_product", 3))
+    #: Operand limbs after each job type's header, for the docs.
+    op_operands: tuple = (("powmod", "s + ceil(count / w)"), ("mulmod", "2s"),
+                          ("product", "count · s"),
+                          ("table_product",
+                           "s (plain factor) + ceil(count / p), p = min(4, w // 16) 16-bit indices"))
+    #: Bits of one TABLE_PRODUCT entry index (the table holds at most 2^16 entries).
+    table_index_bits: int = 16
+    #: Bits of ``hw_features``: what a kernel implements beyond POWMOD, MULMOD, PRODUCT.
+    features: tuple = (("table_product", 1),)
     #: Result status flags (bit values).
     status_flags: tuple = (("bad_magic", 1), ("geometry", 2), ("bad_job", 4),
                            ("stream_length", 8), ("bus_error", 16))
@@ -389,8 +427,63 @@ class BufferLayout:
         raise KeyError(f"No job-header field {name!r}")
 
     def op(self, name):
-        """Opcode of job type ``name`` (``powmod``, ``mulmod``, ``product``)."""
+        """Opcode of job type ``name`` (``powmod``, ``mulmod``, ``product``, ``table_product``)."""
         return dict(self.ops)[name]
+
+    def feature(self, name):
+        """Bit of feature ``name`` in the ``hw_features`` register."""
+        return dict(self.features)[name]
+
+    def indices_per_limb(self, word_bits):
+        """TABLE_PRODUCT entry indices per limb: as many 16-bit ones as fit a ``w``-bit word (≤ 4).
+
+        0 when ``w < 16``: such a kernel has no TABLE_PRODUCT.
+        """
+        return min(self.limb_bits, word_bits) // self.table_index_bits
+
+    @property
+    def table_product_max(self):
+        """Most entries a TABLE_PRODUCT job can name at all: its lane job has ``count + 1`` factors.
+
+        A kernel's own limit, ``hw_table_max``, is lower (its index buffers).
+        """
+        return (1 << self.job_field("count").width) - 2
+
+    def pack_indices(self, indices, word_bits):
+        """The limbs carrying TABLE_PRODUCT entry ``indices`` (:meth:`indices_per_limb`, first lowest)."""
+        b, per = self.table_index_bits, self.indices_per_limb(word_bits)
+        if per < 1:
+            raise ValueError(f"{word_bits}-bit words hold no {b}-bit table index")
+        limbs = []
+        for j in range(0, len(indices), per):
+            limb = 0
+            for i, x in enumerate(indices[j:j + per]):
+                if not 0 <= x < 1 << b:
+                    raise ValueError(f"Table index {x} does not fit {b} bits")
+                limb |= x << (b * i)
+            limbs.append(limb)
+        return limbs
+
+    def unpack_indices(self, limbs, count, word_bits):
+        """The first ``count`` entry indices of TABLE_PRODUCT index ``limbs``."""
+        b, per = self.table_index_bits, self.indices_per_limb(word_bits)
+        return [(limbs[i // per] >> (b * (i % per))) & ((1 << b) - 1) for i in range(count)]
+
+    def pack_hwcfg(self, values):
+        """Result-header limbs ``hwcfg0..4`` from HWCFG register values by name."""
+        words = [int(values.get(n, 0)) & 0xFFFFFFFF for n in HWCFG_REGS]
+        words += [0] * (-len(words) % 2)
+        return [words[i] | words[i + 1] << 32 for i in range(0, len(words), 2)]
+
+    def unpack_hwcfg(self, limbs):
+        """HWCFG register values by name from the result header's ``hwcfg0..4`` limbs."""
+        words = [w for limb in limbs for w in (int(limb) & 0xFFFFFFFF, int(limb) >> 32)]
+        return dict(zip(HWCFG_REGS, words))
+
+    @property
+    def hwcfg_limbs(self):
+        """Result-header indices of the HWCFG limbs, in order."""
+        return tuple(self.result.index(f"hwcfg{i}") for i in range(-(-len(HWCFG_REGS) // 2)))
 
     def status_flag(self, name):
         return dict(self.status_flags)[name]
@@ -423,6 +516,8 @@ class BufferLayout:
             return 2 * words
         if op == self.op("product"):
             return count * words
+        if op == self.op("table_product"):
+            return words + -(-count // self.indices_per_limb(word_bits))
         raise ValueError(f"Unknown job op {op}")
 
     def constants_limbs(self, words):

@@ -5,14 +5,19 @@ the ``sim`` backend's driver, batches shaped like Paillier's work:
 
 * ``encrypt``  — ``r^n mod n²`` (exponent |n| bits), 1024-bit keys (2048-bit
   moduli) and smaller ones;
+* ``encrypt_fb`` — the short-exponent fixed-base form ``h^α · (1 + m·n) mod n²``
+  (α of ⌈|n|/2⌉ bits) as TABLE_PRODUCT jobs: entries from a table in card
+  memory, uploaded once (``fixed_base``);
 * ``decrypt``  — ``c^(p−1) mod p²`` (the CRT half of a decryption);
 * ``add``      — ciphertext products ``c1·c2 mod n²`` (MULMOD);
 * ``aggregate``— products of K ciphertexts mod n² (PRODUCT, K random).
 
 Every result is compared with gmpy2; mismatches are counted, not raised.
 Prints kernel cycles per kind and writes a JSON report (``--json``) with
-``jobs``, ``mismatches``, ``cycles`` and ``sim_cycles_per_s`` (clock cycles
-the model advanced per second of wall time spent waiting on it).
+``jobs``, ``mismatches``, ``cycles``, ``sim_cycles_per_s`` (clock cycles
+the model advanced per CPU second of the thread clocking it) and the bytes
+per kernel cycle ``m_axi_gmem`` moved (per batch and in all: read beats and
+write beats times the bus width, over the batch's kernel cycles).
 """
 
 import json
@@ -28,6 +33,7 @@ __all__ = ["add_arguments", "run", "job_plan"]
 #: on the 2048-bit kernel with 2 lanes (about half a minute of simulation).
 DEFAULT_PLAN = (
     ("encrypt", 1024, 4),
+    ("encrypt_fb", 1024, 16),
     ("encrypt", 256, 16),
     ("decrypt", 1024, 4),
     ("add", 1024, 120),
@@ -77,6 +83,20 @@ def job_plan(rng, plan=DEFAULT_PLAN, scale=1.0, max_key_bits=None):
             args, mod = (rs, [n] * count), n2
             want = [int(gmpy2.powmod(r, n, n2)) for r in rs]
             op = "powmod"
+        elif kind == "encrypt_fb":
+            from hefl.golden.fixedbase import build_table
+            from hefl.hw.params import CARD_TABLE_WINDOW_BITS
+            # h = r^n mod n² stands for h_s; built with the card's window, no rebuild.
+            # (n here is a random odd number: the base must be a unit mod n².)
+            r = next(x for x in iter(lambda: rng.randrange(2, n), None) if gmpy2.gcd(x, n) == 1)
+            h = int(gmpy2.powmod(r, n, n2))
+            exp_bits = -(-bits // 2)
+            table = build_table(h, n2, exp_bits, CARD_TABLE_WINDOW_BITS)
+            alphas = [rng.getrandbits(exp_bits) for _ in range(count)]
+            fs = [(1 + rng.randrange(n) * n) % n2 for _ in range(count)]
+            args, mod = (table, alphas, fs), None
+            want = [int(gmpy2.powmod(h, a, n2) * f % n2) for a, f in zip(alphas, fs)]
+            op = "fixed_base"
         elif kind == "decrypt":
             cs = [rng.randrange(1, p2) for _ in range(count)]
             args, mod = (cs, [p - 1] * count), p2
@@ -132,26 +152,40 @@ def run(args):
     clk0, wall0, cpu0 = tr.cycles, tr.wait_wall_s, tr.wait_cpu_s
     print(f"{'kind':<10} {'key':>5} {'mod bits':>8} {'jobs':>5} {'kernel cycles':>14} "
           f"{'cycles/job':>11} {'wall s':>7} {'bad':>4}")
+    beat_bytes = hw.data_bits // 8
+    beats0 = tr.bus_beats
     for kind, bits, op, call_args, mod, want in batches:
         c0, t = acc.stats["cycles"], time.perf_counter()
-        got = getattr(acc, op)(*call_args, mod)
+        b0 = tr.bus_beats
+        got = getattr(acc, op)(*call_args) if mod is None else getattr(acc, op)(*call_args, mod)
         dt = time.perf_counter() - t
         cyc = acc.stats["cycles"] - c0
+        rd, wr = (x - y for x, y in zip(tr.bus_beats, b0))
         bad = sum(1 for x, y in zip(got, want) if x != y) + abs(len(got) - len(want))
         mismatches += bad
         jobs += len(want)
-        rows.append({"kind": kind, "key_bits": bits, "modulus_bits": mod.bit_length(), "op": op,
+        mbits = (mod if mod is not None else call_args[0].modulus).bit_length()
+        rows.append({"kind": kind, "key_bits": bits, "modulus_bits": mbits, "op": op,
                      "jobs": len(want), "kernel_cycles": cyc, "cycles_per_job": cyc / len(want),
+                     "read_bytes_per_cycle": rd * beat_bytes / cyc if cyc else 0.0,
+                     "write_bytes_per_cycle": wr * beat_bytes / cyc if cyc else 0.0,
                      "wall_s": dt, "mismatches": bad})
-        print(f"{kind:<10} {bits:>5} {mod.bit_length():>8} {len(want):>5} {cyc:>14,} "
+        print(f"{kind:<10} {bits:>5} {mbits:>8} {len(want):>5} {cyc:>14,} "
               f"{cyc / len(want):>11,.0f} {dt:>7.2f} {bad:>4}", flush=True)
     wall = time.perf_counter() - wall
     sim_cycles = tr.cycles - clk0
     wait_wall, wait_cpu = tr.wait_wall_s - wall0, tr.wait_cpu_s - cpu0
+    rd, wr = (x - y for x, y in zip(tr.bus_beats, beats0))
+    cycles = acc.stats["cycles"]
     report = {
         "jobs": jobs,
         "mismatches": mismatches,
-        "cycles": acc.stats["cycles"],
+        "cycles": cycles,
+        "bus": {"data_bits": hw.data_bits, "read_beats": rd, "write_beats": wr,
+                "read_bytes_per_cycle": rd * beat_bytes / cycles if cycles else 0.0,
+                "write_bytes_per_cycle": wr * beat_bytes / cycles if cycles else 0.0,
+                "note": "m_axi_gmem beats over kernel cycles of all runs (table uploads are "
+                        "host DMA, not counted); per-batch figures in batches[]"},
         "sim_cycles": sim_cycles,
         "sim_cycles_per_s": sim_cycles / wait_cpu if wait_cpu else None,
         "sim_cycles_per_wall_s": sim_cycles / wait_wall if wait_wall else None,
@@ -167,6 +201,7 @@ def run(args):
                      "window_bits": hw.window_bits, "max_exp_bits": hw.max_exp_bits,
                      "data_bits": hw.data_bits},
         "host_s": acc.stats["host_s"],
+        "table_uploads": acc.stats["table_uploads"],
         "batches": rows,
         "library": str(lib),
     }

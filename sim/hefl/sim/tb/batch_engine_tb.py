@@ -199,8 +199,9 @@ class EngineTB:
 
     # --- helpers -----------------------------------------------------------
     def predicted(self, job):
-        return gb.engine_job_cycles(job.op, job.count, words=self.s, word_bits=self.w,
-                                    window_bits=self.k, mm_latency=self.mm_tail).total
+        return gb.engine_job_cycles(job.op, job.count, lanes=self.lanes, words=self.s,
+                                    word_bits=self.w, window_bits=self.k,
+                                    mm_latency=self.mm_tail).total
 
     async def run_alone(self, job):
         """Run one job on an otherwise idle engine; return its cycles."""
@@ -210,6 +211,22 @@ class EngineTB:
 
     def check(self):
         assert not self.errors, "\n".join(self.errors[:10])
+
+
+def table_product_jobs(rng, n, *, w, s, count, first_tag):
+    """TABLE_PRODUCT jobs as the kernel sends them: a plain factor, then Montgomery-form entries."""
+    jobs = []
+    for i in range(count):
+        k = rng.randrange(1, 7)
+        plain = [rng.choice([0, 1, n - 1, rng.randrange(n)]) for _ in range(k)]
+        jobs.append(gb.table_product_job(plain[1:], plain[0], n, word_bits=w, words=s,
+                                         tag=first_tag + i))
+    return jobs
+
+
+def _table_product_of(values, n, **kw):
+    """A TABLE_PRODUCT job of ``values``: the first the plain factor, the rest table entries."""
+    return gb.table_product_job(values[1:], values[0], n, **kw)
 
 
 async def _tb(dut):
@@ -232,13 +249,16 @@ async def random_jobs_scoreboard(dut):
         n = random_modulus(tb.rng, tb.L, small_top=(i == 1))
         await tb.load_constants(n)
         jobs = random_jobs(tb.rng, n, w=tb.w, s=tb.s, max_exp_bits=tb.x, count=jobs_per)
+        jobs += table_product_jobs(tb.rng, n, w=tb.w, s=tb.s, count=max(1, jobs_per // 4),
+                                   first_tag=max(j.tag for j in jobs) + 1)
         for job in jobs:
             tb.submit(job)
         await tb.wait_all()
         dut._log.info("modulus %d: %d jobs checked", i, len(jobs))
     tb.idle_p = tb.bp_p = 0.0
     tb.check()
-    write_tb_report({"random_jobs": jobs_per * _knob("BE_MODULI", 2)})
+    write_tb_report({"random_jobs": jobs_per * _knob("BE_MODULI", 2),
+                     "table_product_jobs": max(1, jobs_per // 4) * _knob("BE_MODULI", 2)})
 
 
 @cocotb.test()
@@ -268,14 +288,18 @@ async def constant_time(dut):
         assert len(set(cycles)) == 1, f"{bits}-bit exponents took {cycles} cycles"
         assert cycles[0] == want, f"{bits}-bit exponent: {cycles[0]} cycles, model {want}"
         seen[str(bits)] = cycles[0]
-    # Products: cycles depend on K only.
-    for kf in (2, 3):
-        cycles = []
-        for vals in ([0] * kf, [n - 1] * kf, [tb.rng.randrange(n) for _ in range(kf)]):
-            tag += 1
-            job = gb.product_job(vals, n, tag=tag, **kw)
-            cycles.append(await tb.run_alone(job))
-        assert len(set(cycles)) == 1, f"K={kf} products took {cycles} cycles"
-        assert cycles[0] == tb.predicted(job), f"K={kf}: {cycles[0]} vs model {tb.predicted(job)}"
+    # Products and table products: cycles depend on K only.
+    products = {}
+    for make in (gb.product_job, _table_product_of):
+        for kf in (1, 2, 3):
+            cycles = []
+            for vals in ([0] * kf, [n - 1] * kf, [tb.rng.randrange(n) for _ in range(kf)]):
+                tag += 1
+                job = make(vals, n, tag=tag, **kw)
+                cycles.append(await tb.run_alone(job))
+            assert len(set(cycles)) == 1, f"op {job.op} K={kf} took {cycles} cycles"
+            assert cycles[0] == tb.predicted(job), \
+                f"op {job.op} K={kf}: {cycles[0]} vs model {tb.predicted(job)}"
+            products[f"op{job.op}_k{kf}"] = cycles[0]
     tb.check()
-    write_tb_report({"constant_time_cycles": seen})
+    write_tb_report({"constant_time_cycles": seen, "product_cycles": products})

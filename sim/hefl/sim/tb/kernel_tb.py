@@ -6,7 +6,9 @@ seeded random pauses on every channel. Each test builds descriptors from
 :data:`hefl.hw.regmap.LAYOUT` (independently of the host runtime), runs them
 through the control registers exactly as a host does, and checks every result
 against Python's ``pow`` / products (the specification), plus the result
-header and the ``ap_ctrl_hs`` bits.
+header and the ``ap_ctrl_hs`` bits. TABLE_PRODUCT jobs read a table of
+Montgomery-form entries the bench writes into the RAM (``T·R mod N``, built
+here from the plain values: the result must be the plain product).
 
 Knobs (environment, set by ``tests/test_kernel_sim.py``):
 ``HEFL_KERNEL_CFG`` JSON of the hardware parameters; ``HEFL_TB_SEED``;
@@ -28,7 +30,7 @@ from hefl.golden import batch as gb
 from hefl.golden.montgomery import mont_constants, to_words
 from hefl.golden.montmul_hw import mul_latency, op_timing
 from hefl.hw.params import TILE_A_BITS, TILE_B_BITS
-from hefl.hw.regmap import LAYOUT, REGMAP
+from hefl.hw.regmap import HWCFG_REGS, LAYOUT, REGMAP
 from hefl.sim.runner import write_tb_report
 
 CFG = json.loads(os.environ["HEFL_KERNEL_CFG"])
@@ -36,7 +38,8 @@ SEED = int(os.environ.get("HEFL_TB_SEED", "1"))
 PAUSES = os.environ.get("HEFL_TB_PAUSES", "1") == "1"
 MEM_SIZE = 1 << 20
 LIMB_BYTES = LAYOUT.limb_bytes
-POWMOD, MULMOD, PRODUCT = (LAYOUT.op(n) for n in ("powmod", "mulmod", "product"))
+POWMOD, MULMOD, PRODUCT, TABLE = (LAYOUT.op(n) for n in
+                                  ("powmod", "mulmod", "product", "table_product"))
 
 
 def bit(reg, name):
@@ -102,10 +105,20 @@ class KernelTB:
         raw = self.ram.read(addr, n * LIMB_BYTES)
         return [int.from_bytes(raw[i:i + LIMB_BYTES], "little") for i in range(0, len(raw), LIMB_BYTES)]
 
-    async def start(self, desc, result):
+    async def start(self, desc, result, table=0):
         await self.set_arg("desc", desc)
         await self.set_arg("result", result)
+        await self.set_arg("table", table)
         await self.wr("ctrl", bit("ctrl", "ap_start"))
+
+    def table(self, n, addr, entries):
+        """Write ``entries`` random table values in Montgomery form at ``addr``; return the plain ones."""
+        plain = [self.rng.choice([0, 1, n - 1, self.rng.randrange(n)]) for _ in range(entries)]
+        limbs = []
+        for v in plain:
+            limbs += to_words(gb.mont_form(v, n, word_bits=self.w, words=self.s), self.w, self.s)
+        self.write_limbs(addr, limbs)
+        return plain
 
     async def wait_done(self, max_cycles):
         """Poll ``ctrl`` until ap_done; return the ctrl word that showed it."""
@@ -124,12 +137,26 @@ class KernelTB:
         bits = bits or CFG["operand_bits"]
         return self.rng.getrandbits(bits) | (1 << (bits - 1)) | 1
 
-    def random_jobs(self, n, count, ops=(POWMOD, MULMOD, PRODUCT), max_k=4):
-        """``count`` random jobs ``(op, operands, declared count, expected)``."""
+    def random_jobs(self, n, count, ops=(POWMOD, MULMOD, PRODUCT), max_k=4, table=None):
+        """``count`` random jobs ``(op, operands, declared count, expected)``.
+
+        TABLE_PRODUCT jobs (in ``ops``) need ``table``, the plain values of
+        the entries; their operands are ``(factor, indices)``.
+        """
         jobs = []
         x = CFG["max_exp_bits"]
         for _ in range(count):
             op = self.rng.choice(ops)
+            if op == TABLE:
+                # Up to 9 entries: index limbs with one to four indices in the last.
+                k = self.rng.randrange(1, 10)
+                idx = [self.rng.randrange(len(table)) for _ in range(k)]
+                f = self.rng.choice([0, 1, n - 1, self.rng.randrange(n)])
+                p = f
+                for i in idx:
+                    p = p * table[i] % n
+                jobs.append((op, (f, idx), k, p))
+                continue
             if op == POWMOD:
                 ebits = self.rng.choice([0, 1, 2, self.w, self.w + 1, x, self.rng.randrange(1, x + 1)])
                 e = self.rng.choice([0, 1 % (1 << ebits), (1 << ebits) - 1, self.rng.getrandbits(ebits)])
@@ -148,7 +175,7 @@ class KernelTB:
         return jobs
 
     def descriptor(self, n, jobs, tags=None, *, magic=None, words=None, word_bits=None,
-                   stream_delta=0, job_hook=None):
+                   stream_delta=0, job_hook=None, table_entries=0):
         """Limbs of a descriptor for ``jobs`` (tag order ``tags``)."""
         s, w = self.s, self.w
         c = mont_constants(n, w, s)
@@ -161,6 +188,8 @@ class KernelTB:
             stream.append(hdr)
             if op == POWMOD:
                 stream += to_words(operands[0], w, s) + to_words(operands[1], w, -(-count // w))
+            elif op == TABLE:
+                stream += gb.table_job_operands(operands[0], operands[1], word_bits=w, words=s)
             else:
                 for v in operands:
                     stream += to_words(v, w, s)
@@ -171,13 +200,15 @@ class KernelTB:
         head[LAYOUT.desc.index("word_bits")] = w if word_bits is None else word_bits
         head[LAYOUT.desc.index("nprime")] = c.nprime
         head[LAYOUT.desc.index("stream_limbs")] = len(stream) + stream_delta
+        head[LAYOUT.desc.index("table_entries")] = table_entries
         consts = {"n": c.n, "r2_mod_n": c.r2_mod_n, "r_mod_n": c.r_mod_n}
         body = []
         for name in LAYOUT.constants:
             body += to_words(consts[name], w, s)
         return head + body + stream
 
-    async def run_batch(self, n, jobs, desc_addr, result_addr, *, max_cycles=2_000_000, **kw):
+    async def run_batch(self, n, jobs, desc_addr, result_addr, *, max_cycles=2_000_000, table=0,
+                        **kw):
         """Run one batch; return (header dict, results by tag, cycles from poll)."""
         tags = list(range(len(jobs)))
         self.rng.shuffle(tags)          # job order ≠ tag order: slots must follow tags
@@ -189,7 +220,7 @@ class KernelTB:
         guard = 4
         poison = 0xDEADBEEF_0BADF00D
         self.write_limbs(result_addr - guard * LIMB_BYTES, [poison] * (res_limbs + 2 * guard))
-        await self.start(desc_addr, result_addr)
+        await self.start(desc_addr, result_addr, table)
         ctrl = await self.wait_done(max_cycles)
         assert ctrl & bit("ctrl", "ap_idle"), f"ap_done without ap_idle: ctrl={ctrl:#x}"
         around = (self.read_limbs(result_addr - guard * LIMB_BYTES, guard)
@@ -197,6 +228,8 @@ class KernelTB:
         assert around == [poison] * (2 * guard), "kernel wrote outside the result buffer"
         raw = self.read_limbs(result_addr, res_limbs)
         header = {name: raw[LAYOUT.result.index(name)] for name in ("status", "cycles", "jobs_done")}
+        hwcfg = LAYOUT.unpack_hwcfg([raw[i] for i in LAYOUT.hwcfg_limbs])
+        assert hwcfg == {name: CFG[name[3:]] for name in HWCFG_REGS}, f"result header HWCFG {hwcfg}"
         results = {}
         for t, job in zip(tags, jobs):
             i = LAYOUT.result_limb(t, self.s)
@@ -226,8 +259,7 @@ async def test_registers_after_reset(dut):
     await tb.reset()
     ctrl = await tb.rd("ctrl")
     assert ctrl == bit("ctrl", "ap_idle"), f"ctrl after reset {ctrl:#x}"
-    for name in ("hw_word_bits", "hw_words", "hw_lanes", "hw_window_bits", "hw_max_exp_bits",
-                 "hw_data_bits"):
+    for name in HWCFG_REGS:
         key = name[3:]
         assert await tb.rd(name) == CFG[key], name
     # Argument registers hold what is written, byte strobes honoured.
@@ -442,19 +474,96 @@ async def test_kernel_overhead(dut):
     x = CFG["max_exp_bits"]
     b, e = tb.rng.randrange(n), tb.rng.getrandbits(x)
     a2 = tb.rng.randrange(n)
+    table = tb.table(n, 0x30000, 8)
+    idx = [tb.rng.randrange(8) for _ in range(6)]
+    prod = b
+    for i in idx:
+        prod = prod * table[i] % n
     cases = {"powmod": (POWMOD, [b, e], x, pow(b, e, n)),
-             "mulmod": (MULMOD, [b, a2], 2, b * a2 % n)}
+             "mulmod": (MULMOD, [b, a2], 2, b * a2 % n),
+             "table_product": (TABLE, (b, idx), len(idx), prod)}
     report = {}
     for name, job in cases.items():
-        header, results = await tb.run_batch(n, [job], 0x1000, 0x8000)
+        header, results = await tb.run_batch(n, [job], 0x1000, 0x8000, table=0x30000,
+                                             table_entries=8)
         tb.check(header, results, 1)
-        engine = gb.engine_job_cycles(job[0], job[2], words=s, word_bits=w,
-                                      window_bits=CFG["window_bits"], mm_latency=mm_tail).total
+        # The engine's view of a table product: the factor and the W entries.
+        count = job[2] + 1 if job[0] == TABLE else job[2]
+        engine = gb.engine_job_cycles(job[0], count, lanes=CFG["lanes"] // CFG["engines"],
+                                      words=s, word_bits=w, window_bits=CFG["window_bits"],
+                                      mm_latency=mm_tail).total
         overhead = header["cycles"] - engine
         report[name] = {"kernel_cycles": header["cycles"], "engine_model_cycles": engine,
                         "overhead_cycles": overhead}
         # Fetch of 8 + 3s + 1 limbs, write of s + 8 limbs, a few handshakes:
         # at most ~3 cycles per limb moved plus a fixed part.
         moved = LAYOUT.desc.limbs + LAYOUT.constants_limbs(s) + 1 + s + LAYOUT.result.limbs
+        if job[0] == TABLE:
+            # The entries come from the table, not the descriptor: s limbs each,
+            # fetched ahead of the lane's multiplies (their latency hides).
+            moved += -(-len(job[1][1]) // LAYOUT.indices_per_limb(w))
         assert 0 < overhead <= 64 + 3 * moved, f"{name}: kernel overhead {overhead} cycles"
     write_tb_report({"overhead": report})
+
+
+@cocotb.test()
+async def test_table_product(dut):
+    """TABLE_PRODUCT jobs mixed with the others: entries from the table, stalls, no stray reads."""
+    tb = KernelTB(dut, SEED + 7)
+    await tb.reset()
+    # The table straddles 4 KiB boundaries at an odd limb offset; reads are
+    # recorded so a read outside it (and outside the descriptor) shows.
+    t_addr, entries = 0x40FF8 - 8 * 3, 37
+    t_end = t_addr + entries * tb.s * LIMB_BYTES
+    reads = []
+    good_read = tb.ram.read_if._read
+
+    async def recording_read(address, length):
+        reads.append((address, length))
+        return await good_read(address, length)
+
+    tb.ram.read_if._read = recording_read
+    rows = []
+    for b in range(3):
+        n = tb.modulus()
+        table = tb.table(n, t_addr, entries)
+        # Batch 0: table products only; then at least two among the others.
+        jobs = tb.random_jobs(n, 2, ops=(TABLE,), table=table)
+        jobs += tb.random_jobs(n, tb.rng.randrange(2, 7),
+                               ops=(TABLE,) if b == 0 else (TABLE, POWMOD, MULMOD, PRODUCT),
+                               table=table)
+        tb.rng.shuffle(jobs)
+        header, results = await tb.run_batch(n, jobs, 0x10000, 0x60000, table=t_addr,
+                                             table_entries=entries)
+        tb.check(header, results, len(jobs))
+        rows.append((len(jobs), sum(op == TABLE for op, *_ in jobs), header["cycles"]))
+    desc_end = 0x10000 + 0x8000
+    bus = tb.ram.read_if.byte_lanes
+    for address, length in reads:
+        inside = (t_addr - bus < address < t_end) or (0x10000 - bus < address < desc_end)
+        assert inside, f"read of {length} bytes at {address:#x}, outside the table and descriptor"
+    tb.ram.read_if._read = good_read
+
+    # An index past the table: the job still completes (entry 0 read
+    # instead, never past the table), the run reports bad_job.
+    n = tb.modulus()
+    table = tb.table(n, t_addr, entries)
+    jobs = tb.random_jobs(n, 3, ops=(TABLE,), table=table)
+    op, (f, idx), k, _ = jobs[1]
+    jobs[1] = (op, (f, idx[:-1] + [entries]), k, None)
+    reads.clear()
+    tb.ram.read_if._read = recording_read
+    header, _ = await tb.run_batch(n, jobs, 0x10000, 0x60000, table=t_addr, table_entries=entries)
+    tb.ram.read_if._read = good_read
+    assert header["status"] == LAYOUT.status_flag("bad_job"), f"status {header['status']:#x}"
+    assert all(a + length <= t_end + bus for a, length in reads if a >= t_addr - bus)
+    # A table product without a table (T = 0) is a bad job, before any beat is sent.
+    jobs = tb.random_jobs(n, 2, ops=(TABLE,), table=table)
+    header, _ = await tb.run_batch(n, jobs, 0x10000, 0x60000, table=t_addr, table_entries=0)
+    assert header["status"] == LAYOUT.status_flag("bad_job") and header["jobs_done"] == 0
+    # And the kernel is clean afterwards.
+    jobs = tb.random_jobs(n, 4, ops=(TABLE, MULMOD), table=table)
+    header, results = await tb.run_batch(n, jobs, 0x10000, 0x60000, table=t_addr,
+                                         table_entries=entries)
+    tb.check(header, results, len(jobs))
+    write_tb_report({"table_batches": rows})

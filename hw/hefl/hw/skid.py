@@ -1,0 +1,77 @@
+"""A registered skid buffer: a stream stage that cuts every combinational path.
+
+Between two blocks that may sit far apart on the die (lane and engine,
+engine and kernel, one SLR and the next), a plain pipeline register on a
+valid/ready stream still leaves ``ready`` combinational from the sink back to
+the source. A skid buffer registers both directions::
+
+    i_stream ──► [main] ──► o_stream        o_stream.valid, payload: registers
+                   ▲
+                [skid]                      i_stream.ready = ~skid_valid: a register
+
+Two entries: ``main`` drives the output; ``skid`` catches the beat the
+source sent in the cycle the sink dropped ``ready`` (the source saw the old,
+registered ``ready``). Throughput one beat per cycle, latency one cycle.
+
+Usage::
+
+    m.submodules.sb = sb = SkidBuffer(layout)
+    wiring.connect(m, producer.o_stream, sb.i_stream)
+    wiring.connect(m, sb.o_stream, consumer.i_stream)
+"""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SkidBuffer", "skid_chain"]
+
+
+class SkidBuffer(wiring.Component):
+    """Two-entry registered stream buffer (see the module docstring).
+
+    Parameters
+    ----------
+    shape : shape-castable
+        Payload shape of both streams.
+    """
+
+    def __init__(self, shape):
+        self._shape = shape
+        super().__init__({"i_stream": In(stream.Signature(shape)),
+                          "o_stream": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i_stream, self.o_stream
+        skid = Signal.like(i.payload, name="skid")
+        skid_valid = Signal()
+        m.d.comb += i.ready.eq(~skid_valid)
+        with m.If(~o.valid | o.ready):
+            # The output register is free (or frees this cycle): refill it,
+            # from the skid entry first, which holds the older beat.
+            with m.If(skid_valid):
+                m.d.sync += [o.payload.eq(skid), o.valid.eq(1), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [o.payload.eq(i.payload), o.valid.eq(i.valid)]
+        with m.Elif(i.valid & i.ready):
+            # The output is stalled: the beat the source sent anyway waits aside.
+            m.d.sync += [skid.eq(i.payload), skid_valid.eq(1)]
+        return m
+
+
+def skid_chain(m, name, shape, stages, source, sink):
+    """Connect ``source`` to ``sink`` (stream interfaces) through ``stages`` skid buffers.
+
+    ``stages = 0`` connects them directly. Returns the buffers.
+    """
+    bufs = []
+    prev = source
+    for i in range(stages):
+        sb = SkidBuffer(shape)
+        m.submodules[f"{name}_skid{i}"] = sb
+        wiring.connect(m, prev, sb.i_stream)
+        prev = sb.o_stream
+        bufs.append(sb)
+    wiring.connect(m, prev, sink)
+    return bufs

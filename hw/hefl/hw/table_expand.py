@@ -1,0 +1,167 @@
+"""TableExpander: a lane's compact TABLE_PRODUCT job turned into the lane's job of factors.
+
+Sits between a lane's dispatcher leaf and its job FIFO (only in a
+BatchEngine built with a table port). A compact TABLE_PRODUCT job, as the
+kernel forwards it from the descriptor (:data:`hefl.hw.regmap.LAYOUT`),
+is ``count = W`` and ``s`` words of the plain factor followed by
+``ceil(W/p)`` index words (``p`` 16-bit indices each); the lane
+(:class:`hefl.hw.modexp.ModExp`) wants ``W + 1`` factors of ``s`` words.
+This block
+
+1. passes every other job through unchanged;
+2. writes the factor words into the FIFO (``count`` rewritten to ``W + 1``),
+3. takes the index words into its index memory, so the dispatcher is free
+   again after the compact job's ``s + ceil(W/p)`` beats, and
+4. asks :class:`~hefl.hw.table_fetch.TableFetch` for the entries one by one,
+   writing each entry's ``s`` words into the FIFO (``last`` on the job's
+   final word). A request goes out only when the FIFO has room for the whole
+   entry, so responses are always taken at once and never stall the
+   response tree; with the FIFO ``2s`` deep, entry ``j + 1`` arrives while
+   the lane multiplies by entry ``j``, so the fetch latency (a few tens of
+   cycles) hides behind the MontMul (thousands).
+
+The lane's cycles are therefore those of a TABLE_PRODUCT job whose factors
+arrive when it asks for them, plus the first entry's fetch.
+"""
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hefl.hw.checks import check_int
+from hefl.hw.jobs import COUNT_BITS, INDEX_BITS, JobOp, job_layout, table_request_layout, table_response_layout
+from hefl.hw.regmap import LAYOUT
+
+__all__ = ["TableExpander"]
+
+
+class TableExpander(wiring.Component):
+    """One lane's TABLE_PRODUCT expander (see the module docstring).
+
+    Parameters
+    ----------
+    words, word_bits, tag_bits : int
+        ``s``, ``w`` and the tag width of the job stream.
+    lane : int
+        This lane's number (the ``lane`` of its requests).
+    lanes : int
+        Lanes of the sub-engine (the width of lane numbers).
+    max_count : int
+        Most entries a job may name (sizes the index memory).
+    fifo_depth : int
+        Words of the job FIFO this block writes (at least ``2s``).
+
+    Attributes
+    ----------
+    i_stream : In(stream(job_layout))
+    o_stream : Out(stream(job_layout))
+        To the lane's job FIFO.
+    fifo_level : In(range(fifo_depth + 1))
+    req : Out(stream(table_request_layout))
+    resp : In(stream(table_response_layout))
+    busy : Out(1)
+        Between a compact job's first beat and its last entry word.
+    """
+
+    def __init__(self, *, words, word_bits, tag_bits, lane, lanes, max_count, fifo_depth):
+        check_int("Word count", words)
+        check_int("Lane count", lanes)
+        check_int("Maximum table count", max_count)
+        if not 0 <= lane < lanes:
+            raise TypeError(f"Lane must be in [0, {lanes}), not {lane!r}")
+        if fifo_depth < 2 * words:
+            raise TypeError(f"FIFO depth must be at least 2s = {2 * words}, not {fifo_depth!r}")
+        per = LAYOUT.indices_per_limb(word_bits)
+        if per < 1:
+            raise TypeError(f"Word width must be at least {INDEX_BITS} for table indices, "
+                            f"not {word_bits!r}")
+        self._s, self._w, self._per = words, word_bits, per
+        self._lane, self._max = lane, max_count
+        self._depth = fifo_depth
+        jl = job_layout(word_bits, tag_bits)
+        super().__init__({
+            "i_stream": In(stream.Signature(jl)),
+            "o_stream": Out(stream.Signature(jl)),
+            "fifo_level": In(range(fifo_depth + 1)),
+            "req": Out(stream.Signature(table_request_layout(lanes))),
+            "resp": In(stream.Signature(table_response_layout(word_bits, lanes))),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        s, per = self._s, self._per
+        depth_words = -(-self._max // per)
+        m.submodules.idx = mem = Memory(shape=unsigned(self._w), depth=depth_words, init=[])
+        wp, rp = mem.write_port(), mem.read_port()
+        i, o = self.i_stream, self.o_stream
+        count = Signal(COUNT_BITS)          # W of the job
+        tag = Signal.like(i.payload.tag)
+        fj = Signal(range(s + 1))           # factor words written
+        iw = Signal(range(depth_words + 1))  # index words stored
+        left = Signal(COUNT_BITS)           # entries still to fetch
+        jw = Signal(range(max(2, depth_words)))  # index word of the next request
+        jsub = Signal(range(max(2, per)))   # ... and its slot
+
+        def lane_beat(data, last):
+            # A beat of the lane's TABLE_PRODUCT job after its first.
+            return [o.payload.data.eq(data), o.payload.first.eq(0), o.payload.last.eq(last),
+                    o.payload.op.eq(JobOp.TABLE_PRODUCT), o.payload.tag.eq(tag),
+                    o.payload.count.eq(count + 1)]
+
+        m.d.comb += [rp.addr.eq(jw), wp.addr.eq(iw), wp.data.eq(i.payload.data)]
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(i.valid & i.payload.first & (i.payload.op == JobOp.TABLE_PRODUCT)):
+                    m.d.sync += [count.eq(i.payload.count), tag.eq(i.payload.tag), fj.eq(0),
+                                 iw.eq(0)]
+                    m.next = "FACTOR"
+                with m.Else():
+                    # Any other job (or a stray beat) passes unchanged.
+                    wiring.connect(m, wiring.flipped(i), wiring.flipped(o))
+            with m.State("FACTOR"):
+                m.d.comb += [self.busy.eq(1), o.valid.eq(i.valid), i.ready.eq(o.ready),
+                             o.payload.eq(i.payload), o.payload.count.eq(count + 1),
+                             o.payload.last.eq(0)]
+                with m.If(i.valid & o.ready):
+                    m.d.sync += fj.eq(fj + 1)
+                    with m.If(fj == s - 1):
+                        m.next = "INDEX"
+            with m.State("INDEX"):
+                m.d.comb += [self.busy.eq(1), i.ready.eq(1), wp.en.eq(i.valid & (iw < depth_words))]
+                with m.If(i.valid):
+                    m.d.sync += iw.eq(iw + 1)
+                    with m.If(i.payload.last):
+                        m.d.sync += [left.eq(count), jw.eq(0), jsub.eq(0)]
+                        m.next = "READ"
+            with m.State("READ"):
+                # One cycle for the index memory's registered read.
+                m.d.comb += self.busy.eq(1)
+                m.next = "ASK"
+            with m.State("ASK"):
+                m.d.comb += self.busy.eq(1)
+                room = self._depth - self.fifo_level >= s
+                # The whole payload in one place: constant-only assignments to
+                # parts of it become `always @*` blocks Verilator never runs.
+                m.d.comb += [self.req.valid.eq(room),
+                             self.req.payload.index.eq(rp.data.word_select(jsub, INDEX_BITS)),
+                             self.req.payload.lane.eq(self._lane), self.req.payload.last.eq(1)]
+                with m.If(self.req.valid & self.req.ready):
+                    m.next = "TAKE"
+            with m.State("TAKE"):
+                r = self.resp
+                last_entry = left == 1
+                m.d.comb += [self.busy.eq(1), o.valid.eq(r.valid), r.ready.eq(o.ready),
+                             *lane_beat(r.payload.data, last_entry & r.payload.last)]
+                with m.If(r.valid & r.ready & r.payload.last):
+                    m.d.sync += left.eq(left - 1)
+                    with m.If(jsub == per - 1):
+                        m.d.sync += [jsub.eq(0), jw.eq(jw + 1)]
+                    with m.Else():
+                        m.d.sync += jsub.eq(jsub + 1)
+                    with m.If(last_entry):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "READ"
+        return m
