@@ -202,9 +202,9 @@ class PacketRouter(wiring.Component):
 class AddressRouter(wiring.Component):
     """One packet stream (payloads with ``lane`` and ``last``) to ``n`` outputs by address.
 
-    A packet goes to output ``(lane // step) % n``, decided on its first beat
-    (no choosing cycle) and held until ``last``; every output is a skid
-    buffer.
+    A packet goes to output ``(lane // step) % fan`` (``n <= fan`` outputs
+    exist; the others are never addressed), decided on its first beat (no
+    choosing cycle) and held until ``last``.
 
     Parameters
     ----------
@@ -212,13 +212,22 @@ class AddressRouter(wiring.Component):
     n : int
         Outputs.
     step : int
-        Lanes per output (``F^level`` in a tree of fan-out ``F``).
+        Lanes per output (``fan^level`` in a tree of fan-out ``fan``).
+    fan : int
+        The tree's fan-out (at least ``n``).
+    registered : bool
+        A skid buffer on every output (between tree levels); without, the
+        outputs are combinational from the input (leaves, whose sinks are
+        always ready).
     """
 
-    def __init__(self, shape, n, step):
+    def __init__(self, shape, n, step, fan=None, *, registered=True):
         check_int("Output count", n)
         check_int("Lane step", step)
-        self._shape, self._n, self._step = shape, n, step
+        fan = n if fan is None else fan
+        check_int("Fan-out", fan, n)
+        self._shape, self._n, self._step, self._fan = shape, n, step, fan
+        self._registered = registered
         members = {"i_stream": In(stream.Signature(shape))}
         members.update({f"o{k}": Out(stream.Signature(shape)) for k in range(n)})
         super().__init__(members)
@@ -232,19 +241,23 @@ class AddressRouter(wiring.Component):
         n, i = self._n, self.i_stream
         outs = []
         for k, port in enumerate(self.outputs):
-            m.submodules[f"skid{k}"] = sb = SkidBuffer(self._shape)
-            wiring.connect(m, sb.o_stream, wiring.flipped(port))
-            outs.append(sb.i_stream)
+            if self._registered:
+                m.submodules[f"skid{k}"] = sb = SkidBuffer(self._shape)
+                wiring.connect(m, sb.o_stream, wiring.flipped(port))
+                outs.append(sb.i_stream)
+            else:
+                outs.append(wiring.flipped(port))
         in_packet = Signal()
-        held = Signal(range(max(2, n)))
-        # Decided from the first beat: a constant step and n (no divider).
-        digit = Signal(range(max(2, n)))
-        m.d.comb += digit.eq((i.payload.lane // self._step) % n)
-        route = Signal(range(max(2, n)))
+        held = Signal(range(max(2, self._fan)))
+        # Decided from the first beat: a constant step and fan (no divider).
+        digit = Signal(range(max(2, self._fan)))
+        m.d.comb += digit.eq((i.payload.lane // self._step) % self._fan)
+        route = Signal(range(max(2, self._fan)))
         m.d.comb += route.eq(Mux(in_packet, held, digit))
         for k, o in enumerate(outs):
             m.d.comb += [o.payload.eq(i.payload), o.valid.eq(i.valid & (route == k))]
-        m.d.comb += i.ready.eq(Array(o.ready for o in outs)[route])
+        readies = [o.ready for o in outs] + [1] * (self._fan - n)
+        m.d.comb += i.ready.eq(Array(readies)[route])
         with m.If(i.valid & i.ready):
             m.d.sync += [in_packet.eq(~i.payload.last), held.eq(route)]
         return m
@@ -255,22 +268,19 @@ def address_router_tree(m, name, shape, source, sinks, fan_out):
 
     Leaves cover ``fan_out`` consecutive sinks, each level ``fan_out`` nodes
     of the level below, so lane ``L`` is output ``(L // fan_out^d) % fan_out``
-    of its node at level ``d``. A single sink still passes one registered stage.
+    of its node at level ``d``. The leaves' outputs are combinational (their
+    sinks take every beat they asked for), the levels above registered.
     """
     check_int("Router fan-out", fan_out, 2)
-    level, depth = list(sinks), 0       # the inputs still to be fed, this level
-    step = 1
+    level, depth, step = list(sinks), 0, 1      # the inputs still to be fed, this level
     while True:
         nxt = []
         for g in range(0, len(level), fan_out):
             group = level[g:g + fan_out]
-            r = AddressRouter(shape, fan_out if len(level) > 1 else 1, step)
+            r = AddressRouter(shape, len(group), step, fan_out, registered=depth > 0)
             m.submodules[f"{name}_l{depth}_{g // fan_out}"] = r
             for k, sink in enumerate(group):
                 wiring.connect(m, getattr(r, f"o{k}"), sink)
-            for k in range(len(group), len(r.outputs)):
-                # Outputs past the last lane are never addressed.
-                m.d.comb += getattr(r, f"o{k}").ready.eq(1)
             nxt.append(r.i_stream)
         level, depth, step = nxt, depth + 1, step * fan_out
         if len(level) == 1:

@@ -40,8 +40,9 @@ Structure (trees of registered stages, fan-out ``F`` =
   one queued job; a job longer than the FIFO (a large PRODUCT) holds its
   path until the lane has consumed enough of it.
 * Each lane (:class:`hefl.hw.modexp.ModExp`) runs any job type; its
-  results pass a skid buffer (the lane's memory read goes straight into a
-  register).
+  results pass a register stage (:class:`~hefl.hw.skid.PipeStage`: the
+  lane's memory read goes straight into a flop; the arbiter's ``ready``
+  behind it is a register too).
 * Result arbiter: a tree of :class:`~hefl.hw.arbiter.PacketArbiter` nodes
   (``F`` inputs each, registered outputs): each grants the lowest-index
   input with a result ready (one cycle), then passes its ``s`` beats until
@@ -87,7 +88,7 @@ from hefl.hw.jobs import (
 from hefl.hw.modexp import ModExp
 from hefl.hw.params import ENGINE_TREE_FAN, MODEXP_WINDOW_BITS
 from hefl.hw.regmap import LAYOUT
-from hefl.hw.skid import SkidBuffer
+from hefl.hw.skid import PipeStage
 from hefl.hw.table_expand import TableExpander
 from hefl.hw.table_fetch import TableFetch
 
@@ -176,7 +177,7 @@ class BatchEngine(wiring.Component):
             fifo = SyncFIFOBuffered(width=jl.size, depth=self._fifo_depth)
             m.submodules[f"lane{i}"] = lane
             m.submodules[f"fifo{i}"] = fifo
-            m.submodules[f"out{i}"] = out = SkidBuffer(rl)
+            m.submodules[f"out{i}"] = out = PipeStage(rl)
             wiring.connect(m, lane.o_stream, out.i_stream)
             lanes.append(lane)
             fifos.append(fifo)

@@ -64,7 +64,8 @@ from hefl.hw.params import MODEXP_WINDOW_BITS
 from hefl.hw.regmap import KERNEL_NAME, LAYOUT, REGMAP
 from hefl.hw.skid import SkidBuffer
 
-__all__ = ["Kernel", "KERNEL_NAME", "RESET_STAGES", "TABLE_MAX", "ceil_div_const", "split_lanes"]
+__all__ = ["Kernel", "KERNEL_NAME", "RESET_STAGES", "TABLE_MAX", "ceil_div_const", "div_const",
+           "split_lanes"]
 
 LIMB = LAYOUT.limb_bits
 #: Registers ``ap_rst_n`` passes before it resets anything (UG1393: a
@@ -304,26 +305,31 @@ class Kernel(wiring.Component):
         m.d.comb += r.p_ready.eq(Array(readies)[r.tgt])
 
     def _elab_job_decode(self, m, r):
-        """Decode of the registered job header limb ``job_hdr`` (combinational).
+        """Decode of the registered job header limb ``job_hdr``, over two registered stages.
 
         ``job_hdr`` is registered the cycle after the limb arrives, so these
-        checks start from flops, not from the AXI read path; JOB_DEC
-        registers ``n_ops``, ``bad_job`` and the sub-engine pick one cycle
-        later.
+        checks start from flops, not from the AXI read path. Stage 1 (JOB_DEC
+        registers it): the dividends of the two ceiling divisions, the
+        product ``count · s`` and ``bad_job``; stage 2 (JOB_DEC2): the
+        reciprocal multiplies and the choice of ``n_ops`` by op. In one cycle
+        (an add, a multiply, a shift and a mux) they were the ECP5 board's
+        longest path.
         """
         s, w = self._s, self._w
         op = {n: LAYOUT.op(n) for n in ("powmod", "mulmod", "product", "table_product")}
         countf = LAYOUT.job_field("count")
-        with m.Switch(r.l_op):
+        per = max(1, LAYOUT.indices_per_limb(w))
+        m.d.comb += [r.dec_pow_num.eq(r.l_count + (w - 1)), r.dec_tab_num.eq(r.l_count + (per - 1)),
+                     r.dec_prod.eq(r.l_count * s)]
+        with m.Switch(r.job_dec_op):
             with m.Case(op["powmod"]):
-                m.d.comb += r.n_ops.eq(s + ceil_div_const(r.l_count, w, countf.width))
+                m.d.comb += r.n_ops.eq(s + div_const(r.job_pow_num, w, countf.width + 1))
             with m.Case(op["mulmod"]):
                 m.d.comb += r.n_ops.eq(2 * s)
             with m.Case(op["table_product"]):
-                per = max(1, LAYOUT.indices_per_limb(w))
-                m.d.comb += r.n_ops.eq(s + ceil_div_const(r.l_count, per, countf.width))
+                m.d.comb += r.n_ops.eq(s + div_const(r.job_tab_num, per, countf.width + 1))
             with m.Default():
-                m.d.comb += r.n_ops.eq(r.l_count * s)
+                m.d.comb += r.n_ops.eq(r.job_prod)
         no_table = r.field("table_entries") == 0
         m.d.comb += r.bad_job.eq(
             (r.l_tag >= r.field("jobs"))
@@ -419,11 +425,11 @@ class Kernel(wiring.Component):
                         m.next = "JOB_HDR"
 
     def _fsm_jobs(self, m, r, mem):
-        """States JOB_HDR, JOB_DEC, JOB_CHK, JOB_DATA: check, place and forward the jobs.
+        """States JOB_HDR, JOB_DEC, JOB_DEC2, JOB_CHK, JOB_DATA: check, place and forward the jobs.
 
         Per job: JOB_HDR takes the header limb (or ends the stream: all
         ``J`` jobs sent, the stream exhausted, or a sub-engine saw a bad
-        table index), JOB_DEC and JOB_CHK (1 cycle each) decode, check and
+        table index), JOB_DEC, JOB_DEC2 and JOB_CHK (1 cycle each) decode, check and
         place it, JOB_DATA forwards its operand limbs' words to the
         sub-engine at the pace of both sides. A failed check aborts the
         read and goes to DRAIN.
@@ -455,7 +461,12 @@ class Kernel(wiring.Component):
                     m.d.sync += r.job_hdr.eq(limb)
                     m.next = "JOB_DEC"
         with m.State("JOB_DEC"):
-            m.d.sync += [r.job_n_ops.eq(r.n_ops), r.job_bad.eq(r.bad_job)]
+            m.d.sync += [r.job_pow_num.eq(r.dec_pow_num), r.job_tab_num.eq(r.dec_tab_num),
+                         r.job_prod.eq(r.dec_prod), r.job_dec_op.eq(r.l_op),
+                         r.job_bad.eq(r.bad_job)]
+            m.next = "JOB_DEC2"
+        with m.State("JOB_DEC2"):
+            m.d.sync += r.job_n_ops.eq(r.n_ops)
             m.next = "JOB_CHK"
         with m.State("JOB_CHK"):
             with m.If(r.job_bad):
@@ -652,6 +663,14 @@ class _RunRegs:
         self.bad_job = Signal()
         self.job_n_ops = Signal.like(self.n_ops)
         self.job_bad = Signal()
+        # Stage 1 of the decode (combinational, then registered in JOB_DEC).
+        self.dec_pow_num = Signal(countf.width + 1)      # count + w - 1
+        self.dec_tab_num = Signal(countf.width + 1)      # count + p - 1
+        self.dec_prod = Signal.like(self.n_ops)          # count · s
+        self.job_pow_num = Signal.like(self.dec_pow_num)
+        self.job_tab_num = Signal.like(self.dec_tab_num)
+        self.job_prod = Signal.like(self.dec_prod)
+        self.job_dec_op = Signal(opf.width)
 
         # Sub-engines: the target, the parser's beats to it, their table ports.
         self.tgt = Signal(range(max(2, engines)))   # never 0 bits wide
@@ -668,8 +687,8 @@ class _RunRegs:
         return self.hdr[LAYOUT.desc.index(name)]
 
 
-def ceil_div_const(value, divisor, value_bits):
-    """``ceil(value / divisor)`` for an unsigned ``value_bits``-bit signal and a constant.
+def div_const(value, divisor, value_bits):
+    """``floor(value / divisor)`` for an unsigned ``value_bits``-bit signal and a constant.
 
     A multiply by a fixed-point reciprocal and a shift instead of a divider
     (a combinational divider by 51 would be a long path at 300 MHz). The
@@ -677,10 +696,20 @@ def ceil_div_const(value, divisor, value_bits):
     exact for every ``value`` below ``2^value_bits``.
     """
     if divisor & (divisor - 1) == 0:
-        return (value + divisor - 1) >> (divisor.bit_length() - 1)
-    top = (1 << value_bits) - 1 + divisor - 1
+        return value >> (divisor.bit_length() - 1)
+    top = (1 << value_bits) - 1
     for shift in range(top.bit_length(), 3 * top.bit_length() + 8):
         recip = -(-(1 << shift) // divisor)
         if all((x * recip) >> shift == x // divisor for x in range(top + 1)):
-            return ((value + (divisor - 1)) * recip) >> shift
+            return (value * recip) >> shift
     raise ValueError(f"No exact reciprocal for division by {divisor}")  # pragma: no cover
+
+
+def ceil_div_const(value, divisor, value_bits):
+    """``ceil(value / divisor)`` for an unsigned ``value_bits``-bit signal and a constant.
+
+    :func:`div_const` of ``value + divisor - 1`` (exact for every ``value``
+    below ``2^value_bits``).
+    """
+    top = (1 << value_bits) - 1 + divisor - 1
+    return div_const(value + (divisor - 1), divisor, top.bit_length())

@@ -24,7 +24,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SkidBuffer", "skid_chain"]
+__all__ = ["SkidBuffer", "PipeStage", "skid_chain"]
 
 
 class SkidBuffer(wiring.Component):
@@ -57,6 +57,34 @@ class SkidBuffer(wiring.Component):
         with m.Elif(i.valid & i.ready):
             # The output is stalled: the beat the source sent anyway waits aside.
             m.d.sync += [skid.eq(i.payload), skid_valid.eq(1)]
+        return m
+
+
+class PipeStage(wiring.Component):
+    """One registered stream stage: payload and ``valid`` registered, ``ready`` passed back.
+
+    Half a :class:`SkidBuffer` (one entry, no second register or mux): the
+    output starts from a flop, ``i_stream.ready = ~o_stream.valid |
+    o_stream.ready`` is combinational. For a source whose data comes from a
+    block RAM (a lane's result words) and a sink whose ``ready`` is itself a
+    register, where a full skid buffer would only cost area.
+    Throughput one beat per cycle, latency one cycle.
+
+    Parameters
+    ----------
+    shape : shape-castable
+    """
+
+    def __init__(self, shape):
+        super().__init__({"i_stream": In(stream.Signature(shape)),
+                          "o_stream": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i_stream, self.o_stream
+        m.d.comb += i.ready.eq(~o.valid | o.ready)
+        with m.If(i.ready):
+            m.d.sync += [o.valid.eq(i.valid), o.payload.eq(i.payload)]
         return m
 
 
