@@ -26,6 +26,9 @@ SMALL = [
     pytest.param(256, MONTMUL_WORD_BITS, 5, 300, 2,
                  {"BE_JOBS": 24, "BE_MODULI": 2, "BE_CT_BITS": "5,256,300"},
                  id=f"L256-w{MONTMUL_WORD_BITS}-k5-e2"),
+    # Six lanes: two levels of router and arbiter trees (fan-out 4).
+    pytest.param(64, 16, 2, 64, 6, {"BE_JOBS": 12, "BE_MODULI": 1, "BE_CT_BITS": "0,64"},
+                 id="L64-w16-k2-e6"),
 ]
 
 

@@ -64,13 +64,14 @@ def engine_overhead(lanes=1):
     In: 3 from the engine accepting the first beat to the lane accepting it
     (FIFO write, FIFO output register, lane IDLE → LOAD), plus 2 per router
     level below the root (a skid buffer and the node's choosing cycle).
-    Out: 1 for the lane's output skid buffer, then per arbiter level 1 for
-    its grant (none in a one-input node) and 1 for its output register.
-    An idle engine gives a job to lane 0.
+    Out: 1 for the lane's output register stage, then 1 per arbiter level
+    for its output register. The arbiters' grant cycles only delay a
+    result's first word: the lane emits a word every 5 cycles (EMIT), so
+    each stage has caught up by the last word, which is what the count ends
+    on. An idle engine gives a job to lane 0.
     """
     depth = _tree_depth(lanes)
-    out = 2 if lanes == 1 else 1 + 2 * depth
-    return 3 + 2 * (depth - 1) + out
+    return 3 + 2 * (depth - 1) + 1 + depth
 
 
 #: :func:`engine_overhead` of a one-lane engine (the reports' and harness' configuration).
