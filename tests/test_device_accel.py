@@ -142,6 +142,29 @@ def test_declared_length_from_the_caller(lib, rng):
             acc.powmod(b, [1] * 3, n, exp_bits=0)
 
 
+def test_secret_exponents_reach_the_card_at_the_declared_length(lib, rng):
+    # powmod_secret (private-key exponents, e.g. q mod (p - 1)): the card sees
+    # the length declared from the key size, not the values' own, and the
+    # verification sample is recomputed with powmod_sec.
+    geom, path = lib
+    n = _modulus(rng, geom)
+    X = geom["max_exp_bits"]
+    with _accel(path, rng) as acc:
+        acc.verify = 1.0
+        seen = []
+        real = acc._run_uniform
+        acc._run_uniform = lambda op, count, body, t: (seen.append((op, count)),
+                                                        real(op, count, body, t))[1]
+        b = [rng.randrange(n) for _ in range(4)]
+        for e in ([1, 2, 3, 0], [(1 << (X - 3)) - 1] * 4):
+            seen.clear()
+            assert acc.powmod_secret(b, e, n, exp_bits=X - 3) == [pow(x, y, n) for x, y in zip(b, e)]
+            assert seen == [(LAYOUT.op("powmod"), acc.declared_exp_bits(X - 3))]
+        assert acc.stats["verified"] == 8
+        with pytest.raises(OperandRangeError):
+            acc.powmod_secret(b, [1 << (X - 3)] * 4, n, exp_bits=X - 3)
+
+
 def test_fixed_base_without_the_feature_uses_products(lib, rng):
     # The stand-in kernel reports no TABLE_PRODUCT (hw_features 0): the driver
     # sends the generic product jobs and uploads no table.

@@ -474,15 +474,20 @@ class DeviceAccelerator(Accelerator):
                                         f"declared {exp_bits}")
         return self._dispatch(self._powmod, bases, exps, modulus, exp_bits)
 
-    def _powmod(self, bases, exps, modulus, exp_bits=None):
+    def _powmod(self, bases, exps, modulus, exp_bits=None, *, secret=False):
         t = self._target(modulus)
         longest = exp_bits if exp_bits is not None else max(e.bit_length() for e in exps)
         if longest <= t.hw.max_exp_bits:
             out = self._powmod_direct(bases, exps, t, longest)
         else:
             out = self._powmod_split(bases, exps, t, longest)
-        self._verify("powmod", (bases, exps), out, modulus)
+        self._verify("powmod_secret" if secret else "powmod", (bases, exps), out, modulus)
         return out
+
+    def _powmod_secret(self, bases, exps, modulus, exp_bits):
+        # The card's schedule is fixed by the declared length, which comes
+        # from the key size (Accelerator.powmod_secret), never the values.
+        return self._powmod(bases, exps, modulus, exp_bits, secret=True)
 
     def _pack(self, values, words, t):
         """:func:`pack_words` with the card's word width, timed as ``pack``."""
@@ -808,6 +813,10 @@ class DeviceAccelerator(Accelerator):
         for i in idx:
             if kind == "powmod":
                 want = gmpy2.powmod(inputs[0][i], inputs[1][i], m)
+            elif kind == "powmod_secret":
+                # A private-key exponent: recomputed in constant time too.
+                e = inputs[1][i]
+                want = gmpy2.powmod_sec(inputs[0][i], e, m) if e else gmpy2.mpz(1) % m
             elif kind == "fixed_base":
                 exps, factors, table = inputs
                 want = gmpy2.powmod(table.base, exps[i], m)
