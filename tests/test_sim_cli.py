@@ -34,3 +34,17 @@ def test_hefl_sim_writes_report(tmp_path, seed, capsys):
     assert 0 < bus["read_bytes_per_cycle"] <= bus["data_bits"] // 8
     assert 0 < bus["write_bytes_per_cycle"] <= bus["data_bits"] // 8
     assert all(b["read_bytes_per_cycle"] > 0 for b in rep["batches"])
+
+
+@pytest.mark.parametrize("cmd", [["sim", "--operand-bits", "256", "--json"],
+                                 ["hw-report", "--quick", "--only", "modexp", "--out"]])
+def test_output_path_refused_before_any_work(tmp_path, capsys, cmd):
+    # A report path under a regular file: one line naming it, exit 2, and no
+    # kernel built or synthesised first (the command returns at once).
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    target = blocker / "sim.json" if cmd[0] == "sim" else blocker
+    assert main([*cmd, str(target)]) == 2
+    cap = capsys.readouterr()
+    assert str(blocker) in cap.err and "Traceback" not in cap.err
+    assert "building/loading" not in cap.out and "wrote" not in cap.err

@@ -41,6 +41,7 @@ from hefl.hw.params import (
     TILE_B_BITS,
 )
 from hefl.hw.regmap import LAYOUT
+from hefl.reports import check_output_dir, write_json_atomic
 
 __all__ = ["add_arguments", "run", "register_section", "SECTIONS", "SECTION_MODULES",
            "MONTMUL_CONFIGS", "montmul_report"]
@@ -138,7 +139,7 @@ def run(args):
     if args.seed is None:
         args.seed = secrets.randbits(32)
     print(f"hw-report: seed {args.seed}", file=sys.stderr)
-    args.out.mkdir(parents=True, exist_ok=True)
+    check_output_dir(args.out)          # before any synthesis or simulation
     for name in names:
         func, _ = SECTIONS[name]
         t0 = time.monotonic()
@@ -146,7 +147,7 @@ def run(args):
         data.setdefault("generated", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         data.setdefault("seconds", round(time.monotonic() - t0, 1))
         path = args.out / f"{name}.json"
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        write_json_atomic(path, data)
         print(f"hw-report: wrote {path}", file=sys.stderr)
     return 0
 

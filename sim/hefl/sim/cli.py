@@ -20,12 +20,13 @@ per kernel cycle ``m_axi_gmem`` moved (per batch and in all: read beats and
 write beats times the bus width, over the batch's kernel cycles).
 """
 
-import json
 import random
 import secrets
 import sys
 import time
 from pathlib import Path
+
+from hefl.reports import check_output_dir, write_json_atomic
 
 __all__ = ["add_arguments", "run", "job_plan"]
 
@@ -127,6 +128,8 @@ def job_plan(rng, plan=DEFAULT_PLAN, scale=1.0, max_key_bits=None):
 def run(args):
     from hefl.accel.sim import kernel_library, kernel_params, sim_accelerator
 
+    if args.json:
+        check_output_dir(Path(args.json).parent)     # before minutes of simulation
     seed = args.seed if args.seed is not None else secrets.randbits(32)
     print(f"hefl sim: seed {seed} (--seed {seed} reproduces this run)")
     rng = random.Random(seed)
@@ -210,9 +213,7 @@ def run(args):
           f"{report['sim_cycles_per_s']:,.0f} simulated cycles per CPU s "
           f"({report['sim_cycles_per_wall_s']:,.0f} per wall s), {wall:.1f} s")
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1))
+        out = write_json_atomic(Path(args.json), report)
         print(f"report: {out}")
     if mismatches:
         print(f"hefl sim: {mismatches} results disagree with gmpy2", file=sys.stderr)
