@@ -61,8 +61,9 @@ def _tree_depth(lanes):
 def engine_overhead(lanes=1):
     """Extra cycles a job spends in :class:`hefl.hw.batch_engine.BatchEngine` around lane 0.
 
-    In: 3 from the engine accepting the first beat to the lane accepting it
-    (FIFO write, FIFO output register, lane IDLE → LOAD), plus 2 per router
+    In: 4 from the engine accepting the first beat to the lane accepting it
+    (FIFO write, FIFO output register, the lane's input register, lane
+    IDLE → LOAD), plus 2 per router
     level below the root (a skid buffer and the node's choosing cycle).
     Out: 1 for the lane's output register stage, then 1 per arbiter level
     for its output register. The arbiters' grant cycles only delay a
@@ -71,7 +72,7 @@ def engine_overhead(lanes=1):
     on. An idle engine gives a job to lane 0.
     """
     depth = _tree_depth(lanes)
-    return 3 + 2 * (depth - 1) + 1 + depth
+    return 4 + 2 * (depth - 1) + 1 + depth
 
 
 #: :func:`engine_overhead` of a one-lane engine (the reports' and harness' configuration).

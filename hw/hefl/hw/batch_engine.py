@@ -39,8 +39,9 @@ Structure (trees of registered stages, fan-out ``F`` =
   ``last`` at one beat per cycle. A lane can thus hold its running job plus
   one queued job; a job longer than the FIFO (a large PRODUCT) holds its
   path until the lane has consumed enough of it.
-* Each lane (:class:`hefl.hw.modexp.ModExp`) runs any job type; its
-  results pass a register stage (:class:`~hefl.hw.skid.PipeStage`: the
+* Each lane (:class:`hefl.hw.modexp.ModExp`) runs any job type; its job
+  beats arrive through a register stage after its FIFO (the FIFO's block-RAM
+  output drives no logic), its results pass a register stage (:class:`~hefl.hw.skid.PipeStage`: the
   lane's memory read goes straight into a flop; the arbiter's ``ready``
   behind it is a register too).
 * Result arbiter: a tree of :class:`~hefl.hw.arbiter.PacketArbiter` nodes
@@ -178,13 +179,17 @@ class BatchEngine(wiring.Component):
             m.submodules[f"lane{i}"] = lane
             m.submodules[f"fifo{i}"] = fifo
             m.submodules[f"out{i}"] = out = PipeStage(rl)
+            # The FIFO's block-RAM output goes into a register, not into the
+            # lane's load logic (the ECP5 board's longest path otherwise).
+            m.submodules[f"in{i}"] = inp = PipeStage(jl)
             wiring.connect(m, lane.o_stream, out.i_stream)
+            wiring.connect(m, inp.o_stream, lane.i_stream)
             lanes.append(lane)
             fifos.append(fifo)
             outs.append(out.o_stream)
-            m.d.comb += [lane.i_stream.valid.eq(fifo.r_rdy),
-                         lane.i_stream.payload.eq(fifo.r_data),
-                         fifo.r_en.eq(lane.i_stream.ready)]
+            m.d.comb += [inp.i_stream.valid.eq(fifo.r_rdy),
+                         inp.i_stream.payload.eq(fifo.r_data),
+                         fifo.r_en.eq(inp.i_stream.ready)]
         self._elab_constants(m, lanes)
         writers = self._elab_table(m, fifos) if self._table_max else [None] * E
         root_busy = self._elab_dispatcher(m, lanes, fifos, writers, jl)
@@ -193,6 +198,7 @@ class BatchEngine(wiring.Component):
         # idle: nothing queued, computing, in a tree or waiting to leave.
         busy = [~lane.idle for lane in lanes] + [f.level != 0 for f in fifos] + root_busy + arb_busy
         busy += [o.valid for o in outs] + [self.o_stream.valid]
+        busy += [m.submodules[f"in{i}"].o_stream.valid for i in range(E)]
         busy += [x.busy for x in writers if x is not None]
         m.d.comb += self.idle.eq(~Cat(*busy).any())
         return m
