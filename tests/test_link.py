@@ -6,6 +6,10 @@ testbench plays the host (frames from :mod:`hefl.hw.link_proto`, bytes
 with random gaps, reply bytes taken with random back-pressure) and the
 memory (a dict, acks after random delays). Expected replies come from the
 protocol codec and a Python model of the memory, never from the DUT.
+
+The write-buffer tests use a link whose buffer (:data:`WBUF` limbs) is
+shorter than its ``max_len``, so the WRITE_MEM limit and the READ_MEM limit
+are told apart.
 """
 
 import struct
@@ -19,6 +23,9 @@ from hefl.hw.axil_ctrl import AxilCtrl
 from hefl.hw.link import Link
 from hefl.hw.link_proto import (
     HEADER_BYTES,
+    MAX_WRITE_BUFFER_LIMBS,
+    VERSION,
+    WRITE_BUFFER_LIMBS,
     Cmd,
     ReplyParser,
     Status,
@@ -30,12 +37,15 @@ from hefl.hw.regmap import LAYOUT, REGMAP
 
 MEM_LIMBS = 64
 TIMEOUT = 60
+MAX_LEN = 16
+WBUF = 8       # write buffer of the buffer tests: below MAX_LEN
 HW_WORDS = 37  # a value driven on the read-only hw_words register
 
 
 class _Top(wiring.Component):
-    def __init__(self):
-        self.link = Link(mem_limbs=MEM_LIMBS, timeout_cycles=TIMEOUT, max_len=16)
+    def __init__(self, **link_params):
+        self.link = Link(mem_limbs=MEM_LIMBS, timeout_cycles=TIMEOUT, max_len=MAX_LEN,
+                         **link_params)
         self.ctrl = AxilCtrl(regmap=REGMAP)
         super().__init__({})
 
@@ -48,14 +58,18 @@ class _Top(wiring.Component):
         return m
 
 
-def _simulate(script, rng):
+def _simulate(script, rng, *, init=None, writes=None, **link_params):
     """Run ``script`` (a list of ("send", bytes) / ("quiet", cycles)) and return the reply bytes.
 
-    The memory model is returned too (dict limb index -> value).
+    The memory model is returned too (dict limb index -> value), starting
+    from ``init``; every acknowledged write is appended to ``writes`` (a
+    list of (limb index, value)) when given. ``link_params`` go to
+    :class:`Link`.
     """
-    top = _Top()
+    top = _Top(**link_params)
     link = top.link
-    mem = {}
+    mem = dict(init or {})
+    writes = [] if writes is None else writes
     out = bytearray()
     done = []
 
@@ -103,6 +117,7 @@ def _simulate(script, rng):
                 a = ctx.get(link.mem_addr)
                 if ctx.get(link.mem_we):
                     mem[a] = ctx.get(link.mem_wdata)
+                    writes.append((a, mem[a]))
                 else:
                     pending_read = mem.get(a, 0)
                 await ctx.tick()
@@ -150,7 +165,9 @@ def test_info_write_read_memory_and_registers(rng):
     assert [x.cmd for x in r] == [Cmd.INFO, Cmd.WRITE_MEM, Cmd.READ_MEM, Cmd.WRITE_REG,
                                   Cmd.READ_REG, Cmd.READ_REG]
     assert all(x.status == Status.OK for x in r), [x.describe() for x in r]
-    assert parse_info(r[0].payload) == {"version": 1, "max_len": 16, "mem_limbs": MEM_LIMBS}
+    # The default buffer is deeper than max_len: WRITE_MEM takes max_len limbs.
+    assert parse_info(r[0].payload) == {"version": VERSION, "max_write_len": MAX_LEN,
+                                        "max_len": MAX_LEN, "mem_limbs": MEM_LIMBS}
     assert [mem[base + i] for i in range(n)] == limbs
     assert r[2].payload == payload
     assert r[4].payload == struct.pack("<I", word)
@@ -197,6 +214,78 @@ def test_bad_frames_get_error_replies_and_the_parser_recovers(rng):
     assert all(len(x.payload) == 0 for x in r if x.status != Status.OK)
 
 
+def _limbs_bytes(values):
+    return b"".join(struct.pack("<Q", v) for v in values)
+
+
+def _corrupt_payload(frame, rng, where):
+    """``frame`` with one bit flipped in its PCRC (``where="pcrc"``) or in a payload byte."""
+    bad = bytearray(frame)
+    i = len(bad) - 1 if where == "pcrc" else rng.randrange(1 + HEADER_BYTES, len(bad) - 1)
+    bad[i] ^= 1 << rng.randrange(8)
+    return bytes(bad)
+
+
+def test_write_mem_with_bad_payload_crc_writes_nothing(rng):
+    """Issue 14: no memory write at all for a WRITE_MEM whose PCRC fails, at LEN 1 … max."""
+    init = {a: rng.getrandbits(LAYOUT.limb_bits) for a in range(MEM_LIMBS)}
+    cases = [(n, where) for n in (1, rng.randrange(2, WBUF), WBUF) for where in ("pcrc", "payload")]
+    script, ranges = [], []
+    for n, where in cases:
+        addr = rng.randrange(0, MEM_LIMBS - n + 1)
+        values = [rng.getrandbits(LAYOUT.limb_bits) for _ in range(n)]
+        frame = encode_request(Cmd.WRITE_MEM, addr, n, _limbs_bytes(values))
+        script += [("send", _corrupt_payload(frame, rng, where)),
+                   ("send", encode_request(Cmd.READ_MEM, addr, n))]
+        ranges.append((addr, n))
+    # Then a good frame of the maximum length is written exactly, in order.
+    addr = rng.randrange(0, MEM_LIMBS - WBUF + 1)
+    good = [rng.getrandbits(LAYOUT.limb_bits) for _ in range(WBUF)]
+    script += [("send", encode_request(Cmd.WRITE_MEM, addr, WBUF, _limbs_bytes(good))),
+               ("send", encode_request(Cmd.READ_MEM, addr, WBUF)),
+               ("quiet", 4 * WBUF * LAYOUT.limb_bytes)]
+    writes = []
+    out, mem = _simulate(script, rng, init=init, writes=writes, write_buffer_limbs=WBUF)
+    r = _replies(out)
+    assert [(x.cmd, Status(x.status)) for x in r] == \
+        [(Cmd.WRITE_MEM, Status.BAD_CRC), (Cmd.READ_MEM, Status.OK)] * len(cases) \
+        + [(Cmd.WRITE_MEM, Status.OK), (Cmd.READ_MEM, Status.OK)]
+    for k, ((a, n), case) in enumerate(zip(ranges, cases)):
+        assert r[2 * k + 1].payload == _limbs_bytes(init[a + i] for i in range(n)), \
+            f"memory changed by a WRITE_MEM with a bad payload CRC {case} at {a}"
+    assert writes == [(addr + i, v) for i, v in enumerate(good)], \
+        "memory written other than by the good frame, or not exactly once per limb"
+    assert r[-1].payload == _limbs_bytes(good)
+    assert mem == {**init, **{addr + i: v for i, v in enumerate(good)}}
+
+
+def test_write_mem_longer_than_the_buffer_is_refused(rng):
+    """WRITE_MEM of max_write_len + 1 is drained and refused, READ_MEM keeps max_len.
+
+    A WRITE_MEM cut short after a whole limb writes nothing either.
+    """
+    init = {a: rng.getrandbits(LAYOUT.limb_bits) for a in range(MEM_LIMBS)}
+    over = [rng.getrandbits(LAYOUT.limb_bits) for _ in range(WBUF + 1)]
+    # A payload that also hides a complete, valid frame: draining must not take it.
+    hidden = encode_request(Cmd.WRITE_MEM, 0, 1, _limbs_bytes([0xDEAD]))
+    too_long = encode_request(Cmd.WRITE_MEM, 1, WBUF + 1, _limbs_bytes(over))
+    too_long = too_long[:1 + HEADER_BYTES] + hidden + too_long[1 + HEADER_BYTES + len(hidden):]
+    # Cut short after one whole limb and part of the next.
+    cut = encode_request(Cmd.WRITE_MEM, 4, 2, _limbs_bytes([1, 2]))[:1 + HEADER_BYTES + 11]
+    script = [("send", encode_request(Cmd.INFO)), ("send", too_long), ("send", cut),
+              ("send", encode_request(Cmd.READ_MEM, 0, MAX_LEN)),
+              ("quiet", 4 * MAX_LEN * LAYOUT.limb_bytes)]      # the long reply leaves
+    writes = []
+    out, mem = _simulate(script, rng, init=init, writes=writes, write_buffer_limbs=WBUF)
+    r = _replies(out)
+    assert [(x.cmd, Status(x.status)) for x in r] == [
+        (Cmd.INFO, Status.OK), (Cmd.WRITE_MEM, Status.BAD_RANGE),
+        (Cmd.WRITE_MEM, Status.TIMEOUT), (Cmd.READ_MEM, Status.OK)]
+    assert parse_info(r[0].payload)["max_write_len"] == WBUF
+    assert writes == [] and mem == init
+    assert r[3].payload == _limbs_bytes(init[a] for a in range(MAX_LEN))
+
+
 def test_crc8_reference():
     # CRC-8/SMBUS check value of "123456789" is 0xF4 (the catalogue's test vector).
     assert crc8(b"123456789") == 0xF4
@@ -211,6 +300,13 @@ def test_bad_parameters_are_typed_errors():
         Link(mem_limbs=0, timeout_cycles=10)
     with pytest.raises(TypeError, match="Maximum length"):
         Link(mem_limbs=64, timeout_cycles=10, max_len=1 << 16)
+    for bad in (0, MAX_WRITE_BUFFER_LIMBS + 1):
+        with pytest.raises(TypeError, match="Write buffer size"):
+            Link(mem_limbs=64, timeout_cycles=10, write_buffer_limbs=bad)
+    for link, expect in ((Link(mem_limbs=64, timeout_cycles=10, max_len=5), 5),
+                         (Link(mem_limbs=64, timeout_cycles=10), WRITE_BUFFER_LIMBS)):
+        link._MustUse__silence = True       # built to read a property, never elaborated
+        assert link.max_write_len == expect
     with pytest.raises(TypeError, match="power of two"):
         BoardMem(limbs=100)
     with pytest.raises(TypeError, match="PHY"):

@@ -40,6 +40,13 @@ def _odd_modulus(rng, bits):
     return rng.getrandbits(bits) | (1 << (bits - 1)) | 1
 
 
+def _raw(port, frame, cycles=3 * SIM_BOARD["timeout_cycles"]):
+    """Send ``frame`` as it is, clock the model ``cycles`` cycles, return the decoded replies."""
+    port.write(frame)
+    port.step(cycles)
+    return lp.ReplyParser().feed(port.read(port.in_waiting))
+
+
 def test_transport_memory_and_registers(port, rng):
     tr = SerialTransport(port, timeout=5.0)
     assert tr.mem_limbs == SIM_BOARD["mem_limbs"]
@@ -52,6 +59,7 @@ def test_transport_memory_and_registers(port, rng):
               "hw_engines": 1, "hw_features": 0, "hw_table_max": 0}   # no table on the board
     assert {n: tr.read_reg(n) for n in HWCFG_REGS} == expect
     assert tr.max_len == min(0xFFFF, SIM_BOARD["mem_limbs"])
+    assert tr.max_write_len == lp.WRITE_BUFFER_LIMBS
     # The host may use shorter frames than the board allows: chunking exercised.
     tr.max_len = 64
     # Two buffers, one longer than a frame; random contents round-trip.
@@ -78,10 +86,8 @@ def test_transport_memory_and_registers(port, rng):
 def test_bad_frames_get_error_replies_and_the_link_recovers(port, rng):
     tr = SerialTransport(port, timeout=5.0, retries=0)
 
-    def raw(frame, cycles=3 * SIM_BOARD["timeout_cycles"]):
-        port.write(frame)
-        port.step(cycles)
-        return lp.ReplyParser().feed(port.read(port.in_waiting))
+    def raw(frame):
+        return _raw(port, frame)
 
     off = REGMAP.reg("desc_lo").offset
     good = lp.encode_request(lp.Cmd.WRITE_REG, off, 1, struct.pack("<I", 0x1234_5678))
@@ -102,6 +108,58 @@ def test_bad_frames_get_error_replies_and_the_link_recovers(port, rng):
     assert tr.read_reg("desc_lo") == 0x1234_5678
     with pytest.raises(LinkError, match="BAD_RANGE"):
         tr._request(lp.Cmd.READ_REG, 0x3, 1)
+
+
+def test_writes_are_split_at_the_write_buffer(port, rng):
+    """sync_to_device sends frames of max_write_len limbs (below max_len), each exact."""
+    tr = SerialTransport(port, timeout=5.0, retries=0)
+    w = tr.max_write_len
+    assert w < tr.max_len
+    buf = tr.alloc((2 * w + rng.randrange(1, w)) * LIMB)
+    data = bytes(rng.getrandbits(8) for _ in range(buf.size))
+    tr.write(buf, data)
+    before = tr.counters["requests"]
+    tr.sync_to_device(buf)
+    assert tr.counters["requests"] - before == 3 and tr.counters["errors"] == 0
+    # Read back in one frame of max_len limbs, not through the host copy.
+    r = tr._request(lp.Cmd.READ_MEM, buf.address // LIMB, buf.size // LIMB)
+    assert r.payload == data
+    tr.close()
+
+
+def test_write_mem_with_bad_payload_crc_writes_nothing(port, rng):
+    """Issue 14 on the board: a WRITE_MEM whose PCRC fails leaves every limb of its range as it was."""
+    tr = SerialTransport(port, timeout=5.0, retries=0)
+    w = tr.max_write_len
+    base = rng.randrange(1, SIM_BOARD["mem_limbs"] - 2 * w)
+    old = bytes(rng.getrandbits(8) for _ in range(2 * w * LIMB))
+    tr._request(lp.Cmd.WRITE_MEM, base, w, old[:w * LIMB])
+    tr._request(lp.Cmd.WRITE_MEM, base + w, w, old[w * LIMB:])
+
+    def readback():
+        return b"".join(tr._request(lp.Cmd.READ_MEM, base + i * w, w).payload for i in range(2))
+
+    for n in (1, rng.randrange(2, w), w):
+        at = rng.randrange(base, base + 2 * w - n + 1)
+        frame = bytearray(lp.encode_request(lp.Cmd.WRITE_MEM, at, n,
+                                            bytes(rng.getrandbits(8) for _ in range(n * LIMB))))
+        where = rng.choice(("pcrc", "payload"))
+        i = len(frame) - 1 if where == "pcrc" else rng.randrange(1 + lp.HEADER_BYTES, len(frame) - 1)
+        frame[i] ^= 1 << rng.randrange(8)
+        (r,) = _raw(port, bytes(frame))
+        assert (r.cmd, r.status) == (lp.Cmd.WRITE_MEM, lp.Status.BAD_CRC), (n, where)
+        assert readback() == old, f"WRITE_MEM of {n} limbs at {at} with a bad {where} wrote memory"
+    # One limb more than the buffer: drained and refused, nothing written.
+    (r,) = _raw(port, lp.encode_request(lp.Cmd.WRITE_MEM, base, w + 1, bytes((w + 1) * LIMB)))
+    assert (r.cmd, r.status) == (lp.Cmd.WRITE_MEM, lp.Status.BAD_RANGE)
+    assert readback() == old
+    # A good write of the maximum length is exact, and nothing around it moves.
+    new = bytes(rng.getrandbits(8) for _ in range(w * LIMB))
+    at = rng.randrange(base, base + w + 1)
+    tr._request(lp.Cmd.WRITE_MEM, at, w, new)
+    k = (at - base) * LIMB
+    assert readback() == old[:k] + new + old[k + w * LIMB:]
+    tr.close()
 
 
 class _NoisyPort:

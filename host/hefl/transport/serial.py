@@ -13,8 +13,9 @@ Transport call         on the link
                        limb aligned; size from ``INFO``)
 ``write``/``read``     the host copy only
 ``sync_to_device``     ``WRITE_MEM`` of the limbs covering the range, in
-                       chunks of at most ``max_len`` limbs
-``sync_from_device``   ``READ_MEM`` likewise
+                       chunks of at most ``max_write_len`` limbs (the
+                       board's write buffer, from ``INFO``)
+``sync_from_device``   ``READ_MEM`` likewise, chunks of at most ``max_len``
 ``read_reg``           ``READ_REG`` at the register map's offset
 ``start``              ``WRITE_REG`` of each argument's registers, then
                        ``ap_start`` in ``ctrl``
@@ -25,7 +26,9 @@ Transport call         on the link
 Errors and retries: an error reply (bad checksum, timeout, ...) or a reply
 that does not arrive or does not decode is retried up to ``retries`` times
 when repeating the request is harmless (memory reads and writes, argument
-registers, plain register reads); then :class:`hefl.errors.LinkError`. Two
+registers, plain register reads); then :class:`hefl.errors.LinkError`. A
+memory write the board refused (bad checksum, timeout) wrote nothing (link
+protocol v2), so repeating it is exact. Two
 requests have side effects and are handled apart: reading ``ctrl`` clears
 ``ap_done``, so :meth:`wait` also ends when ``ap_idle`` is seen after a lost
 ``ctrl`` reply; and ``ap_start`` is re-sent only when ``ctrl`` shows the run
@@ -99,6 +102,10 @@ class SerialTransport(Transport):
                               f"this host v{lp.VERSION}")
         self.mem_limbs = info["mem_limbs"]
         self.max_len = info["max_len"]
+        self.max_write_len = info["max_write_len"]
+        if not 1 <= self.max_write_len <= self.max_len:
+            raise DeviceError(f"the board reports a write buffer of {self.max_write_len} limbs "
+                              f"(max LEN {self.max_len}): not a usable board build")
         # Free list of (start limb, limbs), sorted; limb 0 is never handed out
         # so a zero device address is never a valid buffer.
         self._free = [(1, self.mem_limbs - 1)]
@@ -241,8 +248,9 @@ class SerialTransport(Transport):
         self._check_live(buf)
         lo, hi = self._limb_span(buf, size, offset)
         base = buf.address // _LIMB
-        for first in range(lo, hi, self.max_len):
-            n = min(self.max_len, hi - first)
+        step = min(self.max_len, self.max_write_len)
+        for first in range(lo, hi, step):
+            n = min(step, hi - first)
             self._request(lp.Cmd.WRITE_MEM, base + first, n,
                           bytes(buf.handle[first * _LIMB:(first + n) * _LIMB]))
 
@@ -317,7 +325,8 @@ class SerialTransport(Transport):
 
     def info(self):
         return {"transport": self.name, "url": self.url, "mem_bytes": self.mem_limbs * _LIMB,
-                "max_len_limbs": self.max_len, **self.counters}
+                "max_len_limbs": self.max_len,
+                "max_write_len_limbs": self.max_write_len, **self.counters}
 
     def close(self):
         close = getattr(self.port, "close", None)

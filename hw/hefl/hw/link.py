@@ -7,7 +7,10 @@ the Verilator harness) and
 
 * a **memory port** of 64-bit limbs (``mem_*``): a request is held
   (``mem_req``) until ``mem_ack``; read data is on ``mem_rdata`` the cycle
-  after the ack (one-cycle synchronous RAM behind an arbiter);
+  after the ack (one-cycle synchronous RAM behind an arbiter). The link
+  writes it only for a ``WRITE_MEM`` whose header and payload CRCs both
+  matched: the payload waits in a **write buffer** (block RAM of
+  ``max_write_len`` limbs) until its PCRC is checked, and is then copied;
 * an **AXI4-Lite master** (``axil``) onto the kernel's ``s_axi_control``,
   so the register commands have exactly the kernel's register semantics
   (clear-on-read ``ap_done``, ``ap_start`` …, :mod:`hefl.hw.regmap`).
@@ -16,16 +19,21 @@ Sequence per request (one at a time; the host waits for each reply)::
 
     HUNT  --SYNC-->  HDR (7 bytes + HCRC)  -->  CHECK
     CHECK: bad HCRC / unknown CMD / bad range  -->  DRAIN (discard until quiet) --> reply error
-           INFO       --> reply 1 limb (version, max LEN, memory size)
+           INFO       --> reply 1 limb (version, max WRITE_MEM LEN, max LEN, memory size)
            READ_MEM   --> reply header, then per limb: memory read, 8 bytes
-           WRITE_MEM  --> per limb: 8 bytes, memory write; then PCRC --> reply
+           WRITE_MEM  --> per limb: 8 bytes into the write buffer; then PCRC:
+                          good --> per limb: buffer read, memory write --> reply OK
+                          bad  --> reply BAD_CRC (memory untouched)
            READ_REG   --> AXI-Lite read --> reply 4 bytes
            WRITE_REG  --> 4 bytes + PCRC (checked first) --> AXI-Lite write --> reply
     any receive state with no byte for ``timeout_cycles`` --> reply TIMEOUT
 
 Bytes are handled one per cycle at most; at 1 Mbaud and 100 MHz that is
-one byte per 100 cycles, so nothing here needs to be fast. The reply's CRCs
-are computed as its bytes leave.
+one byte per 100 cycles, so nothing here needs to be fast: every memory and
+buffer port is driven from registers (the buffer's read data, registered in
+the RAM, goes straight to ``mem_wdata``), and the copy takes two cycles per
+limb plus the memory's wait, far below the 8 byte times a limb took to
+arrive. The reply's CRCs are computed as its bytes leave.
 """
 
 import operator
@@ -33,15 +41,18 @@ from functools import reduce
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hefl.hw.axil_ctrl import AxiLiteSignature
 from hefl.hw.link_proto import (
     HEADER_BYTES,
     MAX_LEN,
+    MAX_WRITE_BUFFER_LIMBS,
     REPLY_HEADER_BYTES,
     SYNC,
     UNIT_BYTES,
+    WRITE_BUFFER_LIMBS,
     Cmd,
     Status,
     crc8,
@@ -79,6 +90,10 @@ class Link(wiring.Component):
         Quiet time that ends a truncated request or a drained bad one.
     max_len : int
         Largest LEN accepted for the memory commands (≤ 65535).
+    write_buffer_limbs : int
+        Depth of the WRITE_MEM buffer (≤ 255, the ``INFO`` field). The
+        buffer holds ``max_write_len = min(write_buffer_limbs, max_len)``
+        limbs, the largest LEN accepted for ``WRITE_MEM``.
 
     Attributes
     ----------
@@ -96,20 +111,26 @@ class Link(wiring.Component):
         Requests answered with a non-OK status (saturating), for a LED or debug.
     """
 
-    def __init__(self, *, mem_limbs, timeout_cycles, max_len=MAX_LEN):
+    def __init__(self, *, mem_limbs, timeout_cycles, max_len=MAX_LEN,
+                 write_buffer_limbs=WRITE_BUFFER_LIMBS):
         try:
             for name, v in (("Memory size", mem_limbs), ("Timeout", timeout_cycles),
-                            ("Maximum length", max_len)):
+                            ("Maximum length", max_len), ("Write buffer size", write_buffer_limbs)):
                 if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                     raise TypeError(f"{name} must be a positive integer, not {v!r}")
             if max_len > MAX_LEN:
                 raise TypeError(f"Maximum length must be at most {MAX_LEN}, not {max_len}")
+            if write_buffer_limbs > MAX_WRITE_BUFFER_LIMBS:
+                raise TypeError(f"Write buffer size must be at most {MAX_WRITE_BUFFER_LIMBS}, "
+                                f"not {write_buffer_limbs}")
         except TypeError:
             self._MustUse__silence = True  # a rejected component is not "unused"
             raise
         self._mem_limbs = mem_limbs
         self._timeout = timeout_cycles
         self._max_len = max_len
+        # A buffer deeper than the longest frame would never fill.
+        self._max_write_len = min(write_buffer_limbs, max_len)
         super().__init__({
             "i_stream": In(stream.Signature(8)),
             "o_stream": Out(stream.Signature(8)),
@@ -128,19 +149,26 @@ class Link(wiring.Component):
     def max_len(self):
         return self._max_len
 
+    @property
+    def max_write_len(self):
+        """Largest WRITE_MEM LEN: the write buffer's depth in limbs."""
+        return self._max_write_len
+
     def elaborate(self, platform):
         m = Module()
         rx, bus = self.i_stream, self.axil
-        r = _LinkRegs()
+        r = _LinkRegs(self._max_write_len)
         m.d.comb += r.got.eq(rx.valid & rx.ready)
         self._elab_quiet_timer(m, r)
         self._elab_decode(m, r)
-        m.d.comb += [self.mem_addr.eq(r.addr), self.mem_wdata.eq(r.limb),
+        buf_wr, buf_rd = self._elab_write_buffer(m, r)
+        m.d.comb += [self.mem_addr.eq(r.addr), self.mem_wdata.eq(buf_rd.data),
                      bus.awaddr.eq(r.addr), bus.araddr.eq(r.addr),
                      bus.wdata.eq(r.limb[32:]), bus.wstrb.eq(0xF)]
         with m.FSM(name="link"):
             self._fsm_request(m, r)
-            self._fsm_write_payload(m, r)
+            self._fsm_write_payload(m, r, buf_wr)
+            self._fsm_copy(m, r)
             self._fsm_register(m, r)
             self._fsm_reply(m, r)
         return m
@@ -158,8 +186,28 @@ class Link(wiring.Component):
         with m.Elif(~r.timed_out):
             m.d.sync += quiet.eq(quiet + 1)
 
+    def _elab_write_buffer(self, m, r):
+        """The WRITE_MEM buffer: ``max_write_len`` limbs, both ports addressed by ``r.bidx``.
+
+        The write port is enabled by the FSM (BUF_WR); the read port is
+        synchronous and always enabled, so its data is the limb at the
+        previous cycle's ``bidx``: the copy waits one cycle (COPY_RD) after
+        each ``bidx`` change. Returns the write and the read port.
+        """
+        m.submodules.wbuf = mem = Memory(shape=LAYOUT.limb_bits, depth=self._max_write_len,
+                                         init=[])
+        wr, rd = mem.write_port(), mem.read_port()
+        m.d.comb += [wr.addr.eq(r.bidx), wr.data.eq(r.limb), rd.addr.eq(r.bidx)]
+        return wr, rd
+
     def _elab_decode(self, m, r):
-        """The received header's command class and range check (combinational)."""
+        """The received header's command class (combinational) and range check (registered).
+
+        ``range_ok`` is registered: the adder and comparisons end in a
+        flip-flop instead of feeding CHECK's dispatch in the same cycle.
+        It is valid in CHECK because CMD, ADDR and LEN are complete a cycle
+        earlier, when the HCRC byte is taken.
+        """
         is_mem, is_reg = r.is_mem, r.is_reg
         m.d.comb += [
             is_mem.eq((r.cmd == Cmd.READ_MEM) | (r.cmd == Cmd.WRITE_MEM)),
@@ -170,8 +218,10 @@ class Link(wiring.Component):
         end = Signal(34)
         m.d.comb += end.eq(r.addr + r.length)
         length = r.length
-        m.d.comb += r.range_ok.eq(
-            Mux(is_mem, (length != 0) & (length <= self._max_len) & (end <= self._mem_limbs),
+        # WRITE_MEM is also held to the write buffer (max_write_len <= max_len).
+        fits = (length <= self._max_len) & ((r.cmd != Cmd.WRITE_MEM) | (length <= self._max_write_len))
+        m.d.sync += r.range_ok.eq(
+            Mux(is_mem, (length != 0) & fits & (end <= self._mem_limbs),
                 Mux(is_reg, (length == 1) & (r.addr[:2] == 0)
                     & (r.addr < (1 << REGMAP.addr_bits)), 1)))
 
@@ -212,7 +262,7 @@ class Link(wiring.Component):
                 r.fail(m, Status.TIMEOUT, drain=False)
         with m.State("CHECK"):
             m.d.sync += [r.left.eq(r.length), r.nbyte.eq(0), r.crc.eq(0), r.limb.eq(0),
-                         r.aw_done.eq(0), r.w_done.eq(0)]
+                         r.bidx.eq(0), r.aw_done.eq(0), r.w_done.eq(0)]
             with m.If(r.limb[:8] != r.crc):
                 r.fail(m, Status.BAD_CRC, drain=True)
             with m.Elif(~r.known):
@@ -220,7 +270,8 @@ class Link(wiring.Component):
             with m.Elif(~r.range_ok):
                 r.fail(m, Status.BAD_RANGE, drain=True)
             with m.Elif(r.cmd == Cmd.INFO):
-                info = info_payload(mem_limbs=self._mem_limbs, max_len=self._max_len)
+                info = info_payload(mem_limbs=self._mem_limbs, max_len=self._max_len,
+                                    max_write_len=self._max_write_len)
                 m.d.sync += [r.limb.eq(Const(int.from_bytes(info, "little"), LAYOUT.limb_bits)),
                              r.left.eq(1)]
                 r.start_reply(m, 1)
@@ -235,13 +286,16 @@ class Link(wiring.Component):
             with m.If(r.timed_out & ~r.got):
                 r.start_reply(m, 0)
 
-    def _fsm_write_payload(self, m, r):
-        """States WPAY, MEM_WR, PCRC: the WRITE_MEM limbs or the WRITE_REG word.
+    def _fsm_write_payload(self, m, r, buf_wr):
+        """States WPAY, BUF_WR, PCRC: the WRITE_MEM limbs or the WRITE_REG word.
 
         WPAY shifts the bytes of one unit into ``limb`` (one per byte taken);
-        a WRITE_MEM limb is then written (MEM_WR, until ``mem_ack``), a
-        WRITE_REG word waits for its PCRC, which is checked before the
-        register write (REG_W). A payload cut short is answered ``TIMEOUT``.
+        a WRITE_MEM limb is then stored in the write buffer at ``bidx``
+        (BUF_WR, one cycle). After the last unit the PCRC is checked: a
+        match starts the copy to memory (COPY_RD, WRITE_MEM) or the register
+        write (REG_W, WRITE_REG); a mismatch is answered ``BAD_CRC`` with
+        nothing written. A payload cut short is answered ``TIMEOUT``, with
+        nothing written either.
         """
         rx, byte = self.i_stream, self.i_stream.payload
         with m.State("WPAY"):
@@ -249,19 +303,18 @@ class Link(wiring.Component):
             with m.If(r.got):
                 with m.If(r.payload_byte(m, byte, Cat(r.limb[8:], byte))):
                     with m.If(r.is_mem):
-                        m.next = "MEM_WR"
+                        m.next = "BUF_WR"
                     with m.Else():
                         m.next = "PCRC"
             with m.Elif(r.timed_out):
                 r.fail(m, Status.TIMEOUT, drain=False)
-        with m.State("MEM_WR"):
-            m.d.comb += [self.mem_req.eq(1), self.mem_we.eq(1)]
-            with m.If(self.mem_ack):
-                m.d.sync += [r.addr.eq(r.addr + 1), r.left.eq(r.left - 1)]
-                with m.If(r.left == 1):
-                    m.next = "PCRC"
-                with m.Else():
-                    m.next = "WPAY"
+        with m.State("BUF_WR"):
+            m.d.comb += buf_wr.en.eq(1)
+            m.d.sync += [r.bidx.eq(r.bidx + 1), r.left.eq(r.left - 1)]
+            with m.If(r.left == 1):
+                m.next = "PCRC"
+            with m.Else():
+                m.next = "WPAY"
         with m.State("PCRC"):
             m.d.comb += rx.ready.eq(1)
             with m.If(r.got):
@@ -270,9 +323,28 @@ class Link(wiring.Component):
                 with m.Elif(r.is_reg):
                     m.next = "REG_W"
                 with m.Else():
-                    r.start_reply(m, 0)
+                    m.d.sync += [r.bidx.eq(0), r.left.eq(r.length)]
+                    m.next = "COPY_RD"
             with m.Elif(r.timed_out):
                 r.fail(m, Status.TIMEOUT, drain=False)
+
+    def _fsm_copy(self, m, r):
+        """States COPY_RD, COPY_WR: the checked WRITE_MEM buffer into memory, then OK.
+
+        COPY_RD lets the buffer's registered read catch up with ``bidx``;
+        COPY_WR holds the memory write (data: the buffer's read port) until
+        ``mem_ack``, then moves to the next limb or the reply.
+        """
+        with m.State("COPY_RD"):
+            m.next = "COPY_WR"
+        with m.State("COPY_WR"):
+            m.d.comb += [self.mem_req.eq(1), self.mem_we.eq(1)]
+            with m.If(self.mem_ack):
+                m.d.sync += [r.addr.eq(r.addr + 1), r.bidx.eq(r.bidx + 1), r.left.eq(r.left - 1)]
+                with m.If(r.left == 1):
+                    r.start_reply(m, 0)
+                with m.Else():
+                    m.next = "COPY_RD"
 
     def _fsm_register(self, m, r):
         """States REG_W, REG_B, REG_AR, REG_R: one AXI4-Lite write or read.
@@ -372,9 +444,12 @@ class Link(wiring.Component):
 
 
 class _LinkRegs:
-    """The request's fields and the registers the link's FSM state groups share."""
+    """The request's fields and the registers the link's FSM state groups share.
 
-    def __init__(self):
+    ``buf_limbs`` is the write buffer's depth (``bidx`` indexes it).
+    """
+
+    def __init__(self, buf_limbs):
         self.got = Signal()                  # a request byte is taken this cycle
         self.timed_out = Signal()            # no byte taken for timeout_cycles
         self.cmd = Signal(8)
@@ -385,6 +460,7 @@ class _LinkRegs:
         self.status = Signal(8)
         self.left = Signal(17)               # units left to move
         self.limb = Signal(LAYOUT.limb_bits)
+        self.bidx = Signal(range(buf_limbs + 1))   # write-buffer limb (one past: after the last)
         self.nbyte = Signal(4)               # byte within a unit
         self.aw_done = Signal()
         self.w_done = Signal()
@@ -393,7 +469,7 @@ class _LinkRegs:
         self.known = Signal()
         self.is_mem = Signal()
         self.is_reg = Signal()
-        self.range_ok = Signal()
+        self.range_ok = Signal()             # registered each cycle; read in CHECK only
 
     def fail(self, m, code, drain):
         """Answer with status ``code`` and no payload, after draining if ``drain``."""

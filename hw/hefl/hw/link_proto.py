@@ -28,7 +28,7 @@ command         request payload                         reply payload (status OK
 ==============  ======================================  =========================
 ``INFO``        none (ADDR = LEN = 0)                   1 limb: see :func:`parse_info`
 ``READ_MEM``    none                                    LEN limbs from ADDR
-``WRITE_MEM``   LEN limbs, written at ADDR              none
+``WRITE_MEM``   LEN limbs, written at ADDR after PCRC   none
 ``READ_REG``    none (LEN = 1)                          the 32-bit register
 ``WRITE_REG``   one 32-bit word (LEN = 1)               none
 ==============  ======================================  =========================
@@ -38,10 +38,18 @@ received), a non-zero status and no payload. A request with a bad header
 checksum, an unknown command or an out-of-range address/length is
 **drained**: the device ignores bytes until the line has been quiet for its
 timeout, then replies, so stray payload bytes are never taken for a new
-frame. A request cut short (no byte for the timeout) gets ``TIMEOUT``. A
-``WRITE_MEM`` whose payload checksum is bad may have written part of its
-range (the header was good, so only that range); the host rewrites it. A
-``WRITE_REG`` is applied only after its payload checksum matched.
+frame. A request cut short (no byte for the timeout) gets ``TIMEOUT``.
+
+Writes take effect only after both checksums matched: **a frame whose
+header or payload CRC fails, or that is cut short, writes nothing**. The
+device holds a ``WRITE_MEM`` payload in a write buffer until its ``PCRC``
+has been checked, then copies it to memory and replies; so a ``WRITE_MEM``
+carries at most the buffer's size, ``max_write_len`` limbs (reported by
+``INFO``; :data:`WRITE_BUFFER_LIMBS` on the boards built here), and a
+longer one is drained and answered ``BAD_RANGE`` like any out-of-range
+length. A ``WRITE_REG`` is
+applied after its payload checksum matched, likewise. A write refused for a
+checksum or a timeout can therefore be repeated as it is.
 """
 
 import struct
@@ -51,13 +59,15 @@ from enum import IntEnum
 from hefl.hw.regmap import LAYOUT
 
 __all__ = ["SYNC", "Cmd", "Status", "UNIT_BYTES", "HEADER_BYTES", "REPLY_HEADER_BYTES", "MAX_LEN",
-           "VERSION", "CRC_POLY", "crc8", "encode_request", "Reply", "ReplyParser", "info_payload", "parse_info",
+           "WRITE_BUFFER_LIMBS", "MAX_WRITE_BUFFER_LIMBS", "VERSION", "CRC_POLY", "crc8",
+           "encode_request", "Reply", "ReplyParser", "info_payload", "parse_info",
            "STATUS_DOCS", "WRITES"]
 
 #: First byte of every frame.
 SYNC = 0xA5
-#: Protocol version returned by ``INFO``.
-VERSION = 1
+#: Protocol version returned by ``INFO``. 2: WRITE_MEM buffered until its PCRC
+#: matched (nothing written for a bad frame), ``max_write_len`` in ``INFO``.
+VERSION = 2
 #: CRC-8 generator x^8 + x^2 + x + 1 (CRC-8/SMBUS: init 0, no reflection, no xor-out).
 CRC_POLY = 0x07
 #: Request bytes after SYNC up to and including HCRC: CMD, ADDR[4], LEN[2], HCRC.
@@ -66,6 +76,11 @@ HEADER_BYTES = 8
 REPLY_HEADER_BYTES = 5
 #: Largest LEN a frame may carry (the 16-bit field).
 MAX_LEN = 0xFFFF
+#: Limbs of the device's WRITE_MEM buffer (one block RAM of 64-bit limbs):
+#: the default ``max_write_len`` of :class:`hefl.hw.link.Link`.
+WRITE_BUFFER_LIMBS = 64
+#: Largest ``max_write_len`` the ``INFO`` reply can report (its one-byte field).
+MAX_WRITE_BUFFER_LIMBS = 0xFF
 
 
 class Cmd(IntEnum):
@@ -85,7 +100,8 @@ class Status(IntEnum):
     BAD_CRC = 0x01       # header or payload checksum mismatch
     TIMEOUT = 0x02       # request truncated: no byte for the device's timeout
     BAD_CMD = 0x03       # unknown command byte
-    BAD_RANGE = 0x04     # address/length outside memory, LEN 0, register LEN != 1 or unaligned
+    BAD_RANGE = 0x04     # address/length outside memory, LEN 0 or > max (WRITE_MEM: max_write_len),
+                         # register LEN != 1 or unaligned
     BUS_ERROR = 0x05     # the register bus answered with an error response
 
 
@@ -242,18 +258,40 @@ class ReplyParser:
             out.append(Reply(cmd, status, payload))
 
 
-def info_payload(*, mem_limbs, max_len):
-    """The ``INFO`` reply limb: version, 0, max LEN per frame, memory size in limbs.
+#: The ``INFO`` reply limb: version, max_write_len, max_len, mem_limbs.
+_INFO = struct.Struct("<BBHI")
+
+
+def info_payload(*, mem_limbs, max_len, max_write_len):
+    """The ``INFO`` reply limb: version, largest WRITE_MEM LEN, largest LEN, memory size in limbs.
 
     The gateware (:class:`hefl.hw.link.Link`) answers with it; :func:`parse_info`
     reads it back: one definition of the layout for both sides.
+
+    Parameters
+    ----------
+    mem_limbs : int
+        Size of the board memory in limbs (32-bit field).
+    max_len : int
+        Largest LEN of a memory command (at most :data:`MAX_LEN`).
+    max_write_len : int
+        Largest LEN of a ``WRITE_MEM``: the write buffer's size (at most
+        :data:`MAX_WRITE_BUFFER_LIMBS` and ``max_len``).
     """
-    return struct.pack("<BBHI", VERSION, 0, max_len, mem_limbs)
+    if not 1 <= max_write_len <= min(max_len, MAX_WRITE_BUFFER_LIMBS):
+        raise ValueError(f"max_write_len {max_write_len} outside 1..min(max_len {max_len}, "
+                         f"{MAX_WRITE_BUFFER_LIMBS})")
+    return _INFO.pack(VERSION, max_write_len, max_len, mem_limbs)
 
 
 def parse_info(payload):
-    """``{"version", "max_len", "mem_limbs"}`` of an ``INFO`` reply payload."""
+    """``{"version", "max_write_len", "max_len", "mem_limbs"}`` of an ``INFO`` reply payload.
+
+    A board of protocol version 1 sent 0 in place of ``max_write_len``; the
+    host checks ``version`` before it uses the other fields.
+    """
     if len(payload) != UNIT_BYTES[Cmd.INFO]:
         raise ValueError(f"INFO payload of {len(payload)} bytes, expected {UNIT_BYTES[Cmd.INFO]}")
-    version, _, max_len, mem_limbs = struct.unpack("<BBHI", payload)
-    return {"version": version, "max_len": max_len, "mem_limbs": mem_limbs}
+    version, max_write_len, max_len, mem_limbs = _INFO.unpack(payload)
+    return {"version": version, "max_write_len": max_write_len, "max_len": max_len,
+            "mem_limbs": mem_limbs}
