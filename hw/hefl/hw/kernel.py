@@ -517,9 +517,14 @@ class Kernel(wiring.Component):
             # Every job handed to the engines comes back and is written first.
             # The engines must be idle too: the next run loads constants,
             # which they accept only while idle.
-            with m.If((r.jobs_done == r.jobs_sent) & ~r.rp_busy & ~r.res_valid
-                      & r.eng_idle.all() & ~mem.wr_busy & ~rd_busy):
-                m.d.sync += [r.counting.eq(0), r.idx.eq(0), r.status.eq(errors())]
+            # Registered (one cycle late): the condition is an AND over every
+            # engine's idle tree and the bus ports, too long a path to steer
+            # the FSM directly. In DRAIN nothing starts, so once true it stays.
+            m.d.sync += r.drained.eq((r.jobs_done == r.jobs_sent) & ~r.rp_busy & ~r.res_valid
+                                     & r.eng_idle.all() & ~mem.wr_busy & ~rd_busy)
+            with m.If(r.drained):
+                m.d.sync += [r.counting.eq(0), r.idx.eq(0), r.status.eq(errors()),
+                             r.drained.eq(0)]
                 m.next = "RES_CMD"
         _command_state(m, "RES_CMD", mem.wr_cmd, r.result, LAYOUT.result.limbs, "RES_HDR")
         with m.State("RES_HDR"):
@@ -636,6 +641,7 @@ class _RunRegs:
         self.jobs_done = Signal(tagf.width + 1)
         self.hdr = [Signal(LIMB, name=f"hdr_{n}") for n in LAYOUT.desc.names]
         self.idx = Signal(range(max(LAYOUT.desc.limbs, LAYOUT.result.limbs) + 1))
+        self.drained = Signal()     # DRAIN's exit condition, registered
         self.const_sel = Signal(2)
         self.const_addr = Signal(range(s))
         self.const_en = Signal()
