@@ -60,7 +60,7 @@ CHECKS = (
           doc="AXI4-Lite slave: every REGMAP field's semantics and every read word"),
     Check(f"axi4_read_dw{SIM_DATA_BITS}", _axi4("read", SIM_DATA_BITS), depth=15, cover_depth=10,
           doc="AXI4 master read side: AR rules, bursts, credit, limbs delivered, RRESP"),
-    Check(f"axi4_write_dw{SIM_DATA_BITS}", _axi4("write", SIM_DATA_BITS), depth=16,
+    Check(f"axi4_write_dw{SIM_DATA_BITS}", _axi4("write", SIM_DATA_BITS), depth=14,
           cover_depth=10,
           doc="AXI4 master write side: AW/W rules, bursts, WLAST, strobes, B, BRESP"),
     Check(f"axi4_read_dw{ALVEO_DATA_BITS}", _axi4("read", ALVEO_DATA_BITS), depth=14,
