@@ -42,10 +42,9 @@ def _modexp(chain_safe, idle_after=1):
     return LaneFormal(ModExp(**LANE_PARAMS, multiplier=mul), capacity=1, idle_after=idle_after)
 
 
-def _engine(capacity_cover=False):
+def _engine():
     return LaneFormal(BatchEngine(**ENGINE_PARAMS, lanes=ENGINE_LANES,
-                                  multiplier=FormalMultiplier), capacity=ENGINE_CAPACITY,
-                      capacity_cover=capacity_cover)
+                                  multiplier=FormalMultiplier), capacity=ENGINE_CAPACITY)
 
 
 def _axi4(side, data_bits):
@@ -97,8 +96,6 @@ DEEP_CHECKS = (
           cover_depth=120, doc="MontMulStream (w=4, s=5) past its first results (about 10 min+)"),
     Check("modexp_results", partial(_modexp, chain_safe=True, idle_after=2), depth=40,
           cover_depth=64, doc="ModExp lane (chain-safe core) idle again after two jobs"),
-    Check("engine_capacity", partial(_engine, capacity_cover=True), depth=40, cover_depth=56,
-          doc="BatchEngine: ENGINE_CAPACITY jobs in flight is reached (the bound is tight)"),
 )
 
 #: Depth factor of ``hefl formal --deep``.

@@ -212,8 +212,6 @@ class LaneFormal(Elaboratable):
         Results out (1 to 3) before the ``idle_after_*`` cover: a lane's
         shortest job takes ~29 cycles (reduction and output alone are
         ``2s + 2 + 5s``), so two in a row need a deep cover run.
-    capacity_cover : bool
-        Also cover ``capacity`` jobs in flight (the bound is tight); deep.
     max_exp_bits : int
         Longest POWMOD exponent the job stream declares.
 
@@ -223,12 +221,10 @@ class LaneFormal(Elaboratable):
     already in flight (the kernel's tags are the job indices of a batch).
     """
 
-    def __init__(self, dut, *, capacity, idle_after=2, capacity_cover=False,
-                 max_exp_bits=LANE_PARAMS["max_exp_bits"]):
+    def __init__(self, dut, *, capacity, idle_after=2, max_exp_bits=LANE_PARAMS["max_exp_bits"]):
         self.dut = dut
         self.capacity = capacity
         self.idle_after = idle_after
-        self.capacity_cover = capacity_cover
         self.max_exp_bits = max_exp_bits
 
     def _job_beats(self, m, op, count, s, w):
@@ -314,8 +310,6 @@ class LaneFormal(Elaboratable):
         p.cover("job_after_result", took & (idx == 0) & (jobs >= 1))
         if self.capacity >= 2:
             p.cover("two_in_flight", in_flight >= 2)
-        if self.capacity_cover:
-            p.cover("capacity_reached", in_flight == self.capacity)
         for op in JobOp:
             p.cover(f"{op.name.lower()}_job_taken", took & (idx == 0) & (beat.op == op))
         return m
