@@ -5,12 +5,13 @@
   the one documented deviation (``link_strict_pcrc``) failing on exactly
   its assertion.
 * Every deliberately broken variant (``MUTANTS``: a slave answering twice,
-  a master dropping ARVALID, bursts crossing 4 KiB, ...) is caught by the
+  a master dropping ARVALID, bursts crossing 4 KiB, a lane chaining on a
+  core that is not chain-safe, ...) is caught by the
   assertion it targets, with a counterexample trace.
 * The wrapper's CRC (bit by bit from ``CRC_POLY``) is the protocol's.
 
 The checks run two solver processes at a time (``-n`` workers each run
-their own); the whole file takes about two minutes on two cores.
+their own); the whole file takes about three to five minutes on two cores.
 """
 
 import pytest

@@ -16,8 +16,9 @@ cycle):
 * Every burst: INCR, full-width beats (``axsize = log2(DW/8)``), the
   address aligned to a beat, at most ``max_burst`` (≤ 256) beats, never
   crossing a 4 KiB boundary.
-* W: beats only inside a burst whose AW was accepted, WLAST exactly on its
-  last beat; each beat strobes whole limbs, and the strobed limbs add up
+* W: beats only inside a burst whose AW was raised (W may precede its AW
+  handshake, as AXI4 allows), in AW order, at most three bursts open,
+  WLAST exactly on its last beat; each beat strobes whole limbs, and the strobed limbs add up
   to the limbs the write commands asked for.
 * Outstanding counts: read beats requested and not yet returned stay within
   ``read_credit`` (never negative: the slave cannot return unasked beats,
@@ -38,6 +39,9 @@ __all__ = ["AxiMasterFormal"]
 
 #: Bytes of one limb (the command and data-stream unit).
 _LIMB_BYTES = 8
+#: Bursts accepted on AW whose W beats are not all sent: the master's
+#: two-entry burst-length FIFO plus the last beat waiting in the W register.
+_MAX_OPEN = 3
 
 
 def _popcount(bits):
@@ -167,20 +171,43 @@ class AxiMasterFormal(Elaboratable):
 
     def _writes(self, m, p, dut, bus, aw, w, b, wc, wd):
         """W beats inside accepted bursts, WLAST, strobed limbs, B bookkeeping."""
-        beats = Signal(9)           # W beats still owed by the accepted AW's burst
-        open_bursts = Signal(2)     # AW accepted, W beats not all sent
-        m.d.sync += open_bursts.eq(open_bursts + aw - (w & bus.wlast))
-        with m.If(aw):
-            m.d.sync += beats.eq(bus.awlen + 1)
-        with m.Elif(w):
-            m.d.sync += beats.eq(beats - 1)
-        p.assert_("w_after_its_aw", ~bus.wvalid | (open_bursts != 0))
-        p.assert_("one_burst_at_a_time", open_bursts <= 1)
-        p.assert_("wlast_on_last_beat", ~bus.wvalid | (bus.wlast == (beats == 1)))
-        b_owed = Signal(8)          # bursts whose W beats are done, B not received
-        m.d.sync += b_owed.eq(b_owed + (w & bus.wlast) - b)
-        p.assume("b_only_after_wlast", ~bus.bvalid | (b_owed != 0))
-        p.assert_("wr_busy_while_owed", ((b_owed == 0) & (open_bursts == 0)) | dut.wr_busy)
+        # W may run ahead of its AW's handshake (AXI4 allows W before AW; the
+        # master raises W once it has raised the burst's AWVALID), so the
+        # bursts are followed in issue order: W is in burst number "W lasts
+        # so far"; open_bursts = AW handshakes - W lasts (-1: the burst on
+        # AW has had all its W beats already). The lengths of accepted
+        # bursts whose W is not complete wait in a queue, oldest first.
+        open_bursts = Signal(range(-1, _MAX_OPEN + 2))
+        # Lengths are at most max_burst (asserted on AW): narrow registers.
+        qlen = [Signal(range(self.max_burst + 1), name=f"aw_q{i}") for i in range(_MAX_OPEN + 1)]
+        wbeat = Signal(range(self.max_burst + 1))      # W beats sent in the current burst
+        w_last = w & bus.wlast
+        cur_len = Mux(open_bursts > 0, qlen[0], bus.awlen + 1)
+        p.assert_("w_after_its_aw", ~bus.wvalid | (open_bursts > 0)
+                  | ((open_bursts == 0) & bus.awvalid))
+        p.assert_("at_most_three_bursts_open", open_bursts <= _MAX_OPEN)
+        p.assert_("wlast_on_last_beat", ~bus.wvalid | (bus.wlast == (wbeat == cur_len - 1)))
+        m.d.sync += open_bursts.eq(open_bursts + aw - w_last)
+        with m.If(w):
+            m.d.sync += wbeat.eq(Mux(bus.wlast, 0, wbeat + 1))
+        pop = w_last & (open_bursts > 0)
+        push = aw & ~((open_bursts < 0) | ((open_bursts == 0) & w_last))
+        n_q = Mux(open_bursts > 0, open_bursts, 0)     # queue entries
+        shifted = [Mux(pop, qlen[i + 1], qlen[i]) for i in range(_MAX_OPEN)] + [qlen[-1]]
+        at = n_q - pop                                   # where a pushed length goes
+        for i in range(_MAX_OPEN + 1):
+            with m.If(push & (at == i)):
+                m.d.sync += qlen[i].eq(bus.awlen + 1)
+            with m.Else():
+                m.d.sync += qlen[i].eq(shifted[i])
+        b_owed = Signal(8)          # bursts with AW accepted and W done, B not received
+        b_inc = (w_last & (open_bursts > 0)) | (aw & (open_bursts < 0)) \
+            | (aw & w_last & (open_bursts == 0))
+        m.d.sync += b_owed.eq(b_owed + b_inc - b)
+        p.assume("b_only_after_aw_and_wlast", ~bus.bvalid | (b_owed != 0))
+        p.assert_("wr_busy_while_owed", ((b_owed == 0) & (open_bursts == 0) & (wbeat == 0))
+                  | dut.wr_busy)
+        p.cover("w_before_its_aw", bus.wvalid & (open_bursts == 0) & bus.awvalid)
         # Strobes: whole limbs, adding up to the limbs commanded.
         limbs = self.data_bits // 64
         strb_limbs = [bus.wstrb[8 * i:8 * i + 8] for i in range(limbs)]

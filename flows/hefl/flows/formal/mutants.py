@@ -14,12 +14,21 @@ from amaranth.hdl import Mux, Signal
 
 from hefl.flows.formal.axi4 import AxiMasterFormal
 from hefl.flows.formal.axil import AxilFormal
+from hefl.flows.formal.checks import ENGINE_CAPACITY, ENGINE_LANES, ENGINE_PARAMS
 from hefl.flows.formal.link import LINK_PARAMS, LinkFormal
-from hefl.flows.formal.streams import LANE_PARAMS, FormalMultiplier, LaneFormal
+from hefl.flows.formal.streams import (
+    LANE_PARAMS,
+    MONTMUL_PARAMS,
+    FormalMultiplier,
+    LaneFormal,
+    MontMulFormal,
+)
 from hefl.hw.axi_master import AxiMaster
 from hefl.hw.axil_ctrl import AxilCtrl
 from hefl.hw.batch_engine import BatchEngine
 from hefl.hw.link import Link
+from hefl.hw.modexp import ModExp
+from hefl.hw.montmul_stream import MontMulStream
 
 __all__ = ["Mutant", "MUTANTS"]
 
@@ -102,6 +111,27 @@ class _EngineDropsBeats(BatchEngine):
         return m
 
 
+class _ClaimsChainSafe(FormalMultiplier):
+    """A core that is not chain-safe but says it is (the lane then chains on it)."""
+
+    chain_safe = property(lambda self: True)
+
+
+def _lane_chains_unsafe():
+    """A lane that asks for its next operation at ``ready`` on a core that needs ``idle``."""
+    return LaneFormal(ModExp(**LANE_PARAMS, multiplier=partial(_ClaimsChainSafe, chain_safe=False)),
+                      capacity=1, idle_after=1)
+
+
+class _StreamOverrunsBanks(MontMulStream):
+    """A MontMulStream that loads operands while both banks are full (overwriting one)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.i_stream.ready.eq(1)
+        return m
+
+
 class _LinkWritesWhileDraining(Link):
     """A link that writes memory for every byte it takes (also while draining a bad header)."""
 
@@ -124,7 +154,8 @@ class Mutant:
 
 
 def _lane(engine_cls):
-    return LaneFormal(engine_cls(**LANE_PARAMS, lanes=2, multiplier=FormalMultiplier), capacity=4)
+    return LaneFormal(engine_cls(**ENGINE_PARAMS, lanes=ENGINE_LANES, multiplier=FormalMultiplier),
+                      capacity=ENGINE_CAPACITY)
 
 
 MUTANTS = (
@@ -149,6 +180,10 @@ MUTANTS = (
     Mutant("engine_drops_beats", partial(_lane, _EngineDropsBeats), 16,
            ("idle_means_all_out", "no_result_without_job", "within_capacity"),
            _EngineDropsBeats.__doc__),
+    Mutant("lane_chains_unsafe_core", _lane_chains_unsafe, 16, ("mul_start_only_when_idle",),
+           _lane_chains_unsafe.__doc__),
+    Mutant("montmul_overruns_banks", lambda: MontMulFormal(_StreamOverrunsBanks(**MONTMUL_PARAMS)),
+           28, ("within_capacity",), _StreamOverrunsBanks.__doc__),
     Mutant("link_writes_while_draining",
            lambda: LinkFormal(_LinkWritesWhileDraining(**LINK_PARAMS), parts=("writes",),
                               byte_limit=2), 14,

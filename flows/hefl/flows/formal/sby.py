@@ -114,21 +114,33 @@ class TaskResult:
 
 
 _CHECK_CELL = re.compile(r"^\s*cell \$check \$(\d+)\n((?:\s*parameter .*\n)+)", re.M)
+_MODULE = re.compile(r"^module \\(\S+)\n(.*?)^end$", re.M | re.S)
 
 
 def property_names(il_text, module="top"):
-    """``{witness id: (flavor, name)}`` of the ``$check`` cells of ``module`` in RTLIL text.
+    """``{witness id: (flavor, name)}`` of the ``$check`` cells in RTLIL text.
 
     Amaranth puts a property's message in the cell's ``FORMAT``; Yosys
-    names the cell ``_witness_.check_<n>`` in its reports.
+    names the cell ``_witness_.check_<n>`` in its reports, numbered per
+    module. The cells of ``module`` are keyed by that id; those of the
+    modules below it (a stand-in inside the DUT) by their hierarchical
+    name ``<module>._witness_.check_<n>``, as SBY's summary spells it.
     """
-    body = il_text.split(f"module \\{module}\n", 1)[-1].split("\nend\n", 1)[0]
     names = {}
-    for num, params in _CHECK_CELL.findall(body):
-        flavor = re.search(r'\\FLAVOR "(\w+)"', params).group(1)
-        fmt = re.search(r'\\FORMAT "([^"]*)"', params)
-        names[f"_witness_.check_{num}"] = (flavor, fmt.group(1) if fmt else f"check_{num}")
+    for mod, body in _MODULE.findall(il_text):
+        if mod != module and not mod.startswith(module + "."):
+            continue
+        for num, params in _CHECK_CELL.findall(body):
+            flavor = re.search(r'\\FLAVOR "(\w+)"', params).group(1)
+            fmt = re.search(r'\\FORMAT "([^"]*)"', params)
+            names[_key(mod, f"_witness_.check_{num}", module)] = (
+                flavor, fmt.group(1) if fmt else f"check_{num}")
     return names
+
+
+def _key(mod, pid, top="top"):
+    """The key :func:`property_names` gives cell ``pid`` of module ``mod``."""
+    return pid if mod == top else f"{mod}.{pid}"
 
 
 def _tool_env():
@@ -204,11 +216,16 @@ def _read_properties(res, outdir, names, log):
         for case in ET.parse(xml).getroot().iter("testcase"):
             pid = case.get("id")
             if pid and case.find("failure") is not None and case.get("type") == "ASSERT":
-                res.failed.append(names.get(pid, ("assert", pid))[1])
+                where = re.search(r" in (\S+) at ", case.get("name") or "")
+                key = _key(where.group(1).replace("/", "."), pid) if where else pid
+                res.failed.append(names.get(key, names.get(pid, ("assert", key)))[1])
                 res.trace = res.trace or str(outdir / (case.get("tracefile") or ""))
     if res.task == "cover" and log.exists():
         text = log.read_text()
-        for step, pid in re.findall(r"Reached cover statement in step (\d+) at .*\((\S+)\)", text):
-            res.reached.setdefault(names.get(pid, ("cover", pid))[1], int(step))
-        covers = [n for f, n in names.values() if f == "cover"]
-        res.unreached = [n for n in covers if n not in res.reached]
+        hit = set()
+        for step, mod, pid in re.findall(
+                r"Reached cover statement in step (\d+) at (\S+?): .*\((\S+)\)", text):
+            key = _key(mod, pid)
+            hit.add(key)
+            res.reached.setdefault(names.get(key, ("cover", key))[1], int(step))
+        res.unreached = [n for k, (f, n) in names.items() if f == "cover" and k not in hit]

@@ -17,24 +17,29 @@ Covers show results leaving under backpressure and the core idle again
 after more than one operation, so none of this is vacuous.
 
 Parameters are tiny to keep the proofs tractable: MontMul runs for real
-at ``w = 4``, ``s = 5`` (``L = 18``); ModExp and BatchEngine at ``w = 2``,
-``s = 3`` (``L = 4``), window ``k = 1``, exponents of at most 2 bits,
-2-bit tags, with :class:`FormalMultiplier` in place of MontMul: a stand-in
-with MontMul's stream interface whose result words are arbitrary and whose
-latency is arbitrary (1 to ``max_wait`` cycles), so the properties hold
+inside :class:`~hefl.hw.montmul_stream.MontMulStream` (its operand banks,
+modulus memory and result FIFO around the in-place core) at ``w = 4``,
+``s = 5`` (``L = 18``, the smallest legal size); ModExp and BatchEngine
+at ``w = 2``, ``s = 3`` (``L = 4``), window ``k = 1``, exponents of at most
+2 bits, 2-bit tags (3-bit for the engine), with :class:`FormalMultiplier`
+in place of the core: a stand-in with the in-place core's interface
+(accept, read port, result write port, ``idle``) whose result words are
+arbitrary and whose latency is arbitrary (issue 1 to ``max_wait``
+cycles, result 1 to ``max_wait`` cycles later), so the properties hold
 whatever the multiplier computes and however long it takes. Operand
 values never steer the lanes' control (constant-time schedule), so free
 data loses nothing here.
 """
 
 from amaranth.hdl import Elaboratable, Module, Mux, Signal, Value
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hefl.flows.formal.props import Props
 from hefl.golden.montgomery import words_for
 from hefl.hw.jobs import JobOp
-from hefl.hw.montmul import MontMul, input_layout, output_layout
+from hefl.hw.montmul import MODE
+from hefl.hw.montmul_stream import MontMulStream
 
 __all__ = ["FormalMultiplier", "MontMulFormal", "LaneFormal", "MONTMUL_PARAMS", "LANE_PARAMS"]
 
@@ -45,52 +50,79 @@ LANE_PARAMS = dict(operand_bits=4, word_bits=2, window_bits=1, max_exp_bits=2, t
 
 
 class FormalMultiplier(wiring.Component):
-    """MontMul's interface with arbitrary results after an arbitrary latency.
+    """MontMul's in-place interface with arbitrary result words after an arbitrary latency.
 
-    Takes ``s`` word pairs (always ready), waits 1 to ``max_wait`` cycles
-    (the solver chooses), then offers ``s`` result words (arbitrary
-    values), ``last`` on word ``s - 1``. One operation at a time.
+    The ports are :class:`hefl.hw.montmul.MontMul`'s (``start``/``ready``,
+    ``op_*``, the read port ``rd_*``, the write port ``wr_*``, ``done``,
+    ``idle``). An accepted operation *issues* for 1 to ``max_wait``
+    cycles (``ready`` low; ``rd_en`` free in every one of them and in the
+    cycle after, as the core's registered read enable is; ``rd_addr``
+    free), then waits 0 to ``max_wait - 1`` cycles and writes ``s``
+    arbitrary words to ``op_dst + j`` on consecutive cycles, ``done`` on
+    the last. The solver chooses every length and word.
+
+    ``chain_safe`` as the core's property: when true, a next operation may
+    be accepted as soon as ``ready`` is high while this one's result is
+    still to be written (its issue then lasts until that write is over, as
+    ``s ≥ D + 2`` guarantees in the core); when false the caller must wait
+    for ``idle``, which the assertion ``mul_start_only_when_idle`` checks.
     """
 
-    def __init__(self, *, operand_bits, word_bits, max_wait=3):
+    def __init__(self, *, operand_bits, word_bits, addr_bits, max_wait=3, chain_safe=False):
         self._w, self._s = word_bits, words_for(operand_bits, word_bits)
         self._max_wait = max_wait
+        self._chain = chain_safe
         super().__init__({
             "nprime": In(word_bits),
-            "n_wr_en": In(1), "n_wr_addr": In(range(self._s)), "n_wr_data": In(word_bits),
-            "i_stream": In(stream.Signature(input_layout(word_bits))),
-            "o_stream": Out(stream.Signature(output_layout(word_bits))),
-            "idle": Out(1),
+            "start": In(1), "ready": Out(1),
+            "op_a": In(addr_bits), "op_b": In(addr_bits), "op_n": In(addr_bits),
+            "op_dst": In(addr_bits), "op_mode": In(MODE),
+            "rd_addr": Out(addr_bits), "rd_en": Out(1), "rd_data": In(word_bits),
+            "wr_en": Out(1), "wr_addr": Out(addr_bits), "wr_data": Out(word_bits),
+            "done": Out(1), "idle": Out(1),
         })
+
+    chain_safe = property(lambda self: self._chain)
 
     def elaborate(self, platform):
         m = Module()
         p = Props(m)
-        s = self._s
-        cnt = Signal(range(max(s, self._max_wait) + 1))
-        go = p.free(1, "mul_go")
-        data = p.free(self._w, "mul_data")
-        with m.FSM():
-            with m.State("IN"):
-                m.d.comb += [self.i_stream.ready.eq(1), self.idle.eq(cnt == 0)]
-                with m.If(self.i_stream.valid):
-                    m.d.sync += cnt.eq(cnt + 1)
-                    with m.If(cnt == s - 1):
-                        m.d.sync += cnt.eq(0)
-                        m.next = "WAIT"
-            with m.State("WAIT"):
-                m.d.sync += cnt.eq(cnt + 1)
-                with m.If(go | (cnt == self._max_wait - 1)):
-                    m.d.sync += cnt.eq(0)
-                    m.next = "OUT"
-            with m.State("OUT"):
-                m.d.comb += [self.o_stream.valid.eq(1), self.o_stream.payload.data.eq(data),
-                             self.o_stream.payload.last.eq(cnt == s - 1)]
-                with m.If(self.o_stream.ready):
-                    m.d.sync += cnt.eq(cnt + 1)
-                    with m.If(cnt == s - 1):
-                        m.d.sync += cnt.eq(0)
-                        m.next = "IN"
+        s, mw = self._s, self._max_wait
+        issuing, rd_tail = Signal(), Signal()     # issue phase; its cycle after
+        icnt = Signal(range(mw))
+        pend, writing = Signal(), Signal()        # a result owed; its words going out
+        wcnt = Signal(range(max(s, mw)))
+        dst, wdst = Signal.like(self.op_dst), Signal.like(self.op_dst)
+        accept = self.start & ~issuing
+        m.d.comb += [self.ready.eq(~issuing), self.idle.eq(~issuing & ~pend),
+                     self.rd_en.eq((issuing | rd_tail) & p.free(1, "mul_rd_en")),
+                     self.rd_addr.eq(p.free(len(self.rd_addr), "mul_rd_addr"))]
+        if self._chain:
+            # The caller uses the chaining: an op accepted while a result is owed.
+            p.cover("mul_chained_start", accept & pend)
+        else:
+            p.assert_("mul_start_only_when_idle", ~self.start | self.idle)
+        with m.If(accept):
+            m.d.sync += [issuing.eq(1), icnt.eq(0), dst.eq(self.op_dst)]
+        # The issue ends when the solver says (at the latest after max_wait
+        # cycles), once the previous result is written: one result owed at a time.
+        end = issuing & (p.free(1, "mul_issue_end") | (icnt == mw - 1)) & ~pend
+        m.d.sync += rd_tail.eq(end)
+        with m.If(issuing & ~end & (icnt != mw - 1)):
+            m.d.sync += icnt.eq(icnt + 1)
+        with m.If(end):
+            m.d.sync += [issuing.eq(0), pend.eq(1), writing.eq(0), wcnt.eq(0), wdst.eq(dst)]
+        with m.Elif(pend & ~writing):
+            m.d.sync += wcnt.eq(wcnt + 1)
+            with m.If(p.free(1, "mul_write_go") | (wcnt == mw - 1)):
+                m.d.sync += [writing.eq(1), wcnt.eq(0)]
+        with m.Elif(writing):
+            m.d.comb += [self.wr_en.eq(1), self.wr_addr.eq(wdst + wcnt),
+                         self.wr_data.eq(p.free(self._w, "mul_data")),
+                         self.done.eq(wcnt == s - 1)]
+            m.d.sync += wcnt.eq(wcnt + 1)
+            with m.If(wcnt == s - 1):
+                m.d.sync += [pend.eq(0), writing.eq(0)]
         return m
 
 
@@ -109,18 +141,23 @@ def _words_out(m, p, o, s):
 
 
 class MontMulFormal(Elaboratable):
-    """Counting properties of :class:`~hefl.hw.montmul.MontMul` (the real core).
+    """Counting properties of :class:`~hefl.hw.montmul_stream.MontMulStream` (the real core inside).
 
-    Capacity: two operand banks and an output FIFO of two results, so at
-    most four operations are in flight.
+    Capacity: two operand banks (one loading, one waiting or running) and
+    at most two results pending (started, not wholly read out; the
+    wrapper's start rule, which keeps the result FIFO of ``2s`` words from
+    overflowing). A running operation frees its bank once it has issued
+    its last slot, so two loaded-not-started operations can wait behind
+    two pending results: at most four operations are in flight.
     """
 
     CAPACITY = 4
 
     def __init__(self, dut=None, *, result_covers=False, **params):
-        self.dut = dut if dut is not None else MontMul(**{**MONTMUL_PARAMS, **params})
-        # A result first leaves ~90 cycles after its operands (s = 5): the
-        # covers that need one are reachable only by a deep run.
+        self.dut = dut if dut is not None else MontMulStream(**{**MONTMUL_PARAMS, **params})
+        # A result first leaves ~87 (square) to ~107 (multiply) cycles after
+        # its operands (s = 5, op_timing): the covers that need one are
+        # reachable only by a deep run.
         self.result_covers = result_covers
 
     def elaborate(self, platform):
@@ -166,10 +203,17 @@ class LaneFormal(Elaboratable):
     Parameters
     ----------
     dut : ModExp or BatchEngine
-        Built with :data:`LANE_PARAMS` and ``multiplier=FormalMultiplier``.
+        Built with :data:`LANE_PARAMS` and ``multiplier=FormalMultiplier``
+        (or a ``functools.partial`` of it with ``chain_safe``).
     capacity : int
-        Jobs in flight the DUT may hold (1 for a lane; two per lane for
-        the engine: one running, one queued in its FIFO).
+        Jobs in flight the DUT may hold (1 for a lane; for the engine see
+        :data:`hefl.flows.formal.checks.ENGINE_CAPACITY`).
+    idle_after : int
+        Results out (1 to 3) before the ``idle_after_*`` cover: a lane's
+        shortest job takes ~29 cycles (reduction and output alone are
+        ``2s + 2 + 5s``), so two in a row need a deep cover run.
+    max_exp_bits : int
+        Longest POWMOD exponent the job stream declares.
 
     The job stream is well formed (the kernel checks jobs before the
     engine sees them): ``first`` on a job's first beat, ``last`` on its
@@ -177,9 +221,10 @@ class LaneFormal(Elaboratable):
     already in flight (the kernel's tags are the job indices of a batch).
     """
 
-    def __init__(self, dut, *, capacity, max_exp_bits=LANE_PARAMS["max_exp_bits"]):
+    def __init__(self, dut, *, capacity, idle_after=2, max_exp_bits=LANE_PARAMS["max_exp_bits"]):
         self.dut = dut
         self.capacity = capacity
+        self.idle_after = idle_after
         self.max_exp_bits = max_exp_bits
 
     def _job_beats(self, m, op, count, s, w):
@@ -189,7 +234,7 @@ class LaneFormal(Elaboratable):
                 m.d.comb += n.eq(s + (count + w - 1) // w)
             with m.Case(JobOp.MULMOD):
                 m.d.comb += n.eq(2 * s)
-            with m.Default():
+            with m.Default():                      # PRODUCT, TABLE_PRODUCT: K factors
                 m.d.comb += n.eq(count * s)
         return n
 
@@ -220,11 +265,14 @@ class LaneFormal(Elaboratable):
         p.assume("first_on_first_beat", ~i.valid | (beat.first == (idx == 0)))
         p.assume("last_on_last_beat", ~i.valid | (beat.last == (idx == n - 1)))
         first = i.valid & (idx == 0)
-        p.assume("op_valid", ~first | (beat.op.as_value() != 3))
+        # Every op code is a job type (TABLE_PRODUCT included: without a
+        # table port it carries its K factors, like PRODUCT).
         p.assume("powmod_count", ~first | (beat.op != JobOp.POWMOD)
                  | (beat.count <= self.max_exp_bits))
         p.assume("mulmod_count", ~first | (beat.op != JobOp.MULMOD) | (beat.count == 2))
         p.assume("product_count", ~first | (beat.op != JobOp.PRODUCT) | (beat.count != 0))
+        p.assume("table_product_count", ~first | (beat.op != JobOp.TABLE_PRODUCT)
+                 | (beat.count != 0))
         p.assume("tag_not_in_flight", ~first | ~pend_mask.bit_select(beat.tag, 1))
         with m.If(took):
             m.d.sync += idx.eq(Mux(beat.last, 0, idx + 1))
@@ -257,7 +305,9 @@ class LaneFormal(Elaboratable):
         with m.If(res_out & (jobs != 3)):
             m.d.sync += jobs.eq(jobs + 1)
         p.cover("result_under_backpressure", res_out & p.was(o.valid & ~o.ready, "out_stalled"))
-        p.cover("idle_after_two", dut.idle & (jobs >= 2))
+        p.cover(f"idle_after_{('one', 'two', 'three')[self.idle_after - 1]}",
+                dut.idle & (jobs >= self.idle_after))
+        p.cover("job_after_result", took & (idx == 0) & (jobs >= 1))
         if self.capacity >= 2:
             p.cover("two_in_flight", in_flight >= 2)
         for op in JobOp:
