@@ -1,9 +1,9 @@
 """Formal checks (hefl.flows.formal) and the mutants they must catch, through SymbiYosys.
 
 * Every check of ``CHECKS`` is as expected: proved by k-induction where
-  stated, else bounded-checked to its depth, every ``Cover`` reached, and
-  the one documented deviation (``link_strict_pcrc``) failing on exactly
-  its assertion.
+  stated, else bounded-checked to its depth, every ``Cover`` reached (a
+  check may declare assertions expected to fail, for a documented
+  deviation; none does today).
 * Every deliberately broken variant (``MUTANTS``: a slave answering twice,
   a master dropping ARVALID, bursts crossing 4 KiB, a lane chaining on a
   core that is not chain-safe, ...) is caught by the

@@ -67,13 +67,14 @@ from hefl.hw.uart import Uart
 __all__ = ["BoardCore", "ULX3STop", "BOARD_DEFAULTS", "BOARD_TABLE_MAX", "pll_params"]
 
 #: The board configuration ``make bitstream`` builds (Paillier-1024: 2048-bit modulus).
-#: Four lanes (18×18 tiles) reached 60.05 MHz when asked for 60 MHz (nextpnr
-#: seed 1); the default asks :data:`~hefl.hw.params.ECP5_CLOCK_MHZ` (55 MHz)
-#: for margin. Six and eight lanes fit the
-#: device but nextpnr's router had not converged after ten minutes, beyond
-#: the 15-minute build budget. With the result-slot address and the AXI burst
-#: lengths registered, the longest path is in the ModExp lane (block-RAM
-#: output → window digit); one lane reached 70 MHz.
+#: Four lanes (18×18 tiles), nextpnr seed 1: 70.79 MHz asked for 70 (the
+#: default, :data:`~hefl.hw.params.ECP5_CLOCK_MHZ`); asked for 100 MHz the
+#: same build reaches 74.7-77.1 MHz (placement-dependent). The longest
+#: paths left: the kernel's stream-read command (remaining limbs → burst
+#: length → read credit) and the lanes' load logic; the job FIFOs' block-RAM
+#: outputs and the DRAIN condition are registered. Six and eight lanes fit
+#: the device but nextpnr's router had not converged after ten minutes,
+#: beyond the 15-minute build budget.
 BOARD_DEFAULTS = dict(operand_bits=2048, word_bits=MONTMUL_ECP5_WORD_BITS, lanes=4,
                       window_bits=MODEXP_WINDOW_BITS, max_exp_bits=2048, mem_limbs=8192,
                       baud=ECP5_UART_BAUD, clock_mhz=ECP5_CLOCK_MHZ)

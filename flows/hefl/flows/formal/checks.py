@@ -80,14 +80,9 @@ CHECKS = (
     Check("link_reply", partial(LinkFormal, parts=("reply",)), depth=20, cover_depth=26,
           doc="UART link: a reply within the timeout after any bytes, only when owed"),
     Check("link_writes", partial(LinkFormal, parts=("writes",), byte_limit=2), depth=21,
-          cover_depth=21,
-          doc="UART link: memory written only for a good header, registers after both CRCs"),
-    Check("link_strict_pcrc", partial(LinkFormal, parts=("writes",), byte_limit=2,
-                                      strict_pcrc=True), depth=21,
-          doc="UART link: no memory write for a bad payload CRC (documented not to hold)",
-          expect_fail=("no_mem_write_for_bad_payload",),
-          reason="WRITE_MEM writes each limb as it arrives; the payload CRC comes last "
-                 "(hefl.hw.link_proto: 'may have written part of its range')"),
+          cover_depth=22,
+          doc="UART link: memory written only for a good header and payload CRC, "
+              "registers after both CRCs"),
 )
 
 #: Checks only ``hefl formal --deep`` runs: too deep for the CI budget.

@@ -25,12 +25,10 @@ CRC are computed here from ``CRC_POLY`` bit by bit (not with the link's
 * **No register write for a bad payload**: AW/W are raised only for a
   WRITE_REG whose header and payload CRCs both matched.
 
-The strict reading "no memory write at all for a frame whose *payload*
-CRC fails" does not hold, by design: WRITE_MEM writes each limb as it
-arrives and the payload CRC comes last (:mod:`hefl.hw.link_proto`: "may
-have written part of its range ... the host rewrites it"). The
-``strict_pcrc`` part states it anyway and is expected to fail; its
-counterexample shows the documented behaviour.
+* **No memory write for a bad payload**: a memory write happens only
+  after the frame's payload CRC matched (WRITE_MEM payloads wait in the
+  link's write buffer, :data:`hefl.hw.link_proto.WRITE_BUFFER_LIMBS`), so a
+  frame with a bad payload CRC writes nothing.
 """
 
 from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
@@ -66,8 +64,6 @@ class LinkFormal(Elaboratable):
     ----------
     dut : Link, optional
         Defaults to ``Link(**LINK_PARAMS)``.
-    strict_pcrc : bool
-        Also assert the strict payload-CRC reading (expected to fail).
     timeout_cycles : int, optional
         The timeout the properties assume (default: the link's own).
     parts : tuple of str
@@ -83,14 +79,13 @@ class LinkFormal(Elaboratable):
 
     PARTS = ("reply", "writes")
 
-    def __init__(self, dut=None, *, strict_pcrc=False, timeout_cycles=None, parts=PARTS,
+    def __init__(self, dut=None, *, timeout_cycles=None, parts=PARTS,
                  byte_limit=None):
         self.dut = dut if dut is not None else Link(**LINK_PARAMS)
         if not set(parts) <= set(self.PARTS):
             raise ValueError(f"Parts must be among {self.PARTS}, not {parts!r}")
         self.parts = tuple(parts)
         self.byte_limit = byte_limit
-        self.strict_pcrc = strict_pcrc
         self.timeout = timeout_cycles if timeout_cycles is not None else self.dut._timeout
 
     def elaborate(self, platform):
@@ -220,8 +215,10 @@ class LinkFormal(Elaboratable):
         bus = dut.axil
         p.assert_("reg_write_needs_good_crcs", ~(bus.awvalid | bus.wvalid)
                   | (hdr_good & (req.cmd == Cmd.WRITE_REG) & (idx > pay_end) & req.pay_ok))
-        if self.strict_pcrc:
-            p.assert_("no_mem_write_for_bad_payload", ~(req.bad_pcrc & (req.writes != 0)))
+        # --- ... and memory writes only after the payload CRC matched --------
+        p.assert_("mem_write_after_good_pcrc",
+                  ~wr | (hdr_good & (req.cmd == Cmd.WRITE_MEM) & (idx > pay_end) & req.pay_ok))
+        p.assert_("no_mem_write_for_bad_payload", ~(req.bad_pcrc & (req.writes != 0)))
         p.cover("mem_written", wr & dut.mem_ack)
         p.cover("reg_written", bus.awvalid & bus.awready)
         p.cover("bad_header_drained", req.owed & (idx > HEADER_BYTES + 1) & ~req.hdr_ok)
