@@ -30,7 +30,7 @@ constraint from the EHXPLLL dividers, so no hand-written constraint file is
 needed.
 
 LEDs: 0 ``interrupt`` (a run finished), 1 link answered an error, 2 UART
-framing error seen, 7 heartbeat (clock / 2^26: ~0.8 Hz at 55 MHz).
+framing error seen, 7 heartbeat (clock / 2^26: ~1 Hz at 70 MHz).
 """
 
 from functools import partial
