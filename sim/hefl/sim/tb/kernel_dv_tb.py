@@ -114,9 +114,17 @@ async def assert_reset_values(tb):
 
 
 async def reset_during(tb, wait):
-    """Start a batch of POWMOD and MULMOD jobs, ``await wait()``, then pulse ``ap_rst_n``."""
+    """Start a batch of POWMOD and MULMOD jobs, ``await wait()``, then pulse ``ap_rst_n``.
+
+    Two of the POWMODs have full-length exponents (about 15k cycles each on
+    the bench's lanes), so the lanes are still computing whatever the
+    random ones drew: the batch cannot be over before the reset.
+    """
     n = tb.modulus()
-    jobs = tb.random_jobs(n, 4, ops=(POWMOD, MULMOD))
+    x = CFG["max_exp_bits"]
+    jobs = [(POWMOD, [b, e], x, pow(b, e, n))
+            for b, e in ((tb.rng.randrange(n), tb.rng.getrandbits(x)) for _ in range(2))]
+    jobs += tb.random_jobs(n, 2, ops=(POWMOD, MULMOD))
     tb.write_limbs(0x4000, tb.descriptor(n, jobs))
     await tb.start(0x4000, 0x9000)
     await wait()
