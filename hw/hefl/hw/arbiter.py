@@ -120,6 +120,19 @@ def arbiter_tree(m, name, shape, sources, sink, fan_in=4):
     return busy
 
 
+def _output_sinks(m, outputs, shape, registered):
+    """What a router node drives for each output: a skid buffer's input, or the port itself."""
+    sinks = []
+    for k, port in enumerate(outputs):
+        if registered:
+            m.submodules[f"skid{k}"] = sb = SkidBuffer(shape)
+            wiring.connect(m, sb.o_stream, wiring.flipped(port))
+            sinks.append(sb.i_stream)
+        else:
+            sinks.append(wiring.flipped(port))
+    return sinks
+
+
 class PacketRouter(wiring.Component):
     """One packet stream (payloads with ``first``/``last``) to ``n`` outputs (module docstring).
 
@@ -164,14 +177,7 @@ class PacketRouter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n, i = self._n, self.i_stream
-        outs = []
-        for k, port in enumerate(self.outputs):
-            if self._registered:
-                m.submodules[f"skid{k}"] = sb = SkidBuffer(self._shape)
-                wiring.connect(m, sb.o_stream, wiring.flipped(port))
-                outs.append(sb.i_stream)
-            else:
-                outs.append(wiring.flipped(port))
+        outs = _output_sinks(m, self.outputs, self._shape, self._registered)
         m.d.sync += [self.free.eq(self.child_free.any()), self.best.eq(self.child_best.any())]
         locked = Signal()
         route = Signal(range(max(2, n)))
@@ -239,14 +245,7 @@ class AddressRouter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n, i = self._n, self.i_stream
-        outs = []
-        for k, port in enumerate(self.outputs):
-            if self._registered:
-                m.submodules[f"skid{k}"] = sb = SkidBuffer(self._shape)
-                wiring.connect(m, sb.o_stream, wiring.flipped(port))
-                outs.append(sb.i_stream)
-            else:
-                outs.append(wiring.flipped(port))
+        outs = _output_sinks(m, self.outputs, self._shape, self._registered)
         in_packet = Signal()
         held = Signal(range(max(2, self._fan)))
         # Decided from the first beat: a constant step and fan (no divider).
