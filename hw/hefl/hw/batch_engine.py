@@ -93,7 +93,15 @@ from hefl.hw.skid import PipeStage
 from hefl.hw.table_expand import TableExpander
 from hefl.hw.table_fetch import TableFetch
 
-__all__ = ["BatchEngine", "JobOp"]
+__all__ = ["BatchEngine", "table_ports", "JobOp"]
+
+
+def table_ports():
+    """The ports a sub-engine with a table adds: its AXI read port and the table's place and size."""
+    return {"rd_cmd": Out(stream.Signature(CommandLayout)),
+            "rd_data": In(stream.Signature(LAYOUT.limb_bits)),
+            "table_base": In(64), "table_entries": In(INDEX_BITS + 1),
+            "table_clear": In(1), "bad_index": Out(1)}
 
 
 class BatchEngine(wiring.Component):
@@ -154,10 +162,7 @@ class BatchEngine(wiring.Component):
         self._table_max = table_max
         members = {**engine_ports(word_bits, s, tag_bits), "free": Out(1)}
         if table_max:
-            members.update({"rd_cmd": Out(stream.Signature(CommandLayout)),
-                            "rd_data": In(stream.Signature(LAYOUT.limb_bits)),
-                            "table_base": In(64), "table_entries": In(INDEX_BITS + 1),
-                            "table_clear": In(1), "bad_index": Out(1)})
+            members.update(table_ports())
         super().__init__(members)
 
     lanes = property(lambda self: self._lanes)

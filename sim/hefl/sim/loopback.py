@@ -15,13 +15,13 @@ kernel moves per cycle in simulation.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from hefl.golden.montgomery import words_for
-from hefl.hw.axi_master import CommandLayout
+from hefl.hw.batch_engine import table_ports
 from hefl.hw.jobs import INDEX_BITS, TAG_BITS, JobOp, engine_ports
 from hefl.hw.regmap import LAYOUT
 from hefl.hw.table_fetch import TableFetch
@@ -59,10 +59,7 @@ class LoopbackEngine(wiring.Component):
         self._tag_bits, self._pending, self._index_depth = tag_bits, pending, index_depth
         members = {**engine_ports(word_bits, self._s, tag_bits), "free": Out(1)}
         if table_max:
-            members.update({"rd_cmd": Out(stream.Signature(CommandLayout)),
-                            "rd_data": In(stream.Signature(LAYOUT.limb_bits)),
-                            "table_base": In(64), "table_entries": In(INDEX_BITS + 1),
-                            "table_clear": In(1), "bad_index": Out(1)})
+            members.update(table_ports())
         super().__init__(members)
 
     words = property(lambda self: self._s)
