@@ -233,6 +233,10 @@ class Kernel(wiring.Component):
         self._elab_constants(m, r)
         self._elab_engine_inputs(m, r, mem)
         self._elab_job_decode(m, r)
+        # A read abort is a one-cycle pulse from a register (set by the FSM
+        # below, whose assignment wins over this clear).
+        m.d.comb += mem.rd_abort.eq(r.abort_rd)
+        m.d.sync += r.abort_rd.eq(0)
         with m.FSM(name="run"):
             self._fsm_descriptor(m, r, ctrl, mem)
             self._fsm_constants(m, r, mem)
@@ -396,7 +400,8 @@ class Kernel(wiring.Component):
                 | Mux(too_many, _flag("bad_job"), 0)
                 | Mux(r.stream_limbs >= (1 << 32) - const_limbs, _flag("stream_length"), 0))
             m.d.sync += [r.status.eq(st), r.const_sel.eq(0), r.const_addr.eq(0),
-                         r.consumed.eq(0)]
+                         r.consumed.eq(0), r.stream_end.eq(r.stream_limbs == 0),
+                         r.all_sent.eq(r.field("jobs") == 0)]
             with m.If(st != 0):
                 m.next = "DRAIN"
             with m.Else():
@@ -438,21 +443,23 @@ class Kernel(wiring.Component):
         limb = mem.rd_data.payload
 
         def stop(flag, *, abort=True):
-            # End the job stream with an error flag; the read in progress is abandoned.
+            # End the job stream with an error flag; the read in progress is
+            # abandoned. The abort reaches the master one cycle later, from a
+            # register (DRAIN waits for the read side to be quiet anyway).
             if abort:
-                m.d.comb += mem.rd_abort.eq(1)
+                m.d.sync += r.abort_rd.eq(1)
             m.d.sync += r.status.eq(r.status | _flag(flag))
             m.next = "DRAIN"
 
         with m.State("JOB_HDR"):
             with m.If(r.fetch_bad.any()):
                 stop("bad_job")
-            with m.Elif(r.jobs_sent == r.field("jobs")):
-                with m.If(r.consumed != r.stream_limbs):
+            with m.Elif(r.all_sent):
+                with m.If(~r.stream_end):
                     stop("stream_length")
                 with m.Else():
                     m.next = "DRAIN"
-            with m.Elif(r.consumed == r.stream_limbs):
+            with m.Elif(r.stream_end):
                 # Jobs remain but the stream is exhausted: nothing more to read.
                 stop("stream_length", abort=False)
             with m.Else():
@@ -477,6 +484,7 @@ class Kernel(wiring.Component):
                 m.d.sync += [r.job_op.eq(r.l_op), r.job_tag.eq(r.l_tag),
                              r.job_count.eq(r.l_count), r.job_left.eq(r.job_n_ops),
                              r.job_first.eq(1), r.consumed.eq(r.consumed + 1 + r.job_n_ops),
+                             r.stream_end.eq(r.consumed + 1 + r.job_n_ops == r.stream_limbs),
                              r.tgt.eq(r.pick)]
                 m.next = "JOB_DATA"
         with m.State("JOB_DATA"):
@@ -494,7 +502,8 @@ class Kernel(wiring.Component):
             with m.If(r.p_valid & r.p_ready):
                 m.d.sync += [r.job_left.eq(r.job_left - 1), r.job_first.eq(0)]
                 with m.If(r.job_left == 1):
-                    m.d.sync += r.jobs_sent.eq(r.jobs_sent + 1)
+                    m.d.sync += [r.jobs_sent.eq(r.jobs_sent + 1),
+                                 r.all_sent.eq(r.jobs_sent + 1 == r.field("jobs"))]
                     m.next = "JOB_HDR"
 
     def _fsm_finish(self, m, r, mem):
@@ -647,6 +656,10 @@ class _RunRegs:
         self.const_en = Signal()
         self.const_data = Signal(LIMB)
         self.consumed = Signal(34)                   # job-stream limbs taken so far
+        # Registered: consumed == stream_limbs, jobs_sent == jobs, a read abort due.
+        self.stream_end = Signal()
+        self.all_sent = Signal()
+        self.abort_rd = Signal()
         self.job_op = Signal(opf.width)
         self.job_tag = Signal(tagf.width)
         self.job_count = Signal(countf.width)
