@@ -30,7 +30,7 @@ constraint from the EHXPLLL dividers, so no hand-written constraint file is
 needed.
 
 LEDs: 0 ``interrupt`` (a run finished), 1 link answered an error, 2 UART
-framing error seen, 7 heartbeat (clock / 2^26: ~1 Hz at 70 MHz).
+framing error seen, 7 heartbeat (clock / 2^26: ~1.2 Hz at 80 MHz).
 """
 
 from functools import partial
@@ -67,12 +67,13 @@ from hefl.hw.uart import Uart
 __all__ = ["BoardCore", "ULX3STop", "BOARD_DEFAULTS", "BOARD_TABLE_MAX", "pll_params"]
 
 #: The board configuration ``make bitstream`` builds (Paillier-1024: 2048-bit modulus).
-#: Four lanes (18×18 tiles), nextpnr seed 1: 70.79 MHz asked for 70 (the
+#: Four lanes (18×18 tiles), nextpnr seed 1: 90.38 MHz asked for 80 (the
 #: default, :data:`~hefl.hw.params.ECP5_CLOCK_MHZ`); asked for 100 MHz the
-#: same build reaches 74.7-77.1 MHz (placement-dependent). The longest
-#: paths left: the kernel's stream-read command (remaining limbs → burst
-#: length → read credit) and the lanes' load logic; the job FIFOs' block-RAM
-#: outputs and the DRAIN condition are registered. Six and eight lanes fit
+#: same build reaches 83.9 MHz. The longest path left runs from the read
+#: port's beat FIFO through the kernel's ready into the FIFO's level (a
+#: skid buffer on the master's read data would cut it); the job FIFOs'
+#: block-RAM outputs, the DRAIN condition, the stream-end tests and the read
+#: abort are registered. Six and eight lanes fit
 #: the device but nextpnr's router had not converged after ten minutes,
 #: beyond the 15-minute build budget.
 BOARD_DEFAULTS = dict(operand_bits=2048, word_bits=MONTMUL_ECP5_WORD_BITS, lanes=4,

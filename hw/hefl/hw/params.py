@@ -70,7 +70,7 @@ ALVEO_CLOCK_MHZ = 300
 ULX3S_OSC_MHZ = 25
 #: Board clock, the PLL output: what ``make bitstream`` builds and must close
 #: timing at (the measurements behind it: hefl.hw.ecp5_top.BOARD_DEFAULTS).
-ECP5_CLOCK_MHZ = 70
+ECP5_CLOCK_MHZ = 80
 #: Fmax ``hefl hw-report`` asks of the board's MontMul synthesised alone
 #: (yosys + nextpnr, no kernel around it); not the board clock.
 ECP5_MONTMUL_TARGET_MHZ = 100
