@@ -25,11 +25,11 @@ measured in this run:
   actually moves.
 * ``paillier1024`` (``paillier256`` with ``--quick``): the encryption's
   ``dsp_cycles`` = DSP48E2 of one lane × simulated cycles of one ``r^n mod n²``,
-  with the exact model's count beside it; and ``lane``: the resources of one
-  ModExp lane (lane FSM, MontMul core and multiplier, lane and t memories)
-  synthesised alone, ``lut_equivalent_per_6dsp`` = (LUT + LUTs occupied by
-  LUT-RAM) × 6 / DSP48E2, with the one-lane BatchEngine's figure (job FIFO,
-  dispatcher, arbiter added) beside it.
+  with the exact model's count beside it; and ``lane``: a lane's share of
+  the synthesised sub-engine (the 2-lane minus the 1-lane figure: lane, job
+  FIFO, table expander, share of the trees), ``lut_equivalent_per_6dsp`` =
+  (LUT + LUTs occupied by LUT-RAM) × 6 / DSP48E2, with the ModExp lane
+  synthesised alone beside it (``lane.alone``).
 
 ``projected_u250`` is a **projection**, no card was run: for each
 configuration (the encryption bitstream: ``n²``-sized lanes with table
@@ -266,30 +266,15 @@ LANE_LUT_EQ_PER_6DSP_MAX = 1300
 ENCRYPT_DSP_CYCLES_MAX = 22_000_000
 
 
-def _lane_only_resources(L, w, k):
-    """yosys xcup counts of one ModExp lane alone (``L``-bit operands, exponents up to ``L``)."""
-    from hefl.flows.synth import synth_xcup
-    from hefl.flows.verilog import to_verilog
-    from hefl.hw.modexp import ModExp
-    top = f"modexp_L{L}_w{w}_k{k}_x{L}"
-    verilog = to_verilog(ModExp(operand_bits=L, word_bits=w, window_bits=k, max_exp_bits=L),
-                         name=top)
-    _log(f"{top}: yosys synth_xilinx -family xcup")
-    r = synth_xcup(verilog, top=top)
-    cells = r.pop("cells")
-    lutram_luts = lut_equivalent(cells)
-    return {"dsp48e2": r["dsp48e2"], "lut": r["lut"], "lutram_luts": lutram_luts,
-            "lut_equivalent": r["lut"] + lutram_luts, "ff": r["ff"], "bram36": r["bram"],
-            "uram": sum(v for c, v in cells.items() if c.startswith("URAM")), "carry": r["carry"]}
-
-
 def _per_6dsp(lut_eq, dsp):
     return round(lut_eq * 6 / dsp) if dsp else None
 
 
 def _lane_fields(per, L, w, k):
     """``lane``: a lane's share of the sub-engine (the projected cost) and the lane alone."""
-    alone = _lane_only_resources(L, w, k)
+    from hefl.hw.modexp import ModExp
+    alone = _synth_cached(lambda: ModExp(operand_bits=L, word_bits=w, window_bits=k,
+                                         max_exp_bits=L), f"modexp_L{L}_w{w}_k{k}_x{L}")
     ratio = _per_6dsp(per["lut_total"], per["dsp48e2"])
     return {"definition": "a lane's share of a synthesised sub-engine (2-lane minus 1-lane "
                           "BatchEngine, yosys synth_xilinx -family xcup: lane, its job FIFO, "
@@ -301,7 +286,7 @@ def _lane_fields(per, L, w, k):
             "alone": {"what": "one ModExp lane (FSM, MontMul core and multiplier, lane and t "
                               "memories) synthesised on its own",
                       **alone,
-                      "lut_equivalent_per_6dsp": _per_6dsp(alone["lut_equivalent"],
+                      "lut_equivalent_per_6dsp": _per_6dsp(alone["lut_total"],
                                                            alone["dsp48e2"])}}
 
 

@@ -42,8 +42,8 @@ from hefl.hw.regmap import LAYOUT
 
 __all__ = ["POWMOD", "MULMOD", "PRODUCT", "TABLE_PRODUCT", "Job", "constant_writes", "powmod_job",
            "mulmod_job", "product_job", "table_product_job", "mont_form", "table_job_operands",
-           "compact_table_job", "table_job_factors", "expected_result", "JobCycles",
-           "modexp_job_cycles", "lane_montmuls", "lane_squarings", "ENGINE_OVERHEAD",
+           "compact_table_job", "expected_result", "JobCycles",
+           "modexp_job_cycles", "lane_montmuls", "lane_squarings",
            "engine_overhead", "montmul_call_cycles", "montmul_tail_latency", "engine_job_cycles",
            "paillier_primes"]
 
@@ -74,9 +74,6 @@ def engine_overhead(lanes=1):
     depth = _tree_depth(lanes)
     return 4 + 2 * (depth - 1) + 1 + depth
 
-
-#: :func:`engine_overhead` of a one-lane engine (the reports' and harness' configuration).
-ENGINE_OVERHEAD = engine_overhead(1)
 #: Width of the job header's ``count`` field.
 COUNT_BITS = LAYOUT.job_field("count").width
 
@@ -212,15 +209,6 @@ def compact_table_job(factor, indices, n, *, word_bits, words, tag=0):
     _check_count(len(indices))
     ws = table_job_operands(factor, indices, word_bits=word_bits, words=words)
     return Job(TABLE_PRODUCT, tag, len(indices), ws, (factor, tuple(indices)))
-
-
-def table_job_factors(factor, indices, entries):
-    """The engine job's factors for a descriptor TABLE_PRODUCT job: ``factor``, then each entry.
-
-    ``entries`` is the card's table (Montgomery-form values by index); the
-    kernel streams the factor first, then the entries in index order.
-    """
-    return [factor] + [entries[i] for i in indices]
 
 
 def expected_result(job, n):
