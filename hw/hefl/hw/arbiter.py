@@ -120,20 +120,38 @@ def arbiter_tree(m, name, shape, sources, sink, fan_in=4):
     return busy
 
 
-def _output_sinks(m, outputs, shape, registered):
-    """What a router node drives for each output: a skid buffer's input, or the port itself."""
-    sinks = []
-    for k, port in enumerate(outputs):
-        if registered:
-            m.submodules[f"skid{k}"] = sb = SkidBuffer(shape)
-            wiring.connect(m, sb.o_stream, wiring.flipped(port))
-            sinks.append(sb.i_stream)
-        else:
-            sinks.append(wiring.flipped(port))
-    return sinks
+class _Router(wiring.Component):
+    """What both routers share: ``i_stream``, outputs ``o0`` … ``o{n-1}``, their buffers.
+
+    ``extra`` adds members (PacketRouter's free/best/busy).
+    """
+
+    def __init__(self, shape, n, registered, extra=None):
+        check_int("Output count", n)
+        self._shape, self._n, self._registered = shape, n, registered
+        members = {"i_stream": In(stream.Signature(shape))}
+        members.update({f"o{k}": Out(stream.Signature(shape)) for k in range(n)})
+        members.update(extra or {})
+        super().__init__(members)
+
+    @property
+    def outputs(self):
+        return [getattr(self, f"o{k}") for k in range(self._n)]
+
+    def _output_sinks(self, m):
+        """What the node drives for each output: a skid buffer's input, or the port itself."""
+        sinks = []
+        for k, port in enumerate(self.outputs):
+            if self._registered:
+                m.submodules[f"skid{k}"] = sb = SkidBuffer(self._shape)
+                wiring.connect(m, sb.o_stream, wiring.flipped(port))
+                sinks.append(sb.i_stream)
+            else:
+                sinks.append(wiring.flipped(port))
+        return sinks
 
 
-class PacketRouter(wiring.Component):
+class PacketRouter(_Router):
     """One packet stream (payloads with ``first``/``last``) to ``n`` outputs (module docstring).
 
     Parameters
@@ -163,21 +181,14 @@ class PacketRouter(wiring.Component):
 
     def __init__(self, shape, n, *, registered=True):
         check_int("Output count", n)
-        self._shape, self._n, self._registered = shape, n, registered
-        members = {"i_stream": In(stream.Signature(shape))}
-        members.update({f"o{k}": Out(stream.Signature(shape)) for k in range(n)})
-        members.update({"child_free": In(n), "child_best": In(n), "free": Out(1),
-                        "best": Out(1), "busy": Out(1)})
-        super().__init__(members)
-
-    @property
-    def outputs(self):
-        return [getattr(self, f"o{k}") for k in range(self._n)]
+        super().__init__(shape, n, registered, {
+            "child_free": In(n), "child_best": In(n), "free": Out(1), "best": Out(1),
+            "busy": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
         n, i = self._n, self.i_stream
-        outs = _output_sinks(m, self.outputs, self._shape, self._registered)
+        outs = self._output_sinks(m)
         m.d.sync += [self.free.eq(self.child_free.any()), self.best.eq(self.child_best.any())]
         locked = Signal()
         route = Signal(range(max(2, n)))
@@ -205,7 +216,7 @@ class PacketRouter(wiring.Component):
         return m
 
 
-class AddressRouter(wiring.Component):
+class AddressRouter(_Router):
     """One packet stream (payloads with ``lane`` and ``last``) to ``n`` outputs by address.
 
     A packet goes to output ``(lane // step) % fan`` (``n <= fan`` outputs
@@ -232,20 +243,13 @@ class AddressRouter(wiring.Component):
         check_int("Lane step", step)
         fan = n if fan is None else fan
         check_int("Fan-out", fan, n)
-        self._shape, self._n, self._step, self._fan = shape, n, step, fan
-        self._registered = registered
-        members = {"i_stream": In(stream.Signature(shape))}
-        members.update({f"o{k}": Out(stream.Signature(shape)) for k in range(n)})
-        super().__init__(members)
-
-    @property
-    def outputs(self):
-        return [getattr(self, f"o{k}") for k in range(self._n)]
+        self._step, self._fan = step, fan
+        super().__init__(shape, n, registered)
 
     def elaborate(self, platform):
         m = Module()
         n, i = self._n, self.i_stream
-        outs = _output_sinks(m, self.outputs, self._shape, self._registered)
+        outs = self._output_sinks(m)
         in_packet = Signal()
         held = Signal(range(max(2, self._fan)))
         # Decided from the first beat: a constant step and fan (no divider).

@@ -177,7 +177,7 @@ class BatchEngine(wiring.Component):
         jl = job_layout(self._w, self._tag_bits)
         rl = result_layout(self._w, self._tag_bits)
 
-        lanes, fifos, outs = [], [], []
+        lanes, fifos, ins, outs = [], [], [], []
         for i in range(E):
             lane = self._proto if i == 0 else ModExp(**self._lane_args)
             fifo = SyncFIFOBuffered(width=jl.size, depth=self._fifo_depth)
@@ -191,6 +191,7 @@ class BatchEngine(wiring.Component):
             wiring.connect(m, inp.o_stream, lane.i_stream)
             lanes.append(lane)
             fifos.append(fifo)
+            ins.append(inp.o_stream)
             outs.append(out.o_stream)
             m.d.comb += [inp.i_stream.valid.eq(fifo.r_rdy),
                          inp.i_stream.payload.eq(fifo.r_data),
@@ -202,8 +203,7 @@ class BatchEngine(wiring.Component):
 
         # idle: nothing queued, computing, in a tree or waiting to leave.
         busy = [~lane.idle for lane in lanes] + [f.level != 0 for f in fifos] + root_busy + arb_busy
-        busy += [o.valid for o in outs] + [self.o_stream.valid]
-        busy += [m.submodules[f"in{i}"].o_stream.valid for i in range(E)]
+        busy += [o.valid for o in ins + outs] + [self.o_stream.valid]
         busy += [x.busy for x in writers if x is not None]
         m.d.comb += self.idle.eq(~Cat(*busy).any())
         return m
