@@ -45,13 +45,10 @@ import gmpy2
 from hefl.accel.base import (
     Accelerator,
     register_backend,
-    validate_exponents,
-    validate_modulus,
-    validate_operands,
 )
-from hefl.errors import BackendUnavailable, DeviceError, OperandRangeError
+from hefl.errors import BackendUnavailable, DeviceError
 
-__all__ = ["CpuAccelerator"]
+__all__ = ["CpuAccelerator", "powmod_sec_values"]
 
 # Rough single-core costs on this class of machine (TOOLCHAIN.md: a
 # 4096-bit modulus with a 2048-bit exponent runs ~107/s, a 4096-bit mulmod
@@ -72,7 +69,8 @@ def _powmod_chunk(bases, exps, modulus):
     return [int(gmpy2.powmod(b, e, m)) for b, e in zip(bases, exps)]
 
 
-def _powmod_sec_chunk(bases, exps, modulus):
+def powmod_sec_values(bases, exps, modulus):
+    """``[b^e mod modulus]`` on ``gmpy2.powmod_sec`` (constant time), in this process."""
     # mpz_powm_sec needs an exponent > 0; 0 (never a secret Paillier
     # exponent) is answered without a call.
     m = gmpy2.mpz(modulus)
@@ -329,7 +327,7 @@ class CpuAccelerator(Accelerator):
     def _powmod_secret(self, bases, exps, modulus, exp_bits):
         # gmpy2.powmod_sec (GMP's mpz_powm_sec): its time does not follow the
         # exponent; about 1.1-1.3x powmod at 2048-bit moduli.
-        return self._powmod_with(_powmod_sec_chunk, _SEC_FACTOR, bases, exps, modulus)
+        return self._powmod_with(powmod_sec_values, _SEC_FACTOR, bases, exps, modulus)
 
     def _powmod_with(self, chunk, factor, bases, exps, modulus):
         mbits = modulus.bit_length()

@@ -52,7 +52,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hefl.accel.base import Accelerator, validate_exponents, validate_modulus, validate_operands
+from hefl.accel.base import (
+    Accelerator,
+    validate_exponents,
+    validate_modulus,
+    validate_operands,
+)
+from hefl.accel.cpu import powmod_sec_values
 from hefl.errors import (
     DeviceError,
     DeviceStatusError,
@@ -815,8 +821,7 @@ class DeviceAccelerator(Accelerator):
                 want = gmpy2.powmod(inputs[0][i], inputs[1][i], m)
             elif kind == "powmod_secret":
                 # A private-key exponent: recomputed in constant time too.
-                e = inputs[1][i]
-                want = gmpy2.powmod_sec(inputs[0][i], e, m) if e else gmpy2.mpz(1) % m
+                want = powmod_sec_values([inputs[0][i]], [inputs[1][i]], m)[0]
             elif kind == "fixed_base":
                 exps, factors, table = inputs
                 want = gmpy2.powmod(table.base, exps[i], m)
