@@ -42,14 +42,27 @@ node for that round.
 import logging
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, Context, Error, Message, MessageType, RecordDict
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    Context,
+    Error,
+    Message,
+    MessageType,
+    RecordDict,
+)
 from flwr.common.constant import ErrorCode
 
 from hefl.accel import get_accelerator
 from hefl.errors import FlowerConfigError, HeflError
 from hefl.flower.keys import client_keypair
 from hefl.flower.protocol import NUM_EXAMPLES, REFERENCE_KEY, EncodingSettings, setting
-from hefl.flower.records import count_clipped, decrypt_arrays, encrypt_arrays, is_encrypted
+from hefl.flower.records import (
+    count_clipped,
+    decrypt_arrays,
+    encrypt_arrays,
+    is_encrypted,
+)
 
 __all__ = ["homomorphic_mod", "CLIPPED_METRIC"]
 

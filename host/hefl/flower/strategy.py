@@ -59,8 +59,13 @@ from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
 from hefl.accel import Accelerator, device_cycles, get_accelerator
 from hefl.cli_options import backend_options
-from hefl.errors import FlowerConfigError, FlowerRunError, HeflError, MetadataMismatchError
-from hefl.errors import VectorLengthError
+from hefl.errors import (
+    FlowerConfigError,
+    FlowerRunError,
+    HeflError,
+    MetadataMismatchError,
+    VectorLengthError,
+)
 from hefl.flower.keys import server_public_key
 from hefl.flower.protocol import (
     FORMAT,

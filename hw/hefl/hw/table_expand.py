@@ -30,7 +30,14 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hefl.hw.checks import check_int
-from hefl.hw.jobs import COUNT_BITS, INDEX_BITS, JobOp, job_layout, table_request_layout, table_response_layout
+from hefl.hw.jobs import (
+    COUNT_BITS,
+    INDEX_BITS,
+    JobOp,
+    job_layout,
+    table_request_layout,
+    table_response_layout,
+)
 from hefl.hw.regmap import LAYOUT
 
 __all__ = ["TableExpander"]

@@ -88,7 +88,7 @@ class AxiMasterFormal(Elaboratable):
         m.submodules.dut = dut = self.dut
         bus = dut.bus
         p = Props(m)
-        read, write = self.side == "read", self.side == "write"
+        read = self.side == "read"
         # The other side is idle: no commands, its slave channels quiet.
         quiet = {"read": ("wr_cmd", "wr_data"), "write": ("rd_cmd",)}[self.side]
         for n in ("arready", "rvalid", "rdata", "rresp", "rlast") if read else \

@@ -35,7 +35,14 @@ from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
 
 from hefl.flows.formal.props import Props
 from hefl.hw.link import Link
-from hefl.hw.link_proto import CRC_POLY, HEADER_BYTES, REPLY_HEADER_BYTES, SYNC, Cmd, Status
+from hefl.hw.link_proto import (
+    CRC_POLY,
+    HEADER_BYTES,
+    REPLY_HEADER_BYTES,
+    SYNC,
+    Cmd,
+    Status,
+)
 
 __all__ = ["LinkFormal", "crc8_bitwise", "SLACK", "LINK_PARAMS"]
 
