@@ -19,33 +19,25 @@ from hefl.hw.jobs import JobOp
 from hefl.sim.jobgen import random_jobs, random_modulus
 
 
-def run_engine(dut, n, jobs, rng, *, w, s, idle_p=0.3, stall_p=0.3):
-    """Drive ``jobs`` through ``dut`` (ModExp or BatchEngine); return {tag: value}."""
-    c = mont_constants(n, w, s)
-    results, cur = {}, {}
-    done = []
+async def _send_jobs(ctx, dut, c, jobs, rng, w, idle_p):
+    """Load the constants, then offer every job's words with random idle cycles."""
+    await load_constants(ctx, dut, c)
+    for job in jobs:
+        for i, word in enumerate(job.words):
+            while rng.random() < idle_p:
+                ctx.set(dut.i_stream.valid, 0)
+                await ctx.tick()
+            ctx.set(dut.i_stream.payload, {
+                "data": word & ((1 << w) - 1), "first": i == 0, "last": i == len(job.words) - 1,
+                "op": JobOp(job.op), "tag": job.tag, "count": job.count})
+            ctx.set(dut.i_stream.valid, 1)
+            await ctx.tick().until(dut.i_stream.ready)
+        ctx.set(dut.i_stream.valid, 0)
 
-    async def driver(ctx):
-        await load_constants(ctx, dut, c)
-        for job in jobs:
-            for i, word in enumerate(job.words):
-                while rng.random() < idle_p:
-                    ctx.set(dut.i_stream.valid, 0)
-                    await ctx.tick()
-                ctx.set(dut.i_stream.payload, {
-                    "data": word, "first": i == 0, "last": i == len(job.words) - 1,
-                    "op": JobOp(job.op), "tag": job.tag, "count": job.count})
-                ctx.set(dut.i_stream.valid, 1)
-                await ctx.tick().until(dut.i_stream.ready)
-            ctx.set(dut.i_stream.valid, 0)
-        done.append(True)
 
-    async def monitor(ctx):
-        while len(results) < len(jobs):
-            ready = rng.random() >= stall_p
-            ctx.set(dut.o_stream.ready, ready)
-            await ctx.tick()
-        ctx.set(dut.o_stream.ready, 0)
+def _result_sampler(dut, jobs, results, w, s):
+    """A testbench collecting whole results into ``results`` ({tag: value}), each once, s words."""
+    cur = {}
 
     async def sampler(ctx):
         async for _, _, valid, ready, data, tag, last in ctx.tick().sample(
@@ -59,12 +51,29 @@ def run_engine(dut, n, jobs, rng, *, w, s, idle_p=0.3, stall_p=0.3):
                     results[tag] = from_words(cur.pop(tag), w)
             if len(results) == len(jobs):
                 return
+    return sampler
+
+
+def run_engine(dut, n, jobs, rng, *, w, s, idle_p=0.3, stall_p=0.3):
+    """Drive ``jobs`` through ``dut`` (ModExp or BatchEngine); return {tag: value}."""
+    c = mont_constants(n, w, s)
+    results = {}
+
+    async def driver(ctx):
+        await _send_jobs(ctx, dut, c, jobs, rng, w, idle_p)
+
+    async def monitor(ctx):
+        while len(results) < len(jobs):
+            ready = rng.random() >= stall_p
+            ctx.set(dut.o_stream.ready, ready)
+            await ctx.tick()
+        ctx.set(dut.o_stream.ready, 0)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(driver)
     sim.add_testbench(monitor)
-    sim.add_testbench(sampler, background=True)
+    sim.add_testbench(_result_sampler(dut, jobs, results, w, s), background=True)
     sim.run()
     return results
 
@@ -86,25 +95,13 @@ def test_engine_standin_scoreboard(rng, L, w, k, lanes):
 def run_table_engine(dut, n, jobs, table_limbs, rng, *, w, s, entries, stall_p=0.3):
     """Drive compact TABLE_PRODUCT (and other) jobs; serve the table port from ``table_limbs``."""
     c = mont_constants(n, w, s)
-    results, cur, done = {}, {}, []
+    results = {}
     base = 0x1000
 
     async def driver(ctx):
         ctx.set(dut.table_base, base)
         ctx.set(dut.table_entries, entries)
-        await load_constants(ctx, dut, c)
-        for job in jobs:
-            for i, word in enumerate(job.words):
-                while rng.random() < 0.2:
-                    ctx.set(dut.i_stream.valid, 0)
-                    await ctx.tick()
-                ctx.set(dut.i_stream.payload, {
-                    "data": word & ((1 << w) - 1), "first": i == 0, "last": i == len(job.words) - 1,
-                    "op": JobOp(job.op), "tag": job.tag, "count": job.count})
-                ctx.set(dut.i_stream.valid, 1)
-                await ctx.tick().until(dut.i_stream.ready)
-            ctx.set(dut.i_stream.valid, 0)
-        done.append(True)
+        await _send_jobs(ctx, dut, c, jobs, rng, w, 0.2)
 
     async def memory(ctx):
         # The AXI master read port: a command {addr, limbs}, then its limbs in order.
@@ -125,23 +122,15 @@ def run_table_engine(dut, n, jobs, table_limbs, rng, *, w, s, entries, stall_p=0
                 pending.pop(0)
             await ctx.tick()
 
-    async def sampler(ctx):
+    async def ready(ctx):
         ctx.set(dut.o_stream.ready, 1)
-        async for _, _, valid, ready, data, tag, last in ctx.tick().sample(
-                dut.o_stream.valid, dut.o_stream.ready, dut.o_stream.payload.data,
-                dut.o_stream.payload.tag, dut.o_stream.payload.last):
-            if valid and ready:
-                cur.setdefault(tag, []).append(data)
-                if last:
-                    results[tag] = from_words(cur.pop(tag), w)
-            if len(results) == len(jobs):
-                return
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(driver)
     sim.add_testbench(memory)
-    sim.add_testbench(sampler, background=True)
+    sim.add_testbench(ready)
+    sim.add_testbench(_result_sampler(dut, jobs, results, w, s), background=True)
     sim.run_until(2e-3)
     assert len(results) == len(jobs), f"{len(results)} of {len(jobs)} results (hang?)"
     return results
