@@ -118,6 +118,18 @@ def test_declared_exponent_length_is_uniform(lib, rng):
         assert acc.declared_exp_bits(X) == X
 
 
+def _record_runs(acc):
+    """The (op, declared count) of every uniform batch ``acc`` sends from now on."""
+    seen = []
+    real = acc._run_uniform
+
+    def run(op, count, body, t):
+        seen.append((op, count))
+        return real(op, count, body, t)
+    acc._run_uniform = run
+    return seen
+
+
 def test_declared_length_from_the_caller(lib, rng):
     # exp_bits= declares the length (secret exponents: from the key size); the
     # descriptor then carries it whatever the values, in one batch or split.
@@ -125,10 +137,7 @@ def test_declared_length_from_the_caller(lib, rng):
     n = _modulus(rng, geom)
     X = geom["max_exp_bits"]
     with _accel(path, rng) as acc:
-        seen = []
-        real = acc._run_uniform
-        acc._run_uniform = lambda op, count, body, t: (seen.append((op, count)),
-                                                        real(op, count, body, t))[1]
+        seen = _record_runs(acc)
         b = [rng.randrange(n) for _ in range(3)]
         e = [3, 0, (1 << (X - 7)) - 1]
         assert acc.powmod(b, e, n, exp_bits=X - 7) == [pow(x, y, n) for x, y in zip(b, e)]
@@ -151,10 +160,7 @@ def test_secret_exponents_reach_the_card_at_the_declared_length(lib, rng):
     X = geom["max_exp_bits"]
     with _accel(path, rng) as acc:
         acc.verify = 1.0
-        seen = []
-        real = acc._run_uniform
-        acc._run_uniform = lambda op, count, body, t: (seen.append((op, count)),
-                                                        real(op, count, body, t))[1]
+        seen = _record_runs(acc)
         b = [rng.randrange(n) for _ in range(4)]
         for e in ([1, 2, 3, 0], [(1 << (X - 3)) - 1] * 4):
             seen.clear()
