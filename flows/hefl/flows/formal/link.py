@@ -162,7 +162,7 @@ class LinkFormal(Elaboratable):
         start = got & ~owed & (byte == SYNC)
         with m.If(start):
             m.d.sync += [owed.eq(1), idx.eq(0), req.crc.eq(0), req.pcrc.eq(0),
-                         req.writes.eq(0), req.bad_pcrc.eq(0)]
+                         req.writes.eq(0)]
         with m.Elif(got & owed & (idx != req.IDX_MAX)):
             m.d.sync += idx.eq(idx + 1)
         taken = got & owed                       # a byte of the request after SYNC
@@ -192,7 +192,7 @@ class LinkFormal(Elaboratable):
                          req.limb.eq(Cat(req.limb[8:], byte))]
         pcrc_byte = taken & hdr_done & (idx == pay_end)
         with m.If(pcrc_byte):
-            m.d.sync += [req.pay_ok.eq(byte == req.pcrc), req.bad_pcrc.eq(byte != req.pcrc)]
+            m.d.sync += req.pay_ok.eq(byte == req.pcrc)
 
         if "writes" in self.parts:
             # Back-to-back bytes: the write properties do not depend on the
@@ -225,7 +225,6 @@ class LinkFormal(Elaboratable):
         # --- ... and memory writes only after the payload CRC matched --------
         p.assert_("mem_write_after_good_pcrc",
                   ~wr | (hdr_good & (req.cmd == Cmd.WRITE_MEM) & (idx > pay_end) & req.pay_ok))
-        p.assert_("no_mem_write_for_bad_payload", ~(req.bad_pcrc & (req.writes != 0)))
         p.cover("mem_written", wr & dut.mem_ack)
         p.cover("reg_written", bus.awvalid & bus.awready)
         p.cover("bad_header_drained", req.owed & (idx > HEADER_BYTES + 1) & ~req.hdr_ok)
@@ -293,7 +292,6 @@ class _Request:
         self.hdr_ok = Signal()
         self.pcrc = Signal(8)
         self.pay_ok = Signal()
-        self.bad_pcrc = Signal()
         self.limb = Signal(64)               # the last eight payload bytes
         self.writes = Signal(17)             # limbs written by this request
         self.reply_n = Signal(range(64))     # reply bytes sent
