@@ -64,8 +64,7 @@ from hefl.hw.params import MODEXP_WINDOW_BITS
 from hefl.hw.regmap import KERNEL_NAME, LAYOUT, REGMAP
 from hefl.hw.skid import SkidBuffer
 
-__all__ = ["Kernel", "KERNEL_NAME", "RESET_STAGES", "TABLE_MAX", "ceil_div_const", "div_const",
-           "split_lanes"]
+__all__ = ["Kernel", "KERNEL_NAME", "RESET_STAGES", "TABLE_MAX", "div_const", "split_lanes"]
 
 LIMB = LAYOUT.limb_bits
 #: Registers ``ap_rst_n`` passes before it resets anything (UG1393: a
@@ -723,12 +722,3 @@ def div_const(value, divisor, value_bits):
             return (value * recip) >> shift
     raise ValueError(f"No exact reciprocal for division by {divisor}")  # pragma: no cover
 
-
-def ceil_div_const(value, divisor, value_bits):
-    """``ceil(value / divisor)`` for an unsigned ``value_bits``-bit signal and a constant.
-
-    :func:`div_const` of ``value + divisor - 1`` (exact for every ``value``
-    below ``2^value_bits``).
-    """
-    top = (1 << value_bits) - 1 + divisor - 1
-    return div_const(value + (divisor - 1), divisor, top.bit_length())
