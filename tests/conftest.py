@@ -42,3 +42,12 @@ def cpu_pool():
     acc = CpuAccelerator(workers=2, parallel_threshold_s=0.0)
     yield acc
     acc.close()
+
+
+@pytest.fixture(scope="module")
+def cpu_serial():
+    """A cpu accelerator that computes everything in this process (one worker)."""
+    from hefl.accel.cpu import CpuAccelerator
+    acc = CpuAccelerator(workers=1)
+    yield acc
+    acc.close()

@@ -15,10 +15,8 @@ def _odd(rng, bits):
 
 
 @pytest.fixture(scope="module")
-def serial():
-    acc = CpuAccelerator(workers=1)
-    yield acc
-    acc.close()
+def serial(cpu_serial):
+    return cpu_serial
 
 
 def test_registered_and_defaults():

@@ -11,7 +11,6 @@ import gmpy2
 import phe
 import pytest
 
-from hefl.accel.cpu import CpuAccelerator
 from hefl.errors import KeyMismatchError, ModulusError, OperandRangeError, VectorLengthError
 from hefl.paillier import (
     CipherVector,
@@ -32,10 +31,8 @@ def accel(cpu_pool):
 
 
 @pytest.fixture(scope="module")
-def serial():
-    acc = CpuAccelerator(workers=1)
-    yield acc
-    acc.close()
+def serial(cpu_serial):
+    return cpu_serial
 
 
 @pytest.fixture(scope="module", params=[256, 1024], ids=lambda b: f"{b}bit")

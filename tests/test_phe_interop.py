@@ -3,15 +3,12 @@
 import phe
 import pytest
 
-from hefl.accel.cpu import CpuAccelerator
 from hefl.paillier import METHODS, CipherVector, Paillier, generate_keypair
 
 
 @pytest.fixture(scope="module")
-def accel():
-    acc = CpuAccelerator(workers=1)
-    yield acc
-    acc.close()
+def accel(cpu_serial):
+    return cpu_serial
 
 
 @pytest.fixture(scope="module", params=[512, 2048], ids=lambda b: f"{b}bit")
