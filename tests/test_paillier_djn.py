@@ -288,7 +288,7 @@ def test_fast_table_builder_equals_the_golden_model(rng, mod_bits, exp_bits, k):
 
 def test_window_rule():
     from hefl.golden.fixedbase import table_bytes
-    assert [djn.window_bits_for(b) for b in (256, 1024, 2048, 3072, 4096)] == [10, 10, 10, 8, 8]
+    assert [djn.window_bits_for(b) for b in (256, 1024, 2048, 3072, 4096)] == [12, 12, 12, 10, 9]
     for bits in (1024, 2048, 3072, 4096, 8192):
         k = djn.window_bits_for(bits)
         assert table_bytes(2 * bits, djn.exponent_bits(bits), k) <= djn.TABLE_BUDGET_BYTES

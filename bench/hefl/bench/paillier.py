@@ -59,7 +59,7 @@ _QUICK = {"encrypt": 16, "encrypt_public": 8, "encrypt_textbook": 8, "encrypt_pu
           "phe_encrypt": 8, "phe_decrypt": 8, "phe_add": 100, "phe_scalar_mul": 8,
           "params": 2_000, "phe_slice": 10, "survey": 4}
 #: Window widths surveyed by default (``--windows``).
-WINDOWS = (4, 5, 6, 8, 10, 11)
+WINDOWS = (4, 5, 6, 8, 10, 11, 12)
 
 
 def add_arguments(parser):

@@ -23,14 +23,20 @@ ordinary Paillier ciphertext of ``m``.
 The window width ``k`` (:func:`window_bits_for`) was chosen by
 measurement (``hefl bench paillier`` surveys it): the time of an
 encryption is ``W`` multiplications, ``W = ceil(B / k)``, while the table
-grows as ``2^k / k``. At 2048-bit keys on this machine, one core, ``k`` =
-4 / 5 / 6 / 8 / 10 gave 934 / 1,159 / 1,376 / 1,787 / 2,091 public-key
-encryptions per second (key holder: about 1.4 times that) for public
-tables of 2 / 3.2 / 5.3 / 16 / 52 MiB; ``k = 12`` would give about 2,500
-for 172 MiB. The rule: the widest ``k <= 10`` whose table fits
-:data:`TABLE_BUDGET_BYTES` (64 MiB): ``k = 10`` at 2048-bit keys, 8 at
-3072 and 4096. The tables are built with gmpy2 (0.7 s for the public one at
-2048 bits, 0.5 s for the key holder's two), equal entry for entry to
+grows as ``2^k / k``; past the cache, each multiplication also waits for
+its entry from memory, which takes back part of the gain. At 2048-bit keys
+on this machine, one core, ``k`` = 4 / 5 / 6 / 8 / 10 gave 934 / 1,159 /
+1,376 / 1,787 / 2,091 public-key encryptions per second for public tables
+of 2 / 3.2 / 5.3 / 16 / 52 MiB; a later survey, side by side in one run
+(machine shared, load 2.5), gave 1,767 / 2,002 / 1,832-2,153 public and
+2,224 / 2,295 / 2,397 key-holder encryptions per second for ``k`` = 10 /
+11 / 12 (52 / 94 / 172 MiB; the key holder's two tables together are as
+large). The rule: the widest ``k <= 12`` whose table fits
+:data:`TABLE_BUDGET_BYTES` (192 MiB): ``k = 12`` at 2048-bit keys (built
+in about 2.3 s), 10 at 3072 and 9 at 4096. A party short of memory passes
+``window_bits`` (:class:`hefl.paillier.Paillier`, :func:`tables_for`):
+``k = 10`` takes 52 MiB at 2048 bits and is about 15 % slower. The tables
+are built with gmpy2, equal entry for entry to
 :func:`hefl.golden.fixedbase.build_table` (tested).
 """
 
@@ -50,9 +56,9 @@ __all__ = ["TABLE_BUDGET_BYTES", "MAX_WINDOW_BITS", "window_bits_for", "exponent
 
 #: Bytes one party's tables may take (the public table mod n², or the key
 #: holder's two mod p² and q², which together are as large).
-TABLE_BUDGET_BYTES = 64 << 20
+TABLE_BUDGET_BYTES = 192 << 20
 #: Widest default window: past it the tables grow faster than the gain.
-MAX_WINDOW_BITS = 10
+MAX_WINDOW_BITS = 12
 # Keys whose tables stay cached (a federation has one; tests make many).
 _CACHE_KEYS = 4
 
