@@ -39,6 +39,9 @@ Structure (trees of registered stages, fan-out ``F`` =
   ``last`` at one beat per cycle. A lane can thus hold its running job plus
   one queued job; a job longer than the FIFO (a large PRODUCT) holds its
   path until the lane has consumed enough of it.
+* Job FIFOs are :class:`~hefl.hw.job_fifo.JobFifo`: block RAM of
+  ``{data, first, last}`` words, the header (op, tag, count) kept once per
+  job; ``SyncFIFOBuffered``'s timing.
 * Each lane (:class:`hefl.hw.modexp.ModExp`) runs any job type; its job
   beats arrive through a register stage after its FIFO (the FIFO's block-RAM
   output drives no logic), its results pass a register stage (:class:`~hefl.hw.skid.PipeStage`: the
@@ -71,11 +74,11 @@ spends in the trees on an idle engine (lane 0's path).
 
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hefl.hw.arbiter import PacketRouter, address_router_tree, arbiter_tree
 from hefl.hw.axi_master import CommandLayout
+from hefl.hw.job_fifo import JobFifo
 from hefl.hw.jobs import (
     INDEX_BITS,
     TAG_BITS,
@@ -180,7 +183,7 @@ class BatchEngine(wiring.Component):
         lanes, fifos, ins, outs = [], [], [], []
         for i in range(E):
             lane = self._proto if i == 0 else ModExp(**self._lane_args)
-            fifo = SyncFIFOBuffered(width=jl.size, depth=self._fifo_depth)
+            fifo = JobFifo(word_bits=self._w, tag_bits=self._tag_bits, depth=self._fifo_depth)
             m.submodules[f"lane{i}"] = lane
             m.submodules[f"fifo{i}"] = fifo
             m.submodules[f"out{i}"] = out = PipeStage(rl)
@@ -189,13 +192,11 @@ class BatchEngine(wiring.Component):
             m.submodules[f"in{i}"] = inp = PipeStage(jl)
             wiring.connect(m, lane.o_stream, out.i_stream)
             wiring.connect(m, inp.o_stream, lane.i_stream)
+            wiring.connect(m, fifo.o_stream, inp.i_stream)
             lanes.append(lane)
             fifos.append(fifo)
             ins.append(inp.o_stream)
             outs.append(out.o_stream)
-            m.d.comb += [inp.i_stream.valid.eq(fifo.r_rdy),
-                         inp.i_stream.payload.eq(fifo.r_data),
-                         fifo.r_en.eq(inp.i_stream.ready)]
         self._elab_constants(m, lanes)
         writers = self._elab_table(m, fifos) if self._table_max else [None] * E
         root_busy = self._elab_dispatcher(m, lanes, fifos, writers, jl)
@@ -244,8 +245,8 @@ class BatchEngine(wiring.Component):
                               lane=i, lanes=E, max_count=self._table_max,
                               fifo_depth=self._fifo_depth)
             m.submodules[f"expand{i}"] = x
-            m.d.comb += [fifo.w_en.eq(x.o_stream.valid), fifo.w_data.eq(x.o_stream.payload.as_value()),
-                         x.o_stream.ready.eq(fifo.w_rdy), x.fifo_level.eq(fifo.level)]
+            wiring.connect(m, x.o_stream, fifo.i_stream)
+            m.d.comb += x.fifo_level.eq(fifo.level)
             exps.append(x)
         arbiter_tree(m, "req", table_request_layout(E), [x.req for x in exps], fetch.i_req,
                      fan_in=F)
@@ -267,8 +268,7 @@ class BatchEngine(wiring.Component):
                 o = getattr(r, f"o{k}")
                 free = fifos[i].level == 0
                 if writers[i] is None:
-                    m.d.comb += [fifos[i].w_en.eq(o.valid), fifos[i].w_data.eq(o.payload.as_value()),
-                                 o.ready.eq(fifos[i].w_rdy)]
+                    wiring.connect(m, o, fifos[i].i_stream)
                 else:
                     wiring.connect(m, o, writers[i].i_stream)
                     free = free & ~writers[i].busy
