@@ -9,7 +9,9 @@ is ``count = W`` and ``s`` words of the plain factor followed by
 This block
 
 1. passes every other job through unchanged;
-2. writes the factor words into the FIFO (``count`` rewritten to ``W + 1``),
+2. writes the factor words into the FIFO (``count`` rewritten to ``W + 1``
+   on the first; op, tag and count pass unchanged on every other beat, the
+   FIFO keeping a job's header from its first beat only),
 3. takes the index words into its index memory, so the dispatcher is free
    again after the compact job's ``s + ceil(W/p)`` beats, and
 4. asks :class:`~hefl.hw.table_fetch.TableFetch` for the entries one by one,
@@ -31,7 +33,6 @@ from amaranth.lib.wiring import In, Out
 
 from hefl.hw.checks import check_int
 from hefl.hw.jobs import (
-    COUNT_BITS,
     INDEX_BITS,
     JobOp,
     job_layout,
@@ -100,37 +101,35 @@ class TableExpander(wiring.Component):
         m = Module()
         s, per = self._s, self._per
         depth_words = -(-self._max // per)
-        m.submodules.idx = mem = Memory(shape=unsigned(self._w), depth=depth_words, init=[])
+        # Only the index bits of a word are kept (``p`` 16-bit indices, not ``w`` bits).
+        m.submodules.idx = mem = Memory(shape=unsigned(per * INDEX_BITS), depth=depth_words,
+                                        init=[])
         wp, rp = mem.write_port(), mem.read_port()
         i, o = self.i_stream, self.o_stream
-        count = Signal(COUNT_BITS)          # W of the job
-        tag = Signal.like(i.payload.tag)
         fj = Signal(range(s + 1))           # factor words written
         iw = Signal(range(depth_words + 1))  # index words stored
-        left = Signal(COUNT_BITS)           # entries still to fetch
+        # Entries still to fetch: sized by max_count (the kernel rejects larger
+        # counts; a larger one gives a wrong job, never a hang).
+        left = Signal(range(self._max + 1))
         jw = Signal(range(max(2, depth_words)))  # index word of the next request
         jsub = Signal(range(max(2, per)))   # ... and its slot
 
-        def lane_beat(data, last):
-            # A beat of the lane's TABLE_PRODUCT job after its first.
-            return [o.payload.data.eq(data), o.payload.first.eq(0), o.payload.last.eq(last),
-                    o.payload.op.eq(JobOp.TABLE_PRODUCT), o.payload.tag.eq(tag),
-                    o.payload.count.eq(count + 1)]
-
-        m.d.comb += [rp.addr.eq(jw), wp.addr.eq(iw), wp.data.eq(i.payload.data)]
+        # The job FIFO keeps op, tag and count from a job's first beat only
+        # (hefl.hw.job_fifo), so they pass from i_stream unchanged on every
+        # beat: only data, first, last and (on the first beat) count differ.
+        m.d.comb += [o.payload.eq(i.payload), rp.addr.eq(jw), wp.addr.eq(iw),
+                     wp.data.eq(i.payload.data)]
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(i.valid & i.payload.first & (i.payload.op == JobOp.TABLE_PRODUCT)):
-                    m.d.sync += [count.eq(i.payload.count), tag.eq(i.payload.tag), fj.eq(0),
-                                 iw.eq(0)]
+                    m.d.sync += [left.eq(i.payload.count), fj.eq(0), iw.eq(0)]
                     m.next = "FACTOR"
                 with m.Else():
                     # Any other job (or a stray beat) passes unchanged.
-                    wiring.connect(m, wiring.flipped(i), wiring.flipped(o))
+                    m.d.comb += [o.valid.eq(i.valid), i.ready.eq(o.ready)]
             with m.State("FACTOR"):
                 m.d.comb += [self.busy.eq(1), o.valid.eq(i.valid), i.ready.eq(o.ready),
-                             o.payload.eq(i.payload), o.payload.count.eq(count + 1),
-                             o.payload.last.eq(0)]
+                             o.payload.count.eq(i.payload.count + 1), o.payload.last.eq(0)]
                 with m.If(i.valid & o.ready):
                     m.d.sync += fj.eq(fj + 1)
                     with m.If(fj == s - 1):
@@ -140,7 +139,7 @@ class TableExpander(wiring.Component):
                 with m.If(i.valid):
                     m.d.sync += iw.eq(iw + 1)
                     with m.If(i.payload.last):
-                        m.d.sync += [left.eq(count), jw.eq(0), jsub.eq(0)]
+                        m.d.sync += [jw.eq(0), jsub.eq(0)]
                         m.next = "READ"
             with m.State("READ"):
                 # One cycle for the index memory's registered read.
@@ -148,7 +147,7 @@ class TableExpander(wiring.Component):
                 m.next = "ASK"
             with m.State("ASK"):
                 m.d.comb += self.busy.eq(1)
-                room = self._depth - self.fifo_level >= s
+                room = self.fifo_level <= self._depth - s
                 # The whole payload in one place: constant-only assignments to
                 # parts of it become `always @*` blocks Verilator never runs.
                 m.d.comb += [self.req.valid.eq(room),
@@ -160,7 +159,8 @@ class TableExpander(wiring.Component):
                 r = self.resp
                 last_entry = left == 1
                 m.d.comb += [self.busy.eq(1), o.valid.eq(r.valid), r.ready.eq(o.ready),
-                             *lane_beat(r.payload.data, last_entry & r.payload.last)]
+                             o.payload.data.eq(r.payload.data), o.payload.first.eq(0),
+                             o.payload.last.eq(last_entry & r.payload.last)]
                 with m.If(r.valid & r.ready & r.payload.last):
                     m.d.sync += left.eq(left - 1)
                     with m.If(jsub == per - 1):
