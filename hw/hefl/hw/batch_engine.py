@@ -76,7 +76,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hefl.hw.arbiter import PacketRouter, address_router_tree, arbiter_tree
+from hefl.hw.arbiter import AddressRouter, PacketRouter, arbiter_tree
 from hefl.hw.axi_master import CommandLayout
 from hefl.hw.job_fifo import JobFifo
 from hefl.hw.jobs import (
@@ -93,7 +93,7 @@ from hefl.hw.modexp import ModExp
 from hefl.hw.params import ENGINE_TREE_FAN, MODEXP_WINDOW_BITS
 from hefl.hw.regmap import LAYOUT
 from hefl.hw.skid import PipeStage
-from hefl.hw.table_expand import TableExpander
+from hefl.hw.table_expand import TableExpander, write_bus
 from hefl.hw.table_fetch import TableFetch
 
 __all__ = ["BatchEngine", "table_ports", "JobOp"]
@@ -250,8 +250,13 @@ class BatchEngine(wiring.Component):
             exps.append(x)
         arbiter_tree(m, "req", table_request_layout(E), [x.req for x in exps], fetch.i_req,
                      fan_in=F)
-        address_router_tree(m, "resp", table_response_layout(self._w, E), fetch.o_resp,
-                            [x.resp for x in exps], fan_out=F)
+        # Responses go to groups of F lanes (the dispatcher's leaves); each
+        # group shares one stream and one FIFO write mux (write_bus).
+        rl = table_response_layout(self._w, E)
+        groups = [stream.Signature(rl).create(path=(f"resp_g{g // F}",)) for g in range(0, E, F)]
+        for g, rs in enumerate(groups):
+            write_bus(m, exps[g * F:(g + 1) * F], rs, F)
+        _group_router_tree(m, "resp", rl, fetch.o_resp, [wiring.flipped(g) for g in groups], F)
         return exps
 
     def _elab_dispatcher(self, m, lanes, fifos, writers, jl):
@@ -292,3 +297,25 @@ class BatchEngine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i_stream), root.i_stream)
         m.d.comb += self.free.eq(root.free)
         return busy
+
+
+def _group_router_tree(m, name, shape, source, sinks, fan):
+    """``source`` to ``sinks[g]``, the streams of lane groups ``g·fan …``, by each packet's ``lane``.
+
+    :func:`hefl.hw.arbiter.address_router_tree` without its leaves: level
+    ``d ≥ 1`` nodes are registered :class:`~hefl.hw.arbiter.AddressRouter` s
+    of step ``fan^d``; a single group is fed by ``source`` directly, as the
+    unregistered leaf was.
+    """
+    level, depth, step = list(sinks), 1, fan
+    while len(level) > 1:
+        nxt = []
+        for g in range(0, len(level), fan):
+            group = level[g:g + fan]
+            r = AddressRouter(shape, len(group), step, fan, registered=True)
+            m.submodules[f"{name}_l{depth}_{g // fan}"] = r
+            for k, sink in enumerate(group):
+                wiring.connect(m, getattr(r, f"o{k}"), sink)
+            nxt.append(r.i_stream)
+        level, depth, step = nxt, depth + 1, step * fan
+    wiring.connect(m, source, level[0])

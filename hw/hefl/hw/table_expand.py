@@ -26,7 +26,7 @@ The lane's cycles are therefore those of a TABLE_PRODUCT job whose factors
 arrive when it asks for them, plus the first entry's fetch.
 """
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -41,7 +41,7 @@ from hefl.hw.jobs import (
 )
 from hefl.hw.regmap import LAYOUT
 
-__all__ = ["TableExpander"]
+__all__ = ["TableExpander", "write_bus"]
 
 
 class TableExpander(wiring.Component):
@@ -68,6 +68,15 @@ class TableExpander(wiring.Component):
     fifo_level : In(range(fifo_depth + 1))
     req : Out(stream(table_request_layout))
     resp : In(stream(table_response_layout))
+        ``valid`` only for this lane's words.
+    bus : In(w)
+        The data every beat this block writes carries: the response word on
+        its group's response stream while ``bus_resp``, else the job beat's
+        ``data`` (one mux per group of lanes sharing a dispatcher leaf and a
+        response stream, :func:`write_bus`, instead of one per lane).
+    bus_resp : In(1)
+        A response word (for any lane of the group) is on ``bus``: job beats
+        wait; a response is always taken at once.
     busy : Out(1)
         Between a compact job's first beat and its last entry word.
     """
@@ -94,6 +103,7 @@ class TableExpander(wiring.Component):
             "fifo_level": In(range(fifo_depth + 1)),
             "req": Out(stream.Signature(table_request_layout(lanes))),
             "resp": In(stream.Signature(table_response_layout(word_bits, lanes))),
+            "bus": In(word_bits), "bus_resp": In(1),
             "busy": Out(1),
         })
 
@@ -117,8 +127,10 @@ class TableExpander(wiring.Component):
         # The job FIFO keeps op, tag and count from a job's first beat only
         # (hefl.hw.job_fifo), so they pass from i_stream unchanged on every
         # beat: only data, first, last and (on the first beat) count differ.
-        m.d.comb += [o.payload.eq(i.payload), rp.addr.eq(jw), wp.addr.eq(iw),
-                     wp.data.eq(i.payload.data)]
+        m.d.comb += [o.payload.eq(i.payload), o.payload.data.eq(self.bus), rp.addr.eq(jw),
+                     wp.addr.eq(iw), wp.data.eq(i.payload.data)]
+        # A job beat goes to the FIFO only while no response holds the bus.
+        job_valid, job_ready = i.valid & ~self.bus_resp, o.ready & ~self.bus_resp
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(i.valid & i.payload.first & (i.payload.op == JobOp.TABLE_PRODUCT)):
@@ -126,11 +138,11 @@ class TableExpander(wiring.Component):
                     m.next = "FACTOR"
                 with m.Else():
                     # Any other job (or a stray beat) passes unchanged.
-                    m.d.comb += [o.valid.eq(i.valid), i.ready.eq(o.ready)]
+                    m.d.comb += [o.valid.eq(job_valid), i.ready.eq(job_ready)]
             with m.State("FACTOR"):
-                m.d.comb += [self.busy.eq(1), o.valid.eq(i.valid), i.ready.eq(o.ready),
+                m.d.comb += [self.busy.eq(1), o.valid.eq(job_valid), i.ready.eq(job_ready),
                              o.payload.count.eq(i.payload.count + 1), o.payload.last.eq(0)]
-                with m.If(i.valid & o.ready):
+                with m.If(job_valid & job_ready):
                     m.d.sync += fj.eq(fj + 1)
                     with m.If(fj == s - 1):
                         m.next = "INDEX"
@@ -158,9 +170,9 @@ class TableExpander(wiring.Component):
             with m.State("TAKE"):
                 r = self.resp
                 last_entry = left == 1
+                # r.valid implies bus_resp: the bus carries r's word.
                 m.d.comb += [self.busy.eq(1), o.valid.eq(r.valid), r.ready.eq(o.ready),
-                             o.payload.data.eq(r.payload.data), o.payload.first.eq(0),
-                             o.payload.last.eq(last_entry & r.payload.last)]
+                             o.payload.first.eq(0), o.payload.last.eq(last_entry & r.payload.last)]
                 with m.If(r.valid & r.ready & r.payload.last):
                     m.d.sync += left.eq(left - 1)
                     with m.If(jsub == per - 1):
@@ -172,3 +184,25 @@ class TableExpander(wiring.Component):
                     with m.Else():
                         m.next = "READ"
         return m
+
+
+def write_bus(m, expanders, resp, fan):
+    """Share one response stream and one FIFO write mux among a group of expanders.
+
+    ``expanders`` are the lanes of one dispatcher leaf (their ``i_stream``
+    payloads are the leaf's, one signal); ``resp`` is the group's response
+    stream (:func:`hefl.hw.jobs.table_response_layout`), every word carrying
+    its lane, which is ``expanders[lane % fan]``. Each word is offered to
+    that lane only; the bus carries it, else the leaf's job data.
+    """
+    bus = Signal(len(resp.payload.data), name="write_bus")
+    m.d.comb += bus.eq(Mux(resp.valid, resp.payload.data, expanders[0].i_stream.payload.data))
+    slot = Signal(range(max(2, fan)))
+    m.d.comb += slot.eq(resp.payload.lane % fan)
+    ready = []
+    for k, x in enumerate(expanders):
+        mine = slot == k
+        m.d.comb += [x.bus.eq(bus), x.bus_resp.eq(resp.valid), x.resp.payload.eq(resp.payload),
+                     x.resp.valid.eq(resp.valid & mine)]
+        ready.append(x.resp.ready & mine)
+    m.d.comb += resp.ready.eq(Cat(*ready).any())
