@@ -64,8 +64,12 @@ descriptor: ``s`` factor words, then the 16-bit entry indices
 :class:`~hefl.hw.table_expand.TableExpander` in front of its FIFO that
 fetches the entries through the sub-engine's
 :class:`~hefl.hw.table_fetch.TableFetch` (requests up a tree of arbiters,
-entry words back down a tree of address routers) and hands the lane the
-``W + 1`` factors. Without a table port, a TABLE_PRODUCT job carries its
+entry words back down a tree of address routers to the lanes of each
+dispatcher leaf) and hands the lane the ``W + 1`` factors. The lanes of a
+leaf share one FIFO write mux (:func:`~hefl.hw.table_expand.write_bus`):
+an entry word on the leaf's response stream takes it, and job beats to
+that leaf wait the cycle (never on an idle engine, so
+:func:`hefl.golden.batch.engine_overhead` is unchanged). Without a table port, a TABLE_PRODUCT job carries its
 factors, as for the lane itself.
 
 Latency: :func:`hefl.golden.batch.engine_overhead` gives the cycles a job
@@ -121,6 +125,11 @@ class BatchEngine(wiring.Component):
         exponent is no longer than the modulus fits whole).
     multiplier : callable, optional
         MontMul class (default :class:`hefl.hw.montmul.MontMul`).
+    lane_ram_style : str, optional
+        The lanes' memory ``ram_style`` (:data:`hefl.hw.modexp.RAM_STYLES`):
+        ``"ultra"`` puts each lane's table and operands in one UltraRAM on
+        UltraScale+ (not on ECP5, which has none); default: the tool's
+        choice (block RAM).
     table_max : int
         0: no table port. Otherwise the most entries a compact
         TABLE_PRODUCT job may name (each lane's index memory), and the ports
@@ -131,13 +140,14 @@ class BatchEngine(wiring.Component):
 
     def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=MODEXP_WINDOW_BITS,
                  max_exp_bits=None, tag_bits=TAG_BITS, fifo_depth=None, multiplier=None,
-                 table_max=0):
+                 table_max=0, lane_ram_style=None):
         if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
             self._MustUse__silence = True       # never built: no "unused" warning
             raise TypeError(f"Lane count must be a positive integer, not {lanes!r}")
         self._lane_args = dict(operand_bits=operand_bits, word_bits=word_bits,
                                window_bits=window_bits, max_exp_bits=max_exp_bits,
-                               tag_bits=tag_bits, multiplier=multiplier)
+                               tag_bits=tag_bits, multiplier=multiplier,
+                               ram_style=lane_ram_style)
         # Validates the shared parameters once.
         try:
             proto = ModExp(**self._lane_args)
