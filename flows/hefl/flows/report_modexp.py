@@ -278,7 +278,9 @@ def _lane_fields(per, L, w, k):
     ratio = _per_6dsp(per["lut_total"], per["dsp48e2"])
     return {"definition": "a lane's share of a synthesised sub-engine (2-lane minus 1-lane "
                           "BatchEngine, yosys synth_xilinx -family xcup: lane, its job FIFO, "
-                          "table expander and share of the trees); lut_total = LUT + LUTs "
+                          "table expander and share of the trees; logic shared by the lanes "
+                          "of one dispatcher leaf, such as their job FIFOs' write mux, falls in "
+                          "the 1-lane part); lut_total = LUT + LUTs "
                           "occupied by LUT-RAM; lut_equivalent_per_6dsp = lut_total x 6 / DSP48E2",
             "dsp48e2": per["dsp48e2"], "lut_total": per["lut_total"],
             "lut_equivalent_per_6dsp": ratio, "target_max": LANE_LUT_EQ_PER_6DSP_MAX,

@@ -39,6 +39,9 @@ Structure (trees of registered stages, fan-out ``F`` =
   ``last`` at one beat per cycle. A lane can thus hold its running job plus
   one queued job; a job longer than the FIFO (a large PRODUCT) holds its
   path until the lane has consumed enough of it.
+* Job FIFOs are :class:`~hefl.hw.job_fifo.JobFifo`: block RAM of
+  ``{data, first, last}`` words, the header (op, tag, count) kept once per
+  job; ``SyncFIFOBuffered``'s timing.
 * Each lane (:class:`hefl.hw.modexp.ModExp`) runs any job type; its job
   beats arrive through a register stage after its FIFO (the FIFO's block-RAM
   output drives no logic), its results pass a register stage (:class:`~hefl.hw.skid.PipeStage`: the
@@ -61,8 +64,12 @@ descriptor: ``s`` factor words, then the 16-bit entry indices
 :class:`~hefl.hw.table_expand.TableExpander` in front of its FIFO that
 fetches the entries through the sub-engine's
 :class:`~hefl.hw.table_fetch.TableFetch` (requests up a tree of arbiters,
-entry words back down a tree of address routers) and hands the lane the
-``W + 1`` factors. Without a table port, a TABLE_PRODUCT job carries its
+entry words back down a tree of address routers to the lanes of each
+dispatcher leaf) and hands the lane the ``W + 1`` factors. The lanes of a
+leaf share one FIFO write mux (:func:`~hefl.hw.table_expand.write_bus`):
+an entry word on the leaf's response stream takes it, and job beats to
+that leaf wait the cycle (never on an idle engine, so
+:func:`hefl.golden.batch.engine_overhead` is unchanged). Without a table port, a TABLE_PRODUCT job carries its
 factors, as for the lane itself.
 
 Latency: :func:`hefl.golden.batch.engine_overhead` gives the cycles a job
@@ -71,11 +78,11 @@ spends in the trees on an idle engine (lane 0's path).
 
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from hefl.hw.arbiter import PacketRouter, address_router_tree, arbiter_tree
+from hefl.hw.arbiter import AddressRouter, PacketRouter, arbiter_tree
 from hefl.hw.axi_master import CommandLayout
+from hefl.hw.job_fifo import JobFifo
 from hefl.hw.jobs import (
     INDEX_BITS,
     TAG_BITS,
@@ -90,7 +97,7 @@ from hefl.hw.modexp import ModExp
 from hefl.hw.params import ENGINE_TREE_FAN, MODEXP_WINDOW_BITS
 from hefl.hw.regmap import LAYOUT
 from hefl.hw.skid import PipeStage
-from hefl.hw.table_expand import TableExpander
+from hefl.hw.table_expand import TableExpander, write_bus
 from hefl.hw.table_fetch import TableFetch
 
 __all__ = ["BatchEngine", "table_ports", "JobOp"]
@@ -118,6 +125,11 @@ class BatchEngine(wiring.Component):
         exponent is no longer than the modulus fits whole).
     multiplier : callable, optional
         MontMul class (default :class:`hefl.hw.montmul.MontMul`).
+    lane_ram_style : str, optional
+        The lanes' memory ``ram_style`` (:data:`hefl.hw.modexp.RAM_STYLES`):
+        ``"ultra"`` puts each lane's table and operands in one UltraRAM on
+        UltraScale+ (not on ECP5, which has none); default: the tool's
+        choice (block RAM).
     table_max : int
         0: no table port. Otherwise the most entries a compact
         TABLE_PRODUCT job may name (each lane's index memory), and the ports
@@ -128,13 +140,14 @@ class BatchEngine(wiring.Component):
 
     def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=MODEXP_WINDOW_BITS,
                  max_exp_bits=None, tag_bits=TAG_BITS, fifo_depth=None, multiplier=None,
-                 table_max=0):
+                 table_max=0, lane_ram_style=None):
         if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
             self._MustUse__silence = True       # never built: no "unused" warning
             raise TypeError(f"Lane count must be a positive integer, not {lanes!r}")
         self._lane_args = dict(operand_bits=operand_bits, word_bits=word_bits,
                                window_bits=window_bits, max_exp_bits=max_exp_bits,
-                               tag_bits=tag_bits, multiplier=multiplier)
+                               tag_bits=tag_bits, multiplier=multiplier,
+                               ram_style=lane_ram_style)
         # Validates the shared parameters once.
         try:
             proto = ModExp(**self._lane_args)
@@ -180,7 +193,7 @@ class BatchEngine(wiring.Component):
         lanes, fifos, ins, outs = [], [], [], []
         for i in range(E):
             lane = self._proto if i == 0 else ModExp(**self._lane_args)
-            fifo = SyncFIFOBuffered(width=jl.size, depth=self._fifo_depth)
+            fifo = JobFifo(word_bits=self._w, tag_bits=self._tag_bits, depth=self._fifo_depth)
             m.submodules[f"lane{i}"] = lane
             m.submodules[f"fifo{i}"] = fifo
             m.submodules[f"out{i}"] = out = PipeStage(rl)
@@ -189,13 +202,11 @@ class BatchEngine(wiring.Component):
             m.submodules[f"in{i}"] = inp = PipeStage(jl)
             wiring.connect(m, lane.o_stream, out.i_stream)
             wiring.connect(m, inp.o_stream, lane.i_stream)
+            wiring.connect(m, fifo.o_stream, inp.i_stream)
             lanes.append(lane)
             fifos.append(fifo)
             ins.append(inp.o_stream)
             outs.append(out.o_stream)
-            m.d.comb += [inp.i_stream.valid.eq(fifo.r_rdy),
-                         inp.i_stream.payload.eq(fifo.r_data),
-                         fifo.r_en.eq(inp.i_stream.ready)]
         self._elab_constants(m, lanes)
         writers = self._elab_table(m, fifos) if self._table_max else [None] * E
         root_busy = self._elab_dispatcher(m, lanes, fifos, writers, jl)
@@ -244,13 +255,18 @@ class BatchEngine(wiring.Component):
                               lane=i, lanes=E, max_count=self._table_max,
                               fifo_depth=self._fifo_depth)
             m.submodules[f"expand{i}"] = x
-            m.d.comb += [fifo.w_en.eq(x.o_stream.valid), fifo.w_data.eq(x.o_stream.payload.as_value()),
-                         x.o_stream.ready.eq(fifo.w_rdy), x.fifo_level.eq(fifo.level)]
+            wiring.connect(m, x.o_stream, fifo.i_stream)
+            m.d.comb += x.fifo_level.eq(fifo.level)
             exps.append(x)
         arbiter_tree(m, "req", table_request_layout(E), [x.req for x in exps], fetch.i_req,
                      fan_in=F)
-        address_router_tree(m, "resp", table_response_layout(self._w, E), fetch.o_resp,
-                            [x.resp for x in exps], fan_out=F)
+        # Responses go to groups of F lanes (the dispatcher's leaves); each
+        # group shares one stream and one FIFO write mux (write_bus).
+        rl = table_response_layout(self._w, E)
+        groups = [stream.Signature(rl).create(path=(f"resp_g{g // F}",)) for g in range(0, E, F)]
+        for g, rs in enumerate(groups):
+            write_bus(m, exps[g * F:(g + 1) * F], rs, F)
+        _group_router_tree(m, "resp", rl, fetch.o_resp, [wiring.flipped(g) for g in groups], F)
         return exps
 
     def _elab_dispatcher(self, m, lanes, fifos, writers, jl):
@@ -267,8 +283,7 @@ class BatchEngine(wiring.Component):
                 o = getattr(r, f"o{k}")
                 free = fifos[i].level == 0
                 if writers[i] is None:
-                    m.d.comb += [fifos[i].w_en.eq(o.valid), fifos[i].w_data.eq(o.payload.as_value()),
-                                 o.ready.eq(fifos[i].w_rdy)]
+                    wiring.connect(m, o, fifos[i].i_stream)
                 else:
                     wiring.connect(m, o, writers[i].i_stream)
                     free = free & ~writers[i].busy
@@ -292,3 +307,25 @@ class BatchEngine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i_stream), root.i_stream)
         m.d.comb += self.free.eq(root.free)
         return busy
+
+
+def _group_router_tree(m, name, shape, source, sinks, fan):
+    """``source`` to ``sinks[g]``, the streams of lane groups ``g·fan …``, by each packet's ``lane``.
+
+    :func:`hefl.hw.arbiter.address_router_tree` without its leaves: level
+    ``d ≥ 1`` nodes are registered :class:`~hefl.hw.arbiter.AddressRouter` s
+    of step ``fan^d``; a single group is fed by ``source`` directly, as the
+    unregistered leaf was.
+    """
+    level, depth, step = list(sinks), 1, fan
+    while len(level) > 1:
+        nxt = []
+        for g in range(0, len(level), fan):
+            group = level[g:g + fan]
+            r = AddressRouter(shape, len(group), step, fan, registered=True)
+            m.submodules[f"{name}_l{depth}_{g // fan}"] = r
+            for k, sink in enumerate(group):
+                wiring.connect(m, getattr(r, f"o{k}"), sink)
+            nxt.append(r.i_stream)
+        level, depth, step = nxt, depth + 1, step * fan
+    wiring.connect(m, source, level[0])

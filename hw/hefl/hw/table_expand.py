@@ -9,7 +9,9 @@ is ``count = W`` and ``s`` words of the plain factor followed by
 This block
 
 1. passes every other job through unchanged;
-2. writes the factor words into the FIFO (``count`` rewritten to ``W + 1``),
+2. writes the factor words into the FIFO (``count`` rewritten to ``W + 1``
+   on the first; op, tag and count pass unchanged on every other beat, the
+   FIFO keeping a job's header from its first beat only),
 3. takes the index words into its index memory, so the dispatcher is free
    again after the compact job's ``s + ceil(W/p)`` beats, and
 4. asks :class:`~hefl.hw.table_fetch.TableFetch` for the entries one by one,
@@ -24,14 +26,13 @@ The lane's cycles are therefore those of a TABLE_PRODUCT job whose factors
 arrive when it asks for them, plus the first entry's fetch.
 """
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hefl.hw.checks import check_int
 from hefl.hw.jobs import (
-    COUNT_BITS,
     INDEX_BITS,
     JobOp,
     job_layout,
@@ -40,7 +41,7 @@ from hefl.hw.jobs import (
 )
 from hefl.hw.regmap import LAYOUT
 
-__all__ = ["TableExpander"]
+__all__ = ["TableExpander", "write_bus"]
 
 
 class TableExpander(wiring.Component):
@@ -67,6 +68,15 @@ class TableExpander(wiring.Component):
     fifo_level : In(range(fifo_depth + 1))
     req : Out(stream(table_request_layout))
     resp : In(stream(table_response_layout))
+        ``valid`` only for this lane's words.
+    bus : In(w)
+        The data every beat this block writes carries: the response word on
+        its group's response stream while ``bus_resp``, else the job beat's
+        ``data`` (one mux per group of lanes sharing a dispatcher leaf and a
+        response stream, :func:`write_bus`, instead of one per lane).
+    bus_resp : In(1)
+        A response word (for any lane of the group) is on ``bus``: job beats
+        wait; a response is always taken at once.
     busy : Out(1)
         Between a compact job's first beat and its last entry word.
     """
@@ -93,6 +103,7 @@ class TableExpander(wiring.Component):
             "fifo_level": In(range(fifo_depth + 1)),
             "req": Out(stream.Signature(table_request_layout(lanes))),
             "resp": In(stream.Signature(table_response_layout(word_bits, lanes))),
+            "bus": In(word_bits), "bus_resp": In(1),
             "busy": Out(1),
         })
 
@@ -100,38 +111,38 @@ class TableExpander(wiring.Component):
         m = Module()
         s, per = self._s, self._per
         depth_words = -(-self._max // per)
-        m.submodules.idx = mem = Memory(shape=unsigned(self._w), depth=depth_words, init=[])
+        # Only the index bits of a word are kept (``p`` 16-bit indices, not ``w`` bits).
+        m.submodules.idx = mem = Memory(shape=unsigned(per * INDEX_BITS), depth=depth_words,
+                                        init=[])
         wp, rp = mem.write_port(), mem.read_port()
         i, o = self.i_stream, self.o_stream
-        count = Signal(COUNT_BITS)          # W of the job
-        tag = Signal.like(i.payload.tag)
         fj = Signal(range(s + 1))           # factor words written
         iw = Signal(range(depth_words + 1))  # index words stored
-        left = Signal(COUNT_BITS)           # entries still to fetch
+        # Entries still to fetch: sized by max_count (the kernel rejects larger
+        # counts; a larger one gives a wrong job, never a hang).
+        left = Signal(range(self._max + 1))
         jw = Signal(range(max(2, depth_words)))  # index word of the next request
         jsub = Signal(range(max(2, per)))   # ... and its slot
 
-        def lane_beat(data, last):
-            # A beat of the lane's TABLE_PRODUCT job after its first.
-            return [o.payload.data.eq(data), o.payload.first.eq(0), o.payload.last.eq(last),
-                    o.payload.op.eq(JobOp.TABLE_PRODUCT), o.payload.tag.eq(tag),
-                    o.payload.count.eq(count + 1)]
-
-        m.d.comb += [rp.addr.eq(jw), wp.addr.eq(iw), wp.data.eq(i.payload.data)]
+        # The job FIFO keeps op, tag and count from a job's first beat only
+        # (hefl.hw.job_fifo), so they pass from i_stream unchanged on every
+        # beat: only data, first, last and (on the first beat) count differ.
+        m.d.comb += [o.payload.eq(i.payload), o.payload.data.eq(self.bus), rp.addr.eq(jw),
+                     wp.addr.eq(iw), wp.data.eq(i.payload.data)]
+        # A job beat goes to the FIFO only while no response holds the bus.
+        job_valid, job_ready = i.valid & ~self.bus_resp, o.ready & ~self.bus_resp
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(i.valid & i.payload.first & (i.payload.op == JobOp.TABLE_PRODUCT)):
-                    m.d.sync += [count.eq(i.payload.count), tag.eq(i.payload.tag), fj.eq(0),
-                                 iw.eq(0)]
+                    m.d.sync += [left.eq(i.payload.count), fj.eq(0), iw.eq(0)]
                     m.next = "FACTOR"
                 with m.Else():
                     # Any other job (or a stray beat) passes unchanged.
-                    wiring.connect(m, wiring.flipped(i), wiring.flipped(o))
+                    m.d.comb += [o.valid.eq(job_valid), i.ready.eq(job_ready)]
             with m.State("FACTOR"):
-                m.d.comb += [self.busy.eq(1), o.valid.eq(i.valid), i.ready.eq(o.ready),
-                             o.payload.eq(i.payload), o.payload.count.eq(count + 1),
-                             o.payload.last.eq(0)]
-                with m.If(i.valid & o.ready):
+                m.d.comb += [self.busy.eq(1), o.valid.eq(job_valid), i.ready.eq(job_ready),
+                             o.payload.count.eq(i.payload.count + 1), o.payload.last.eq(0)]
+                with m.If(job_valid & job_ready):
                     m.d.sync += fj.eq(fj + 1)
                     with m.If(fj == s - 1):
                         m.next = "INDEX"
@@ -140,7 +151,7 @@ class TableExpander(wiring.Component):
                 with m.If(i.valid):
                     m.d.sync += iw.eq(iw + 1)
                     with m.If(i.payload.last):
-                        m.d.sync += [left.eq(count), jw.eq(0), jsub.eq(0)]
+                        m.d.sync += [jw.eq(0), jsub.eq(0)]
                         m.next = "READ"
             with m.State("READ"):
                 # One cycle for the index memory's registered read.
@@ -148,7 +159,7 @@ class TableExpander(wiring.Component):
                 m.next = "ASK"
             with m.State("ASK"):
                 m.d.comb += self.busy.eq(1)
-                room = self._depth - self.fifo_level >= s
+                room = self.fifo_level <= self._depth - s
                 # The whole payload in one place: constant-only assignments to
                 # parts of it become `always @*` blocks Verilator never runs.
                 m.d.comb += [self.req.valid.eq(room),
@@ -159,8 +170,9 @@ class TableExpander(wiring.Component):
             with m.State("TAKE"):
                 r = self.resp
                 last_entry = left == 1
+                # r.valid implies bus_resp: the bus carries r's word.
                 m.d.comb += [self.busy.eq(1), o.valid.eq(r.valid), r.ready.eq(o.ready),
-                             *lane_beat(r.payload.data, last_entry & r.payload.last)]
+                             o.payload.first.eq(0), o.payload.last.eq(last_entry & r.payload.last)]
                 with m.If(r.valid & r.ready & r.payload.last):
                     m.d.sync += left.eq(left - 1)
                     with m.If(jsub == per - 1):
@@ -172,3 +184,25 @@ class TableExpander(wiring.Component):
                     with m.Else():
                         m.next = "READ"
         return m
+
+
+def write_bus(m, expanders, resp, fan):
+    """Share one response stream and one FIFO write mux among a group of expanders.
+
+    ``expanders`` are the lanes of one dispatcher leaf (their ``i_stream``
+    payloads are the leaf's, one signal); ``resp`` is the group's response
+    stream (:func:`hefl.hw.jobs.table_response_layout`), every word carrying
+    its lane, which is ``expanders[lane % fan]``. Each word is offered to
+    that lane only; the bus carries it, else the leaf's job data.
+    """
+    bus = Signal(len(resp.payload.data), name="write_bus")
+    m.d.comb += bus.eq(Mux(resp.valid, resp.payload.data, expanders[0].i_stream.payload.data))
+    slot = Signal(range(max(2, fan)))
+    m.d.comb += slot.eq(resp.payload.lane % fan)
+    ready = []
+    for k, x in enumerate(expanders):
+        mine = slot == k
+        m.d.comb += [x.bus.eq(bus), x.bus_resp.eq(resp.valid), x.resp.payload.eq(resp.payload),
+                     x.resp.valid.eq(resp.valid & mine)]
+        ready.append(x.resp.ready & mine)
+    m.d.comb += resp.ready.eq(Cat(*ready).any())

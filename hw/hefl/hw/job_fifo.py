@@ -1,0 +1,126 @@
+"""JobFifo: a lane's job queue in block RAM, the job header stored once per job.
+
+A job's ``op``, ``tag`` and ``count`` are read on its first beat only
+(:mod:`hefl.hw.jobs`), so only ``{data, first, last}`` (``w + 2`` bits) go
+into the memory, one word per beat, and the header goes into a register
+when the first beat is written. The register drives the header fields of
+every beat leaving the queue; they are the job's own on its first beat and
+unspecified (the latest header written) on the others. Once a job's last
+beat is in while its first beat still waits, the queue takes nothing more
+until that first beat has left, so a header is never overwritten before
+its first beat has been read (``i_stream.ready`` stays a function of
+registers). The BatchEngine sends a job only to an empty queue, so this
+never stalls it.
+
+The memory carries ``ram_style = "block"``: yosys maps it to RAMB18E2 /
+RAMB36E2 on UltraScale+ and to DP16KD on ECP5 instead of LUT-RAM (about
+250 LUTs of a 2s-deep queue of 87-bit beats at ``w = 51``).
+
+Timing is :class:`amaranth.lib.fifo.SyncFIFOBuffered`'s, cycle for cycle:
+a memory of ``depth − 1`` words with a registered read, and an output
+register; a beat written to an empty queue can be read two cycles later,
+and ``level`` counts the beats in the memory plus the one in the output
+register. So the engine's cycle model (:func:`hefl.golden.batch.engine_overhead`)
+is unchanged.
+"""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hefl.hw.checks import check_int
+from hefl.hw.jobs import JobOp, job_layout
+
+__all__ = ["JobFifo", "RAM_STYLE"]
+
+#: ``ram_style`` attribute of the queue's memory (yosys: block RAM on xcup and ECP5).
+RAM_STYLE = "block"
+
+
+class JobFifo(wiring.Component):
+    """A lane's job queue of ``depth`` beats (see the module docstring).
+
+    Parameters
+    ----------
+    word_bits, tag_bits : int
+        The job stream's ``w`` and tag width (:func:`hefl.hw.jobs.job_layout`).
+    depth : int
+        Beats the queue holds (at least 2).
+
+    Attributes
+    ----------
+    i_stream : In(stream(job_layout))
+    o_stream : Out(stream(job_layout))
+        Header fields valid on ``first`` beats only.
+    level : Out(range(depth + 1))
+        Beats queued (as :class:`~amaranth.lib.fifo.SyncFIFOBuffered`'s ``level``).
+    """
+
+    def __init__(self, *, word_bits, tag_bits, depth):
+        try:
+            check_int("Word width", word_bits)
+            check_int("Tag width", tag_bits)
+            check_int("FIFO depth", depth, 2)
+        except TypeError:
+            self._MustUse__silence = True   # never built: no "unused" warning
+            raise
+        self._w, self._depth = word_bits, depth
+        jl = job_layout(word_bits, tag_bits)
+        super().__init__({"i_stream": In(stream.Signature(jl)),
+                          "o_stream": Out(stream.Signature(jl)),
+                          "level": Out(range(depth + 1))})
+
+    depth = property(lambda self: self._depth)
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i_stream, self.o_stream
+        inner = self._depth - 1
+        beat = data.StructLayout({"data": self._w, "first": 1, "last": 1})
+        m.submodules.mem = mem = Memory(shape=beat, depth=inner, init=[],
+                                        attrs={"ram_style": RAM_STYLE})
+        wp, rp = mem.write_port(), mem.read_port()
+        produce, consume = Signal(range(inner)), Signal(range(inner))
+        inner_level = Signal(range(inner + 1))
+        first_queued = Signal()             # a first beat is in the queue, not yet read
+        closed = Signal()                   # ... and its job's last beat is in too: no writes
+        header = Signal(data.StructLayout({"op": JobOp, "tag": len(i.payload.tag),
+                                           "count": len(i.payload.count)}))
+
+        m.d.comb += i.ready.eq((inner_level != inner) & ~closed)
+        do_write = i.valid & i.ready
+        do_read = o.valid & o.ready
+        do_inner_read = (inner_level != 0) & (~o.valid | o.ready)
+        m.d.comb += [wp.addr.eq(produce), wp.en.eq(do_write),
+                     wp.data.data.eq(i.payload.data), wp.data.first.eq(i.payload.first),
+                     wp.data.last.eq(i.payload.last),
+                     rp.addr.eq(consume), rp.en.eq(do_inner_read),
+                     o.payload.data.eq(rp.data.data), o.payload.first.eq(rp.data.first),
+                     o.payload.last.eq(rp.data.last), o.payload.op.eq(header.op),
+                     o.payload.tag.eq(header.tag), o.payload.count.eq(header.count),
+                     self.level.eq(inner_level + o.valid)]
+        with m.If(do_write):
+            m.d.sync += produce.eq(_incr(produce, inner))
+            with m.If(i.payload.first):
+                m.d.sync += [header.op.eq(i.payload.op), header.tag.eq(i.payload.tag),
+                             header.count.eq(i.payload.count)]
+        with m.If(do_inner_read):
+            m.d.sync += [consume.eq(_incr(consume, inner)), o.valid.eq(1)]
+        with m.Elif(o.ready):
+            m.d.sync += o.valid.eq(0)
+        with m.If(do_write & ~do_inner_read):
+            m.d.sync += inner_level.eq(inner_level + 1)
+        with m.If(do_inner_read & ~do_write):
+            m.d.sync += inner_level.eq(inner_level - 1)
+        # Set by a first beat's write, cleared when it leaves the output register.
+        first_leaves = do_read & o.payload.first
+        still_queued = (first_queued & ~first_leaves) | (do_write & i.payload.first)
+        m.d.sync += [first_queued.eq(still_queued),
+                     closed.eq(still_queued & (closed | (do_write & i.payload.last)))]
+        return m
+
+
+def _incr(ptr, size):
+    """``ptr + 1`` modulo ``size``."""
+    return Mux(ptr == size - 1, 0, ptr + 1)
