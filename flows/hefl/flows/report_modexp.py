@@ -14,8 +14,10 @@ measured in this run:
   sized for ``p²`` and on the encryption lane.
 * **resources** from yosys ``synth_xilinx -family xcup`` of the sub-engines
   themselves (:class:`~hefl.hw.batch_engine.BatchEngine` with its trees, table
-  port and fetcher) at one and two lanes: the difference is the cost of a
-  lane (with its share of the trees), the rest the sub-engine's own; and of
+  port and fetcher) at one lane and at ``1 + F`` lanes (``F`` =
+  :data:`~hefl.hw.params.ENGINE_TREE_FAN`, one more dispatcher leaf): the
+  difference over ``F`` is the cost of a lane (with its share of the trees
+  and of its leaf), the rest the sub-engine's own; and of
   the kernel around them (:func:`hefl.sim.loopback.loopback_kernel`: parser,
   AXI master with its port FIFOs, control, result tree; loopbacks subtracted).
   LUT-RAM cells count as the LUTs they occupy.
@@ -26,8 +28,9 @@ measured in this run:
 * ``paillier1024`` (``paillier256`` with ``--quick``): the encryption's
   ``dsp_cycles`` = DSP48E2 of one lane × simulated cycles of one ``r^n mod n²``,
   with the exact model's count beside it; and ``lane``: a lane's share of
-  the synthesised sub-engine (the 2-lane minus the 1-lane figure: lane, job
-  FIFO, table expander, share of the trees), ``lut_equivalent_per_6dsp`` =
+  the synthesised sub-engine (the ``1 + F``-lane minus the 1-lane figure,
+  over ``F``: lane, job FIFO, table expander, share of the trees),
+  ``lut_equivalent_per_6dsp`` =
   (LUT + LUTs occupied by LUT-RAM) × 6 / DSP48E2, with the ModExp lane
   synthesised alone beside it (``lane.alone``).
 
@@ -55,6 +58,7 @@ from hefl.flows.report import register_section
 from hefl.hw.params import (
     ALVEO_DATA_BITS,
     CARD_TABLE_WINDOW_BITS,
+    ENGINE_TREE_FAN,
     MODEXP_WINDOW_BITS,
     MONTMUL_WORD_BITS,
 )
@@ -276,11 +280,12 @@ def _lane_fields(per, L, w, k):
     alone = _synth_cached(lambda: ModExp(operand_bits=L, word_bits=w, window_bits=k,
                                          max_exp_bits=L), f"modexp_L{L}_w{w}_k{k}_x{L}")
     ratio = _per_6dsp(per["lut_total"], per["dsp48e2"])
-    return {"definition": "a lane's share of a synthesised sub-engine (2-lane minus 1-lane "
-                          "BatchEngine, yosys synth_xilinx -family xcup: lane, its job FIFO, "
-                          "table expander and share of the trees; logic shared by the lanes "
-                          "of one dispatcher leaf, such as their job FIFOs' write mux, falls in "
-                          "the 1-lane part); lut_total = LUT + LUTs "
+    F = ENGINE_TREE_FAN
+    return {"definition": f"a lane's share of a synthesised sub-engine ({1 + F}-lane minus 1-lane "
+                          f"BatchEngine, divided by {F}, yosys synth_xilinx -family xcup: lane, its "
+                          "job FIFO, table expander and share of the trees, including what the "
+                          f"{F} lanes of one dispatcher leaf share, such as their job FIFOs' write "
+                          "mux); lut_total = LUT + LUTs "
                           "occupied by LUT-RAM; lut_equivalent_per_6dsp = lut_total x 6 / DSP48E2",
             "dsp48e2": per["dsp48e2"], "lut_total": per["lut_total"],
             "lut_equivalent_per_6dsp": ratio, "target_max": LANE_LUT_EQ_PER_6DSP_MAX,
@@ -315,10 +320,14 @@ def _config_resources(L, w, k, *, table_max, sub_engines=SUB_ENGINES):
                                    max_exp_bits=L, table_max=table_max)
 
     tag = f"L{L}_w{w}_k{k}_t{table_max}"
+    # 1 lane against 1 + F: the F added lanes fill a second dispatcher leaf,
+    # so what a leaf's lanes share (their FIFOs' write mux, the leaf router,
+    # the next tree level) is counted per lane too, not as fixed.
+    F = ENGINE_TREE_FAN
     one = _synth_cached(engine(1), f"subengine_{tag}_e1")
-    two = _synth_cached(engine(2), f"subengine_{tag}_e2")
-    per_lane = {r: max(0, two[r] - one[r]) for r in _RESOURCES}
-    fixed = {r: max(0, one[r] - per_lane[r]) for r in _RESOURCES}
+    more = _synth_cached(engine(1 + F), f"subengine_{tag}_e{1 + F}")
+    per_lane = {r: max(0, round((more[r] - one[r]) / F, 2)) for r in _RESOURCES}
+    fixed = {r: max(0, round(one[r] - per_lane[r], 2)) for r in _RESOURCES}
     kern = _synth_cached(lambda: loopback_kernel(operand_bits=L, word_bits=w, engines=sub_engines,
                                                  data_bits=ALVEO_DATA_BITS, table_max=table_max),
                          f"loopback_kernel_{tag}_s{sub_engines}")
@@ -327,11 +336,12 @@ def _config_resources(L, w, k, *, table_max, sub_engines=SUB_ENGINES):
     kernel = {r: max(0, kern[r] - sub_engines * loop[r]) for r in _RESOURCES}
     return {"operand_bits": L, "word_bits": w, "table_max": table_max,
             "per_lane": per_lane, "sub_engine_fixed": fixed, "kernel": kernel,
-            "synthesised": {"sub_engine_1_lane": one, "sub_engine_2_lanes": two,
+            "synthesised": {"sub_engine_1_lane": one, f"sub_engine_{1 + F}_lanes": more,
                             "loopback_kernel": kern, "loopback_engine": loop},
-            "method": "yosys synth_xilinx -family xcup of the sub-engine at 1 and 2 lanes: "
-                      "per lane = the difference (a lane, its FIFO, expander and its share of "
-                      "the trees), sub-engine fixed part = 1-lane result - per lane; kernel = "
+            "method": f"yosys synth_xilinx -family xcup of the sub-engine at 1 and {1 + F} lanes: "
+                      f"per lane = the difference / {F} (a lane, its FIFO, expander and its share of "
+                      "the trees, a dispatcher leaf's shared logic included), sub-engine fixed "
+                      "part = 1-lane result - per lane; kernel = "
                       f"the kernel with {sub_engines} loopback sub-engines minus those loopbacks"}
 
 
