@@ -389,6 +389,30 @@ class MontMul(wiring.Component):
         runs, the second at P2 ``s-1``'s stage 1) into the t memory (its ``w+1``-th bit
         for squarings). In the last row pass 2's words and the tail are the
         result; one mux feeds both the t memory and the result port.
+
+        Built in four parts, in the order the words flow:
+        :meth:`_elab_acc_stage1` (t read, ``v``, the tail's first sums),
+        :meth:`_elab_acc_stage2` (the carry loop, ``u``),
+        :meth:`_elab_acc_t_write` (the tail's last add, the word mux, the t
+        write) and :meth:`_elab_acc_result` (the result port and ``drain``).
+        """
+        v, t_c, y = self._elab_acc_stage1(m, st, mul, ctl, t_rd)
+        u, tq_c, tail_pend, tail_last = self._elab_acc_stage2(m, st, ctl, v, t_c)
+        word = self._elab_acc_t_write(m, ctl, t_wr, u, y, tq_c, tail_pend)
+        self._elab_acc_result(m, st, ctl, word, tail_pend, tail_last)
+
+    def _elab_acc_stage1(self, m, st, mul, ctl, t_rd):
+        """Stage 1 (cycle k+D, ``ctl[d]``): the carry-free sum ``v = t_j + lo + hi_prev``.
+
+        The t memory is addressed at ``ctl[d-2]`` so that ``t_j`` is in the
+        register ``t_q`` by stage 1 (0 in row 0's pass 1: t starts at 0, and
+        the memory is never cleared). ``hi_prev`` is reset before a chain's
+        first slot. An M slot registers ``m = lo(t_0·N')``. Alongside, the
+        tail's first two sums are formed off the loop: ``T.hi + T.c`` while
+        pass 2 runs and ``y = T.hi + T.c + hi(q_{s-1})`` at P2 ``s-1``.
+
+        Returns ``(v, t_c, y)``; ``t_c`` (pass 1's top carry ``T.c``) is
+        driven by :meth:`_elab_acc_stage2`.
         """
         w = self._w
         d = len(ctl) - 2
@@ -418,8 +442,24 @@ class MontMul(wiring.Component):
             m.d.sync += y.eq(th_c + hi)
         with m.If(c.m):
             m.d.sync += [st.m_reg.eq(lo), st.m_valid.eq(1)]
+        return v, t_c, y
 
-        # --- stage 2 (cycle k+D+1): the loop-carried 2-bit carry ---------------
+    def _elab_acc_stage2(self, m, st, ctl, v, t_c):
+        """Stage 2 (cycle k+D+1, ``ctl[d+1]``): ``u = v + c``, the loop-carried 2-bit carry.
+
+        This is the core's only cycle-to-cycle loop, so the next carry is
+        computed without the full-width add (see below). The carry restarts
+        at 0 for a chain's first slot and at ``t_0 ≠ 0`` for pass-2 step 0.
+        Pass 1's last word leaves its top bits in ``t_c`` (``T.c``); the
+        t_0-capturing slots register ``t_0`` for the M slot and raise
+        ``t0_valid``; P2 ``s-1`` arms the tail (``tail_pend``, one cycle) with
+        its carry ``tq_c`` and whether it is the last row (``tail_last``).
+
+        Returns ``(u, tq_c, tail_pend, tail_last)``.
+        """
+        w = self._w
+        d = len(ctl) - 2
+        c = ctl[d]
         e = ctl[d + 1]
         carry = Signal(2)
         tq_c = Signal(2)
@@ -447,8 +487,20 @@ class MontMul(wiring.Component):
         m.d.sync += tail_pend.eq(e.p2 & e.jlast)
         with m.If(e.p2 & e.jlast):
             m.d.sync += [tq_c.eq(u[w:w + 2]), tail_last.eq(e.last)]
+        return u, tq_c, tail_pend, tail_last
 
-        # --- tail (cycle k+D+2 of P2 s-1): t_{s-1} = T.hi + hi + T.c + c -------
+    def _elab_acc_t_write(self, m, ctl, t_wr, u, y, tq_c, tail_pend):
+        """Tail (cycle k+D+2 of P2 ``s-1``) and the t-memory write.
+
+        The tail's last add ``t_{s-1} = y + tq_c`` (``w + 1`` bits: a
+        squaring's top word needs the extra bit). One mux picks the word of
+        the cycle, the tail's or stage 2's ``u``, for both the t memory and
+        the result port; it is written to t at ``s - 1`` (tail), ``j`` (P1)
+        or ``j - 1`` (P2). Step 0 of either pass writes nothing: P2's frees
+        the cycle the tail uses. Returns the word.
+        """
+        w = self._w
+        e = ctl[-1]                         # stage 2, ctl[d + 1]
         ut = Signal(w + 2)
         m.d.comb += ut.eq(y + tq_c)
         word = Signal(w + 1)
@@ -462,8 +514,19 @@ class MontMul(wiring.Component):
             m.d.sync += t_wr.addr.eq(e.j)
         with m.Else():
             m.d.sync += t_wr.addr.eq(e.j - 1)
+        return word
 
-        # --- result words: P2 of the last row (words 0 .. s-2), then the tail ---
+    def _elab_acc_result(self, m, st, ctl, word, tail_pend, tail_last):
+        """Result words: P2 of the last row (words ``0 .. s-2``), then the tail (``s-1``).
+
+        ``wdst`` latches the op's destination when the last row's pass 2 is
+        issued (``st.dst`` may already belong to the next op by the time its
+        words come out). The port's registers take the same word as the t
+        write; ``done`` marks the tail of the last row, which also ends
+        ``drain`` (set by the sequencer when the last row's last slot issues).
+        """
+        w = self._w
+        e = ctl[-1]                         # stage 2, ctl[d + 1]
         wdst = Signal(self._aw)
         with m.If(ctl[0].p2 & ctl[0].j0 & ctl[0].last):
             m.d.sync += wdst.eq(st.dst)
