@@ -201,9 +201,21 @@ class ModExp(wiring.Component):
 
         m.submodules.mm = mm = self._multiplier(operand_bits=self._L, word_bits=w,
                                                 addr_bits=sl.aw)
-        attrs = {"ram_style": self._ram_style} if self._ram_style else None
+        # No word read in the cycle it is written is ever used (the core reads
+        # every operand word before it writes a result, a chained operation
+        # reads a result after it is written, the lane's own reads are of
+        # other slots). The read is written as an asynchronous port and a
+        # register, which yosys merges into the block RAM's synchronous port
+        # with no_rw_check honoured: no read-old-data emulation (a delayed
+        # write and an address compare behind the read-address mux, the ECP5
+        # board's longest path). Same cycle behaviour as a synchronous port.
+        attrs = {"no_rw_check": 1}
+        if self._ram_style:
+            attrs["ram_style"] = self._ram_style
         m.submodules.mem = mem = Memory(shape=unsigned(w), depth=sl.depth, init=[], attrs=attrs)
-        rd = mem.read_port()
+        rd = mem.read_port(domain="comb")
+        rd_data = Signal(w, reset_less=True)
+        m.d.sync += rd_data.eq(rd.data)
         wr = mem.write_port()
         lane.chain = getattr(mm, "chain_safe", False)
 
@@ -214,7 +226,7 @@ class ModExp(wiring.Component):
                      + Mux(lane.rd_exp, lane.widx_next, lane.rj))
         m.d.comb += [
             rd.addr.eq(Mux(mm.rd_en, mm.rd_addr, lane_addr)),
-            mm.rd_data.eq(rd.data),
+            mm.rd_data.eq(rd_data),
             mm.nprime.eq(self.nprime),
             mm.op_n.eq(sl.n),
             lane.can_start.eq(mm.ready if lane.chain else mm.idle),
@@ -222,7 +234,7 @@ class ModExp(wiring.Component):
             lane.sum.eq(lane.x_reg + ~Mux(lane.sub_n, lane.rq, 0) + ~lane.borrow),
             lane.digit_base.eq(lane.slot_addr[lane.digit]),
         ]
-        m.d.sync += lane.rq.eq(rd.data)
+        m.d.sync += lane.rq.eq(rd_data)
         self._elab_write_port(m, lane, mm, wr)
         with m.FSM():
             self._fsm_job_load(m, lane, mm)
