@@ -222,8 +222,14 @@ class ModExp(wiring.Component):
         # The read port: the core's while it issues, the lane's otherwise; the
         # lane's data registered before any logic.
         # The lane's own reads: an exponent word (FETCH) or ACC_j / N_j (RED, EMIT).
-        lane_addr = (Mux(lane.rd_exp, sl.exp, Mux(lane.rd_n, sl.n, sl.acc))
-                     + Mux(lane.rd_exp, lane.widx_next, lane.rj))
+        # Each candidate is summed from registers alongside the state decode
+        # (rd_exp, rd_n), which only selects: an adder behind the decode was
+        # the ECP5 board's longest path. exp_below is sl.exp + widx_next when
+        # the offset wraps (at widx = 0 it names a word never used).
+        exp_below = Signal(sl.aw)
+        m.d.comb += exp_below.eq((sl.exp - 1) + lane.widx)
+        a_exp = Mux(lane.boff == 0, exp_below, sl.exp + lane.widx)
+        lane_addr = Mux(lane.rd_exp, a_exp, Mux(lane.rd_n, sl.n + lane.rj, sl.acc + lane.rj))
         m.d.comb += [
             rd.addr.eq(Mux(mm.rd_en, mm.rd_addr, lane_addr)),
             mm.rd_data.eq(rd_data),
