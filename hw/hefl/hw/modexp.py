@@ -267,13 +267,20 @@ class ModExp(wiring.Component):
                 m.d.comb += const_base.eq(sl.r2)
             with m.Default():
                 m.d.comb += const_base.eq(0)          # T[0] = R mod N
+        # Constants pass a register in the lane: from the engine's broadcast
+        # (one register for every lane) to each lane's block RAM, select →
+        # base → add → write address was the ECP5 board's longest path. One
+        # cycle later is harmless: they come only while the lane is idle, long
+        # before a job's first word is written.
+        c_en, c_addr, c_data = Signal(), Signal(sl.aw), Signal(self._w)
+        m.d.sync += [c_en.eq(self.const_wr_en & (self.const_wr_sel < len(CONST_SEL))),
+                     c_addr.eq(const_base + self.const_wr_addr), c_data.eq(self.const_wr_data)]
         with m.If(mm.wr_en):
             m.d.comb += [wr.en.eq(1), wr.addr.eq(mm.wr_addr), wr.data.eq(mm.wr_data)]
         with m.Elif(lane.ld_en):
             m.d.comb += [wr.en.eq(1), wr.addr.eq(lane.ld_addr), wr.data.eq(lane.ld_data)]
-        with m.Elif(self.const_wr_en & (self.const_wr_sel < len(CONST_SEL))):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(const_base + self.const_wr_addr),
-                         wr.data.eq(self.const_wr_data)]
+        with m.Elif(c_en):
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(c_addr), wr.data.eq(c_data)]
 
     def _fsm_job_load(self, m, lane, mm):
         """States IDLE, LOAD and PMUL: take a job header, its operand words, multiply factors in.
