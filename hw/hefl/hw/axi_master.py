@@ -300,8 +300,9 @@ class AxiMaster(wiring.Component):
         def load_next():
             # The next queued command becomes current (its first limb next cycle).
             m.d.comb += info.r_en.eq(1)
+            left = info.r_data[beat.idx_bits:]
             m.d.sync += [rp.cur_valid.eq(1), rp.cur_idx.eq(info.r_data[:beat.idx_bits]),
-                         rp.cur_left.eq(info.r_data[beat.idx_bits:])]
+                         rp.cur_left.eq(left), rp.cur_last.eq(left == 1)]
 
         with m.If(~rp.cur_valid & info.r_rdy & ~aborting):
             load_next()
@@ -310,11 +311,12 @@ class AxiMaster(wiring.Component):
         with m.If(rp.cur_valid & ~aborting):
             m.d.comb += [out.valid.eq(fifo.r_rdy), out.payload.eq(limb)]
             with m.If(out.valid & out.ready):
-                m.d.sync += [rp.cur_left.eq(rp.cur_left - 1), rp.cur_idx.eq(rp.cur_idx + 1)]
-                with m.If((rp.cur_idx == beat.limbs - 1) | (rp.cur_left == 1)):
+                m.d.sync += [rp.cur_left.eq(rp.cur_left - 1), rp.cur_idx.eq(rp.cur_idx + 1),
+                             rp.cur_last.eq(rp.cur_left == 2)]
+                with m.If((rp.cur_idx == beat.limbs - 1) | rp.cur_last):
                     m.d.comb += pop.eq(1)
                     m.d.sync += rp.cur_idx.eq(0)
-                with m.If(rp.cur_left == 1):
+                with m.If(rp.cur_last):
                     m.d.sync += rp.cur_valid.eq(0)
                     # No bubble between commands: the next one follows at once.
                     with m.If(info.r_rdy):
@@ -525,6 +527,9 @@ class _ReadPort:
         self.cur_valid = Signal(name=f"{pre}_cur_valid")     # a command is delivering
         self.cur_idx = Signal(beat.idx_bits, name=f"{pre}_cur_idx")
         self.cur_left = Signal(32, name=f"{pre}_cur_left")   # limbs still to deliver
+        # Registered cur_left == 1: a 32-bit compare in front of the FIFO's
+        # read enable was the ECP5 board's longest path.
+        self.cur_last = Signal(name=f"{pre}_cur_last")
 
 
 class _WriteRegs:
