@@ -72,7 +72,3 @@ def test_skid_order_and_flush(flush):
     else:
         assert stats["in"] - stats["out"] <= 2
 
-
-def test_skid_has_flush_only_when_asked():
-    assert not hasattr(SkidBuffer(WIDTH), "flush")
-    assert hasattr(SkidBuffer(WIDTH, flush=True), "flush")
