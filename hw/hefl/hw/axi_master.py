@@ -27,7 +27,12 @@ AR with ``ARID = p`` and unpacks its R beats into limbs in address order
 * Port 0 takes one command at a time (``rd_cmd.ready`` is high only when
   the previous command has been delivered completely); ``rd_abort`` stops
   it: no new AR is issued, the FIFO is emptied and the beats still in
-  flight are received and dropped before ``rd_busy`` falls. Ports ``p ≥ 1``
+  flight are received and dropped before ``rd_busy`` falls. Its limbs
+  leave through a registered skid buffer (one cycle more latency, none
+  less throughput), emptied by ``rd_abort``: the kernel's FSM decides
+  ``rd_data.ready`` from its state, and without the buffer that decision
+  ran on into the FIFO's read enable and level (the ECP5 board's longest
+  path). Ports ``p ≥ 1``
   take a new command as soon as every AR of the previous one has been
   issued (up to ``port_commands`` queued), so the latency of the next
   fetch hides behind the data of the current one.
@@ -63,6 +68,7 @@ from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hefl.hw.regmap import LAYOUT
+from hefl.hw.skid import SkidBuffer
 
 __all__ = ["Axi4Signature", "AxiMaster", "axi4_members", "id_bits_for", "CommandLayout"]
 
@@ -294,28 +300,30 @@ class AxiMaster(wiring.Component):
         def load_next():
             # The next queued command becomes current (its first limb next cycle).
             m.d.comb += info.r_en.eq(1)
+            left = info.r_data[beat.idx_bits:]
             m.d.sync += [rp.cur_valid.eq(1), rp.cur_idx.eq(info.r_data[:beat.idx_bits]),
-                         rp.cur_left.eq(info.r_data[beat.idx_bits:])]
+                         rp.cur_left.eq(left), rp.cur_last.eq(left == 1)]
 
         with m.If(~rp.cur_valid & info.r_rdy & ~aborting):
             load_next()
         limb = fifo.r_data.word_select(rp.cur_idx, LIMB_BITS) if beat.limb_bits else fifo.r_data
-        out = rp.data
+        out, held = self._read_output(m, rp, abort)
         with m.If(rp.cur_valid & ~aborting):
             m.d.comb += [out.valid.eq(fifo.r_rdy), out.payload.eq(limb)]
             with m.If(out.valid & out.ready):
-                m.d.sync += [rp.cur_left.eq(rp.cur_left - 1), rp.cur_idx.eq(rp.cur_idx + 1)]
-                with m.If((rp.cur_idx == beat.limbs - 1) | (rp.cur_left == 1)):
+                m.d.sync += [rp.cur_left.eq(rp.cur_left - 1), rp.cur_idx.eq(rp.cur_idx + 1),
+                             rp.cur_last.eq(rp.cur_left == 2)]
+                with m.If((rp.cur_idx == beat.limbs - 1) | rp.cur_last):
                     m.d.comb += pop.eq(1)
                     m.d.sync += rp.cur_idx.eq(0)
-                with m.If(rp.cur_left == 1):
+                with m.If(rp.cur_last):
                     m.d.sync += rp.cur_valid.eq(0)
                     # No bubble between commands: the next one follows at once.
                     with m.If(info.r_rdy):
                         load_next()
 
         m.d.comb += rp.busy.eq(rp.ar_active | info.r_rdy | rp.cur_valid | (rp.credit != 0)
-                               | aborting)
+                               | aborting | held)
         if abort is None:
             return
         # --- abort (port 0): drop everything asked for, then idle ---
@@ -325,6 +333,22 @@ class AxiMaster(wiring.Component):
             m.d.comb += [pop.eq(1), info.r_en.eq(1)]
             with m.If((rp.credit == 0) & ~info.r_rdy):
                 m.d.sync += aborting.eq(0)
+
+    def _read_output(self, m, rp, abort):
+        """The stream a port's limbs are handed to, and whether beats wait past it.
+
+        Port 0 (the one with ``abort``) hands them to a skid buffer, emptied
+        by the abort, whose registered ``ready`` keeps the consumer's
+        decision out of the FIFO's read logic; the other ports' consumers
+        (table fetchers) take them directly.
+        """
+        if abort is None:
+            return rp.data, Const(0)
+        m.submodules[f"rd{rp.index}_out"] = sb = SkidBuffer(LIMB_BITS, flush=True)
+        o = sb.o_stream
+        m.d.comb += [rp.data.valid.eq(o.valid), rp.data.payload.eq(o.payload),
+                     o.ready.eq(rp.data.ready), sb.flush.eq(abort)]
+        return sb.i_stream, o.valid | ~sb.i_stream.ready
 
     def _elab_ar_arbiter(self, m, ports):
         """Round-robin grant of one port's burst per cycle into the registered AR channel."""
@@ -503,6 +527,9 @@ class _ReadPort:
         self.cur_valid = Signal(name=f"{pre}_cur_valid")     # a command is delivering
         self.cur_idx = Signal(beat.idx_bits, name=f"{pre}_cur_idx")
         self.cur_left = Signal(32, name=f"{pre}_cur_left")   # limbs still to deliver
+        # Registered cur_left == 1: a 32-bit compare in front of the FIFO's
+        # read enable was the ECP5 board's longest path.
+        self.cur_last = Signal(name=f"{pre}_cur_last")
 
 
 class _WriteRegs:

@@ -201,20 +201,38 @@ class ModExp(wiring.Component):
 
         m.submodules.mm = mm = self._multiplier(operand_bits=self._L, word_bits=w,
                                                 addr_bits=sl.aw)
-        attrs = {"ram_style": self._ram_style} if self._ram_style else None
+        # No word read in the cycle it is written is ever used (the core reads
+        # every operand word before it writes a result, a chained operation
+        # reads a result after it is written, the lane's own reads are of
+        # other slots). The read is written as an asynchronous port and a
+        # register, which yosys merges into the block RAM's synchronous port
+        # with no_rw_check honoured: no read-old-data emulation (a delayed
+        # write and an address compare behind the read-address mux, the ECP5
+        # board's longest path). Same cycle behaviour as a synchronous port.
+        attrs = {"no_rw_check": 1}
+        if self._ram_style:
+            attrs["ram_style"] = self._ram_style
         m.submodules.mem = mem = Memory(shape=unsigned(w), depth=sl.depth, init=[], attrs=attrs)
-        rd = mem.read_port()
+        rd = mem.read_port(domain="comb")
+        rd_data = Signal(w, reset_less=True)
+        m.d.sync += rd_data.eq(rd.data)
         wr = mem.write_port()
         lane.chain = getattr(mm, "chain_safe", False)
 
         # The read port: the core's while it issues, the lane's otherwise; the
         # lane's data registered before any logic.
         # The lane's own reads: an exponent word (FETCH) or ACC_j / N_j (RED, EMIT).
-        lane_addr = (Mux(lane.rd_exp, sl.exp, Mux(lane.rd_n, sl.n, sl.acc))
-                     + Mux(lane.rd_exp, lane.widx_next, lane.rj))
+        # Each candidate is summed from registers alongside the state decode
+        # (rd_exp, rd_n), which only selects: an adder behind the decode was
+        # the ECP5 board's longest path. exp_below is sl.exp + widx_next when
+        # the offset wraps (at widx = 0 it names a word never used).
+        exp_below = Signal(sl.aw)
+        m.d.comb += exp_below.eq((sl.exp - 1) + lane.widx)
+        a_exp = Mux(lane.boff == 0, exp_below, sl.exp + lane.widx)
+        lane_addr = Mux(lane.rd_exp, a_exp, Mux(lane.rd_n, sl.n + lane.rj, sl.acc + lane.rj))
         m.d.comb += [
             rd.addr.eq(Mux(mm.rd_en, mm.rd_addr, lane_addr)),
-            mm.rd_data.eq(rd.data),
+            mm.rd_data.eq(rd_data),
             mm.nprime.eq(self.nprime),
             mm.op_n.eq(sl.n),
             lane.can_start.eq(mm.ready if lane.chain else mm.idle),
@@ -222,7 +240,7 @@ class ModExp(wiring.Component):
             lane.sum.eq(lane.x_reg + ~Mux(lane.sub_n, lane.rq, 0) + ~lane.borrow),
             lane.digit_base.eq(lane.slot_addr[lane.digit]),
         ]
-        m.d.sync += lane.rq.eq(rd.data)
+        m.d.sync += lane.rq.eq(rd_data)
         self._elab_write_port(m, lane, mm, wr)
         with m.FSM():
             self._fsm_job_load(m, lane, mm)
@@ -249,13 +267,20 @@ class ModExp(wiring.Component):
                 m.d.comb += const_base.eq(sl.r2)
             with m.Default():
                 m.d.comb += const_base.eq(0)          # T[0] = R mod N
+        # Constants pass a register in the lane: from the engine's broadcast
+        # (one register for every lane) to each lane's block RAM, select →
+        # base → add → write address was the ECP5 board's longest path. One
+        # cycle later is harmless: they come only while the lane is idle, long
+        # before a job's first word is written.
+        c_en, c_addr, c_data = Signal(), Signal(sl.aw), Signal(self._w)
+        m.d.sync += [c_en.eq(self.const_wr_en & (self.const_wr_sel < len(CONST_SEL))),
+                     c_addr.eq(const_base + self.const_wr_addr), c_data.eq(self.const_wr_data)]
         with m.If(mm.wr_en):
             m.d.comb += [wr.en.eq(1), wr.addr.eq(mm.wr_addr), wr.data.eq(mm.wr_data)]
         with m.Elif(lane.ld_en):
             m.d.comb += [wr.en.eq(1), wr.addr.eq(lane.ld_addr), wr.data.eq(lane.ld_data)]
-        with m.Elif(self.const_wr_en & (self.const_wr_sel < len(CONST_SEL))):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(const_base + self.const_wr_addr),
-                         wr.data.eq(self.const_wr_data)]
+        with m.Elif(c_en):
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(c_addr), wr.data.eq(c_data)]
 
     def _fsm_job_load(self, m, lane, mm):
         """States IDLE, LOAD and PMUL: take a job header, its operand words, multiply factors in.

@@ -13,6 +13,10 @@ Two entries: ``main`` drives the output; ``skid`` catches the beat the
 source sent in the cycle the sink dropped ``ready`` (the source saw the old,
 registered ``ready``). Throughput one beat per cycle, latency one cycle.
 
+With ``flush=True`` the buffer has a ``flush`` input: a cycle with it high
+empties both entries (a beat the source hands over in that cycle is
+dropped too), for a stream whose consumer abandons what is in flight.
+
 Usage::
 
     m.submodules.sb = sb = SkidBuffer(layout)
@@ -34,12 +38,18 @@ class SkidBuffer(wiring.Component):
     ----------
     shape : shape-castable
         Payload shape of both streams.
+    flush : bool
+        Add the ``flush`` input (see the module docstring).
     """
 
-    def __init__(self, shape):
+    def __init__(self, shape, *, flush=False):
         self._shape = shape
-        super().__init__({"i_stream": In(stream.Signature(shape)),
-                          "o_stream": Out(stream.Signature(shape))})
+        self._flush = bool(flush)
+        members = {"i_stream": In(stream.Signature(shape)),
+                   "o_stream": Out(stream.Signature(shape))}
+        if self._flush:
+            members["flush"] = In(1)
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -57,6 +67,10 @@ class SkidBuffer(wiring.Component):
         with m.Elif(i.valid & i.ready):
             # The output is stalled: the beat the source sent anyway waits aside.
             m.d.sync += [skid.eq(i.payload), skid_valid.eq(1)]
+        if self._flush:
+            # Last, so it wins over the refill above.
+            with m.If(self.flush):
+                m.d.sync += [o.valid.eq(0), skid_valid.eq(0)]
         return m
 
 
