@@ -47,6 +47,7 @@ def test_quick_bench_reports_constant_time_and_tables(tmp_path, seed):
         assert r["ops"][op]["hefl_per_s"] > 0 and "note" in r["ops"][op]
     fb = r["fixed_base"]
     assert fb["window_bits"] == 12 and fb["exp_bits"] == 128 and fb["windows"] == 11
+    assert fb["holder_window_bits"] == 11 and fb["holder_windows"] == 12
     assert fb["table_bytes"] == 11 * 4096 * 64 and fb["holder_table_bytes"] > 0
     assert [row["window_bits"] for row in fb["survey"]] == [3, 4]
     for row in fb["survey"]:

@@ -289,21 +289,26 @@ def test_fast_table_builder_equals_the_golden_model(rng, mod_bits, exp_bits, k):
 def test_window_rule():
     from hefl.golden.fixedbase import table_bytes
     assert [djn.window_bits_for(b) for b in (256, 1024, 2048, 3072, 4096)] == [12, 12, 12, 10, 9]
-    for bits in (1024, 2048, 3072, 4096, 8192):
-        k = djn.window_bits_for(bits)
-        assert table_bytes(2 * bits, djn.exponent_bits(bits), k) <= djn.TABLE_BUDGET_BYTES
-        assert k == djn.MAX_WINDOW_BITS or \
-            table_bytes(2 * bits, djn.exponent_bits(bits), k + 1) > djn.TABLE_BUDGET_BYTES
+    assert [djn.window_bits_for(b, holder=True) for b in (256, 2048, 3072, 4096)] == [11, 11, 10, 9]
+    for holder, widest in ((False, djn.MAX_WINDOW_BITS), (True, djn.MAX_HOLDER_WINDOW_BITS)):
+        for bits in (1024, 2048, 3072, 4096, 8192):
+            k = djn.window_bits_for(bits, holder)
+            assert table_bytes(2 * bits, djn.exponent_bits(bits), k) <= djn.TABLE_BUDGET_BYTES
+            assert k == widest or table_bytes(2 * bits, djn.exponent_bits(bits), k + 1) > djn.TABLE_BUDGET_BYTES
     assert [djn.exponent_bits(b) for b in (255, 256, 2048, 3071)] == [128, 128, 1024, 1536]
 
 
-def test_holder_tables_are_as_large_as_the_public_one_and_report_it():
+def test_tables_report_their_window_and_size():
     pub, priv = generate_keypair(256)
     public, holder = tables_for(pub), tables_for(pub, priv)
-    assert public.window_bits == holder.window_bits == djn.window_bits_for(256)
+    assert public.window_bits == djn.window_bits_for(256) == 12
+    assert holder.window_bits == djn.window_bits_for(256, holder=True) == 11
     w = public.tables["n2"].windows
-    assert public.nbytes == w * (1 << public.window_bits) * 64
-    assert abs(holder.nbytes - public.nbytes) <= w * (1 << public.window_bits) * 2
+    assert w == 11 and public.nbytes == w * (1 << 12) * 64
+    # Two tables mod p² and q² (each 256 bits, give or take a byte) of 12 windows at k = 11.
+    wh = holder.tables["p2"].windows
+    assert wh == holder.tables["q2"].windows == 12
+    assert abs(holder.nbytes - wh * (1 << 11) * 64) <= wh * (1 << 11) * 2
     assert public.build_s >= 0 and "MiB" in repr(public)
     djn.clear_cache()
     assert tables_for(pub) is not public

@@ -27,15 +27,17 @@ grows as ``2^k / k``; past the cache, each multiplication also waits for
 its entry from memory, which takes back part of the gain. At 2048-bit keys
 on this machine, one core, ``k`` = 4 / 5 / 6 / 8 / 10 gave 934 / 1,159 /
 1,376 / 1,787 / 2,091 public-key encryptions per second for public tables
-of 2 / 3.2 / 5.3 / 16 / 52 MiB; a later survey, side by side in one run
-(machine shared, load 2.5), gave 1,767 / 2,002 / 1,832-2,153 public and
-2,224 / 2,295 / 2,397 key-holder encryptions per second for ``k`` = 10 /
-11 / 12 (52 / 94 / 172 MiB; the key holder's two tables together are as
-large). The rule: the widest ``k <= 12`` whose table fits
-:data:`TABLE_BUDGET_BYTES` (192 MiB): ``k = 12`` at 2048-bit keys (built
-in about 2.3 s), 10 at 3072 and 9 at 4096. A party short of memory passes
-``window_bits`` (:class:`hefl.paillier.Paillier`, :func:`tables_for`):
-``k = 10`` takes 52 MiB at 2048 bits and is about 15 % slower. The tables
+of 2 / 3.2 / 5.3 / 16 / 52 MiB; the ``make bench`` survey of this
+version (quiet machine) gave 1,749 / 1,873 / 2,034 public and 2,045 /
+2,228 / 2,187 key-holder encryptions per second for ``k`` = 10 / 11 / 12
+(52 / 94 / 172 MiB; the key holder's two tables together are as
+large). The rule: the widest ``k <= 12`` (``<= 11`` for a key holder,
+whose half-size entries gained nothing from 12 over 11) whose tables fit :data:`TABLE_BUDGET_BYTES`
+(192 MiB): at 2048-bit keys ``k = 12`` for the public table (172 MiB, built
+in about 2 s) and 11 for the key holder's (94 MiB, about 1 s); 10 at 3072
+and 9 at 4096. A party short of memory passes ``window_bits``
+(:class:`hefl.paillier.Paillier`, :func:`tables_for`): ``k = 10`` takes
+52 MiB at 2048 bits and is about 15 % slower. The tables
 are built with gmpy2, equal entry for entry to
 :func:`hefl.golden.fixedbase.build_table` (tested).
 """
@@ -51,7 +53,7 @@ import gmpy2
 from hefl.errors import KeyMismatchError, ModulusError, OperandRangeError
 from hefl.golden.fixedbase import FixedBaseTable, offset_total, table_bytes, windows
 
-__all__ = ["TABLE_BUDGET_BYTES", "MAX_WINDOW_BITS", "window_bits_for", "exponent_bits", "random_alphas",
+__all__ = ["TABLE_BUDGET_BYTES", "MAX_WINDOW_BITS", "MAX_HOLDER_WINDOW_BITS", "window_bits_for", "exponent_bits", "random_alphas",
            "check_alphas", "build_table", "EncryptionTables", "build", "tables_for", "clear_cache"]
 
 #: Bytes one party's tables may take (the public table mod n², or the key
@@ -59,6 +61,9 @@ __all__ = ["TABLE_BUDGET_BYTES", "MAX_WINDOW_BITS", "window_bits_for", "exponent
 TABLE_BUDGET_BYTES = 192 << 20
 #: Widest default window: past it the tables grow faster than the gain.
 MAX_WINDOW_BITS = 12
+#: A key holder's: its half-size entries gained nothing from k = 12 over
+#: 11 in the survey (2,187 vs 2,228/s, one core), for twice the memory.
+MAX_HOLDER_WINDOW_BITS = 11
 # Keys whose tables stay cached (a federation has one; tests make many).
 _CACHE_KEYS = 4
 
@@ -68,10 +73,14 @@ def exponent_bits(n_bits):
     return -(-n_bits // 2)
 
 
-def window_bits_for(n_bits):
-    """The default window width ``k`` for keys of ``n_bits`` bits (see the module docstring)."""
+def window_bits_for(n_bits, holder=False):
+    """The default window width ``k`` for keys of ``n_bits`` bits (see the module docstring).
+
+    ``holder``: for a key holder's two tables, whose widest default is
+    :data:`MAX_HOLDER_WINDOW_BITS`.
+    """
     bits = exponent_bits(n_bits)
-    for k in range(MAX_WINDOW_BITS, 0, -1):
+    for k in range(MAX_HOLDER_WINDOW_BITS if holder else MAX_WINDOW_BITS, 0, -1):
         if table_bytes(2 * n_bits, bits, k) <= TABLE_BUDGET_BYTES:
             return k
     return 1
@@ -193,7 +202,7 @@ def build(public_key, private_key=None, window_bits=None):
                            "encryption needs it: upgrade the key pair with `hefl keygen --upgrade DIR`")
     bits = exponent_bits(public_key.bits)
     if window_bits is None:
-        window_bits = window_bits_for(public_key.bits)
+        window_bits = window_bits_for(public_key.bits, holder=private_key is not None)
     t0 = time.perf_counter()
     tables = {name: build_table(public_key.h_s % m, m, bits, window_bits)
               for name, m in _moduli(public_key, private_key).items()}
@@ -220,7 +229,7 @@ def tables_for(public_key, private_key=None, window_bits=None):
     if public_key.h_s is None:
         return build(public_key, private_key, window_bits)   # raises the upgrade message
     if window_bits is None:
-        window_bits = window_bits_for(public_key.bits)
+        window_bits = window_bits_for(public_key.bits, holder=private_key is not None)
     key = (public_key.djn_fingerprint, private_key is not None, window_bits)
     with _lock:
         hit = _cache.get(key)
