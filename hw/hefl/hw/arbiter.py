@@ -22,7 +22,7 @@ more than one node.
   down until a lane frees, it never loses or misroutes one.
 * :class:`AddressRouter` / :func:`address_router_tree` — packets to the
   output their ``lane`` field names (a base-``F`` digit per level), for
-  answers that must reach the lane that asked.
+  answers that must reach the group of lanes that asked.
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal
@@ -267,25 +267,24 @@ class AddressRouter(_Router):
 
 
 def address_router_tree(m, name, shape, source, sinks, fan_out):
-    """Connect ``source`` to ``sinks[lane]`` through a tree of :class:`AddressRouter` s.
+    """Connect ``source`` to ``sinks[g]``, the streams of lane groups, through registered :class:`AddressRouter` s.
 
-    Leaves cover ``fan_out`` consecutive sinks, each level ``fan_out`` nodes
-    of the level below, so lane ``L`` is output ``(L // fan_out^d) % fan_out``
-    of its node at level ``d``. The leaves' outputs are combinational (their
-    sinks take every beat they asked for), the levels above registered.
+    Sink ``g`` takes the packets of lanes ``g·F … g·F + F − 1`` (``F`` =
+    ``fan_out``; the lanes of one group share it, as a dispatcher leaf's
+    lanes do). Nodes at level ``d ≥ 1`` each cover ``F`` nodes (or sinks)
+    of the level below, so lane ``L`` is output ``(L // F^d) % F`` of its
+    node; a single sink is fed by ``source`` directly.
     """
     check_int("Router fan-out", fan_out, 2)
-    level, depth, step = list(sinks), 0, 1      # the inputs still to be fed, this level
-    while True:
+    level, depth, step = list(sinks), 1, fan_out
+    while len(level) > 1:
         nxt = []
         for g in range(0, len(level), fan_out):
             group = level[g:g + fan_out]
-            r = AddressRouter(shape, len(group), step, fan_out, registered=depth > 0)
+            r = AddressRouter(shape, len(group), step, fan_out, registered=True)
             m.submodules[f"{name}_l{depth}_{g // fan_out}"] = r
             for k, sink in enumerate(group):
                 wiring.connect(m, getattr(r, f"o{k}"), sink)
             nxt.append(r.i_stream)
         level, depth, step = nxt, depth + 1, step * fan_out
-        if len(level) == 1:
-            break
     wiring.connect(m, source, level[0])

@@ -80,7 +80,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hefl.hw.arbiter import AddressRouter, PacketRouter, arbiter_tree
+from hefl.hw.arbiter import PacketRouter, address_router_tree, arbiter_tree
 from hefl.hw.axi_master import CommandLayout
 from hefl.hw.job_fifo import JobFifo
 from hefl.hw.jobs import (
@@ -266,7 +266,7 @@ class BatchEngine(wiring.Component):
         groups = [stream.Signature(rl).create(path=(f"resp_g{g // F}",)) for g in range(0, E, F)]
         for g, rs in enumerate(groups):
             write_bus(m, exps[g * F:(g + 1) * F], rs, F)
-        _group_router_tree(m, "resp", rl, fetch.o_resp, [wiring.flipped(g) for g in groups], F)
+        address_router_tree(m, "resp", rl, fetch.o_resp, [wiring.flipped(g) for g in groups], F)
         return exps
 
     def _elab_dispatcher(self, m, lanes, fifos, writers, jl):
@@ -308,24 +308,3 @@ class BatchEngine(wiring.Component):
         m.d.comb += self.free.eq(root.free)
         return busy
 
-
-def _group_router_tree(m, name, shape, source, sinks, fan):
-    """``source`` to ``sinks[g]``, the streams of lane groups ``g·fan …``, by each packet's ``lane``.
-
-    :func:`hefl.hw.arbiter.address_router_tree` without its leaves: level
-    ``d ≥ 1`` nodes are registered :class:`~hefl.hw.arbiter.AddressRouter` s
-    of step ``fan^d``; a single group is fed by ``source`` directly, as the
-    unregistered leaf was.
-    """
-    level, depth, step = list(sinks), 1, fan
-    while len(level) > 1:
-        nxt = []
-        for g in range(0, len(level), fan):
-            group = level[g:g + fan]
-            r = AddressRouter(shape, len(group), step, fan, registered=True)
-            m.submodules[f"{name}_l{depth}_{g // fan}"] = r
-            for k, sink in enumerate(group):
-                wiring.connect(m, getattr(r, f"o{k}"), sink)
-            nxt.append(r.i_stream)
-        level, depth, step = nxt, depth + 1, step * fan
-    wiring.connect(m, source, level[0])
