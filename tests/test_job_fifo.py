@@ -1,10 +1,11 @@
-"""JobFifo (Amaranth simulator): beats in order, headers on first beats, SyncFIFOBuffered's timing."""
+"""JobFifo (Amaranth simulator): beats in order, headers on first beats, SyncFIFOBuffered's timing.
 
-import random
+Random jobs and stalls from the ``rng`` fixture (seed printed; ``HEFL_SEED``
+reproduces a run).
+"""
 
 import pytest
 from amaranth.hdl import Module
-from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.sim import Simulator
 
@@ -93,9 +94,8 @@ def _check(got, jobs):
 
 
 @pytest.mark.parametrize("depth", [2, 3, 7])
-def test_job_fifo_matches_sync_fifo_buffered(depth):
+def test_job_fifo_matches_sync_fifo_buffered(depth, rng):
     """Jobs into an empty queue (as the engine sends them): SyncFIFOBuffered's timing exactly."""
-    rng = random.Random(depth)
     jobs = _jobs(rng, 40, 2 * depth)
     ref = SyncFIFOBuffered(width=job_layout(W, TAG).size, depth=depth)
     got = _run(JobFifo(word_bits=W, tag_bits=TAG, depth=depth), jobs, rng, wait_empty=True,
@@ -104,9 +104,8 @@ def test_job_fifo_matches_sync_fifo_buffered(depth):
 
 
 @pytest.mark.parametrize("depth", [2, 5, 16])
-def test_job_fifo_back_to_back_jobs(depth):
+def test_job_fifo_back_to_back_jobs(depth, rng):
     """Jobs offered without waiting: beats in order, each first beat with its own header."""
-    rng = random.Random(100 + depth)
     jobs = _jobs(rng, 60, 4)
     got = _run(JobFifo(word_bits=W, tag_bits=TAG, depth=depth), jobs, rng, wait_empty=False,
                idle_p=0.1, stall_p=0.5)
@@ -116,8 +115,3 @@ def test_job_fifo_back_to_back_jobs(depth):
 def test_job_fifo_rejects_bad_depth():
     with pytest.raises(TypeError, match="FIFO depth"):
         JobFifo(word_bits=W, tag_bits=TAG, depth=1)
-
-
-def test_job_fifo_is_a_component():
-    f = JobFifo(word_bits=W, tag_bits=TAG, depth=4)
-    assert isinstance(f, wiring.Component) and f.depth == 4
