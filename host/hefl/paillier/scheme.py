@@ -168,7 +168,8 @@ class Paillier:
         another key raise :class:`~hefl.errors.KeyMismatchError`.
     window_bits : int, optional
         ``k`` of the tables built when ``tables`` is not given; default
-        :func:`hefl.paillier.djn.window_bits_for` the key's size.
+        :func:`hefl.paillier.djn.window_bits_for` the key's size and this
+        party's role (key holder or not).
     """
 
     def __init__(self, public_key, private_key=None, accel=None, *, method=None, tables=None,
