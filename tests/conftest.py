@@ -51,3 +51,12 @@ def cpu_serial():
     acc = CpuAccelerator(workers=1)
     yield acc
     acc.close()
+
+
+@pytest.fixture(scope="module")
+def cpu_gmpy2():
+    """A cpu accelerator on gmpy2 only (the native kernels off), in this process."""
+    from hefl.accel.cpu import CpuAccelerator
+    acc = CpuAccelerator(workers=1, native=False)
+    yield acc
+    acc.close()

@@ -143,7 +143,7 @@ def test_dead_worker_is_a_typed_error_and_recovers(rng, monkeypatch):
 
 # --- secret exponents: powmod_sec ---------------------------------------------
 
-@pytest.mark.parametrize("mode", ["serial", "cpu_pool"])
+@pytest.mark.parametrize("mode", ["serial", "cpu_pool", "cpu_gmpy2"])
 def test_powmod_secret_matches_pow_and_uses_powmod_sec(mode, request, rng, monkeypatch):
     import gmpy2
 
@@ -191,7 +191,7 @@ def _table(rng, mod_bits, exp_bits, k):
             return build_table(g, m, exp_bits, k)
 
 
-@pytest.mark.parametrize("mode", ["serial", "cpu_pool"])
+@pytest.mark.parametrize("mode", ["serial", "cpu_pool", "cpu_gmpy2"])
 @pytest.mark.parametrize("mod_bits,exp_bits,k", [(512, 128, 4), (1024, 256, 8), (2048, 512, 5), (130, 64, 1)])
 def test_fixed_base_matches_pow(mode, mod_bits, exp_bits, k, request, rng):
     acc = request.getfixturevalue(mode)

@@ -120,29 +120,47 @@ def test_crt_encryption_equals_public_encryption(keys2048, rng, accel):
     assert crt.ciphertexts == [textbook_encrypt(pub, m, r) for m, r in zip(ms, rs)]
 
 
-def test_secret_exponents_use_powmod_sec_never_powmod(monkeypatch, rng):
+@pytest.mark.parametrize("kernel", ["gmpy2", "native"])
+def test_secret_exponents_use_powmod_sec_never_powmod(monkeypatch, rng, kernel):
     # In one process (workers=1), gmpy2.powmod raises: decryption and the key
-    # holder's textbook CRT encryption must still work, on powmod_sec.
+    # holder's textbook CRT encryption must still work, on the constant-time
+    # power (gmpy2.powmod_sec, or the native kernel's fixed-window powm).
+    from hefl.accel import native
     from hefl.accel.cpu import CpuAccelerator
 
+    if kernel == "native" and native.kernels() is None:
+        pytest.skip(f"native kernels unavailable here: {native.unavailable_reason()}")
     pub, priv = generate_keypair(256)
     ms = [0, 1, pub.n - 1] + [rng.randrange(pub.n) for _ in range(5)]
     rs = [rng.randrange(1, pub.n) for _ in ms]
-    with CpuAccelerator(workers=1) as acc:
+    with CpuAccelerator(workers=1, native=kernel == "native") as acc:
         he = Paillier(pub, priv, acc)
         djn_cv = he.encrypt(ms)          # tables built before the patch
         calls = []
-        real_sec = gmpy2.powmod_sec
 
         def refuse(*a):
             raise AssertionError("variable-time gmpy2.powmod used with the private key")
 
-        def counting(b, e, m):
-            calls.append((int(e), int(m)))
-            return real_sec(b, e, m)
-
         monkeypatch.setattr(gmpy2, "powmod", refuse)
-        monkeypatch.setattr(gmpy2, "powmod_sec", counting)
+        if kernel == "gmpy2":
+            real_sec = gmpy2.powmod_sec
+
+            def counting(b, e, m):
+                calls.append((int(e), int(m)))
+                return real_sec(b, e, m)
+
+            monkeypatch.setattr(gmpy2, "powmod_sec", counting)
+        else:
+            real_powm = native.Mm52.powm
+
+            def counting(self, bases, exps, m, exp_bits):
+                # The schedule's length is the key's, never the value's.
+                assert exp_bits == priv.p.bit_length()
+                calls.extend((e, m) for e in ([exps] * len(bases) if isinstance(exps, int) else exps))
+                return real_powm(self, bases, exps, m, exp_bits)
+
+            monkeypatch.setattr(native.Mm52, "powm", counting)
+            monkeypatch.setattr(gmpy2, "powmod_sec", refuse)
         assert he.decrypt(djn_cv) == ms
         assert sorted(set(calls)) == sorted({(priv.p - 1, priv.p2), (priv.q - 1, priv.q2)})
         assert len(calls) == 2 * len(ms)
