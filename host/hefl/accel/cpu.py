@@ -53,13 +53,13 @@ from concurrent.futures.process import BrokenProcessPool
 
 import gmpy2
 
-from hefl.accel.native import NativeTable
-from hefl.accel.native import kernels as native_kernels
-from hefl.accel.native import unavailable_reason as native_unavailable_reason
 from hefl.accel.base import (
     Accelerator,
     register_backend,
 )
+from hefl.accel.native import NativeTable
+from hefl.accel.native import kernels as native_kernels
+from hefl.accel.native import unavailable_reason as native_unavailable_reason
 from hefl.errors import BackendUnavailable, DeviceError
 
 __all__ = ["CpuAccelerator", "powmod_sec_values"]
