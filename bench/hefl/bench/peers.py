@@ -105,7 +105,7 @@ class _Hefl:
         _check(self.holder.decrypt(self.holder.encrypt(many)) == many, "hefl warm-up (key holder)")
         _check(self.holder.decrypt(self.public.encrypt(many)) == many, "hefl warm-up (public key)")
         tables = self.public.tables(), self.holder.tables()
-        self.detail = {"method": "djn", "window_bits": tables[0].window_bits,
+        self.detail = {"method": "djn", "kernel": self.accel.kernel, "window_bits": tables[0].window_bits,
                        "holder_window_bits": tables[1].window_bits,
                        "table_bytes": tables[0].nbytes, "table_build_s": tables[0].build_s,
                        "holder_table_bytes": tables[1].nbytes, "holder_table_build_s": tables[1].build_s}

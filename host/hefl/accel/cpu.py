@@ -269,7 +269,7 @@ class CpuAccelerator(Accelerator):
 
     name = "cpu"
 
-    def __init__(self, *, workers=None, parallel_threshold_s=0.02, chunks_per_worker=4,
+    def __init__(self, *, workers=None, parallel_threshold_s=0.005, chunks_per_worker=4,
                  mp_start=None, max_tables=6, native=None):
         super().__init__()
         if native is not False and native_kernels() is None:
