@@ -137,3 +137,15 @@ def test_cpu_backend_reports_and_requires_its_kernel(monkeypatch):
     monkeypatch.setattr(native, "_state", {"lib": None, "reason": "no IFMA (test)", "tried": True})
     with pytest.raises(BackendUnavailable, match="no IFMA"):
         CpuAccelerator(workers=1, native=True)
+
+
+def test_large_batches_go_in_slices(rng):
+    # More numbers than one library call takes (Ctrl-C is seen between calls).
+    m = _odd(rng, 256)
+    count = 2 * native._SLICE + 3
+    bases = tuple(rng.randrange(m) for _ in range(count))
+    exps = tuple(rng.getrandbits(64) for _ in range(count))
+    assert KERNELS.powm(bases, exps, m, 64) == [pow(b, e, m) for b, e in zip(bases, exps)]
+    t = _table(rng, 256, 64, 4)
+    nt = native.NativeTable(t)
+    assert KERNELS.fixed_base(nt, exps) == [fixed_base_pow(t, e) for e in exps]

@@ -10,9 +10,11 @@ Measures, on this machine and in this process, for one key:
   hefl's default, short-exponent fixed-base (DJN) encryption (§1.6);
   ``encrypt_textbook`` and ``encrypt_public_textbook`` are the same with
   ``r^n``. hefl's ``decrypt`` is the scheme's, with its secret exponents
-  on the constant-time ``gmpy2.powmod_sec``; ``hefl_variable_time_per_s``
-  beside it is the same CRT decryption on ``gmpy2.powmod`` (computed here,
-  for the comparison only: the scheme offers no such path).
+  on the cpu backend's constant-time power (the native kernels' fixed
+  window, docs/design.md §1.7, or ``gmpy2.powmod_sec`` without them; the
+  JSON's ``kernel`` says which); ``hefl_variable_time_per_s`` beside it is
+  the same CRT decryption on gmpy2's variable-time ``gmpy2.powmod``
+  (computed here, for the comparison only: the scheme offers no such path).
 * ``fixed_base``: the tables of this key (window ``k``, bytes, build time)
   and a survey of window widths (``--windows``): table size, build time and
   one-core encryption rate for each, the measurement ``k`` was chosen by.
@@ -144,7 +146,7 @@ class _HeflOps:
         return k, t
 
     def decrypt_variable_time(self):
-        """:meth:`decrypt` with ``gmpy2.powmod`` for the secret exponents: the figure powmod_sec costs against."""
+        """:meth:`decrypt` with ``gmpy2.powmod`` for the secret exponents: the figure constant time is set against."""
         k = self.counts["decrypt"]
         reps = -(-k // len(self.cv))
         cts = (self.cv.ciphertexts * reps)[:k]
@@ -423,8 +425,9 @@ def measure(key_bits=2048, *, quick=False, workers=None, params=None, clients=3,
         hefl_variable_time_per_s=vn / vt, speedup_variable_time=(vn / vt) / ops["decrypt"]["phe_per_s"],
         constant_time_cost=(vn / vt) / ops["decrypt"]["hefl_per_s"],
         hefl_variable_time_passes_per_s=[c / t for c, t in hefl_runs["decrypt_variable_time"]],
-        note="hefl_per_s: the scheme's decryption, secret exponents on gmpy2.powmod_sec (constant time); "
-             "hefl_variable_time_per_s: the same on gmpy2.powmod; constant_time_cost = variable / constant")
+        note="hefl_per_s: the scheme's decryption, secret exponents on the cpu backend's constant-time power "
+             "(kernel: see the top-level 'kernel'); hefl_variable_time_per_s: the same on gmpy2.powmod; "
+             "constant_time_cost = variable / constant (below 1: constant time is the faster one)")
     fed["phe_s"] = t_slice * params / phe_slice
     fed["phe_extrapolated"] = phe_slice < params
     fed["phe_slice_params"] = phe_slice
@@ -440,6 +443,7 @@ def measure(key_bits=2048, *, quick=False, workers=None, params=None, clients=3,
         "seed": seed,
         "keygen_s": t_keygen,
         "hefl_workers": accel.workers,
+        "kernel": accel.kernel,
         "repeat": repeat,
         "ops_statistic": "best of the passes (hefl and phe alternate operation by operation)",
         "load_average_before": load_before,
@@ -476,7 +480,7 @@ def _table(r):
     d = r["ops"]["decrypt"]
     lines.append(f"decrypt: constant-time {d['hefl_per_s']:.1f}/s, "
                  f"variable-time {d['hefl_variable_time_per_s']:.1f}/s "
-                 f"(powmod_sec costs {d['constant_time_cost']:.2f}x)")
+                 f"on gmpy2.powmod (variable / constant = {d['constant_time_cost']:.2f}; kernel {r['kernel']})")
     fb = r["fixed_base"]
     mib = 2 ** 20
     lines.append(f"fixed-base tables: public k={fb['window_bits']}, W={fb['windows']}, "

@@ -175,6 +175,19 @@ class NativeTable:
         self.alpha_bytes = -(-(self.windows * self.k) // 8) + 8
 
 
+# Numbers per call into the library: a call cannot be interrupted, so a
+# large batch goes in slices (a few tens of ms each) and Ctrl-C is seen.
+_SLICE = 256
+
+
+def _in_slices(fn, count, first, *rest):
+    """``fn(*first_slice, *rest)`` over consecutive slices of the sequences in ``first``."""
+    out = []
+    for lo in range(0, count, _SLICE):
+        out += fn(*(seq[lo:lo + _SLICE] for seq in first), *rest)
+    return out
+
+
 class Mm52:
     """The loaded kernels (get one from :func:`kernels`)."""
 
@@ -194,12 +207,16 @@ class Mm52:
         ``exps`` below ``2^(W k)``, factors below ``m`` (the accelerator
         validated both).
         """
+        if factors is None:
+            factors = [1] * len(exps)
+        return _in_slices(self._fixed_base, len(exps), (exps, factors), t)
+
+    def _fixed_base(self, exps, factors, t):
         mod, count = t.mod, len(exps)
-        alphas = _pack(exps, t.alpha_bytes)
-        facs = _pack([1] * count if factors is None else factors, mod.nbytes)
         out = ctypes.create_string_buffer(count * mod.nbytes)
         rc = self._lib.hefl_mm52_fixed_base(t.entries, mod.nbytes, t.windows, t.k, mod.digits, mod.n, mod.minv,
-                                            t.fix, alphas, t.alpha_bytes, facs, count, out)
+                                            t.fix, _pack(exps, t.alpha_bytes), t.alpha_bytes,
+                                            _pack(factors, mod.nbytes), count, out)
         if rc:
             raise MemoryError("hefl_mm52_fixed_base could not allocate its work buffers")
         return _unpack(out.raw, mod.nbytes, count)
@@ -210,10 +227,13 @@ class Mm52:
         ``exps`` is one int for all bases or one per base, each below
         ``2^exp_bits``; bases below ``modulus`` (odd).
         """
+        if isinstance(exps, int):
+            exps = [exps] * len(bases)
+        return _in_slices(self._powm, len(bases), (bases, exps), modulus, exp_bits)
+
+    def _powm(self, bases, exps, modulus, exp_bits):
         mod, count = self._mod(modulus), len(bases)
         exp_bytes = -(-max(exp_bits, 1) // 8) + 8
-        if isinstance(exps, int):
-            exps = [exps] * count
         packed_e = _pack(exps, exp_bytes)
         out = ctypes.create_string_buffer(count * mod.nbytes)
         r = mod.r

@@ -24,20 +24,21 @@ The window width ``k`` (:func:`window_bits_for`) was chosen by
 measurement (``hefl bench paillier`` surveys it): the time of an
 encryption is ``W`` multiplications, ``W = ceil(B / k)``, while the table
 grows as ``2^k / k``; past the cache, each multiplication also waits for
-its entry from memory, which takes back part of the gain. At 2048-bit keys
-on this machine, one core, ``k`` = 4 / 5 / 6 / 8 / 10 gave 934 / 1,159 /
-1,376 / 1,787 / 2,091 public-key encryptions per second for public tables
-of 2 / 3.2 / 5.3 / 16 / 52 MiB; the ``make bench`` survey of this
-version (quiet machine) gave 1,749 / 1,873 / 2,034 public and 2,045 /
-2,228 / 2,187 key-holder encryptions per second for ``k`` = 10 / 11 / 12
-(52 / 94 / 172 MiB; the key holder's two tables together are as
-large). The rule: the widest ``k <= 12`` (``<= 11`` for a key holder,
-whose half-size entries gained nothing from 12 over 11) whose tables fit :data:`TABLE_BUDGET_BYTES`
-(192 MiB): at 2048-bit keys ``k = 12`` for the public table (172 MiB, built
-in about 2 s) and 11 for the key holder's (94 MiB, about 1 s); 10 at 3072
-and 9 at 4096. A party short of memory passes ``window_bits``
+its entry from memory, which takes back part of the gain. The ``make
+bench`` survey at 2048-bit keys, one core, ``k`` = 8 / 10 / 11 / 12 (16 /
+52 / 94 / 172 MiB; the key holder's two tables together are as large):
+on the cpu backend's AVX-512 IFMA kernels (docs/design.md §1.7) 6,680 /
+7,982 / 8,467 / 9,207 public and 8,637 / 9,575 / 9,682 / 10,084
+key-holder encryptions per second; on gmpy2 (no IFMA) 1,749 / 1,873 /
+2,034 public and 2,045 / 2,228 / 2,187 key-holder for ``k`` = 10 / 11 /
+12. The rule: the widest ``k <= 12`` (``<= 11`` for a key holder, for
+whom 12 gains 4 % on the kernels and nothing on gmpy2, for twice the
+memory) whose tables fit :data:`TABLE_BUDGET_BYTES` (192 MiB): at
+2048-bit keys ``k = 12`` for the public table (172 MiB, built in about
+2 s) and 11 for the key holder's (94 MiB, about 1 s); 10 at 3072 and 9 at
+4096. A party short of memory passes ``window_bits``
 (:class:`hefl.paillier.Paillier`, :func:`tables_for`): ``k = 10`` takes
-52 MiB at 2048 bits and is about 15 % slower. The tables
+52 MiB at 2048 bits and is about 13 % slower. The tables
 are built with gmpy2, equal entry for entry to
 :func:`hefl.golden.fixedbase.build_table` (tested).
 """
@@ -61,8 +62,9 @@ __all__ = ["TABLE_BUDGET_BYTES", "MAX_WINDOW_BITS", "MAX_HOLDER_WINDOW_BITS", "w
 TABLE_BUDGET_BYTES = 192 << 20
 #: Widest default window: past it the tables grow faster than the gain.
 MAX_WINDOW_BITS = 12
-#: A key holder's: its half-size entries gained nothing from k = 12 over
-#: 11 in the survey (2,187 vs 2,228/s, one core), for twice the memory.
+#: A key holder's: its half-size entries gain 4 % from k = 12 over 11 on
+#: the IFMA kernels (10,084 vs 9,682/s, one core) and nothing on gmpy2
+#: (2,187 vs 2,228/s), for twice the memory.
 MAX_HOLDER_WINDOW_BITS = 11
 # Keys whose tables stay cached (a federation has one; tests make many).
 _CACHE_KEYS = 4
