@@ -4,14 +4,12 @@ import math
 import os
 
 import pytest
+from _operands import odd_modulus as _odd
+from _operands import random_table as _table
 
 from hefl.accel import get_accelerator
 from hefl.accel.cpu import CpuAccelerator
 from hefl.errors import DeviceError, ModulusError, OperandRangeError
-
-
-def _odd(rng, bits):
-    return rng.getrandbits(bits) | 1 | (1 << (bits - 1))
 
 
 @pytest.fixture(scope="module")
@@ -181,15 +179,6 @@ def test_powmod_secret_validates(serial):
 
 
 # --- fixed-base table products ------------------------------------------------
-
-def _table(rng, mod_bits, exp_bits, k):
-    from hefl.golden.fixedbase import build_table
-    m = _odd(rng, mod_bits)
-    while True:
-        g = rng.randrange(2, m)
-        if math.gcd(g, m) == 1:
-            return build_table(g, m, exp_bits, k)
-
 
 @pytest.mark.parametrize("mode", ["serial", "cpu_pool", "cpu_gmpy2"])
 @pytest.mark.parametrize("mod_bits,exp_bits,k", [(512, 128, 4), (1024, 256, 8), (2048, 512, 5), (130, 64, 1)])

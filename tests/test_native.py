@@ -7,14 +7,15 @@ lanes, and the schedule: the counting build shows the same number of
 multiplications, reductions and table scans for every exponent and operand.
 """
 
-import math
 import pickle
 
 import gmpy2
 import pytest
+from _operands import odd_modulus as _odd
+from _operands import random_table as _table
 
 from hefl.accel import native
-from hefl.golden.fixedbase import build_table, fixed_base_pow
+from hefl.golden.fixedbase import fixed_base_pow
 
 KERNELS = native.kernels()
 pytestmark = pytest.mark.skipif(KERNELS is None, reason=f"native kernels unavailable: {native.unavailable_reason()}")
@@ -22,10 +23,6 @@ pytestmark = pytest.mark.skipif(KERNELS is None, reason=f"native kernels unavail
 # Modulus widths: one digit, digit and limb boundaries, small top words
 # (bit lengths just past a multiple of 52 or 64), and the real sizes.
 WIDTHS = [3, 52, 64, 65, 104, 105, 250, 521, 1024, 1040, 2047, 2048, 3072, 4096]
-
-
-def _odd(rng, bits):
-    return rng.getrandbits(bits) | 1 | (1 << (bits - 1)) if bits > 2 else 5
 
 
 def _corners(rng, m, count):
@@ -52,14 +49,6 @@ def test_powm_batches_of_any_size(count, rng):
     exps = [rng.getrandbits(1024) for _ in range(count)]
     assert KERNELS.powm(bases, exps, m, 1024) == [int(gmpy2.powmod_sec(b, e, m)) if e else 1
                                                   for b, e in zip(bases, exps)]
-
-
-def _table(rng, bits, exp_bits, k):
-    m = _odd(rng, bits)
-    while True:
-        g = rng.randrange(2, m)
-        if math.gcd(g, m) == 1:
-            return build_table(g, m, exp_bits, k)
 
 
 @pytest.mark.parametrize("bits,exp_bits,k", [(3, 8, 1), (64, 40, 3), (105, 52, 4), (521, 130, 5),

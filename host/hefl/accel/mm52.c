@@ -198,6 +198,25 @@ static void broadcast(__m512i *dst, const uint64_t *dig, int n)
     }
 }
 
+/* Group g of a batch: each lane's number into dst, and a pointer to its
+ * exponent. A short last group repeats its first number; those lanes are
+ * computed and dropped (store_group skips them). */
+static void load_group(const uint8_t *nums, int64_t nbytes, const uint8_t *exps, int64_t exp_bytes,
+                       int64_t g, int64_t count, const uint8_t **ex, work_t *w)
+{
+    for (int l = 0; l < LANES; l++) {
+        int64_t e = g + l < count ? g + l : g;
+        ex[l] = exps + e * exp_bytes;
+        load_number(nums + e * nbytes, nbytes, (uint64_t *)w->x, l, w->c.n, w->pad);
+    }
+}
+
+static void store_group(work_t *w, int64_t g, int64_t count, uint8_t *out, int64_t nbytes)
+{
+    for (int l = 0; l < LANES && g + l < count; l++)
+        store_number((const uint64_t *)w->x, l, w->c.n, out + (g + l) * nbytes, nbytes, w->pad);
+}
+
 /* k-bit digit i (k <= 16) of a little-endian exponent padded by 8 bytes. */
 static inline unsigned window(const uint8_t *e, int64_t i, int k)
 {
@@ -227,13 +246,7 @@ KERNEL int hefl_mm52_fixed_base(const uint8_t *table, int64_t entry_bytes, int w
     broadcast(w.konst, kdig, n);
     for (int64_t g = 0; g < count; g += LANES) {
         const uint8_t *al[LANES];
-        for (int l = 0; l < LANES; l++) {
-            /* A short last group repeats its first number; those lanes are
-             * computed and dropped. */
-            int64_t e = g + l < count ? g + l : g;
-            al[l] = alphas + e * alpha_bytes;
-            load_number(factors + e * entry_bytes, entry_bytes, (uint64_t *)w.x, l, n, w.pad);
-        }
+        load_group(factors, entry_bytes, alphas, alpha_bytes, g, count, al, &w);
         for (int i = 0; i < windows; i++) {
             for (int l = 0; l < LANES; l++) {
                 int64_t idx = ((int64_t)i << k) + window(al[l], i, k);
@@ -251,8 +264,7 @@ KERNEL int hefl_mm52_fixed_base(const uint8_t *table, int64_t entry_bytes, int w
         }
         amm(&w.c, w.x, w.x, w.konst);
         reduce_once(&w.c, w.x, w.tmp);
-        for (int l = 0; l < LANES && g + l < count; l++)
-            store_number((const uint64_t *)w.x, l, n, out + (g + l) * entry_bytes, entry_bytes, w.pad);
+        store_group(&w, g, count, out, entry_bytes);
     }
     free(w.block);
     return 0;
@@ -301,11 +313,7 @@ KERNEL int hefl_mm52_powm(const uint8_t *bases, int64_t nbytes, const uint8_t *e
     uint64_t unit[1] = {1};
     for (int64_t g = 0; g < count; g += LANES) {
         const uint8_t *ex[LANES];
-        for (int l = 0; l < LANES; l++) {
-            int64_t e = g + l < count ? g + l : g;
-            ex[l] = exps + e * exp_bytes;
-            load_number(bases + e * nbytes, nbytes, (uint64_t *)w.x, l, n, w.pad);
-        }
+        load_group(bases, nbytes, exps, exp_bytes, g, count, ex, &w);
         /* table[d] = base^d R mod m (below 2m). */
         broadcast(w.table, onedig, n);
         amm(&w.c, w.table + n, w.x, w.konst);
@@ -323,8 +331,7 @@ KERNEL int hefl_mm52_powm(const uint8_t *bases, int64_t nbytes, const uint8_t *e
         broadcast(w.konst2, unit, 1);
         amm(&w.c, w.x, w.x, w.konst2);
         reduce_once(&w.c, w.x, w.tmp);
-        for (int l = 0; l < LANES && g + l < count; l++)
-            store_number((const uint64_t *)w.x, l, n, out + (g + l) * nbytes, nbytes, w.pad);
+        store_group(&w, g, count, out, nbytes);
     }
     free(w.block);
     return 0;
