@@ -246,9 +246,15 @@ def _open_roles(args, cfg, keypair, opened, extra):
         "keyholder", args.keyholder_backend, DEFAULT_KEYHOLDER_BACKEND, opened,
         moduli["keyholder"], t_ready, args)
     extra.setdefault("seconds", {})["device_ready"] = t_ready
-    print(f"clients encrypt on {cfg.client_backend}, the aggregator multiplies on "
-          f"{cfg.backend}, the key holder decrypts on {cfg.keyholder_backend}")
+    print(f"clients encrypt on {_named(cfg.client_backend, client_accel)}, the aggregator multiplies on "
+          f"{_named(cfg.backend, accel)}, the key holder decrypts on {_named(cfg.keyholder_backend, kh_accel)}")
     return accel, client_accel, kh_accel
+
+
+def _named(backend, accel):
+    # "cpu (avx512-ifma)": which kernel a cpu backend runs.
+    kernel = getattr(accel, "kernel", None)
+    return f"{backend} ({kernel})" if kernel else backend
 
 
 def _accelerator_stats(opened):
