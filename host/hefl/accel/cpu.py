@@ -75,6 +75,7 @@ _SEC_FACTOR = 1.3
 # (fixed-base products and powmod_sec alike); they work on 8 numbers at once.
 _NATIVE_SPEEDUP = 4.5
 _LANES = 8
+_NATIVE_MIN_EXP_BITS = 16
 # Target work per chunk sent to a worker.
 _CHUNK_S = 0.025
 
@@ -384,6 +385,13 @@ class CpuAccelerator(Accelerator):
     # --- hooks --------------------------------------------------------------
 
     def _powmod(self, bases, exps, modulus):
+        # Public exponents (r^n's n, scalars), but the base may be secret (r):
+        # the kernels' power is constant-time in both and faster than gmpy2's
+        # from 16-bit exponents up (below, its 31-entry table costs more).
+        ebits = max(e.bit_length() for e in exps)
+        if self._native and modulus & 1 and ebits >= _NATIVE_MIN_EXP_BITS:
+            return self._powmod_with(_powmod_sec_chunk, 1 / _NATIVE_SPEEDUP, bases, exps, modulus,
+                                     extra=(ebits,), granule=_LANES)
         return self._powmod_with(_powmod_chunk, 1.0, bases, exps, modulus)
 
     def _powmod_secret(self, bases, exps, modulus, exp_bits):
