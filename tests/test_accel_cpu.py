@@ -314,3 +314,28 @@ def test_fixed_base_schedule_does_not_depend_on_the_exponent(rng, k):
     acc_limbs, entry_limbs, product_limbs = prep.limbs
     assert entry_limbs == size and acc_limbs > size and product_limbs == acc_limbs + entry_limbs - 1
     assert schedule == (("mul", acc_limbs, size), ("mod", product_limbs, size)) * w
+
+
+def test_public_exponents_run_on_the_native_power(monkeypatch, rng):
+    # r^n's base r is secret: where the kernels run, powmod with a long
+    # exponent never reaches gmpy2's variable-time powmod.
+    import gmpy2
+
+    from hefl.accel import native
+    if native.kernels() is None:
+        pytest.skip(f"native kernels unavailable here: {native.unavailable_reason()}")
+
+    def refuse(*a):
+        raise AssertionError("gmpy2.powmod used for a 16-bit-or-longer exponent")
+
+    m = _odd(rng, 1024)
+    bases = [0, 1, m - 1] + [rng.randrange(m) for _ in range(10)]
+    with CpuAccelerator(workers=1) as acc:
+        monkeypatch.setattr(gmpy2, "powmod", refuse)
+        e = rng.getrandbits(1024)
+        assert acc.powmod(bases, [e] * len(bases), m) == [pow(b, e, m) for b in bases]
+        exps = [rng.getrandbits(16) | 1 << 15 for _ in bases]
+        assert acc.powmod(bases, exps, m) == [pow(b, x, m) for b, x in zip(bases, exps)]
+        monkeypatch.undo()
+        # Short exponents stay on gmpy2 (the kernel's table would cost more).
+        assert acc.powmod(bases, [3] * len(bases), m) == [pow(b, 3, m) for b in bases]
