@@ -8,7 +8,7 @@ accumulator ``t`` (``s`` words) is its own.
 Interface (contract with ModExp; :mod:`hefl.hw.montmul_stream` wraps it in streams)
 -----------------------------------------------------------------------------------
 ``MontMul(operand_bits=L, word_bits=w, addr_bits=aw)`` (keyword-only;
-optional ``tile_bits``, ``hard_mult``), ``s = words_for(L, w)`` words,
+optional ``tile_bits``, ``hard_mult``, ``t_ram_style``), ``s = words_for(L, w)`` words,
 ``R = 2^(w·s) > 4N``.
 
 * ``nprime`` In(w): ``N' = -N^-1 mod 2^w``, stable while operations run.
@@ -102,7 +102,10 @@ from hefl.hw.params import (
     TILE_B_BITS,
 )
 
-__all__ = ["MontMul", "MODE"]
+__all__ = ["MontMul", "MODE", "T_RAM_STYLES"]
+
+#: ``t_ram_style`` values: None (the tool's choice, LUT-RAM) or ``"block"``.
+T_RAM_STYLES = (None, "block")
 
 
 class MODE(enum.Enum, shape=2):
@@ -135,10 +138,16 @@ class MontMul(wiring.Component):
     hard_mult : str, optional
         Passed to :class:`~hefl.hw.mulpipe.MulPipe` (``"ecp5"``: instantiate
         the registered MULT18X18D primitive).
+    t_ram_style : str, optional
+        ``"block"``: the ``t`` memory's ``ram_style`` attribute, one block RAM
+        (a RAMB36E2 on UltraScale+) instead of LUT-RAM (64 LUTs at
+        ``s = 41``, ``w = 51``). Default: the tool's choice (LUT-RAM).
+        Worth it where block RAM is not the scarce resource, e.g. with the
+        lane memories in UltraRAM (:data:`hefl.hw.modexp.RAM_STYLES`).
     """
 
     def __init__(self, *, operand_bits, word_bits=MONTMUL_WORD_BITS, addr_bits=None,
-                 tile_bits=(TILE_A_BITS, TILE_B_BITS), hard_mult=None):
+                 tile_bits=(TILE_A_BITS, TILE_B_BITS), hard_mult=None, t_ram_style=None):
         try:
             check_int("Operand width", operand_bits, 2)
             check_int("Word width", word_bits)
@@ -152,6 +161,8 @@ class MontMul(wiring.Component):
             if addr_bits is None:
                 addr_bits = (4 * words - 1).bit_length()
             check_int("Address width", addr_bits)
+            if t_ram_style not in T_RAM_STYLES:
+                raise TypeError(f"t RAM style must be one of {T_RAM_STYLES}, not {t_ram_style!r}")
             if words < MONTMUL_MIN_WORDS:
                 raise ValueError(f"MontMul needs at least {MONTMUL_MIN_WORDS} words; "
                                  f"{operand_bits} bits at w = {word_bits} give {words}")
@@ -161,6 +172,7 @@ class MontMul(wiring.Component):
         self._L, self._w, self._s, self._aw = operand_bits, word_bits, words, addr_bits
         self._tiles = tile_bits
         self._hard = hard_mult
+        self._t_style = t_ram_style
         super().__init__({
             "nprime": In(word_bits),
             "start": In(1),
@@ -218,7 +230,8 @@ class MontMul(wiring.Component):
         d = mul.latency + MEM_STAGES   # issue → product
 
         # t: w + 1 bits, the top word of a squaring's partial sum needs them.
-        m.submodules.t_mem = t_mem = Memory(shape=w + 1, depth=self._s, init=[])
+        attrs = {"ram_style": self._t_style} if self._t_style else {}
+        m.submodules.t_mem = t_mem = Memory(shape=w + 1, depth=self._s, init=[], attrs=attrs)
         t_wr, t_rd = t_mem.write_port(), t_mem.read_port()
 
         st = _CoreState(w, self._s, self._aw)
