@@ -114,6 +114,18 @@ def test_montmul_params():
         MontMul(operand_bits=256, word_bits=W, addr_bits=0)
     with pytest.raises(TypeError, match="Hard multiplier"):
         MulPipe(a_bits=8, b_bits=8, tile_a=TA, tile_b=TB, hard_mult="xc7")
+    with pytest.raises(TypeError, match="t RAM style"):
+        MontMul(operand_bits=256, word_bits=W, t_ram_style="ultra")
+
+
+def test_montmul_t_ram_style():
+    """``t_ram_style`` reaches the t memory as its ``ram_style`` attribute (default: none)."""
+    from amaranth.back import verilog
+    block = verilog.convert(MontMul(operand_bits=256, word_bits=W, t_ram_style="block"),
+                            name="mm", emit_src=False)
+    plain = verilog.convert(MontMul(operand_bits=256, word_bits=W), name="mm", emit_src=False)
+    assert 'ram_style = "block"' in block
+    assert "ram_style" not in plain
 
 
 def _run_stream(dut, n, ops):

@@ -17,14 +17,14 @@ RAMB36E2 on UltraScale+ and to DP16KD on ECP5 instead of LUT-RAM (about
 250 LUTs of a 2s-deep queue of 87-bit beats at ``w = 51``).
 
 Timing is :class:`amaranth.lib.fifo.SyncFIFOBuffered`'s, cycle for cycle:
-a memory of ``depth − 1`` words with a registered read, and an output
-register; a beat written to an empty queue can be read two cycles later,
+a memory holding ``depth − 1`` beats with a registered read (a power of
+two deep, so its pointers wrap without logic), and an output register; a beat written to an empty queue can be read two cycles later,
 and ``level`` counts the beats in the memory plus the one in the output
 register. So the engine's cycle model (:func:`hefl.golden.batch.engine_overhead`)
 is unchanged.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -78,10 +78,14 @@ class JobFifo(wiring.Component):
         i, o = self.i_stream, self.o_stream
         inner = self._depth - 1
         beat = data.StructLayout({"data": self._w, "first": 1, "last": 1})
-        m.submodules.mem = mem = Memory(shape=beat, depth=inner, init=[],
+        # The memory is a power of two deep, so the pointers wrap by overflow
+        # (no compare and mux behind each increment); it still holds at most
+        # ``inner`` beats. A block RAM has the room (512 words of 72 bits).
+        words = 1 << max(1, (inner - 1).bit_length())
+        m.submodules.mem = mem = Memory(shape=beat, depth=words, init=[],
                                         attrs={"ram_style": RAM_STYLE})
         wp, rp = mem.write_port(), mem.read_port()
-        produce, consume = Signal(range(inner)), Signal(range(inner))
+        produce, consume = Signal(range(words)), Signal(range(words))
         inner_level = Signal(range(inner + 1))
         first_queued = Signal()             # a first beat is in the queue, not yet read
         closed = Signal()                   # ... and its job's last beat is in too: no writes
@@ -101,12 +105,12 @@ class JobFifo(wiring.Component):
                      o.payload.tag.eq(header.tag), o.payload.count.eq(header.count),
                      self.level.eq(inner_level + o.valid)]
         with m.If(do_write):
-            m.d.sync += produce.eq(_incr(produce, inner))
+            m.d.sync += produce.eq(produce + 1)
             with m.If(i.payload.first):
                 m.d.sync += [header.op.eq(i.payload.op), header.tag.eq(i.payload.tag),
                              header.count.eq(i.payload.count)]
         with m.If(do_inner_read):
-            m.d.sync += [consume.eq(_incr(consume, inner)), o.valid.eq(1)]
+            m.d.sync += [consume.eq(consume + 1), o.valid.eq(1)]
         with m.Elif(o.ready):
             m.d.sync += o.valid.eq(0)
         with m.If(do_write & ~do_inner_read):
@@ -120,7 +124,3 @@ class JobFifo(wiring.Component):
                      closed.eq(still_queued & (closed | (do_write & i.payload.last)))]
         return m
 
-
-def _incr(ptr, size):
-    """``ptr + 1`` modulo ``size``."""
-    return Mux(ptr == size - 1, 0, ptr + 1)

@@ -80,7 +80,7 @@ Deviations and limits
   kernel validates jobs before they reach the engine.
 """
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
@@ -237,7 +237,10 @@ class ModExp(wiring.Component):
             mm.op_n.eq(sl.n),
             lane.can_start.eq(mm.ready if lane.chain else mm.idle),
             # x − y − borrow as one carry chain: x + ~y + ~borrow, carry = no borrow.
-            lane.sum.eq(lane.x_reg + ~Mux(lane.sub_n, lane.rq, 0) + ~lane.borrow),
+            # ~borrow enters as the carry-in, {x, 1} + {~y, ~borrow} >> 1: one
+            # (w + 1)-bit adder (a three-operand sum maps to two).
+            lane.sum.eq((Cat(Const(1, 1), lane.x_reg)
+                         + Cat(~lane.borrow, ~Mux(lane.sub_n, lane.rq, 0)))[1:]),
             lane.digit_base.eq(lane.slot_addr[lane.digit]),
         ]
         m.d.sync += lane.rq.eq(rd_data)

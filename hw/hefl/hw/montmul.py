@@ -8,7 +8,7 @@ accumulator ``t`` (``s`` words) is its own.
 Interface (contract with ModExp; :mod:`hefl.hw.montmul_stream` wraps it in streams)
 -----------------------------------------------------------------------------------
 ``MontMul(operand_bits=L, word_bits=w, addr_bits=aw)`` (keyword-only;
-optional ``tile_bits``, ``hard_mult``), ``s = words_for(L, w)`` words,
+optional ``tile_bits``, ``hard_mult``, ``t_ram_style``), ``s = words_for(L, w)`` words,
 ``R = 2^(w·s) > 4N``.
 
 * ``nprime`` In(w): ``N' = -N^-1 mod 2^w``, stable while operations run.
@@ -102,7 +102,10 @@ from hefl.hw.params import (
     TILE_B_BITS,
 )
 
-__all__ = ["MontMul", "MODE"]
+__all__ = ["MontMul", "MODE", "T_RAM_STYLES"]
+
+#: ``t_ram_style`` values: None (the tool's choice, LUT-RAM) or ``"block"``.
+T_RAM_STYLES = (None, "block")
 
 
 class MODE(enum.Enum, shape=2):
@@ -135,10 +138,16 @@ class MontMul(wiring.Component):
     hard_mult : str, optional
         Passed to :class:`~hefl.hw.mulpipe.MulPipe` (``"ecp5"``: instantiate
         the registered MULT18X18D primitive).
+    t_ram_style : str, optional
+        ``"block"``: the ``t`` memory's ``ram_style`` attribute, one block RAM
+        (a RAMB36E2 on UltraScale+) instead of LUT-RAM (64 LUTs at
+        ``s = 41``, ``w = 51``). Default: the tool's choice (LUT-RAM).
+        Worth it where block RAM is not the scarce resource, e.g. with the
+        lane memories in UltraRAM (:data:`hefl.hw.modexp.RAM_STYLES`).
     """
 
     def __init__(self, *, operand_bits, word_bits=MONTMUL_WORD_BITS, addr_bits=None,
-                 tile_bits=(TILE_A_BITS, TILE_B_BITS), hard_mult=None):
+                 tile_bits=(TILE_A_BITS, TILE_B_BITS), hard_mult=None, t_ram_style=None):
         try:
             check_int("Operand width", operand_bits, 2)
             check_int("Word width", word_bits)
@@ -152,6 +161,8 @@ class MontMul(wiring.Component):
             if addr_bits is None:
                 addr_bits = (4 * words - 1).bit_length()
             check_int("Address width", addr_bits)
+            if t_ram_style not in T_RAM_STYLES:
+                raise TypeError(f"t RAM style must be one of {T_RAM_STYLES}, not {t_ram_style!r}")
             if words < MONTMUL_MIN_WORDS:
                 raise ValueError(f"MontMul needs at least {MONTMUL_MIN_WORDS} words; "
                                  f"{operand_bits} bits at w = {word_bits} give {words}")
@@ -161,6 +172,7 @@ class MontMul(wiring.Component):
         self._L, self._w, self._s, self._aw = operand_bits, word_bits, words, addr_bits
         self._tiles = tile_bits
         self._hard = hard_mult
+        self._t_style = t_ram_style
         super().__init__({
             "nprime": In(word_bits),
             "start": In(1),
@@ -218,7 +230,8 @@ class MontMul(wiring.Component):
         d = mul.latency + MEM_STAGES   # issue → product
 
         # t: w + 1 bits, the top word of a squaring's partial sum needs them.
-        m.submodules.t_mem = t_mem = Memory(shape=w + 1, depth=self._s, init=[])
+        attrs = {"ram_style": self._t_style} if self._t_style else {}
+        m.submodules.t_mem = t_mem = Memory(shape=w + 1, depth=self._s, init=[], attrs=attrs)
         t_wr, t_rd = t_mem.write_port(), t_mem.read_port()
 
         st = _CoreState(w, self._s, self._aw)
@@ -319,10 +332,11 @@ class MontMul(wiring.Component):
             "b": 1, "p1": 1, "m": 1, "p2": 1, "j": range(s + 1),
             "start": 1,      # first slot of its carry chain (hi_prev = c = 0)
             "j0": 1, "jlast": 1, "first": 1, "last": 1,
-            "dbl": 1,        # pass 1 of a squaring, off the diagonal: 2·b_i
             "one": 1,        # pass 1 of mode ONE: a_j is the constant (j == 0)
             "t0cap": 1,      # this slot's word-0 sum is t_0 for the next M and pass-2 step 0
             "bnext": 1,      # M slot whose read is the next row word
+            "asel": _ASel,   # the multiplier's a operand; B2 (2·b_i): pass 1 of a
+                             # squaring, off the diagonal
         })
         ctl = [Signal(ctl_layout, name=f"ctl{k}") for k in range(d + 2)]
         c0 = ctl[0]
@@ -339,10 +353,11 @@ class MontMul(wiring.Component):
             c0.jlast.eq(st.j == s - 1),
             c0.first.eq(st.row == 0),
             c0.last.eq(st.last_row),
-            c0.dbl.eq(is_p1 & sq & ~st.p1_first),
             c0.one.eq(is_p1 & (st.mode == MODE.ONE)),
             c0.t0cap.eq((is_p1 & (st.j == 0)) | (is_p2 & (st.j == 1) & sq & ~st.last_row)),
             c0.bnext.eq(~st.last_row),
+            c0.asel.eq(Mux(is_p1, Mux(sq & ~st.p1_first, _ASel.B2, _ASel.B),
+                           Mux(st.kind == _Slot.M, _ASel.T0, _ASel.M))),
         ]
         for k in range(1, d + 2):
             m.d.sync += ctl[k].eq(ctl[k - 1])
@@ -367,13 +382,23 @@ class MontMul(wiring.Component):
             m.d.sync += st.b_next.eq(rd_q)
         with m.If(c3.b | (c2.p2 & c2.start)):
             m.d.sync += st.b_cur.eq(st.b_next)
+        # a: selected by the slot's registered 2-bit code, one LUT6 per bit (as
+        # nested muxes on the p1, dbl and m flags it took two).
+        with m.Switch(c2.asel):
+            with m.Case(_ASel.B):
+                m.d.comb += mul.a.eq(st.b_cur)
+            with m.Case(_ASel.B2):
+                m.d.comb += mul.a.eq(st.b_cur << 1)
+            with m.Case(_ASel.T0):
+                m.d.comb += mul.a.eq(st.t0_reg)
+            with m.Case(_ASel.M):
+                m.d.comb += mul.a.eq(st.m_reg)
         with m.If(c2.p1):
-            m.d.comb += mul.a.eq(Mux(c2.dbl, st.b_cur << 1, st.b_cur))
             m.d.comb += mul.b.eq(Mux(c2.one, c2.j0, rd_q))
         with m.Elif(c2.m):
-            m.d.comb += [mul.a.eq(st.t0_reg), mul.b.eq(self.nprime)]
+            m.d.comb += mul.b.eq(self.nprime)
         with m.Else():
-            m.d.comb += [mul.a.eq(st.m_reg), mul.b.eq(rd_q)]
+            m.d.comb += mul.b.eq(rd_q)
 
     def _elab_accumulator(self, m, st, mul, ctl, t_rd, t_wr):
         """The accumulator's two stages and the tail; result words to the write port.
@@ -552,6 +577,15 @@ class _Slot(enum.Enum, shape=3):
     P1 = 2
     M = 3
     P2 = 4
+
+
+class _ASel(enum.Enum, shape=2):
+    """The multiplier's ``a`` operand of a slot: ``b_i``, ``2·b_i`` (pass 1), ``t_0`` (M), ``m`` (P2)."""
+
+    B = 0
+    B2 = 1
+    T0 = 2
+    M = 3
 
 
 class _CoreState:

@@ -22,10 +22,13 @@ Schedule (``latency`` = 2 + ceil(log2(tiles)) cycles, no stall, no enable)::
 The pipeline has no valid or enable: callers that need one delay their
 control by :attr:`MulPipe.latency` cycles (as MontMul does).
 
-Hard multipliers. yosys maps each tile's ``*`` to one DSP48E2 and folds the
-input and product registers into it; its ECP5 flow does not (the
-MULT18X18D stays combinational, ~3.9 ns between two fabric registers, which
-capped the MontMul at ~131 MHz). With ``hard_mult="ecp5"`` (chosen
+Hard multipliers. yosys maps each tile's ``*`` to one DSP48E2, but its
+register and post-adder packing (``xilinx_dsp``) runs for 7-series only: for
+``-family xcup`` (yosys 0.70) the input and product registers stay fabric
+flip-flops in its counts, and no adder of the tree moves into a DSP (Vivado's
+DSP inference folds such registers in; not run here). Its ECP5 flow does
+not fold them either (the MULT18X18D stays combinational, ~3.9 ns between
+two fabric registers, which capped the MontMul at ~131 MHz). With ``hard_mult="ecp5"`` (chosen
 automatically when elaborated for an ECP5 platform with 18×18 tiles), each
 full 18×18 tile is an instantiated MULT18X18D with ``REG_INPUTA/B`` and
 ``REG_OUTPUT`` on the clock: the same two cycles, the registers inside the
@@ -151,8 +154,8 @@ class MulPipe(wiring.Component):
             if hard == "ecp5" and (aw, bw) == (_ECP5_TILE, _ECP5_TILE):
                 m.submodules[f"dsp{k}"] = _mult18x18d(self.a[ao:ao + aw], self.b[bo:bo + bw], p)
             else:
-                # One `*` per tile on registered chunks: yosys packs each into a
-                # single hard multiplier with its input and output registers.
+                # One `*` per tile on registered chunks: one hard multiplier
+                # each (its registers fold in where the tool packs them).
                 m.d.sync += p.eq(ra[ao:ao + aw] * rb[bo:bo + bw])
             items.append((p, ao + bo, ((1 << aw) - 1) * ((1 << bw) - 1)))
 
