@@ -303,6 +303,7 @@ class ModExp(wiring.Component):
             with m.If(self.i_stream.valid & beat.first):
                 m.d.sync += [lane.job_op.eq(beat.op), lane.job_tag.eq(beat.tag),
                              lane.job_count.eq(beat.count), lane.first_fac.eq(1), lane.fj.eq(0),
+                             lane.no_corr.eq((beat.count <= 1) | (beat.op == JobOp.TABLE_PRODUCT)),
                              lane.in_done.eq(0), lane.fsel.eq(0)]
                 with m.If(beat.op == JobOp.POWMOD):
                     m.d.sync += lane.ld_addr.eq(sl.x)
@@ -455,12 +456,16 @@ class ModExp(wiring.Component):
         sl = lane.slots
         with m.State("CORR"):
             # count − 1 corrections (count = K; a count of 0 asks for none).
-            with m.If((lane.job_count <= 1) | (lane.job_op == JobOp.TABLE_PRODUCT)):
+            # no_corr: (job_count <= 1) | TABLE_PRODUCT, kept as a register (a
+            # 16-bit compare in front of the core's start was the 100 MHz
+            # critical path).
+            with m.If(lane.no_corr):
                 m.next = "RED_WAIT"
             with m.Else():
                 lane.issue(m, mm, a=sl.acc, b=sl.r2, dst=sl.acc, mode=MODE.MUL)
                 with m.If(lane.can_start):
-                    m.d.sync += lane.job_count.eq(lane.job_count - 1)
+                    m.d.sync += [lane.job_count.eq(lane.job_count - 1),
+                                 lane.no_corr.eq(lane.job_count <= 2)]
 
     def _fsm_reduce(self, m, lane, mm):
         """States RED_WAIT … EMIT_V: ``ACC − N`` or ``ACC``, streamed out.
@@ -575,6 +580,7 @@ class _LaneRegs:
         self.job_op = Signal(JobOp)
         self.job_tag = Signal(tag_bits)
         self.job_count = Signal(COUNT_BITS)
+        self.no_corr = Signal()              # CORR has nothing (more) to do
 
         # POWMOD.
         self.ti = Signal(range(T + 1))       # next table entry to build
