@@ -67,11 +67,11 @@ from hefl.hw.uart import Uart
 __all__ = ["BoardCore", "ULX3STop", "BOARD_DEFAULTS", "BOARD_TABLE_MAX", "pll_params"]
 
 #: The board configuration ``make bitstream`` builds (Paillier-1024: 2048-bit modulus).
-#: Four lanes (18×18 tiles), nextpnr seed 1: 83.48 MHz asked for 80 (the
+#: Four lanes (18×18 tiles), nextpnr seed 1: 82.74 MHz asked for 80 (the
 #: default, :data:`~hefl.hw.params.ECP5_CLOCK_MHZ`); asked for 100 MHz the
-#: netlists of this design reach 84-90 MHz (placement-dependent). The
-#: longest path left runs from a lane's job-FIFO level through the leaf
-#: router's lane choice into the engine's ``i_stream.ready`` and the
+#: netlists of this design reach 80-90 MHz (placement-dependent). The
+#: longest path at 100 MHz runs from a lane's job-FIFO level through the
+#: leaf router's lane choice into the engine's ``i_stream.ready`` and the
 #: kernel's input skid buffer; the master's read data, the lanes' memory
 #: reads and constant writes, the job FIFOs' block-RAM outputs, the DRAIN
 #: condition, the stream-end tests and the read abort are registered. Six and eight lanes fit
