@@ -16,6 +16,7 @@ from _operands import random_table as _table
 
 from hefl.accel import native
 from hefl.golden.fixedbase import fixed_base_pow
+from hefl.golden.montgomery import mont_constants
 
 KERNELS = native.kernels()
 pytestmark = pytest.mark.skipif(KERNELS is None, reason=f"native kernels unavailable: {native.unavailable_reason()}")
@@ -26,8 +27,8 @@ WIDTHS = [3, 52, 64, 65, 104, 105, 250, 521, 1024, 1040, 2047, 2048, 3072, 4096]
 
 
 def _corners(rng, m, count):
-    r = 1 << (native.DIGIT_BITS * -(-(m.bit_length() + 2) // native.DIGIT_BITS))
-    return [0, 1, m - 1, r % m, (r * r) % m] + [rng.randrange(m) for _ in range(count)]
+    c = mont_constants(m, native.DIGIT_BITS)       # the kernels' R = 2^(52 n)
+    return [0, 1, m - 1, c.r_mod_n, c.r2_mod_n] + [rng.randrange(m) for _ in range(count)]
 
 
 @pytest.mark.parametrize("bits", WIDTHS)

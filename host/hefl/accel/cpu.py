@@ -91,11 +91,12 @@ def _powmod_chunk(bases, exps, modulus):
 def powmod_sec_values(bases, exps, modulus, exp_bits=None, use_native=True):
     """``[b^e mod modulus]`` in constant time, in this process.
 
-    On the native kernels when they run here and the modulus is odd, with
+    On the native kernels when they run here (and ``use_native``), with
     ``exp_bits`` windows' worth of schedule (the declared length; the
     longest exponent's when omitted); else on ``gmpy2.powmod_sec``.
+    ``modulus`` is odd (validated by the accelerator).
     """
-    kern = native_kernels() if use_native and modulus & 1 else None
+    kern = native_kernels() if use_native else None
     if kern is not None:
         if exp_bits is None:
             exp_bits = exps.bit_length() if isinstance(exps, int) else max(e.bit_length() for e in exps)
@@ -228,14 +229,6 @@ def _products(prep, exps, factors):
     if isinstance(prep, NativeTable):
         return native_kernels().fixed_base(prep, exps, factors)
     return _fixed_base_products(prep, exps, factors)
-
-
-def _powmod_sec_chunk(bases, exps, modulus, exp_bits):
-    return powmod_sec_values(bases, exps, modulus, exp_bits)
-
-
-def _powmod_sec_gmpy2_chunk(bases, exps, modulus, exp_bits):
-    return powmod_sec_values(bases, exps, modulus, exp_bits, use_native=False)
 
 
 class CpuAccelerator(Accelerator):
@@ -389,19 +382,19 @@ class CpuAccelerator(Accelerator):
         # the kernels' power is constant-time in both and faster than gmpy2's
         # from 16-bit exponents up (below, its 31-entry table costs more).
         ebits = max(e.bit_length() for e in exps)
-        if self._native and modulus & 1 and ebits >= _NATIVE_MIN_EXP_BITS:
-            return self._powmod_with(_powmod_sec_chunk, 1 / _NATIVE_SPEEDUP, bases, exps, modulus,
-                                     extra=(ebits,), granule=_LANES)
+        if self._native and ebits >= _NATIVE_MIN_EXP_BITS:
+            return self._powmod_with(powmod_sec_values, 1 / _NATIVE_SPEEDUP, bases, exps, modulus,
+                                     extra=(ebits, True), granule=_LANES)
         return self._powmod_with(_powmod_chunk, 1.0, bases, exps, modulus)
 
     def _powmod_secret(self, bases, exps, modulus, exp_bits):
         # Native: a fixed window schedule of exp_bits. gmpy2.powmod_sec (GMP's
         # mpz_powm_sec): its time does not follow the exponent; about
         # 1.1-1.3x powmod at 2048-bit moduli.
-        if self._native and modulus & 1:
-            return self._powmod_with(_powmod_sec_chunk, _SEC_FACTOR / _NATIVE_SPEEDUP, bases, exps, modulus,
-                                     extra=(exp_bits,), granule=_LANES)
-        return self._powmod_with(_powmod_sec_gmpy2_chunk, _SEC_FACTOR, bases, exps, modulus, extra=(exp_bits,))
+        if self._native:
+            return self._powmod_with(powmod_sec_values, _SEC_FACTOR / _NATIVE_SPEEDUP, bases, exps, modulus,
+                                     extra=(exp_bits, True), granule=_LANES)
+        return self._powmod_with(powmod_sec_values, _SEC_FACTOR, bases, exps, modulus, extra=(exp_bits, False))
 
     def _powmod_with(self, chunk, factor, bases, exps, modulus, extra=(), granule=1):
         mbits = modulus.bit_length()
@@ -438,7 +431,7 @@ class CpuAccelerator(Accelerator):
             self._tables.move_to_end(id(table.rows))
             return hit[2], hit[3]
         token, self._next_token = self._next_token, self._next_token + 1
-        prep = NativeTable(table) if self._native and table.modulus & 1 else _Prepared(table)
+        prep = NativeTable(table) if self._native else _Prepared(table)
         self._tables[id(table.rows)] = (table.rows, key, token, prep)
         self.stats["tables_registered"] += 1
         while len(self._tables) > self._max_tables:

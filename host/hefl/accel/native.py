@@ -29,6 +29,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from hefl.errors import ModulusError
+from hefl.golden.montgomery import mont_constants, to_words
 from hefl.paths import build_root
 
 __all__ = ["NATIVE_ENV", "POWM_WINDOW_BITS", "Mm52", "NativeTable", "kernels", "counting_kernels",
@@ -41,7 +43,7 @@ LANES = 8
 # The accumulator bound of mm52.c's amm(): 4 (n + 1) 52-bit terms per 64-bit element.
 _MAX_DIGITS = 1000
 # Window of the powm schedule: 5 bits costs the fewest multiplications
-# for 1024-bit exponents (30 table + 205 window products + 1,024 squarings).
+# for 1024-bit exponents (31 table + 204 window products + 1,020 squarings).
 POWM_WINDOW_BITS = 5
 _SOURCE = Path(__file__).with_name("mm52.c")
 _CFLAGS = ["-O2", "-shared", "-fPIC", "-std=c11"]
@@ -51,11 +53,7 @@ _state = {"lib": None, "reason": None, "tried": False}
 
 def digits52(x, n):
     """``x`` as ``n`` little-endian radix-2^52 digits (a ctypes ``uint64`` array)."""
-    arr = (ctypes.c_uint64 * n)()
-    mask = (1 << DIGIT_BITS) - 1
-    for j in range(n):
-        arr[j] = (x >> (DIGIT_BITS * j)) & mask
-    return arr
+    return (ctypes.c_uint64 * n)(*to_words(x, DIGIT_BITS, n))
 
 
 def _build(defines=()):
@@ -116,21 +114,24 @@ def unavailable_reason():
 
 
 class _Modulus:
-    """The constants one odd modulus needs: digit count, digits, ``-m^-1 mod 2^52``, ``R = 2^(52 n)``."""
+    """One odd modulus in the kernels' form: its Montgomery constants in radix 2^52, as digit arrays.
 
-    __slots__ = ("m", "n", "digits", "minv", "r", "nbytes")
+    ``c`` is :func:`hefl.golden.montgomery.mont_constants` for 52-bit words
+    (``R = 2^(52 n) > 4m``: inputs below 2m keep every output below 2m);
+    ``digits``, ``r2`` and ``one`` are ``m``, ``R² mod m`` and ``R mod m``
+    as ``n`` digits; ``nbytes`` the bytes of a number in 64-bit limbs.
+    """
+
+    __slots__ = ("c", "n", "digits", "r2", "one", "nbytes")
 
     def __init__(self, m):
-        if m < 3 or not m & 1:
-            raise ValueError("the kernels need an odd modulus >= 3")
-        # R >= 4m: inputs below 2m keep every output below 2m.
-        self.n = -(-(m.bit_length() + 2) // DIGIT_BITS)
+        self.c = mont_constants(m, DIGIT_BITS)
+        self.n = self.c.words
         if self.n > _MAX_DIGITS:
-            raise ValueError(f"a {m.bit_length()}-bit modulus is beyond the kernels' accumulator bound")
-        self.m = m
+            raise ModulusError(f"a {m.bit_length()}-bit modulus is beyond the kernels' accumulator bound")
         self.digits = digits52(m, self.n)
-        self.minv = (-pow(m, -1, 1 << DIGIT_BITS)) % (1 << DIGIT_BITS)
-        self.r = 1 << (DIGIT_BITS * self.n)
+        self.r2 = digits52(self.c.r2_mod_n, self.n)
+        self.one = digits52(self.c.r_mod_n, self.n)
         self.nbytes = -(-m.bit_length() // 64) * 8
 
 
@@ -162,7 +163,7 @@ class NativeTable:
     def __getstate__(self):
         # For pools that pickle their initial state (spawn, forkserver);
         # ctypes arrays do not pickle, so the constants are recomputed.
-        return self.mod.m, self.k, self.windows, self.entries
+        return self.mod.c.n, self.k, self.windows, self.entries
 
     def __setstate__(self, state):
         m, self.k, self.windows, self.entries = state
@@ -170,7 +171,7 @@ class NativeTable:
 
     def _constants(self, m):
         self.mod = _Modulus(m)
-        self.fix = digits52(pow(self.mod.r, self.windows + 1, m), self.mod.n)
+        self.fix = digits52(pow(self.mod.c.r, self.windows + 1, m), self.mod.n)
         # The digit reader loads 8 bytes at the byte of a window's first bit.
         self.alpha_bytes = -(-(self.windows * self.k) // 8) + 8
 
@@ -196,6 +197,7 @@ class Mm52:
         self._mods = {}
 
     def _mod(self, m):
+        m = int(m)                      # an mpz from a driver's verification is welcome too
         mod = self._mods.get(m)
         if mod is None:
             mod = self._mods[m] = _Modulus(m)
@@ -214,7 +216,7 @@ class Mm52:
     def _fixed_base(self, exps, factors, t):
         mod, count = t.mod, len(exps)
         out = ctypes.create_string_buffer(count * mod.nbytes)
-        rc = self._lib.hefl_mm52_fixed_base(t.entries, mod.nbytes, t.windows, t.k, mod.digits, mod.n, mod.minv,
+        rc = self._lib.hefl_mm52_fixed_base(t.entries, mod.nbytes, t.windows, t.k, mod.digits, mod.n, mod.c.nprime,
                                             t.fix, _pack(exps, t.alpha_bytes), t.alpha_bytes,
                                             _pack(factors, mod.nbytes), count, out)
         if rc:
@@ -229,33 +231,26 @@ class Mm52:
         """
         if isinstance(exps, int):
             exps = [exps] * len(bases)
-        return _in_slices(self._powm, len(bases), (bases, exps), modulus, exp_bits)
+        return _in_slices(self._powm, len(bases), (bases, exps), self._mod(modulus), max(exp_bits, 1))
 
-    def _powm(self, bases, exps, modulus, exp_bits):
-        mod, count = self._mod(modulus), len(bases)
-        exp_bytes = -(-max(exp_bits, 1) // 8) + 8
-        packed_e = _pack(exps, exp_bytes)
+    def _powm(self, bases, exps, mod, exp_bits):
+        count = len(bases)
+        exp_bytes = -(-exp_bits // 8) + 8
         out = ctypes.create_string_buffer(count * mod.nbytes)
-        r = mod.r
-        rc = self._lib.hefl_mm52_powm(_pack(bases, mod.nbytes), mod.nbytes, packed_e, exp_bytes,
-                                      max(exp_bits, 1), POWM_WINDOW_BITS, mod.digits, mod.n, mod.minv,
-                                      digits52(r * r % modulus, mod.n), digits52(r % modulus, mod.n), count, out)
+        rc = self._lib.hefl_mm52_powm(_pack(bases, mod.nbytes), mod.nbytes, _pack(exps, exp_bytes), exp_bytes,
+                                      exp_bits, POWM_WINDOW_BITS, mod.digits, mod.n, mod.c.nprime,
+                                      mod.r2, mod.one, count, out)
         if rc:
             raise MemoryError("hefl_mm52_powm could not allocate its work buffers")
         return _unpack(out.raw, mod.nbytes, count)
 
 
-_kernels = []
-
-
 def kernels():
     """The :class:`Mm52` kernels of this process, or ``None`` (see :func:`unavailable_reason`)."""
     lib = _lib()
-    if lib is None:
-        return None
-    if not _kernels:
-        _kernels.append(Mm52(lib))
-    return _kernels[0]
+    if lib is not None and _state.get("kernels") is None:
+        _state["kernels"] = Mm52(lib)
+    return _state.get("kernels") if lib is not None else None
 
 
 def counting_kernels():
