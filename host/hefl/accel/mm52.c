@@ -157,6 +157,16 @@ typedef struct {
     void *block;
 } work_t;
 
+/* Each digit of dig into every lane of dst[j]. */
+static void broadcast(__m512i *dst, const uint64_t *dig, int n)
+{
+    for (int j = 0; j < n; j++) {
+        uint64_t *lanes = (uint64_t *)&dst[j];
+        for (int l = 0; l < LANES; l++)
+            lanes[l] = dig[j];
+    }
+}
+
 static int work_init(work_t *w, const uint64_t *mdig, int n, uint64_t minv, int table_numbers)
 {
     size_t regs = (size_t)n * (6 + (size_t)table_numbers) + 2 * (size_t)n + 1;
@@ -178,24 +188,9 @@ static int work_init(work_t *w, const uint64_t *mdig, int n, uint64_t minv, int 
     w->konst2 = r; r += n;
     w->table = r; r += (size_t)n * table_numbers;
     w->pad = (uint8_t *)r;
-    for (int j = 0; j < n; j++) {
-        uint64_t *lanes = (uint64_t *)&w->c.m[j];
-        for (int l = 0; l < LANES; l++)
-            lanes[l] = mdig[j];
-    }
-    uint64_t *mi = (uint64_t *)&w->c.minv;
-    for (int l = 0; l < LANES; l++)
-        mi[l] = minv;
+    broadcast(w->c.m, mdig, n);
+    broadcast(&w->c.minv, &minv, 1);
     return 0;
-}
-
-static void broadcast(__m512i *dst, const uint64_t *dig, int n)
-{
-    for (int j = 0; j < n; j++) {
-        uint64_t *lanes = (uint64_t *)&dst[j];
-        for (int l = 0; l < LANES; l++)
-            lanes[l] = dig[j];
-    }
 }
 
 /* Group g of a batch: each lane's number into dst, and a pointer to its
@@ -310,7 +305,10 @@ KERNEL int hefl_mm52_powm(const uint8_t *bases, int64_t nbytes, const uint8_t *e
     if (work_init(&w, mdig, n, minv, entries))
         return -1;
     broadcast(w.konst, r2dig, n);
-    uint64_t unit[1] = {1};
+    /* konst2 = 1, the factor that takes a result out of Montgomery form. */
+    const uint64_t unit = 1;
+    memset(w.konst2, 0, (size_t)n * sizeof(__m512i));
+    broadcast(w.konst2, &unit, 1);
     for (int64_t g = 0; g < count; g += LANES) {
         const uint8_t *ex[LANES];
         load_group(bases, nbytes, exps, exp_bytes, g, count, ex, &w);
@@ -327,8 +325,6 @@ KERNEL int hefl_mm52_powm(const uint8_t *bases, int64_t nbytes, const uint8_t *e
             amm(&w.c, w.x, w.x, w.y);
         }
         /* Out of Montgomery form: times 1, then below m. */
-        memset(w.konst2, 0, (size_t)n * sizeof(__m512i));
-        broadcast(w.konst2, unit, 1);
         amm(&w.c, w.x, w.x, w.konst2);
         reduce_once(&w.c, w.x, w.tmp);
         store_group(&w, g, count, out, nbytes);
