@@ -16,6 +16,7 @@ __all__ = ["BENCHMARKS", "add_arguments", "run"]
 BENCHMARKS = {
     "paillier": ("hefl.bench.paillier", "cpu backend vs python-paillier: ops/s and one FedAvg round"),
     "peers": ("hefl.bench.peers", "hefl vs python-paillier, pypaillier and SecretFlow HEU: encrypt/decrypt per second"),
+    "kernels": ("hefl.bench.kernels", "cpu backend's IFMA kernels vs gmpy2, one core: secret powers and table products"),
     "host-overhead": ("hefl.bench.host_overhead", "device driver: host time per job (descriptor, packing, sync)"),
 }
 
