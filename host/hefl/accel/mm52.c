@@ -212,6 +212,16 @@ static void store_group(work_t *w, int64_t g, int64_t count, uint8_t *out, int64
         store_number((const uint64_t *)w->x, l, w->c.n, out + (g + l) * nbytes, nbytes, w->pad);
 }
 
+/* The last step of every product and power: x = x * last / R, below 2m,
+ * reduced below m, and the group's lanes stored. */
+KERNEL static void finish_group(work_t *w, const __m512i *last, int64_t g, int64_t count, uint8_t *out,
+                                int64_t nbytes)
+{
+    amm(&w->c, w->x, w->x, last);
+    reduce_once(&w->c, w->x, w->tmp);
+    store_group(w, g, count, out, nbytes);
+}
+
 /* k-bit digit i (k <= 16) of a little-endian exponent padded by 8 bytes. */
 static inline unsigned window(const uint8_t *e, int64_t i, int k)
 {
@@ -257,9 +267,7 @@ KERNEL int hefl_mm52_fixed_base(const uint8_t *table, int64_t entry_bytes, int w
             }
             amm(&w.c, w.x, w.x, w.y);
         }
-        amm(&w.c, w.x, w.x, w.konst);
-        reduce_once(&w.c, w.x, w.tmp);
-        store_group(&w, g, count, out, entry_bytes);
+        finish_group(&w, w.konst, g, count, out, entry_bytes);
     }
     free(w.block);
     return 0;
@@ -324,10 +332,8 @@ KERNEL int hefl_mm52_powm(const uint8_t *bases, int64_t nbytes, const uint8_t *e
             select_entry(&w, w.y, window_lanes(ex, i, wbits), entries);
             amm(&w.c, w.x, w.x, w.y);
         }
-        /* Out of Montgomery form: times 1, then below m. */
-        amm(&w.c, w.x, w.x, w.konst2);
-        reduce_once(&w.c, w.x, w.tmp);
-        store_group(&w, g, count, out, nbytes);
+        /* Out of Montgomery form: times 1. */
+        finish_group(&w, w.konst2, g, count, out, nbytes);
     }
     free(w.block);
     return 0;
