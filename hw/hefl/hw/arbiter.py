@@ -30,6 +30,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hefl.hw.checks import check_int
+from hefl.hw.half_rate import HalfRateStage
 from hefl.hw.skid import SkidBuffer
 
 __all__ = ["PacketArbiter", "arbiter_tree", "PacketRouter", "AddressRouter",
@@ -45,19 +46,24 @@ class PacketArbiter(wiring.Component):
         Payload layout; must have a ``last`` field.
     n : int
         Inputs.
+    half_rate : bool
+        The output stage a :class:`~hefl.hw.half_rate.HalfRateStage` (one
+        beat every two cycles, no payload mux) instead of a skid buffer: for
+        packets whose beats never come in consecutive cycles, where the
+        timing is the same.
 
     Attributes
     ----------
     i{k} : In(stream) for ``k < n``
-    o_stream : Out(stream), through a skid buffer
+    o_stream : Out(stream), through a skid buffer (or the half-rate stage)
     busy : Out(1)
         A packet is passing (between the grant and its ``last`` beat) or a
         beat waits in the output buffer.
     """
 
-    def __init__(self, shape, n):
+    def __init__(self, shape, n, *, half_rate=False):
         check_int("Input count", n)
-        self._shape, self._n = shape, n
+        self._shape, self._n, self._half = shape, n, bool(half_rate)
         members = {f"i{k}": In(stream.Signature(shape)) for k in range(n)}
         members.update({"o_stream": Out(stream.Signature(shape)), "busy": Out(1)})
         super().__init__(members)
@@ -69,7 +75,7 @@ class PacketArbiter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         ins = self.inputs
-        m.submodules.out = out = SkidBuffer(self._shape)
+        m.submodules.out = out = (HalfRateStage if self._half else SkidBuffer)(self._shape)
         wiring.connect(m, out.o_stream, wiring.flipped(self.o_stream))
         o = out.i_stream
         if self._n == 1:
@@ -81,8 +87,11 @@ class PacketArbiter(wiring.Component):
         m.d.comb += self.busy.eq(locked | out.o_stream.valid)
         valid = Array(i.valid for i in ins)
         payload = Array(i.payload for i in ins)
+        # The payload follows cur whether or not a packet is passing (valid is
+        # low otherwise): a 4:1 mux is one LUT6 per bit, gated by locked two.
+        m.d.comb += o.payload.eq(payload[cur])
         with m.If(locked):
-            m.d.comb += [o.valid.eq(valid[cur]), o.payload.eq(payload[cur])]
+            m.d.comb += o.valid.eq(valid[cur])
             for k, i in enumerate(ins):
                 m.d.comb += i.ready.eq((cur == k) & o.ready)
             with m.If(o.valid & o.ready & o.payload.last):
@@ -94,12 +103,12 @@ class PacketArbiter(wiring.Component):
         return m
 
 
-def arbiter_tree(m, name, shape, sources, sink, fan_in=4):
+def arbiter_tree(m, name, shape, sources, sink, fan_in=4, *, half_rate=False):
     """Connect packet ``sources`` (stream interfaces) to ``sink`` through a tree of arbiters.
 
-    Each level groups up to ``fan_in`` streams into a :class:`PacketArbiter`;
-    a single source still passes one (registered) stage. Returns the
-    arbiters' ``busy`` signals.
+    Each level groups up to ``fan_in`` streams into a :class:`PacketArbiter`
+    (``half_rate`` passed to each); a single source still passes one
+    (registered) stage. Returns the arbiters' ``busy`` signals.
     """
     check_int("Arbiter fan-in", fan_in, 2)
     level, busy, depth = list(sources), [], 0
@@ -107,7 +116,7 @@ def arbiter_tree(m, name, shape, sources, sink, fan_in=4):
         nxt = []
         for g in range(0, len(level), fan_in):
             group = level[g:g + fan_in]
-            arb = PacketArbiter(shape, len(group))
+            arb = PacketArbiter(shape, len(group), half_rate=half_rate)
             m.submodules[f"{name}_l{depth}_{g // fan_in}"] = arb
             for k, src in enumerate(group):
                 wiring.connect(m, src, getattr(arb, f"i{k}"))

@@ -50,7 +50,10 @@ Structure (trees of registered stages, fan-out ``F`` =
 * Result arbiter: a tree of :class:`~hefl.hw.arbiter.PacketArbiter` nodes
   (``F`` inputs each, registered outputs): each grants the lowest-index
   input with a result ready (one cycle), then passes its ``s`` beats until
-  ``last``. Results are rare next to the work behind them (a result per
+  ``last``. A lane sends a result word at most every 5 cycles, so each
+  node's output stage is a :class:`~hefl.hw.half_rate.HalfRateStage` (one
+  beat per two cycles, no payload mux; the same timing as a skid buffer
+  for such a stream); the table-request tree's too. Results are rare next to the work behind them (a result per
   thousands of cycles per lane), so fixed priority does not starve anyone.
 * Constants and N' reach the lanes through a register per tree level, so
   no net fans out to more than ``F`` lanes from one flop beyond the root.
@@ -76,6 +79,8 @@ Latency: :func:`hefl.golden.batch.engine_overhead` gives the cycles a job
 spends in the trees on an idle engine (lane 0's path).
 """
 
+from functools import partial
+
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -94,6 +99,7 @@ from hefl.hw.jobs import (
     table_response_layout,
 )
 from hefl.hw.modexp import ModExp
+from hefl.hw.montmul import T_RAM_STYLES, MontMul
 from hefl.hw.params import ENGINE_TREE_FAN, MODEXP_WINDOW_BITS
 from hefl.hw.regmap import LAYOUT
 from hefl.hw.skid import PipeStage
@@ -130,6 +136,11 @@ class BatchEngine(wiring.Component):
         ``"ultra"`` puts each lane's table and operands in one UltraRAM on
         UltraScale+ (not on ECP5, which has none); default: the tool's
         choice (block RAM).
+    t_ram_style : str, optional
+        The lanes' MontMul accumulator ``t_ram_style``
+        (:data:`hefl.hw.montmul.T_RAM_STYLES`): ``"block"`` puts it in a
+        block RAM instead of LUT-RAM. Default: the tool's choice. Only with
+        the default ``multiplier`` (a given one is used as it is).
     table_max : int
         0: no table port. Otherwise the most entries a compact
         TABLE_PRODUCT job may name (each lane's index memory), and the ports
@@ -140,10 +151,16 @@ class BatchEngine(wiring.Component):
 
     def __init__(self, *, operand_bits, word_bits, lanes=1, window_bits=MODEXP_WINDOW_BITS,
                  max_exp_bits=None, tag_bits=TAG_BITS, fifo_depth=None, multiplier=None,
-                 table_max=0, lane_ram_style=None):
+                 table_max=0, lane_ram_style=None, t_ram_style=None):
         if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
             self._MustUse__silence = True       # never built: no "unused" warning
             raise TypeError(f"Lane count must be a positive integer, not {lanes!r}")
+        if t_ram_style is not None:
+            if t_ram_style not in T_RAM_STYLES or multiplier is not None:
+                self._MustUse__silence = True
+                raise TypeError(f"t RAM style must be one of {T_RAM_STYLES} with the default "
+                                f"multiplier, not {t_ram_style!r}")
+            multiplier = partial(MontMul, t_ram_style=t_ram_style)
         self._lane_args = dict(operand_bits=operand_bits, word_bits=word_bits,
                                window_bits=window_bits, max_exp_bits=max_exp_bits,
                                tag_bits=tag_bits, multiplier=multiplier,
@@ -210,7 +227,10 @@ class BatchEngine(wiring.Component):
         self._elab_constants(m, lanes)
         writers = self._elab_table(m, fifos) if self._table_max else [None] * E
         root_busy = self._elab_dispatcher(m, lanes, fifos, writers, jl)
-        arb_busy = arbiter_tree(m, "arb", rl, outs, wiring.flipped(self.o_stream), fan_in=F)
+        # Result words leave a lane at most one every 5 cycles (EMIT), so the
+        # arbiters' output stages need no skid buffer's full rate.
+        arb_busy = arbiter_tree(m, "arb", rl, outs, wiring.flipped(self.o_stream), fan_in=F,
+                                half_rate=True)
 
         # idle: nothing queued, computing, in a tree or waiting to leave.
         busy = [~lane.idle for lane in lanes] + [f.level != 0 for f in fifos] + root_busy + arb_busy
@@ -258,8 +278,10 @@ class BatchEngine(wiring.Component):
             wiring.connect(m, x.o_stream, fifo.i_stream)
             m.d.comb += x.fifo_level.eq(fifo.level)
             exps.append(x)
+        # A request is a one-beat packet: an arbiter passes one every two
+        # cycles at most (grant, then pass), the half-rate stage's rate.
         arbiter_tree(m, "req", table_request_layout(E), [x.req for x in exps], fetch.i_req,
-                     fan_in=F)
+                     fan_in=F, half_rate=True)
         # Responses go to groups of F lanes (the dispatcher's leaves); each
         # group shares one stream and one FIFO write mux (write_bus).
         rl = table_response_layout(self._w, E)
