@@ -171,3 +171,23 @@ def test_hwcfg_sidecar_travels_with_the_xclbin(generated):
     assert got["hw_word_bits"] == SMALL.word_bits and got["hw_lanes"] == SMALL.lanes
     assert got["hw_window_bits"] == SMALL.window_bits and got["hw_data_bits"] == SMALL.data_bits
     assert got["hw_words"] == words_for(SMALL.operand_bits, SMALL.word_bits)
+
+
+def test_alveo_kernel_lanes_keep_their_memories_where_the_projection_counts_them():
+    """The card's configuration puts lane memories in UltraRAM and t in block RAM (what hw-report synthesises)."""
+    from amaranth.back import verilog
+
+    from hefl.hw.kernel import Kernel
+    from hefl.hw.params import ALVEO_LANE_RAM_STYLE, ALVEO_T_RAM_STYLE
+    cfg = AlveoConfig(operand_bits=256, lanes=2, data_bits=64)
+    assert (cfg.lane_ram_style, cfg.t_ram_style) == (ALVEO_LANE_RAM_STYLE, ALVEO_T_RAM_STYLE)
+    text = verilog.convert(Kernel(**cfg.kernel_params()), name="k")
+    # Two lanes: two lane memories in UltraRAM, two accumulators (and two job FIFOs) in block RAM.
+    assert text.count('ram_style = "ultra"') == 2
+    assert text.count('ram_style = "block"') == 4
+    plain = verilog.convert(Kernel(**AlveoConfig(operand_bits=256, lanes=2, data_bits=64,
+                                                 lane_ram_style=None,
+                                                 t_ram_style=None).kernel_params()), name="k")
+    assert 'ram_style = "ultra"' not in plain and plain.count('ram_style = "block"') == 2
+    with pytest.raises(TypeError, match="RAM styles"):
+        AlveoConfig(lane_ram_style="lut")

@@ -58,12 +58,15 @@ starts and ends at a flop.
 import shutil
 import subprocess
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from hefl.flows.kernel_xml import KERNEL_VLNV, write_kernel_xml
 from hefl.hw.params import (
     ALVEO_CLOCK_MHZ,
     ALVEO_DATA_BITS,
+    ALVEO_LANE_RAM_STYLE,
+    ALVEO_T_RAM_STYLE,
     MODEXP_WINDOW_BITS,
     MONTMUL_WORD_BITS,
 )
@@ -103,6 +106,12 @@ class AlveoConfig:
         Sub-engines (one per SLR: :data:`ALVEO_SLRS` of them on the U250).
     part : str
         FPGA part of the packaging project (the U250's).
+    lane_ram_style, t_ram_style : str or None
+        Where each lane keeps its memory and its MontMul accumulator
+        (:class:`hefl.hw.batch_engine.BatchEngine`); default
+        :data:`~hefl.hw.params.ALVEO_LANE_RAM_STYLE` /
+        :data:`~hefl.hw.params.ALVEO_T_RAM_STYLE`, the configuration
+        ``hefl hw-report`` projects.
     """
 
     operand_bits: int = 4096
@@ -114,6 +123,8 @@ class AlveoConfig:
     memory: str = "DDR[0]"
     engines: int = 4
     part: str = "xcu250-figd2104-2L-e"
+    lane_ram_style: str | None = ALVEO_LANE_RAM_STYLE
+    t_ram_style: str | None = ALVEO_T_RAM_STYLE
 
     def __post_init__(self):
         if self.word_bits is None:
@@ -124,6 +135,11 @@ class AlveoConfig:
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise TypeError(f"{name.replace('_', ' ').capitalize()} must be a positive "
                                 f"integer, not {v!r}")
+        from hefl.hw.modexp import RAM_STYLES
+        from hefl.hw.montmul import T_RAM_STYLES
+        if self.lane_ram_style not in RAM_STYLES or self.t_ram_style not in T_RAM_STYLES:
+            raise TypeError(f"Lane and t RAM styles must be in {RAM_STYLES} and {T_RAM_STYLES}, "
+                            f"not {self.lane_ram_style!r} and {self.t_ram_style!r}")
         limb = LAYOUT.limb_bits
         if self.data_bits % limb or self.data_bits & (self.data_bits - 1):
             raise TypeError(f"Data width must be a power of two multiple of {limb}, "
@@ -134,8 +150,11 @@ class AlveoConfig:
 
     def kernel_params(self):
         """Keyword arguments of :class:`hefl.hw.kernel.Kernel`."""
+        from hefl.hw.batch_engine import BatchEngine
         return dict(operand_bits=self.operand_bits, word_bits=self.word_bits, lanes=self.lanes,
-                    window_bits=self.window_bits, data_bits=self.data_bits, engines=self.engines)
+                    window_bits=self.window_bits, data_bits=self.data_bits, engines=self.engines,
+                    engine_factory=partial(BatchEngine, lane_ram_style=self.lane_ram_style,
+                                           t_ram_style=self.t_ram_style))
 
 
 def _tcl_quote(path):

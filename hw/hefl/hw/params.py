@@ -18,7 +18,7 @@ __all__ = [
     # ModExp / BatchEngine
     "MODEXP_WINDOW_BITS", "ENGINE_TREE_FAN", "CARD_TABLE_WINDOW_BITS",
     # kernel on an Alveo card
-    "ALVEO_DATA_BITS", "ALVEO_CLOCK_MHZ",
+    "ALVEO_DATA_BITS", "ALVEO_CLOCK_MHZ", "ALVEO_LANE_RAM_STYLE", "ALVEO_T_RAM_STYLE",
     # ECP5 board
     "ULX3S_OSC_MHZ", "ECP5_CLOCK_MHZ", "ECP5_MONTMUL_TARGET_MHZ", "ECP5_UART_BAUD",
     # simulated device
@@ -63,6 +63,13 @@ ALVEO_DATA_BITS = 512
 #: Kernel clock asked of v++ (``kernel_frequency``) and assumed by the U250
 #: projection of ``hefl hw-report`` (no place and route has shown it).
 ALVEO_CLOCK_MHZ = 300
+#: Where the card's lanes keep their memories (``BatchEngine(lane_ram_style=,
+#: t_ram_style=)``; ``hefl alveo`` builds and ``hefl hw-report`` projects
+#: this configuration). Each lane's table and operands (902 words at
+#: Paillier-1024) fill one UltraRAM, which leaves the block RAM for the job
+#: FIFO and the MontMul accumulator (otherwise 64 LUTs of LUT-RAM per lane).
+ALVEO_LANE_RAM_STYLE = "ultra"
+ALVEO_T_RAM_STYLE = "block"
 
 # --- ECP5 board (ULX3S 85F) ----------------------------------------------------
 
