@@ -14,10 +14,16 @@ measured in this run:
   sized for ``p²`` and on the encryption lane.
 * **resources** from yosys ``synth_xilinx -family xcup`` of the sub-engines
   themselves (:class:`~hefl.hw.batch_engine.BatchEngine` with its trees, table
-  port and fetcher) at one lane and at ``1 + F`` lanes (``F`` =
-  :data:`~hefl.hw.params.ENGINE_TREE_FAN`, one more dispatcher leaf): the
-  difference over ``F`` is the cost of a lane (with its share of the trees
-  and of its leaf), the rest the sub-engine's own; and of
+  port and fetcher, its memories where the card's configuration puts them:
+  :data:`~hefl.hw.params.ALVEO_LANE_RAM_STYLE`,
+  :data:`~hefl.hw.params.ALVEO_T_RAM_STYLE`) at ``F`` lanes (one full
+  dispatcher leaf, ``F`` = :data:`~hefl.hw.params.ENGINE_TREE_FAN`) and at
+  ``F²`` lanes (``F`` leaves and one node above them in each tree): the
+  difference over ``F² − F`` is the cost of a lane in a large sub-engine —
+  the lane, its FIFO and expander, its share of its leaf and of the nodes
+  above, of which a tree of any size has at most one per ``F − 1`` leaves
+  (``(F^d − 1)/(F − 1)`` nodes over ``F^d`` leaves), the share charged
+  here — and the rest the sub-engine's own; and of
   the kernel around them (:func:`hefl.sim.loopback.loopback_kernel`: parser,
   AXI master with its port FIFOs, control, result tree; loopbacks subtracted).
   LUT-RAM cells count as the LUTs they occupy.
@@ -28,8 +34,8 @@ measured in this run:
 * ``paillier1024`` (``paillier256`` with ``--quick``): the encryption's
   ``dsp_cycles`` = DSP48E2 of one lane × simulated cycles of one ``r^n mod n²``,
   with the exact model's count beside it; and ``lane``: a lane's share of
-  the synthesised sub-engine (the ``1 + F``-lane minus the 1-lane figure,
-  over ``F``: lane, job FIFO, table expander, share of the trees),
+  the synthesised sub-engine (the ``F²``-lane minus the ``F``-lane figure,
+  over ``F² − F``: lane, job FIFO, table expander, share of the trees),
   ``lut_equivalent_per_6dsp`` =
   (LUT + LUTs occupied by LUT-RAM) × 6 / DSP48E2, with the ModExp lane
   synthesised alone beside it (``lane.alone``).
@@ -52,11 +58,14 @@ import json
 import math
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from hefl.flows.report import register_section
 from hefl.hw.params import (
     ALVEO_DATA_BITS,
+    ALVEO_LANE_RAM_STYLE,
+    ALVEO_T_RAM_STYLE,
     CARD_TABLE_WINDOW_BITS,
     ENGINE_TREE_FAN,
     MODEXP_WINDOW_BITS,
@@ -95,6 +104,9 @@ HEADLINE = (250, 0.65)
 SENSITIVITY = {"clock_mhz": (200, 250, 300), "fill": (0.60, 0.70)}
 #: Most of the remaining device a projection may fill.
 FILL_MAX = 0.70
+
+#: The card's memory placement in synthesis cache names.
+_STYLE_TAG = f"lane-{ALVEO_LANE_RAM_STYLE}_t-{ALVEO_T_RAM_STYLE}"
 
 #: LUTs each Xilinx LUT-RAM primitive occupies.
 _LUTRAM_LUTS = {"RAM32M16": 8, "RAM64M8": 8, "RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2,
@@ -277,21 +289,27 @@ def _per_6dsp(lut_eq, dsp):
 def _lane_fields(per, L, w, k):
     """``lane``: a lane's share of the sub-engine (the projected cost) and the lane alone."""
     from hefl.hw.modexp import ModExp
+    from hefl.hw.montmul import MontMul
+    mul = partial(MontMul, t_ram_style=ALVEO_T_RAM_STYLE)
     alone = _synth_cached(lambda: ModExp(operand_bits=L, word_bits=w, window_bits=k,
-                                         max_exp_bits=L), f"modexp_L{L}_w{w}_k{k}_x{L}")
+                                         max_exp_bits=L, multiplier=mul,
+                                         ram_style=ALVEO_LANE_RAM_STYLE),
+                          f"modexp_L{L}_w{w}_k{k}_x{L}_{_STYLE_TAG}")
     ratio = _per_6dsp(per["lut_total"], per["dsp48e2"])
     F = ENGINE_TREE_FAN
-    return {"definition": f"a lane's share of a synthesised sub-engine ({1 + F}-lane minus 1-lane "
-                          f"BatchEngine, divided by {F}, yosys synth_xilinx -family xcup: lane, its "
-                          "job FIFO, table expander and share of the trees, including what the "
-                          f"{F} lanes of one dispatcher leaf share, such as their job FIFOs' write "
-                          "mux); lut_total = LUT + LUTs "
+    return {"definition": f"a lane's share of a large synthesised sub-engine ({F * F}-lane minus "
+                          f"{F}-lane BatchEngine, divided by {F * F - F}, yosys synth_xilinx -family "
+                          "xcup: lane, its job FIFO, table expander, its share of its dispatcher "
+                          f"leaf (the {F} lanes' FIFO write mux, router and arbiter) and one node "
+                          f"of each tree per {F - 1} leaves, the most a tree of any size has); "
+                          f"memories as the card builds them (lane {ALVEO_LANE_RAM_STYLE}, "
+                          f"t {ALVEO_T_RAM_STYLE}); lut_total = LUT + LUTs "
                           "occupied by LUT-RAM; lut_equivalent_per_6dsp = lut_total x 6 / DSP48E2",
             "dsp48e2": per["dsp48e2"], "lut_total": per["lut_total"],
             "lut_equivalent_per_6dsp": ratio, "target_max": LANE_LUT_EQ_PER_6DSP_MAX,
             "meets_target": ratio is not None and ratio <= LANE_LUT_EQ_PER_6DSP_MAX,
             "alone": {"what": "one ModExp lane (FSM, MontMul core and multiplier, lane and t "
-                              "memories) synthesised on its own",
+                              "memories, placed as on the card) synthesised on its own",
                       **alone,
                       "lut_equivalent_per_6dsp": _per_6dsp(alone["lut_total"],
                                                            alone["dsp48e2"])}}
@@ -317,17 +335,22 @@ def _config_resources(L, w, k, *, table_max, sub_engines=SUB_ENGINES):
 
     def engine(lanes):
         return lambda: BatchEngine(operand_bits=L, word_bits=w, lanes=lanes, window_bits=k,
-                                   max_exp_bits=L, table_max=table_max)
+                                   max_exp_bits=L, table_max=table_max,
+                                   lane_ram_style=ALVEO_LANE_RAM_STYLE,
+                                   t_ram_style=ALVEO_T_RAM_STYLE)
 
-    tag = f"L{L}_w{w}_k{k}_t{table_max}"
-    # 1 lane against 1 + F: the F added lanes fill a second dispatcher leaf,
-    # so what a leaf's lanes share (their FIFOs' write mux, the leaf router,
-    # the next tree level) is counted per lane too, not as fixed.
+    tag = f"L{L}_w{w}_k{k}_t{table_max}_{_STYLE_TAG}"
+    # F lanes (one full leaf, no node above it) against F² (F leaves and one
+    # node of each tree above them): the F² − F added lanes bring F − 1
+    # leaves and one upper node, the share of upper nodes a lane has in a
+    # tree of any size at most, so what a leaf's lanes share (their FIFOs'
+    # write mux, the leaf router and arbiter) and the upper levels are
+    # counted per lane, not as fixed.
     F = ENGINE_TREE_FAN
-    one = _synth_cached(engine(1), f"subengine_{tag}_e1")
-    more = _synth_cached(engine(1 + F), f"subengine_{tag}_e{1 + F}")
-    per_lane = {r: max(0, round((more[r] - one[r]) / F, 2)) for r in _RESOURCES}
-    fixed = {r: max(0, round(one[r] - per_lane[r], 2)) for r in _RESOURCES}
+    small = _synth_cached(engine(F), f"subengine_{tag}_e{F}")
+    big = _synth_cached(engine(F * F), f"subengine_{tag}_e{F * F}")
+    per_lane = {r: max(0, round((big[r] - small[r]) / (F * F - F), 2)) for r in _RESOURCES}
+    fixed = {r: max(0, round(small[r] - F * per_lane[r], 2)) for r in _RESOURCES}
     kern = _synth_cached(lambda: loopback_kernel(operand_bits=L, word_bits=w, engines=sub_engines,
                                                  data_bits=ALVEO_DATA_BITS, table_max=table_max),
                          f"loopback_kernel_{tag}_s{sub_engines}")
@@ -336,12 +359,12 @@ def _config_resources(L, w, k, *, table_max, sub_engines=SUB_ENGINES):
     kernel = {r: max(0, kern[r] - sub_engines * loop[r]) for r in _RESOURCES}
     return {"operand_bits": L, "word_bits": w, "table_max": table_max,
             "per_lane": per_lane, "sub_engine_fixed": fixed, "kernel": kernel,
-            "synthesised": {"sub_engine_1_lane": one, f"sub_engine_{1 + F}_lanes": more,
+            "synthesised": {f"sub_engine_{F}_lanes": small, f"sub_engine_{F * F}_lanes": big,
                             "loopback_kernel": kern, "loopback_engine": loop},
-            "method": f"yosys synth_xilinx -family xcup of the sub-engine at 1 and {1 + F} lanes: "
-                      f"per lane = the difference / {F} (a lane, its FIFO, expander and its share of "
-                      "the trees, a dispatcher leaf's shared logic included), sub-engine fixed "
-                      "part = 1-lane result - per lane; kernel = "
+            "method": f"yosys synth_xilinx -family xcup of the sub-engine at {F} and {F * F} "
+                      f"lanes: per lane = the difference / {F * F - F} (a lane, its FIFO, expander, "
+                      "its share of its dispatcher leaf and of the tree nodes above), sub-engine "
+                      f"fixed part = {F}-lane result - {F} x per lane; kernel = "
                       f"the kernel with {sub_engines} loopback sub-engines minus those loopbacks"}
 
 
