@@ -54,6 +54,11 @@ def test_rate_is_the_lowest_cap():
     r2 = op_rate(lanes=400, clock_hz=f, lane_cycles=200_000, data_cycles=100, host_bytes=800,
                  bus_bytes=25_000, jobs_per_op=2)
     assert r2["data_path_per_s"] == round(f / 200) and r2["compute_per_s"] == r["compute_per_s"]
+    # The reducers: one result per sub-engine every result_cycles; binding when slowest.
+    r3 = op_rate(lanes=400, clock_hz=f, lane_cycles=2_000, data_cycles=10, host_bytes=8,
+                 bus_bytes=25, result_cycles=300, sub_engines=4)
+    assert r3["reducer_per_s"] == round(4 * f / 300) and r3["bound_by"] == "reducer"
+    assert "reducer_per_s" not in r
 
 
 @pytest.mark.parametrize("cells,luts", [({"RAM32M16": 3, "RAM64M8": 2, "LUT6": 100}, 40),

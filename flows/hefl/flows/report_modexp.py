@@ -156,13 +156,17 @@ def fit_lanes(resources, *, fill, sub_engines=SUB_ENGINES):
     return project_lanes(resources["per_lane"], fill=fill, shell=U250_SHELL, fixed=fixed)
 
 
-def op_rate(*, lanes, clock_hz, lane_cycles, data_cycles, host_bytes, bus_bytes, jobs_per_op=1):
-    """Operations per second of one operation shape: the lowest of its four caps.
+def op_rate(*, lanes, clock_hz, lane_cycles, data_cycles, host_bytes, bus_bytes, jobs_per_op=1,
+            result_cycles=None, sub_engines=SUB_ENGINES):
+    """Operations per second of one operation shape: the lowest of its caps.
 
     ``lane_cycles`` is one operation's cycles on a lane (all its jobs);
     ``data_cycles`` the loopback kernel's cycles per job (with all
     sub-engines); ``host_bytes``/``bus_bytes`` per job; ``jobs_per_op``
-    jobs make one operation (a CRT decryption: two).
+    jobs make one operation (a CRT decryption: two); ``result_cycles`` the
+    cycles each sub-engine's reducer spends per result
+    (:func:`hefl.golden.batch.reducer_cycles_per_result`), a fifth cap
+    with the jobs spread over ``sub_engines``.
     """
     caps = {
         "compute": lanes * clock_hz / lane_cycles,
@@ -170,6 +174,8 @@ def op_rate(*, lanes, clock_hz, lane_cycles, data_cycles, host_bytes, bus_bytes,
         "pcie": PCIE_BYTES_PER_S / (host_bytes * jobs_per_op),
         "card_memory": DDR_BYTES_PER_S / (bus_bytes * jobs_per_op),
     }
+    if result_cycles is not None:
+        caps["reducer"] = sub_engines * clock_hz / (result_cycles * jobs_per_op)
     bound = min(caps, key=caps.get)
     return {"per_s": round(caps[bound]), "bound_by": bound,
             **{f"{k}_per_s": round(v) for k, v in caps.items()}}
@@ -422,24 +428,29 @@ def _rate(fn, min_seconds=0.4):
 
 def _project(key, clock_mhz, fill):
     """Every operation's rate for one key size at one (clock, fill): a projection."""
+    from hefl.golden import batch as gb
+    from hefl.golden.montgomery import words_for
     f = clock_mhz * 1e6
     cyc, enc_res, dec_res = key["cycles"], key["resources"]["encrypt"], key["resources"]["decrypt"]
     data_enc, data_dec = key["data_path"]["encrypt"], key["data_path"]["decrypt"]
     lanes_e, bind_e, _ = fit_lanes(enc_res, fill=fill)
     lanes_d, bind_d, _ = fit_lanes(dec_res, fill=fill)
 
-    def shape(data, name, lanes, lane_cycles, jobs=1):
+    def shape(data, name, lanes, lane_cycles, words, jobs=1):
         d = data[name]
         return op_rate(lanes=lanes, clock_hz=f, lane_cycles=lane_cycles,
                        data_cycles=d["cycles_per_job"], host_bytes=d["host_bytes_per_job"],
-                       bus_bytes=d["bus_bytes_per_job"], jobs_per_op=jobs)
+                       bus_bytes=d["bus_bytes_per_job"], jobs_per_op=jobs,
+                       result_cycles=gb.reducer_cycles_per_result(words))
 
-    enc_fb = shape(data_enc, "fixed_base", lanes_e, cyc["encrypt_fixed_base"]["cycles"])
-    enc_rn = shape(data_enc, "powmod_rn", lanes_e, cyc["encrypt_rn"]["cycles"])
-    mul = shape(data_enc, "mulmod", lanes_e, cyc["mulmod"]["cycles"])
-    dec = shape(data_dec, "powmod_half", lanes_d, cyc["decrypt_crt"]["cycles"], jobs=2)
+    s_enc, s_dec = (words_for(enc_res["operand_bits"], enc_res["word_bits"]),
+                    words_for(dec_res["operand_bits"], dec_res["word_bits"]))
+    enc_fb = shape(data_enc, "fixed_base", lanes_e, cyc["encrypt_fixed_base"]["cycles"], s_enc)
+    enc_rn = shape(data_enc, "powmod_rn", lanes_e, cyc["encrypt_rn"]["cycles"], s_enc)
+    mul = shape(data_enc, "mulmod", lanes_e, cyc["mulmod"]["cycles"], s_enc)
+    dec = shape(data_dec, "powmod_half", lanes_d, cyc["decrypt_crt"]["cycles"], s_dec, jobs=2)
     dec_on_enc = shape(data_enc, "powmod_half", lanes_e,
-                       cyc["decrypt_crt_on_encrypt_lane"]["cycles"], jobs=2)
+                       cyc["decrypt_crt_on_encrypt_lane"]["cycles"], s_enc, jobs=2)
     return {
         "clock_mhz": clock_mhz, "fill": fill, "is_projection": True,
         "encrypt_per_s": enc_fb["per_s"],
@@ -579,7 +590,9 @@ def _projection(keys, key_sizes, args):
         "resource figure from yosys synth_xilinx -family xcup of the sub-engines and the "
         "kernel (no place and route: LUT counts are rough). Fill at most "
         f"{round(FILL_MAX * 100)}%. Per operation the lowest of: compute (lanes × clock / "
-        "simulated lane cycles, one job per lane at a time, back to back), the data path "
+        "simulated lane cycles, one job per lane at a time, back to back), the reducers ("
+        f"{SUB_ENGINES} × clock / the cycles each spends per result, one per sub-engine), "
+        "the data path "
         f"(clock / cycles per job of the kernel with {SUB_ENGINES} loopback sub-engines at "
         f"DW = {ALVEO_DATA_BITS}, simulated: the parser forwards one limb per cycle, each "
         "sub-engine fetches one table word per cycle, results leave one limb per cycle), "

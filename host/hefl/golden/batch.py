@@ -45,6 +45,7 @@ __all__ = ["POWMOD", "MULMOD", "PRODUCT", "TABLE_PRODUCT", "Job", "constant_writ
            "compact_table_job", "expected_result", "JobCycles",
            "modexp_job_cycles", "lane_montmuls", "lane_squarings",
            "engine_overhead", "montmul_call_cycles", "montmul_tail_latency", "engine_job_cycles",
+           "reducer_latency", "reducer_cycles_per_result", "LANE_EMIT_CYCLES", "REDUCER_OUT_CYCLES",
            "paillier_primes"]
 
 #: Job op codes (:class:`hefl.hw.jobs.JobOp`'s values).
@@ -67,7 +68,7 @@ def engine_overhead(lanes=1):
     level below the root (a skid buffer and the node's choosing cycle).
     Out: 1 for the lane's output register stage, then 1 per arbiter level
     for its output register. The arbiters' grant cycles only delay a
-    result's first word: the lane emits a word every 5 cycles (EMIT), so
+    result's first word: the lane emits a word every 3 cycles (EMIT), so
     each stage has caught up by the last word, which is what the count ends
     on. An idle engine gives a job to lane 0.
     """
@@ -363,9 +364,9 @@ def modexp_job_cycles(op, count, *, words, word_bits, window_bits, mm_latency):
     (``W + 1`` cycles), then per window FETCHes the digit (``k + 2`` cycles
     once the core has made its last read), asks for ``k`` squarings and the
     multiply, and spends one cycle in WIN_DONE; FINAL asks for the multiply by
-    one; RED_WAIT waits for the core's result (``idle``), RED takes
-    ``2s + 2`` cycles and EMIT 5 per word (the last handshake ``5s − 1``
-    after EMIT begins). PRODUCT of ``K ≥ 2`` loads ``2s`` beats, multiplies
+    one; RED_WAIT waits for the core's result (``idle``), then EMIT sends
+    the accumulator's words, 3 cycles each (the last handshake ``3s − 1``
+    after EMIT begins; the sub-engine's reducer subtracts N). PRODUCT of ``K ≥ 2`` loads ``2s`` beats, multiplies
     each next factor in (PMUL) and loads the following one while the core
     computes, then asks for the ``K − 1`` corrections (none for
     TABLE_PRODUCT), then CORR and RED_WAIT.
@@ -398,15 +399,44 @@ def modexp_job_cycles(op, count, *, words, word_bits, window_bits, mm_latency):
                 for _ in range(kf - 1):
                     t = core.accept(t, MUL) + 1
             t += 1                                   # CORR → RED_WAIT
-    t = max(t, core.idle_at()) + 1                   # RED
-    total = t + 2 * s + 2 + 5 * s - 1
+    t = max(t, core.idle_at()) + 1                   # EMIT
+    total = t + LANE_EMIT_CYCLES * s - 1
     return JobCycles(total, lane_montmuls(op, count, k), lane_squarings(op, count, k))
 
 
+#: Cycles a lane's EMIT spends per result word (:mod:`hefl.hw.modexp`).
+LANE_EMIT_CYCLES = 3
+#: Cycles the sub-engine's :class:`~hefl.hw.reducer.Reducer` spends per beat
+#: sent at full readiness (read, register, handshake). It takes a beat every
+#: 2 cycles, faster than a lane sends them.
+REDUCER_OUT_CYCLES = 3
+
+
+def reducer_latency(words):
+    """Cycles from the handshake of a result's last word into the reducer to that of its last word out.
+
+    One cycle subtracts and writes word ``s − 1``, then
+    :data:`REDUCER_OUT_CYCLES` per word (read, register, the handshake in
+    the third cycle).
+    """
+    return 1 + REDUCER_OUT_CYCLES * words
+
+
+def reducer_cycles_per_result(words):
+    """Cycles the reducer is busy with one result: its words in at a lane's pace, then out."""
+    return LANE_EMIT_CYCLES * words + reducer_latency(words)
+
+
 def engine_job_cycles(op, count, *, lanes=1, **kw):
-    """:func:`modexp_job_cycles` seen at the ports of an idle ``lanes``-lane BatchEngine."""
+    """:func:`modexp_job_cycles` seen at the ports of an idle ``lanes``-lane BatchEngine.
+
+    The lane's cycles, the trees' (:func:`engine_overhead`) and the
+    reducer's (:func:`reducer_latency`: the lane sends its words one every
+    3 cycles, as fast as the reducer takes them, so only what follows the
+    last word adds up).
+    """
     c = modexp_job_cycles(op, count, **kw)
-    return c._replace(total=c.total + engine_overhead(lanes))
+    return c._replace(total=c.total + engine_overhead(lanes) + reducer_latency(kw["words"]))
 
 
 def paillier_primes(rng, nbits):

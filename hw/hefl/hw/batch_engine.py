@@ -27,9 +27,10 @@ Structure (trees of registered stages, fan-out ``F`` =
 
     i_stream ─► router ─┬─► skid ─► router ─┬─► job FIFO 0 ─► ModExp 0 ─► skid ─┐
                         │                   └─► job FIFO 1 ─► ModExp 1 ─► skid ─┤
-                        └─► ...                                                 ├─► arbiter tree ─► o_stream
+                        └─► ...                                                 ├─► arbiter tree ─► reducer ─► o_stream
                                                                                 ┘
     nprime, const_wr_* ─► register ─► register per group of F lanes ─► lanes
+                      └─► register ─► reducer (N)
 
 * Dispatcher: a tree of :class:`~hefl.hw.arbiter.PacketRouter` nodes, ``F``
   outputs each, skid buffers between levels; the leaves drive ``F`` job
@@ -50,11 +51,17 @@ Structure (trees of registered stages, fan-out ``F`` =
 * Result arbiter: a tree of :class:`~hefl.hw.arbiter.PacketArbiter` nodes
   (``F`` inputs each, registered outputs): each grants the lowest-index
   input with a result ready (one cycle), then passes its ``s`` beats until
-  ``last``. A lane sends a result word at most every 5 cycles, so each
+  ``last``. A lane sends a result word at most every 3 cycles, so each
   node's output stage is a :class:`~hefl.hw.half_rate.HalfRateStage` (one
   beat per two cycles, no payload mux; the same timing as a skid buffer
   for such a stream); the table-request tree's too. Results are rare next to the work behind them (a result per
   thousands of cycles per lane), so fixed priority does not starve anyone.
+* Reducer (:class:`~hefl.hw.reducer.Reducer`): a lane sends its
+  accumulator ``≡`` the result, ``< 2N``; the reducer at the root makes
+  every result ``< N`` with one subtraction for the whole sub-engine
+  (:func:`hefl.golden.batch.reducer_latency` cycles after a result's last
+  word; busy :func:`~hefl.golden.batch.reducer_cycles_per_result` cycles
+  per result, a cap on the sub-engine's results per second).
 * Constants and N' reach the lanes through a register per tree level, so
   no net fans out to more than ``F`` lanes from one flop beyond the root.
 * ``free`` (some lane's FIFO is empty) is the root router's registered
@@ -101,6 +108,7 @@ from hefl.hw.jobs import (
 from hefl.hw.modexp import ModExp
 from hefl.hw.montmul import T_RAM_STYLES, MontMul
 from hefl.hw.params import ENGINE_TREE_FAN, MODEXP_WINDOW_BITS
+from hefl.hw.reducer import Reducer
 from hefl.hw.regmap import LAYOUT
 from hefl.hw.skid import PipeStage
 from hefl.hw.table_expand import TableExpander, write_bus
@@ -224,26 +232,30 @@ class BatchEngine(wiring.Component):
             fifos.append(fifo)
             ins.append(inp.o_stream)
             outs.append(out.o_stream)
-        self._elab_constants(m, lanes)
+        m.submodules.reduce = red = Reducer(words=self._s, word_bits=self._w,
+                                            tag_bits=self._tag_bits)
+        self._elab_constants(m, lanes, red)
         writers = self._elab_table(m, fifos) if self._table_max else [None] * E
         root_busy = self._elab_dispatcher(m, lanes, fifos, writers, jl)
-        # Result words leave a lane at most one every 5 cycles (EMIT), so the
-        # arbiters' output stages need no skid buffer's full rate.
-        arb_busy = arbiter_tree(m, "arb", rl, outs, wiring.flipped(self.o_stream), fan_in=F,
-                                half_rate=True)
+        # Result words leave a lane at most one every 3 cycles (EMIT), so the
+        # arbiters' output stages need no skid buffer's full rate; the
+        # reducer after them makes each result < N.
+        arb_busy = arbiter_tree(m, "arb", rl, outs, red.i_stream, fan_in=F, half_rate=True)
+        wiring.connect(m, red.o_stream, wiring.flipped(self.o_stream))
 
         # idle: nothing queued, computing, in a tree or waiting to leave.
         busy = [~lane.idle for lane in lanes] + [f.level != 0 for f in fifos] + root_busy + arb_busy
+        busy += [red.busy, red.i_stream.valid]
         busy += [o.valid for o in ins + outs] + [self.o_stream.valid]
         busy += [x.busy for x in writers if x is not None]
         m.d.comb += self.idle.eq(~Cat(*busy).any())
         return m
 
-    def _elab_constants(self, m, lanes):
-        """N' and the constant writes to every lane, one register per tree level.
+    def _elab_constants(self, m, lanes, red):
+        """N' and the constant writes to every lane, one register per tree level; N to ``red``.
 
         Each register drives at most ``F`` lanes or ``F`` registers of the
-        next level.
+        next level; the reducer's copy is registered once.
         """
         F = ENGINE_TREE_FAN
         ports = ("nprime", "const_wr_en", "const_wr_sel", "const_wr_addr", "const_wr_data")
@@ -260,6 +272,8 @@ class BatchEngine(wiring.Component):
                 fan(members[g:g + size], copy, f"{tag}_{g // size}")
 
         fan(list(range(len(lanes))), [getattr(self, n) for n in ports], "r")
+        for n in ports[1:]:
+            m.d.sync += getattr(red, n).eq(getattr(self, n))
 
     def _elab_table(self, m, fifos):
         """Expanders before the FIFOs, the fetcher and its two trees; returns the expanders."""

@@ -6,7 +6,9 @@ Inputs: odd ``N < R/4`` with ``R = 2^(w·s)``, ``N' = -N^-1 mod 2^w``, the
 constants ``R² mod N`` and ``R mod N`` (loaded once per batch through
 ``const_wr_*``), and plain residues ``< N`` streamed in as jobs (see
 :mod:`hefl.hw.jobs`). Every MontMul result is lazily reduced (``< 2N``) and fed
-back unchanged; only the job's result is fully reduced. ``MM``/``SQ``/``ONE``
+back unchanged, the job's result too: the lane sends ``ACC ≡ result``,
+``< 2N``, and the sub-engine's :class:`~hefl.hw.reducer.Reducer` subtracts
+``N`` where it is due (once for all its lanes). ``MM``/``SQ``/``ONE``
 are the MontMul modes multiply, squaring and multiply by one
 (:mod:`hefl.golden.montmul_hw`); the mode is fixed by the position in the
 schedule, never by a value.
@@ -22,7 +24,7 @@ POWMOD ``b^e mod N`` over a declared exponent length ``c`` bits,
         k × acc = SQ(acc)
         acc = MM(acc, T[d])                 entry 0 included
     x = ONE(acc)                            (conversion out: x <= N)
-    result = x - N if x >= N else x         (word-serial)
+    sent: x                                 (the reducer: x - N if x >= N else x)
 
 ``2^k - 1 + W·(k + 1) + 1`` MontMuls, ``W·k + 1`` of them squarings: the
 golden model's count minus the one that computes ``R mod N`` (here a loaded
@@ -36,7 +38,7 @@ PRODUCT ``a_1 · ... · a_K mod N`` (MULMOD is the case ``K = 2``)::
     acc = a_1
     acc = MM(a_i, acc)                      i = 2 .. K      (acc = Π·R^-(K-1))
     (K - 1) × acc = MM(acc, R² mod N)                       (each multiplies by R)
-    result = acc - N if acc >= N else acc
+    sent: acc                               (the reducer: acc - N if acc >= N else acc)
 
 TABLE_PRODUCT (op 3) is PRODUCT without the ``K − 1`` corrections: the host
 sends Montgomery-form table entries first and the plain factor last, so
@@ -64,10 +66,9 @@ is written).
 * window digit: the core's read port is busy while it issues, so the
   digit's ``k`` bits are fetched when the core has issued the window's last
   multiply: one read per bit, pipelined, ``k + 2`` cycles;
-* final reduction: pass 1 reads ``ACC_j`` and ``N_j`` (2 cycles per word)
-  for the borrow of ``ACC − N``; pass 2 reads them again and sends
-  ``ACC_j − (ACC ≥ N ? N_j : 0) − borrow`` from an output register, 5 cycles
-  per word at full ``o_stream`` readiness.
+* result: ``ACC_j`` read and sent from an output register, 3 cycles per
+  word at full ``o_stream`` readiness (no arithmetic: the reducer after
+  the result tree subtracts ``N``).
 
 The exact cycle model, checked against simulation, is
 :func:`hefl.golden.batch.modexp_job_cycles`.
@@ -80,7 +81,7 @@ Deviations and limits
   kernel validates jobs before they reach the engine.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
@@ -129,7 +130,8 @@ class ModExp(wiring.Component):
     i_stream : In(stream.Signature(job_layout(w, tag_bits)))
         Jobs (see :mod:`hefl.hw.jobs`).
     o_stream : Out(stream.Signature(result_layout(w, tag_bits)))
-        Results, ``s`` beats each, ``< N``.
+        Results, ``s`` beats each, ``≡`` the job's result and ``< 2N`` (``≤ N``
+        for POWMOD); :class:`~hefl.hw.reducer.Reducer` makes them ``< N``.
     idle : Out(1)
         No job loaded or in progress.
     """
@@ -216,31 +218,27 @@ class ModExp(wiring.Component):
         rd = mem.read_port(domain="comb")
         rd_data = Signal(w, reset_less=True)
         m.d.sync += rd_data.eq(rd.data)
+        lane.rd_data = rd_data
         wr = mem.write_port()
         lane.chain = getattr(mm, "chain_safe", False)
 
         # The read port: the core's while it issues, the lane's otherwise; the
         # lane's data registered before any logic.
-        # The lane's own reads: an exponent word (FETCH) or ACC_j / N_j (RED, EMIT).
+        # The lane's own reads: an exponent word (FETCH) or ACC_j (EMIT).
         # Each candidate is summed from registers alongside the state decode
-        # (rd_exp, rd_n), which only selects: an adder behind the decode was
+        # (rd_exp), which only selects: an adder behind the decode was
         # the ECP5 board's longest path. exp_below is sl.exp + widx_next when
         # the offset wraps (at widx = 0 it names a word never used).
         exp_below = Signal(sl.aw)
         m.d.comb += exp_below.eq((sl.exp - 1) + lane.widx)
         a_exp = Mux(lane.boff == 0, exp_below, sl.exp + lane.widx)
-        lane_addr = Mux(lane.rd_exp, a_exp, Mux(lane.rd_n, sl.n + lane.rj, sl.acc + lane.rj))
+        lane_addr = Mux(lane.rd_exp, a_exp, sl.acc + lane.rj)
         m.d.comb += [
             rd.addr.eq(Mux(mm.rd_en, mm.rd_addr, lane_addr)),
             mm.rd_data.eq(rd_data),
             mm.nprime.eq(self.nprime),
             mm.op_n.eq(sl.n),
             lane.can_start.eq(mm.ready if lane.chain else mm.idle),
-            # x − y − borrow as one carry chain: x + ~y + ~borrow, carry = no borrow.
-            # ~borrow enters as the carry-in, {x, 1} + {~y, ~borrow} >> 1: one
-            # (w + 1)-bit adder (a three-operand sum maps to two).
-            lane.sum.eq((Cat(Const(1, 1), lane.x_reg)
-                         + Cat(~lane.borrow, ~Mux(lane.sub_n, lane.rq, 0)))[1:]),
             lane.digit_base.eq(lane.slot_addr[lane.digit]),
         ]
         m.d.sync += lane.rq.eq(rd_data)
@@ -468,53 +466,28 @@ class ModExp(wiring.Component):
                                  lane.no_corr.eq(lane.job_count <= 2)]
 
     def _fsm_reduce(self, m, lane, mm):
-        """States RED_WAIT … EMIT_V: ``ACC − N`` or ``ACC``, streamed out.
+        """States RED_WAIT … EMIT_V: ``ACC`` streamed out, 3 cycles a word.
 
-        RED_WAIT waits for the last result word. RED (``2s + 2`` cycles) reads
-        ``ACC_j``, ``N_j`` alternately and keeps the borrow of ``ACC − N``.
-        Then per word: EMIT_A and EMIT_B read ``ACC_j`` and ``N_j``, EMIT_C
-        registers ``ACC_j``, EMIT_D puts ``ACC_j − (ACC ≥ N ? N_j : 0) −
-        borrow`` in the output register, EMIT_V holds it until taken: 5
-        cycles per word at full readiness. Then IDLE.
+        RED_WAIT waits for the last result word. Then per word: EMIT_A reads
+        ``ACC_j``, EMIT_B puts the registered word in the output register,
+        EMIT_V holds it until taken. Then IDLE. ``ACC ≡`` the result and
+        ``< 2N`` (``≤ N`` after POWMOD's conversion out): the sub-engine's
+        :class:`~hefl.hw.reducer.Reducer` subtracts ``N`` where it is due, once
+        for all its lanes.
         """
-        s, w = self._s, self._w
+        s = self._s
         with m.State("RED_WAIT"):
             with m.If(mm.idle):
-                m.d.sync += [lane.rj.eq(0), lane.rph.eq(0), lane.borrow.eq(0), lane.rcnt.eq(0)]
-                m.next = "RED"
-
-        with m.State("RED"):
-            # rph: 0 = read ACC_rj, 1 = read N_rj; data two cycles later.
-            m.d.comb += [lane.rd_n.eq(lane.rph), lane.sub_n.eq(1)]
-            m.d.sync += [lane.rph.eq(~lane.rph), lane.rph_d[0].eq(lane.rph),
-                         lane.rph_d[1].eq(lane.rph_d[0]), lane.rcnt.eq(lane.rcnt + 1)]
-            with m.If(lane.rph):
-                m.d.sync += lane.rj.eq(lane.rj + 1)
-            with m.If(lane.rcnt >= 2):
-                with m.If(lane.rph_d[1]):
-                    m.d.sync += lane.borrow.eq(~lane.sum[w])
-                with m.Else():
-                    m.d.sync += lane.x_reg.eq(lane.rq)
-            with m.If(lane.rcnt == 2 * s + 1):
-                # ge: ACC ≥ N (no borrow); the output pass starts on word 0.
-                m.d.sync += [lane.ge.eq(lane.sum[w]), lane.rj.eq(0), lane.borrow.eq(0)]
+                m.d.sync += lane.rj.eq(0)
                 m.next = "EMIT_A"
 
         with m.State("EMIT_A"):
             m.next = "EMIT_B"
 
         with m.State("EMIT_B"):
-            m.d.comb += lane.rd_n.eq(1)
-            m.next = "EMIT_C"
-
-        with m.State("EMIT_C"):
-            m.d.sync += lane.x_reg.eq(lane.rq)
-            m.next = "EMIT_D"
-
-        with m.State("EMIT_D"):
-            m.d.comb += lane.sub_n.eq(lane.ge)
-            m.d.sync += [lane.o_data.eq(lane.sum[:w]), lane.borrow.eq(~lane.sum[w]),
-                         lane.o_last.eq(lane.rj == s - 1), lane.o_valid.eq(1)]
+            # rd_data holds ACC_j (read in EMIT_A): into a register, no logic.
+            m.d.sync += [lane.o_data.eq(lane.rd_data), lane.o_last.eq(lane.rj == s - 1),
+                         lane.o_valid.eq(1)]
             m.next = "EMIT_V"
 
         with m.State("EMIT_V"):
@@ -568,8 +541,7 @@ class _LaneRegs:
         self.slots = slots
         self.chain = False
         # Memory ports.
-        self.rd_exp = Signal()               # the lane reads exponent word widx ...
-        self.rd_n = Signal()                 # ... else N_rj (1) or ACC_rj (0)
+        self.rd_exp = Signal()               # the lane reads exponent word widx, else ACC_rj
         self.rq = Signal(w)                  # the lane's read data, registered
         self.ld_en = Signal()                # job words
         self.ld_addr = Signal(aw)
@@ -607,16 +579,9 @@ class _LaneRegs:
         self.fj = Signal(range(s))           # word within the factor being loaded
         self.fsel = Signal()                 # the next factor goes to Y (1) or X (0)
 
-        # Final reduction and output.
+        # Output.
         self.rj = Signal(range(s))
-        self.rph = Signal()
-        self.rph_d = [Signal(name=f"rph_d{i}") for i in range(2)]
-        self.rcnt = Signal(range(2 * s + 2))
-        self.x_reg = Signal(w)
-        self.borrow = Signal()
-        self.ge = Signal()
-        self.sub_n = Signal()
-        self.sum = Signal(w + 1)             # x + ~(N_j or 0) + ~borrow
+        self.rd_data = None                  # the memory's read register (elaborate)
         self.o_valid = Signal()
         self.o_data = Signal(w)
         self.o_last = Signal()

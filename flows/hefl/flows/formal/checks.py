@@ -27,10 +27,11 @@ __all__ = ["CHECKS", "DEEP_CHECKS", "check", "DEEP", "ENGINE_LANES", "ENGINE_CAP
 #: Engine lanes in the BatchEngine check.
 ENGINE_LANES = 2
 #: Jobs the engine may hold: per lane one running and one queued in its
-#: FIFO (the router sends a job only to an empty FIFO). No result leaves its
-#: lane wholly before it leaves the engine: of its s = 3 beats the lane's
-#: output stage and the arbiter's half-rate stage hold one each.
-ENGINE_CAPACITY = 2 * ENGINE_LANES
+#: FIFO (the router sends a job only to an empty FIFO), and one more whose
+#: result has wholly left its lane, into the reducer (which holds one). No
+#: second result gets past its lane behind it: of its s = 3 beats the
+#: lane's output stage and the arbiter's half-rate stage hold one each.
+ENGINE_CAPACITY = 2 * ENGINE_LANES + 1
 #: Lane parameters of the engine check: 3-bit tags, so that the distinct
 #: tags in flight (at most 2^3) do not bound the count by themselves.
 ENGINE_PARAMS = {**LANE_PARAMS, "tag_bits": 3}
