@@ -9,9 +9,11 @@ is ``count = W`` and ``s`` words of the plain factor followed by
 This block
 
 1. passes every other job through unchanged;
-2. writes the factor words into the FIFO (``count`` rewritten to ``W + 1``
-   on the first; op, tag and count pass unchanged on every other beat, the
-   FIFO keeping a job's header from its first beat only),
+2. writes the factor words into the FIFO, op, tag and count unchanged
+   (the FIFO keeps a job's header from its first beat only; ``count`` stays
+   ``W``, not the ``W + 1`` factors the lane multiplies: a lane never reads
+   a TABLE_PRODUCT's count, whose factors end at ``last``, so rewriting it
+   would be a 16-bit adder in every lane for nothing),
 3. takes the index words into its index memory, so the dispatcher is free
    again after the compact job's ``s + ceil(W/p)`` beats, and
 4. asks :class:`~hefl.hw.table_fetch.TableFetch` for the entries one by one,
@@ -126,7 +128,7 @@ class TableExpander(wiring.Component):
 
         # The job FIFO keeps op, tag and count from a job's first beat only
         # (hefl.hw.job_fifo), so they pass from i_stream unchanged on every
-        # beat: only data, first, last and (on the first beat) count differ.
+        # beat: only data, first and last differ.
         m.d.comb += [o.payload.eq(i.payload), o.payload.data.eq(self.bus), rp.addr.eq(jw),
                      wp.addr.eq(iw), wp.data.eq(i.payload.data)]
         # A job beat goes to the FIFO only while no response holds the bus.
@@ -141,7 +143,7 @@ class TableExpander(wiring.Component):
                     m.d.comb += [o.valid.eq(job_valid), i.ready.eq(job_ready)]
             with m.State("FACTOR"):
                 m.d.comb += [self.busy.eq(1), o.valid.eq(job_valid), i.ready.eq(job_ready),
-                             o.payload.count.eq(i.payload.count + 1), o.payload.last.eq(0)]
+                             o.payload.last.eq(0)]
                 with m.If(job_valid & job_ready):
                     m.d.sync += fj.eq(fj + 1)
                     with m.If(fj == s - 1):
