@@ -75,7 +75,7 @@ CHECKS = (
     Check("modexp_chain_stream", partial(_modexp, chain_safe=True), depth=20, cover_depth=34,
           doc="ModExp lane, chain-safe core (next op at ready, as at L = 4096): "
               "jobs in vs results out"),
-    Check("engine_stream", _engine, depth=20, cover_depth=46,
+    Check("engine_stream", _engine, depth=20, cover_depth=47,
           doc="BatchEngine (2 lanes, w=2, s=3): jobs in vs tagged results out"),
     Check("link_reply", partial(LinkFormal, parts=("reply",)), depth=20, cover_depth=26,
           doc="UART link: a reply within the timeout after any bytes, only when owed"),
