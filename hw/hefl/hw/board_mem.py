@@ -81,8 +81,18 @@ class BoardMem(wiring.Component):
         bus = self.axi
         n = self._limbs
         ab = (n - 1).bit_length()
-        m.submodules.mem = mem = Memory(shape=unsigned(LIMB_BITS), depth=n, init=[])
-        rp = mem.read_port()
+        # The read is an asynchronous port and a reset-less register, which
+        # yosys merges into the block RAM's synchronous port with no_rw_check
+        # honoured: without it yosys emulates read-old-data for a read and a
+        # write of one limb in the same cycle (a delayed write and an address
+        # compare behind the block RAM's slow output, the ECP5 board's 100 MHz
+        # critical path). Such a read returns unspecified data: an AXI read
+        # racing a write to the same address has no order anyway, and the
+        # link waits for its own writes.
+        m.submodules.mem = mem = Memory(shape=unsigned(LIMB_BITS), depth=n, init=[],
+                                        attrs={"no_rw_check": 1})
+        rd = mem.read_port(domain="comb")
+        rp = _SyncRead(m, rd)
         wp = mem.write_port(granularity=8)
         r_id = Signal.like(bus.arid)
         w_id = Signal.like(bus.awid)
@@ -147,3 +157,18 @@ class BoardMem(wiring.Component):
         with m.Elif(link_wr):
             m.d.comb += [wp.addr.eq(self.addr), wp.data.eq(self.wdata), wp.en.eq(_ALL_BYTES)]
         return m
+
+
+class _SyncRead:
+    """A synchronous read port built from ``rd`` (an asynchronous port) and a register.
+
+    ``addr`` and ``en`` drive it as those of a synchronous port; ``data`` is
+    the word at the address of the last cycle ``en`` was high.
+    """
+
+    def __init__(self, m, rd):
+        self.addr = rd.addr
+        self.en = Signal(name="mem_rd_en")
+        self.data = Signal(len(rd.data), reset_less=True, name="mem_rd_data")
+        with m.If(self.en):
+            m.d.sync += self.data.eq(rd.data)
