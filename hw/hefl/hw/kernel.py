@@ -563,8 +563,9 @@ class Kernel(wiring.Component):
         Each sub-engine's results pass a skid buffer and a tree of
         registered packet arbiters. The slot address (tag × s, a multiply,
         then a 64-bit add) is computed over two registered stages before
-        the write command: stage 0 registers the tag (stable while the
-        result is valid), stage 1 the address, stage 2 issues the command;
+        the write command: stage 0 registers the slot's offset (the
+        multiply, from the tag of the buffered result, stable while it is
+        valid), stage 1 the address (the add), stage 2 issues the command;
         then the ``s`` words go out at the pace of both sides (``rp_busy``).
         Only the FSM's RES_* states use the write channel too, and only
         once ``rp_busy`` is low.
@@ -581,14 +582,16 @@ class Kernel(wiring.Component):
         osp = res.o_stream
         m.d.comb += r.res_valid.eq(osp.valid)
         res_left = Signal(range(s + 1))
-        rp_tag = Signal.like(osp.payload.tag)
+        # The slot's byte offset (8 + tag·s limbs): a multiply by a constant.
+        rp_off = Signal(range((LAYOUT.result.limbs + ((1 << len(osp.payload.tag)) - 1) * s
+                               + 1) * LAYOUT.limb_bytes))
         rp_addr = Signal(64)
         rp_stage = Signal(range(3))
         with m.If(~r.rp_busy):
             with m.If(osp.valid & ~r.ap_idle):
                 m.d.sync += [
-                    rp_tag.eq(osp.payload.tag),
-                    rp_addr.eq(r.result + ((LAYOUT.result.limbs + rp_tag * s) * LAYOUT.limb_bytes)),
+                    rp_off.eq((LAYOUT.result.limbs + osp.payload.tag * s) * LAYOUT.limb_bytes),
+                    rp_addr.eq(r.result + rp_off),
                 ]
                 with m.If(rp_stage != 2):
                     m.d.sync += rp_stage.eq(rp_stage + 1)
