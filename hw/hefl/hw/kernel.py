@@ -399,7 +399,7 @@ class Kernel(wiring.Component):
                 | Mux(too_many, _flag("bad_job"), 0)
                 | Mux(r.stream_limbs >= (1 << 32) - const_limbs, _flag("stream_length"), 0))
             m.d.sync += [r.status.eq(st), r.const_sel.eq(0), r.const_addr.eq(0),
-                         r.consumed.eq(0), r.stream_end.eq(r.stream_limbs == 0),
+                         r.left1.eq(r.stream_limbs - 1), r.stream_end.eq(r.stream_limbs == 0),
                          r.all_sent.eq(r.field("jobs") == 0)]
             with m.If(st != 0):
                 m.next = "DRAIN"
@@ -475,15 +475,20 @@ class Kernel(wiring.Component):
             m.d.sync += r.job_n_ops.eq(r.n_ops)
             m.next = "JOB_CHK"
         with m.State("JOB_CHK"):
+            ones = Const((1 << (len(r.left1) - len(r.job_n_ops))) - 1,
+                         len(r.left1) - len(r.job_n_ops))
             with m.If(r.job_bad):
                 stop("bad_job")
-            with m.Elif(r.consumed + 1 + r.job_n_ops > r.stream_limbs):
+            with m.Elif(r.job_n_ops > r.left1):
+                # consumed + 1 + n_ops > stream_limbs, as one compare of registers.
                 stop("stream_length")
             with m.Else():
                 m.d.sync += [r.job_op.eq(r.l_op), r.job_tag.eq(r.l_tag),
                              r.job_count.eq(r.l_count), r.job_left.eq(r.job_n_ops),
-                             r.job_first.eq(1), r.consumed.eq(r.consumed + 1 + r.job_n_ops),
-                             r.stream_end.eq(r.consumed + 1 + r.job_n_ops == r.stream_limbs),
+                             r.job_first.eq(1),
+                             # left1 - n_ops - 1, one adder: -x - 1 = ~x.
+                             r.left1.eq(r.left1 + Cat(~r.job_n_ops, ones)),
+                             r.stream_end.eq(r.job_n_ops == r.left1),
                              r.tgt.eq(r.pick)]
                 m.next = "JOB_DATA"
         with m.State("JOB_DATA"):
@@ -657,7 +662,9 @@ class _RunRegs:
         self.const_addr = Signal(range(s))
         self.const_en = Signal()
         self.const_data = Signal(LIMB)
-        self.consumed = Signal(34)                   # job-stream limbs taken so far
+        # Job-stream limbs not yet taken, minus one (stream_limbs - consumed - 1,
+        # modulo 2^34): the job check compares n_ops with it, no 3-input sum.
+        self.left1 = Signal(34)
         # Registered: consumed == stream_limbs, jobs_sent == jobs, a read abort due.
         self.stream_end = Signal()
         self.all_sent = Signal()
