@@ -8,8 +8,8 @@ every beat leaving the queue; they are the job's own on its first beat and
 unspecified (the latest header written) on the others. Once a job's last
 beat is in while its first beat still waits, the queue takes nothing more
 until that first beat has left, so a header is never overwritten before
-its first beat has been read (``i_stream.ready`` stays a function of
-registers). The BatchEngine sends a job only to an empty queue, so this
+its first beat has been read (``i_stream.ready`` is a register of its
+own, computed from the next state). The BatchEngine sends a job only to an empty queue, so this
 never stalls it.
 
 The memory carries ``ram_style = "block"``: yosys maps it to RAMB18E2 /
@@ -92,7 +92,11 @@ class JobFifo(wiring.Component):
         header = Signal(data.StructLayout({"op": JobOp, "tag": len(i.payload.tag),
                                            "count": len(i.payload.count)}))
 
-        m.d.comb += i.ready.eq((inner_level != inner) & ~closed)
+        # ready = (inner_level != inner) & ~closed, kept as a register of its
+        # own (computed from the next state below): the dispatcher's ready
+        # and the write logic behind it start from one flop, not a compare.
+        can_take = Signal(init=1)
+        m.d.comb += i.ready.eq(can_take)
         do_write = i.valid & i.ready
         do_read = o.valid & o.ready
         do_inner_read = (inner_level != 0) & (~o.valid | o.ready)
@@ -113,14 +117,18 @@ class JobFifo(wiring.Component):
             m.d.sync += [consume.eq(consume + 1), o.valid.eq(1)]
         with m.Elif(o.ready):
             m.d.sync += o.valid.eq(0)
+        next_level = Signal.like(inner_level)
+        m.d.comb += next_level.eq(inner_level)
         with m.If(do_write & ~do_inner_read):
-            m.d.sync += inner_level.eq(inner_level + 1)
+            m.d.comb += next_level.eq(inner_level + 1)
         with m.If(do_inner_read & ~do_write):
-            m.d.sync += inner_level.eq(inner_level - 1)
+            m.d.comb += next_level.eq(inner_level - 1)
+        m.d.sync += inner_level.eq(next_level)
         # Set by a first beat's write, cleared when it leaves the output register.
         first_leaves = do_read & o.payload.first
         still_queued = (first_queued & ~first_leaves) | (do_write & i.payload.first)
-        m.d.sync += [first_queued.eq(still_queued),
-                     closed.eq(still_queued & (closed | (do_write & i.payload.last)))]
+        next_closed = still_queued & (closed | (do_write & i.payload.last))
+        m.d.sync += [first_queued.eq(still_queued), closed.eq(next_closed),
+                     can_take.eq((next_level != inner) & ~next_closed)]
         return m
 
