@@ -24,7 +24,7 @@ register. So the engine's cycle model (:func:`hefl.golden.batch.engine_overhead`
 is unchanged.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -128,7 +128,11 @@ class JobFifo(wiring.Component):
         first_leaves = do_read & o.payload.first
         still_queued = (first_queued & ~first_leaves) | (do_write & i.payload.first)
         next_closed = still_queued & (closed | (do_write & i.payload.last))
+        # Full next cycle: the level's two top compares are made from
+        # registers, beside the read and write decisions, which only select.
+        at_top, below_top = inner_level == inner, inner_level == inner - 1
+        full_next = Mux(do_write & ~do_inner_read, below_top, at_top & ~do_inner_read)
         m.d.sync += [first_queued.eq(still_queued), closed.eq(next_closed),
-                     can_take.eq((next_level != inner) & ~next_closed)]
+                     can_take.eq(~full_next & ~next_closed)]
         return m
 
