@@ -64,7 +64,8 @@ from hefl.hw.params import MODEXP_WINDOW_BITS
 from hefl.hw.regmap import KERNEL_NAME, LAYOUT, REGMAP
 from hefl.hw.skid import SkidBuffer
 
-__all__ = ["Kernel", "KERNEL_NAME", "RESET_STAGES", "TABLE_MAX", "div_const", "split_lanes"]
+__all__ = ["Kernel", "KERNEL_NAME", "RESET_STAGES", "TABLE_MAX", "div_const", "div_const_parts",
+           "split_lanes"]
 
 LIMB = LAYOUT.limb_bits
 #: Registers ``ap_rst_n`` passes before it resets anything (UG1393: a
@@ -322,11 +323,18 @@ class Kernel(wiring.Component):
         op = {n: LAYOUT.op(n) for n in ("powmod", "mulmod", "product", "table_product")}
         countf = LAYOUT.job_field("count")
         per = max(1, LAYOUT.indices_per_limb(w))
-        m.d.comb += [r.dec_pow_num.eq(r.l_count + (w - 1)), r.dec_tab_num.eq(r.l_count + (per - 1)),
+        # powmod's s + ceil(count / w) = s + ((count + w - 1) · recip >> shift)
+        # = (count · recip + ((w - 1) · recip + (s << shift))) >> shift: the
+        # multiply is made from the header in stage 1, stage 2 adds a
+        # constant and shifts (the multiply, unregistered MULT18X18D, then
+        # two adds in stage 2 was the ECP5 board's 100 MHz critical path,
+        # 12.04 ns); the same value.
+        recip, shift = div_const_parts(w, countf.width + 1)
+        m.d.comb += [r.dec_pow_prod.eq(r.l_count * recip), r.dec_tab_num.eq(r.l_count + (per - 1)),
                      r.dec_prod.eq(r.l_count * s)]
         with m.Switch(r.job_dec_op):
             with m.Case(op["powmod"]):
-                m.d.comb += r.n_ops.eq(s + div_const(r.job_pow_num, w, countf.width + 1))
+                m.d.comb += r.n_ops.eq((r.job_pow_prod + ((w - 1) * recip + (s << shift))) >> shift)
             with m.Case(op["mulmod"]):
                 m.d.comb += r.n_ops.eq(2 * s)
             with m.Case(op["table_product"]):
@@ -467,7 +475,7 @@ class Kernel(wiring.Component):
                     m.d.sync += r.job_hdr.eq(limb)
                     m.next = "JOB_DEC"
         with m.State("JOB_DEC"):
-            m.d.sync += [r.job_pow_num.eq(r.dec_pow_num), r.job_tab_num.eq(r.dec_tab_num),
+            m.d.sync += [r.job_pow_prod.eq(r.dec_pow_prod), r.job_tab_num.eq(r.dec_tab_num),
                          r.job_prod.eq(r.dec_prod), r.job_dec_op.eq(r.l_op),
                          r.job_bad.eq(r.bad_job)]
             m.next = "JOB_DEC2"
@@ -692,10 +700,11 @@ class _RunRegs:
         self.job_n_ops = Signal.like(self.n_ops)
         self.job_bad = Signal()
         # Stage 1 of the decode (combinational, then registered in JOB_DEC).
-        self.dec_pow_num = Signal(countf.width + 1)      # count + w - 1
+        recip, _ = div_const_parts(w, countf.width + 1)
+        self.dec_pow_prod = Signal(countf.width + recip.bit_length())  # count · (1/w fixed point)
         self.dec_tab_num = Signal(countf.width + 1)      # count + p - 1
         self.dec_prod = Signal.like(self.n_ops)          # count · s
-        self.job_pow_num = Signal.like(self.dec_pow_num)
+        self.job_pow_prod = Signal.like(self.dec_pow_prod)
         self.job_tab_num = Signal.like(self.dec_tab_num)
         self.job_prod = Signal.like(self.dec_prod)
         self.job_dec_op = Signal(opf.width)
@@ -723,12 +732,21 @@ def div_const(value, divisor, value_bits):
     reciprocal is chosen, and checked exhaustively here, so the result is
     exact for every ``value`` below ``2^value_bits``.
     """
+    recip, shift = div_const_parts(divisor, value_bits)
+    return (value * recip) >> shift if recip != 1 else value >> shift
+
+
+def div_const_parts(divisor, value_bits):
+    """``(recip, shift)`` with ``floor(x / divisor) = (x · recip) >> shift`` for every ``x < 2^value_bits``.
+
+    ``(1, log2 divisor)`` for a power of two (:func:`div_const`'s reciprocal).
+    """
     if divisor & (divisor - 1) == 0:
-        return value >> (divisor.bit_length() - 1)
+        return 1, divisor.bit_length() - 1
     top = (1 << value_bits) - 1
     for shift in range(top.bit_length(), 3 * top.bit_length() + 8):
         recip = -(-(1 << shift) // divisor)
         if all((x * recip) >> shift == x // divisor for x in range(top + 1)):
-            return (value * recip) >> shift
+            return recip, shift
     raise ValueError(f"No exact reciprocal for division by {divisor}")  # pragma: no cover
 
