@@ -16,7 +16,8 @@ Two clients share the ports, cycle by cycle, the AXI side first:
   Read: after AR, reads are issued into a 4-entry output FIFO whenever it
   has room for the data in flight, so R streams at one beat per cycle and
   ``rready`` back-pressure never loses data. Write: after AW, each W beat is
-  written as it is accepted; B follows ``wlast``.
+  written as it is accepted (into the memory a cycle later, through the
+  write port's registers); B follows ``wlast``.
 * **Link port** (``req``/``we``/``addr``/``wdata`` held until ``ack``;
   ``rdata`` valid the cycle after the ack of a read): acked in any cycle the
   AXI side does not use the port the request needs.
@@ -152,10 +153,22 @@ class BoardMem(wiring.Component):
             m.d.comb += [rp.addr.eq(r_addr), rp.en.eq(1)]
         with m.Else():
             m.d.comb += [rp.addr.eq(self.addr), rp.en.eq(link_rd)]
+        # The write port is driven from registers: the chosen write reaches
+        # the block RAMs a cycle after it is accepted (the link's write buffer,
+        # a block RAM output, -> this mux -> the 32 block RAMs spread over the
+        # die was the ECP5 board's 100 MHz critical path, 11.56 ns). Nothing
+        # reads that early: an AXI read after the write's B response is
+        # accepted one cycle and read from the memory the next, and the link
+        # makes one request per frame.
+        wr_addr = Signal(ab, reset_less=True)
+        wr_data = Signal(LIMB_BITS, reset_less=True)
+        wr_en = Signal(LAYOUT.limb_bytes)
+        m.d.comb += [wp.addr.eq(wr_addr), wp.data.eq(wr_data), wp.en.eq(wr_en)]
+        m.d.sync += wr_en.eq(0)
         with m.If(axi_write):
-            m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(bus.wdata), wp.en.eq(bus.wstrb)]
+            m.d.sync += [wr_addr.eq(w_addr), wr_data.eq(bus.wdata), wr_en.eq(bus.wstrb)]
         with m.Elif(link_wr):
-            m.d.comb += [wp.addr.eq(self.addr), wp.data.eq(self.wdata), wp.en.eq(_ALL_BYTES)]
+            m.d.sync += [wr_addr.eq(self.addr), wr_data.eq(self.wdata), wr_en.eq(_ALL_BYTES)]
         return m
 
 
