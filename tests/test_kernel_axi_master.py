@@ -421,3 +421,39 @@ def test_full_beat_per_cycle(data_bits, ports, rng):
     assert stats["gaps"] == 0, f"{stats['gaps']} bubbles in the limb streams"
     # One limb per cycle in: W carries one beat per limbs-per-beat cycles.
     assert stats["w_beats"] / stats["w_cycles"] >= 0.9 / lpb
+
+
+@pytest.mark.parametrize("data_bits,max_burst", [(LAYOUT.limb_bits, 16), (LAYOUT.limb_bits, 200),
+                                                 (ALVEO_DATA_BITS, 64)])
+def test_burst_length(data_bits, max_burst, rng):
+    # The burst length and its "last burst" test, built from narrow compares,
+    # against min(beats left, max_burst, beats to the 4 KiB boundary), at the
+    # edges (around max_burst, the boundary, the top bits of beats_left) and at random.
+    from amaranth.hdl import Module, Signal
+    dut = AxiMaster(data_bits=data_bits, max_burst=max_burst)
+    dut._MustUse__silence = True
+    bb = data_bits // 8
+    m = Module()
+    addr, left = Signal(64), Signal(33)
+    length = dut._burst_len(m, addr, left, "t")
+    is_len = Signal()
+    m.d.comb += is_len.eq(dut._is_len(left, length))
+    lefts = [0, 1, max_burst - 1, max_burst, max_burst + 1, 2 * max_burst, 1 << 32,
+             (1 << 33) - 1, (1 << 32) + max_burst, (1 << len(length)) + 1]
+    addrs = [0, 4096 - bb, 4096 - max_burst * bb, 8192 - (max_burst - 1) * bb]
+    cases = [(a, n) for a in addrs for n in lefts]
+    cases += [(rng.randrange(1 << 20) * bb, rng.choice([rng.randrange(4 * max_burst),
+                                                        rng.randrange(1 << 33)]))
+              for _ in range(300)]
+
+    async def tb(ctx):
+        for a, n in cases:
+            ctx.set(addr, a)
+            ctx.set(left, n)
+            want = min(n, max_burst, (4096 - a % 4096) // bb)
+            assert ctx.get(length) == want, (a, n)
+            assert ctx.get(is_len) == (n == want), (a, n)
+
+    sim = Simulator(m)
+    sim.add_testbench(tb)
+    sim.run()

@@ -5,7 +5,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from hefl.hw.jobs import COUNT_BITS
-from hefl.hw.kernel import div_const
+from hefl.hw.kernel import div_const, div_const_parts
 from hefl.hw.params import MONTMUL_ECP5_WORD_BITS, MONTMUL_WORD_BITS, TILE_B_BITS
 from hefl.hw.regmap import LAYOUT
 
@@ -35,3 +35,16 @@ def test_div_const_gives_the_ceiling(divisor, rng):
     sim.run()
     assert seen and all(got == -(-c // divisor) for c, got in seen), \
         [(c, got) for c, got in seen if got != -(-c // divisor)][:5]
+
+
+@pytest.mark.parametrize("divisor", [MONTMUL_WORD_BITS, MONTMUL_ECP5_WORD_BITS, 32, TILE_B_BITS,
+                                     LAYOUT.limb_bits])
+@pytest.mark.parametrize("s", [1, 29, 57])
+def test_split_ceiling_is_exact(divisor, s):
+    # The decode's POWMOD operand count, with the multiply in stage 1 and a
+    # constant add and shift in stage 2: every count of COUNT_BITS bits.
+    recip, shift = div_const_parts(divisor, COUNT_BITS + 1)
+    add = (divisor - 1) * recip + (s << shift)
+    bad = [c for c in range(1 << COUNT_BITS)
+           if (c * recip + add) >> shift != s - (-c // divisor)]
+    assert not bad, bad[:5]

@@ -217,9 +217,21 @@ class AxiMaster(wiring.Component):
         to_boundary = Signal(range(BOUNDARY // bb + 1), name=f"{name}_to_4k")
         m.d.comb += to_boundary.eq((BOUNDARY - addr[:12]) >> (bb.bit_length() - 1))
         length = Signal(range(self._max_burst + 1), name=f"{name}_len")
-        capped = Mux(beats_left > self._max_burst, self._max_burst, beats_left)
+        # beats_left > max_burst from the bits above max_burst's width (an OR)
+        # and a compare of the bits below: a 33-bit compare's carry chain,
+        # then the boundary compare, then req_last's compare was the ECP5
+        # board's 100 MHz critical path (11.75 ns with abc9). Same value.
+        w = len(length)
+        over = beats_left[w:].any() | (beats_left[:w] > self._max_burst)
+        capped = Mux(over, self._max_burst, beats_left[:w])
         m.d.comb += length.eq(Mux(capped > to_boundary, to_boundary, capped))
         return length
+
+    @staticmethod
+    def _is_len(beats_left, length):
+        """``beats_left == length`` as the narrow compare and an OR of the bits above it."""
+        w = len(length)
+        return ~beats_left[w:].any() & (beats_left[:w] == length)
 
     def elaborate(self, platform):
         m = Module()
@@ -282,7 +294,7 @@ class AxiMaster(wiring.Component):
                          rp.ar_left.eq(beat.count(cmd.limbs, off)),
                          rp.ar_active.eq(cmd.limbs != 0)]
         len_c = self._burst_len(m, rp.ar_addr, rp.ar_left, pre)
-        m.d.sync += [rp.req_len.eq(len_c), rp.req_last.eq(rp.ar_left == len_c),
+        m.d.sync += [rp.req_len.eq(len_c), rp.req_last.eq(self._is_len(rp.ar_left, len_c)),
                      rp.len_ok.eq(~(taken | rp.grant))]
         m.d.comb += rp.req.eq(rp.ar_active & rp.len_ok & ~aborting & ~abort_now
                               & (rp.credit + rp.req_len <= self._read_credit))
@@ -295,8 +307,15 @@ class AxiMaster(wiring.Component):
         # --- beats → limbs ---
         pop = Signal(name=f"{pre}_pop")
         m.d.comb += fifo.r_en.eq(pop)
-        m.d.sync += rp.credit.eq(rp.credit + Mux(rp.grant, rp.req_len, 0)
-                                 - (pop & fifo.r_rdy) - rp.drop)
+        # A grant's length enters the credit one cycle late, through a
+        # register: req_len -> credit compare -> req -> AR arbiter -> grant ->
+        # credit adder was the ECP5 board's 100 MHz critical path (11.51 ns
+        # with abc9). The credit is read only by the check, in req, which
+        # len_ok masks in the cycle after a grant, by busy, which counts the
+        # pending grant too, and by the abort's end, which no grant precedes
+        # by less than two cycles (req is low in an abort's cycle).
+        m.d.sync += rp.granted.eq(Mux(rp.grant, rp.req_len, 0))
+        m.d.sync += rp.credit.eq(rp.credit + rp.granted - (pop & fifo.r_rdy) - rp.drop)
         def load_next():
             # The next queued command becomes current (its first limb next cycle).
             m.d.comb += info.r_en.eq(1)
@@ -323,6 +342,7 @@ class AxiMaster(wiring.Component):
                         load_next()
 
         m.d.comb += rp.busy.eq(rp.ar_active | info.r_rdy | rp.cur_valid | (rp.credit != 0)
+                               | (rp.granted != 0)
                                | aborting | held)
         if abort is None:
             return
@@ -522,6 +542,7 @@ class _ReadPort:
         self.req_last = Signal(name=f"{pre}_req_last")       # registered ar_left == req_len
         self.len_ok = Signal(name=f"{pre}_len_ok")
         self.credit = Signal(range(read_credit + 1), name=f"{pre}_credit")  # beats asked, not popped
+        self.granted = Signal(range(257), name=f"{pre}_granted")  # beats of last cycle's grant
         self.drop = Signal(name=f"{pre}_drop")               # an R beat dropped (aborting)
         self.aborting = Signal(name=f"{pre}_aborting")
         self.cur_valid = Signal(name=f"{pre}_cur_valid")     # a command is delivering

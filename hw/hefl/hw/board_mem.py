@@ -16,7 +16,8 @@ Two clients share the ports, cycle by cycle, the AXI side first:
   Read: after AR, reads are issued into a 4-entry output FIFO whenever it
   has room for the data in flight, so R streams at one beat per cycle and
   ``rready`` back-pressure never loses data. Write: after AW, each W beat is
-  written as it is accepted; B follows ``wlast``.
+  written as it is accepted (into the memory a cycle later, through the
+  write port's registers); B follows ``wlast``.
 * **Link port** (``req``/``we``/``addr``/``wdata`` held until ``ack``;
   ``rdata`` valid the cycle after the ack of a read): acked in any cycle the
   AXI side does not use the port the request needs.
@@ -81,8 +82,18 @@ class BoardMem(wiring.Component):
         bus = self.axi
         n = self._limbs
         ab = (n - 1).bit_length()
-        m.submodules.mem = mem = Memory(shape=unsigned(LIMB_BITS), depth=n, init=[])
-        rp = mem.read_port()
+        # The read is an asynchronous port and a reset-less register, which
+        # yosys merges into the block RAM's synchronous port with no_rw_check
+        # honoured: without it yosys emulates read-old-data for a read and a
+        # write of one limb in the same cycle (a delayed write and an address
+        # compare behind the block RAM's slow output, the ECP5 board's 100 MHz
+        # critical path). Such a read returns unspecified data: an AXI read
+        # racing a write to the same address has no order anyway, and the
+        # link waits for its own writes.
+        m.submodules.mem = mem = Memory(shape=unsigned(LIMB_BITS), depth=n, init=[],
+                                        attrs={"no_rw_check": 1})
+        rd = mem.read_port(domain="comb")
+        rp = _SyncRead(m, rd)
         wp = mem.write_port(granularity=8)
         r_id = Signal.like(bus.arid)
         w_id = Signal.like(bus.awid)
@@ -142,8 +153,35 @@ class BoardMem(wiring.Component):
             m.d.comb += [rp.addr.eq(r_addr), rp.en.eq(1)]
         with m.Else():
             m.d.comb += [rp.addr.eq(self.addr), rp.en.eq(link_rd)]
+        # The write port is driven from registers: the chosen write reaches
+        # the block RAMs a cycle after it is accepted (the link's write buffer,
+        # a block RAM output, -> this mux -> the 32 block RAMs spread over the
+        # die was the ECP5 board's 100 MHz critical path, 11.56 ns). Nothing
+        # reads that early: an AXI read after the write's B response is
+        # accepted one cycle and read from the memory the next, and the link
+        # makes one request per frame.
+        wr_addr = Signal(ab, reset_less=True)
+        wr_data = Signal(LIMB_BITS, reset_less=True)
+        wr_en = Signal(LAYOUT.limb_bytes)
+        m.d.comb += [wp.addr.eq(wr_addr), wp.data.eq(wr_data), wp.en.eq(wr_en)]
+        m.d.sync += wr_en.eq(0)
         with m.If(axi_write):
-            m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(bus.wdata), wp.en.eq(bus.wstrb)]
+            m.d.sync += [wr_addr.eq(w_addr), wr_data.eq(bus.wdata), wr_en.eq(bus.wstrb)]
         with m.Elif(link_wr):
-            m.d.comb += [wp.addr.eq(self.addr), wp.data.eq(self.wdata), wp.en.eq(_ALL_BYTES)]
+            m.d.sync += [wr_addr.eq(self.addr), wr_data.eq(self.wdata), wr_en.eq(_ALL_BYTES)]
         return m
+
+
+class _SyncRead:
+    """A synchronous read port built from ``rd`` (an asynchronous port) and a register.
+
+    ``addr`` and ``en`` drive it as those of a synchronous port; ``data`` is
+    the word at the address of the last cycle ``en`` was high.
+    """
+
+    def __init__(self, m, rd):
+        self.addr = rd.addr
+        self.en = Signal(name="mem_rd_en")
+        self.data = Signal(len(rd.data), reset_less=True, name="mem_rd_data")
+        with m.If(self.en):
+            m.d.sync += self.data.eq(rd.data)

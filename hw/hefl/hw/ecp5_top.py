@@ -67,14 +67,20 @@ from hefl.hw.uart import Uart
 __all__ = ["BoardCore", "ULX3STop", "BOARD_DEFAULTS", "BOARD_TABLE_MAX", "pll_params"]
 
 #: The board configuration ``make bitstream`` builds (Paillier-1024: 2048-bit modulus).
-#: Four lanes (18×18 tiles), nextpnr seed 1: 82.74 MHz asked for 80 (the
-#: default, :data:`~hefl.hw.params.ECP5_CLOCK_MHZ`); asked for 100 MHz the
-#: netlists of this design reach 80-90 MHz (placement-dependent). The
-#: longest path at 100 MHz runs from a lane's job-FIFO level through the
-#: leaf router's lane choice into the engine's ``i_stream.ready`` and the
-#: kernel's input skid buffer; the master's read data, the lanes' memory
+#: Four lanes (18×18 tiles), yosys ``synth_ecp5 -abc9``, nextpnr seed 1:
+#: 87.40 MHz asked for 80 (the default, :data:`~hefl.hw.params.ECP5_CLOCK_MHZ`);
+#: asked for 100 MHz, 83-87.5 MHz over this round's cuts (placement-dependent,
+#: each cut moved the longest path elsewhere), so the default stays 80. The
+#: longest path at 80 runs from a lane's FSM state through the BatchEngine's
+#: output stage of that lane (its ``valid``) back into the lane's exponent
+#: registers (``boff`` / ``exp_below`` enables). Cut: the master's read
+#: credit (late grant count) and burst length (narrow compares), the job
+#: FIFOs' registered ready and the logic behind their block-RAM first flag,
+#: the kernel's job-length check, POWMOD count multiply and result-slot
+#: multiply, the board memory's read (no collision emulation) and write
+#: (registered port); earlier, the master's read data, the lanes' memory
 #: reads and constant writes, the job FIFOs' block-RAM outputs, the DRAIN
-#: condition, the stream-end tests and the read abort are registered. Six and eight lanes fit
+#: condition, the stream-end tests and the read abort. Six and eight lanes fit
 #: the device but nextpnr's router had not converged after ten minutes,
 #: beyond the 15-minute build budget.
 BOARD_DEFAULTS = dict(operand_bits=2048, word_bits=MONTMUL_ECP5_WORD_BITS, lanes=4,

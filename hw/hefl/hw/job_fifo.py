@@ -8,8 +8,8 @@ every beat leaving the queue; they are the job's own on its first beat and
 unspecified (the latest header written) on the others. Once a job's last
 beat is in while its first beat still waits, the queue takes nothing more
 until that first beat has left, so a header is never overwritten before
-its first beat has been read (``i_stream.ready`` stays a function of
-registers). The BatchEngine sends a job only to an empty queue, so this
+its first beat has been read (``i_stream.ready`` is a register of its
+own, computed from the next state). The BatchEngine sends a job only to an empty queue, so this
 never stalls it.
 
 The memory carries ``ram_style = "block"``: yosys maps it to RAMB18E2 /
@@ -24,7 +24,7 @@ register. So the engine's cycle model (:func:`hefl.golden.batch.engine_overhead`
 is unchanged.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -92,7 +92,11 @@ class JobFifo(wiring.Component):
         header = Signal(data.StructLayout({"op": JobOp, "tag": len(i.payload.tag),
                                            "count": len(i.payload.count)}))
 
-        m.d.comb += i.ready.eq((inner_level != inner) & ~closed)
+        # ready = (inner_level != inner) & ~closed, kept as a register of its
+        # own (computed from the next state below): the dispatcher's ready
+        # and the write logic behind it start from one flop, not a compare.
+        can_take = Signal(init=1)
+        m.d.comb += i.ready.eq(can_take)
         do_write = i.valid & i.ready
         do_read = o.valid & o.ready
         do_inner_read = (inner_level != 0) & (~o.valid | o.ready)
@@ -113,14 +117,47 @@ class JobFifo(wiring.Component):
             m.d.sync += [consume.eq(consume + 1), o.valid.eq(1)]
         with m.Elif(o.ready):
             m.d.sync += o.valid.eq(0)
+        next_level = Signal.like(inner_level)
+        m.d.comb += next_level.eq(inner_level)
         with m.If(do_write & ~do_inner_read):
-            m.d.sync += inner_level.eq(inner_level + 1)
+            m.d.comb += next_level.eq(inner_level + 1)
         with m.If(do_inner_read & ~do_write):
-            m.d.sync += inner_level.eq(inner_level - 1)
-        # Set by a first beat's write, cleared when it leaves the output register.
-        first_leaves = do_read & o.payload.first
-        still_queued = (first_queued & ~first_leaves) | (do_write & i.payload.first)
-        m.d.sync += [first_queued.eq(still_queued),
-                     closed.eq(still_queued & (closed | (do_write & i.payload.last)))]
+            m.d.comb += next_level.eq(inner_level - 1)
+        m.d.sync += inner_level.eq(next_level)
+        # Full next cycle: the level's two top compares are made from
+        # registers, beside the read and write decisions, which only select.
+        at_top, below_top = inner_level == inner, inner_level == inner - 1
+        full_next = Mux(do_write & ~do_inner_read, below_top, at_top & ~do_inner_read)
+
+        # first_queued is set by a first beat's write and cleared when it
+        # leaves the output register. The output's first flag is the block
+        # RAM's output (DP16KD: ~5.6 ns to the fabric); block RAM -> first
+        # leaves -> closed -> ready was the ECP5 board's 100 MHz critical path
+        # (11.99 ns). So everything but that flag is reduced first, to terms
+        # of registers and the write, and each of the three registers is one
+        # LUT of the flag and those terms. On ECP5 the terms are kept as wires
+        # (``keep``): yosys's ABC does not see the block RAM's output delay and
+        # otherwise remixes the flag into the first LUT level (three LUT
+        # levels after the block RAM, 12.64 ns). Elsewhere (synth_xilinx for
+        # Alveo, no platform) they are left free: kept, they cost 4 LUTs a lane
+        # there (on ECP5 98 LUT4 kept, 79 free, for a 180-deep queue of
+        # 36-bit words; 100 before the registered ready). The output's taken
+        # test is one of the terms: merged with the lane's ready, the flag
+        # went through three LUT levels again (11.43 ns).
+        keep = {"keep": 1} if getattr(platform, "family", None) == "ecp5" else {}
+
+        def term(name, value):
+            sig = Signal(name=name, attrs=keep)
+            m.d.comb += sig.eq(value)
+            return sig
+        keeps = closed | (do_write & i.payload.last)            # closed, if still queued
+        new_first = term("new_first", do_write & i.payload.first)
+        closes_new = term("closes_new", new_first & keeps)      # closed by a new job
+        closes_old = term("closes_old", first_queued & keeps)   # closed unless its first leaves
+        room = term("room", ~full_next & ~closes_new)
+        leaves = term("out_taken", do_read) & o.payload.first
+        m.d.sync += [first_queued.eq(new_first | (first_queued & ~leaves)),
+                     closed.eq(closes_new | (closes_old & ~leaves)),
+                     can_take.eq(room & ~(closes_old & ~leaves))]
         return m
 

@@ -64,7 +64,8 @@ from hefl.hw.params import MODEXP_WINDOW_BITS
 from hefl.hw.regmap import KERNEL_NAME, LAYOUT, REGMAP
 from hefl.hw.skid import SkidBuffer
 
-__all__ = ["Kernel", "KERNEL_NAME", "RESET_STAGES", "TABLE_MAX", "div_const", "split_lanes"]
+__all__ = ["Kernel", "KERNEL_NAME", "RESET_STAGES", "TABLE_MAX", "div_const", "div_const_parts",
+           "split_lanes"]
 
 LIMB = LAYOUT.limb_bits
 #: Registers ``ap_rst_n`` passes before it resets anything (UG1393: a
@@ -322,11 +323,18 @@ class Kernel(wiring.Component):
         op = {n: LAYOUT.op(n) for n in ("powmod", "mulmod", "product", "table_product")}
         countf = LAYOUT.job_field("count")
         per = max(1, LAYOUT.indices_per_limb(w))
-        m.d.comb += [r.dec_pow_num.eq(r.l_count + (w - 1)), r.dec_tab_num.eq(r.l_count + (per - 1)),
+        # powmod's s + ceil(count / w) = s + ((count + w - 1) · recip >> shift)
+        # = (count · recip + ((w - 1) · recip + (s << shift))) >> shift: the
+        # multiply is made from the header in stage 1, stage 2 adds a
+        # constant and shifts (the multiply, unregistered MULT18X18D, then
+        # two adds in stage 2 was the ECP5 board's 100 MHz critical path,
+        # 12.04 ns); the same value.
+        recip, shift = div_const_parts(w, countf.width + 1)
+        m.d.comb += [r.dec_pow_prod.eq(r.l_count * recip), r.dec_tab_num.eq(r.l_count + (per - 1)),
                      r.dec_prod.eq(r.l_count * s)]
         with m.Switch(r.job_dec_op):
             with m.Case(op["powmod"]):
-                m.d.comb += r.n_ops.eq(s + div_const(r.job_pow_num, w, countf.width + 1))
+                m.d.comb += r.n_ops.eq((r.job_pow_prod + ((w - 1) * recip + (s << shift))) >> shift)
             with m.Case(op["mulmod"]):
                 m.d.comb += r.n_ops.eq(2 * s)
             with m.Case(op["table_product"]):
@@ -399,7 +407,7 @@ class Kernel(wiring.Component):
                 | Mux(too_many, _flag("bad_job"), 0)
                 | Mux(r.stream_limbs >= (1 << 32) - const_limbs, _flag("stream_length"), 0))
             m.d.sync += [r.status.eq(st), r.const_sel.eq(0), r.const_addr.eq(0),
-                         r.consumed.eq(0), r.stream_end.eq(r.stream_limbs == 0),
+                         r.left1.eq(r.stream_limbs - 1), r.stream_end.eq(r.stream_limbs == 0),
                          r.all_sent.eq(r.field("jobs") == 0)]
             with m.If(st != 0):
                 m.next = "DRAIN"
@@ -467,7 +475,7 @@ class Kernel(wiring.Component):
                     m.d.sync += r.job_hdr.eq(limb)
                     m.next = "JOB_DEC"
         with m.State("JOB_DEC"):
-            m.d.sync += [r.job_pow_num.eq(r.dec_pow_num), r.job_tab_num.eq(r.dec_tab_num),
+            m.d.sync += [r.job_pow_prod.eq(r.dec_pow_prod), r.job_tab_num.eq(r.dec_tab_num),
                          r.job_prod.eq(r.dec_prod), r.job_dec_op.eq(r.l_op),
                          r.job_bad.eq(r.bad_job)]
             m.next = "JOB_DEC2"
@@ -475,15 +483,20 @@ class Kernel(wiring.Component):
             m.d.sync += r.job_n_ops.eq(r.n_ops)
             m.next = "JOB_CHK"
         with m.State("JOB_CHK"):
+            ones = Const((1 << (len(r.left1) - len(r.job_n_ops))) - 1,
+                         len(r.left1) - len(r.job_n_ops))
             with m.If(r.job_bad):
                 stop("bad_job")
-            with m.Elif(r.consumed + 1 + r.job_n_ops > r.stream_limbs):
+            with m.Elif(r.job_n_ops > r.left1):
+                # consumed + 1 + n_ops > stream_limbs, as one compare of registers.
                 stop("stream_length")
             with m.Else():
                 m.d.sync += [r.job_op.eq(r.l_op), r.job_tag.eq(r.l_tag),
                              r.job_count.eq(r.l_count), r.job_left.eq(r.job_n_ops),
-                             r.job_first.eq(1), r.consumed.eq(r.consumed + 1 + r.job_n_ops),
-                             r.stream_end.eq(r.consumed + 1 + r.job_n_ops == r.stream_limbs),
+                             r.job_first.eq(1),
+                             # left1 - n_ops - 1, one adder: -x - 1 = ~x.
+                             r.left1.eq(r.left1 + Cat(~r.job_n_ops, ones)),
+                             r.stream_end.eq(r.job_n_ops == r.left1),
                              r.tgt.eq(r.pick)]
                 m.next = "JOB_DATA"
         with m.State("JOB_DATA"):
@@ -563,8 +576,9 @@ class Kernel(wiring.Component):
         Each sub-engine's results pass a skid buffer and a tree of
         registered packet arbiters. The slot address (tag × s, a multiply,
         then a 64-bit add) is computed over two registered stages before
-        the write command: stage 0 registers the tag (stable while the
-        result is valid), stage 1 the address, stage 2 issues the command;
+        the write command: stage 0 registers the slot's offset (the
+        multiply, from the tag of the buffered result, stable while it is
+        valid), stage 1 the address (the add), stage 2 issues the command;
         then the ``s`` words go out at the pace of both sides (``rp_busy``).
         Only the FSM's RES_* states use the write channel too, and only
         once ``rp_busy`` is low.
@@ -581,14 +595,16 @@ class Kernel(wiring.Component):
         osp = res.o_stream
         m.d.comb += r.res_valid.eq(osp.valid)
         res_left = Signal(range(s + 1))
-        rp_tag = Signal.like(osp.payload.tag)
+        # The slot's byte offset (8 + tag·s limbs): a multiply by a constant.
+        rp_off = Signal(range((LAYOUT.result.limbs + ((1 << len(osp.payload.tag)) - 1) * s
+                               + 1) * LAYOUT.limb_bytes))
         rp_addr = Signal(64)
         rp_stage = Signal(range(3))
         with m.If(~r.rp_busy):
             with m.If(osp.valid & ~r.ap_idle):
                 m.d.sync += [
-                    rp_tag.eq(osp.payload.tag),
-                    rp_addr.eq(r.result + ((LAYOUT.result.limbs + rp_tag * s) * LAYOUT.limb_bytes)),
+                    rp_off.eq((LAYOUT.result.limbs + osp.payload.tag * s) * LAYOUT.limb_bytes),
+                    rp_addr.eq(r.result + rp_off),
                 ]
                 with m.If(rp_stage != 2):
                     m.d.sync += rp_stage.eq(rp_stage + 1)
@@ -654,7 +670,9 @@ class _RunRegs:
         self.const_addr = Signal(range(s))
         self.const_en = Signal()
         self.const_data = Signal(LIMB)
-        self.consumed = Signal(34)                   # job-stream limbs taken so far
+        # Job-stream limbs not yet taken, minus one (stream_limbs - consumed - 1,
+        # modulo 2^34): the job check compares n_ops with it, no 3-input sum.
+        self.left1 = Signal(34)
         # Registered: consumed == stream_limbs, jobs_sent == jobs, a read abort due.
         self.stream_end = Signal()
         self.all_sent = Signal()
@@ -682,10 +700,11 @@ class _RunRegs:
         self.job_n_ops = Signal.like(self.n_ops)
         self.job_bad = Signal()
         # Stage 1 of the decode (combinational, then registered in JOB_DEC).
-        self.dec_pow_num = Signal(countf.width + 1)      # count + w - 1
+        recip, _ = div_const_parts(w, countf.width + 1)
+        self.dec_pow_prod = Signal(countf.width + recip.bit_length())  # count · (1/w fixed point)
         self.dec_tab_num = Signal(countf.width + 1)      # count + p - 1
         self.dec_prod = Signal.like(self.n_ops)          # count · s
-        self.job_pow_num = Signal.like(self.dec_pow_num)
+        self.job_pow_prod = Signal.like(self.dec_pow_prod)
         self.job_tab_num = Signal.like(self.dec_tab_num)
         self.job_prod = Signal.like(self.dec_prod)
         self.job_dec_op = Signal(opf.width)
@@ -713,12 +732,21 @@ def div_const(value, divisor, value_bits):
     reciprocal is chosen, and checked exhaustively here, so the result is
     exact for every ``value`` below ``2^value_bits``.
     """
+    recip, shift = div_const_parts(divisor, value_bits)
+    return (value * recip) >> shift if recip != 1 else value >> shift
+
+
+def div_const_parts(divisor, value_bits):
+    """``(recip, shift)`` with ``floor(x / divisor) = (x · recip) >> shift`` for every ``x < 2^value_bits``.
+
+    ``(1, log2 divisor)`` for a power of two (:func:`div_const`'s reciprocal).
+    """
     if divisor & (divisor - 1) == 0:
-        return value >> (divisor.bit_length() - 1)
+        return 1, divisor.bit_length() - 1
     top = (1 << value_bits) - 1
     for shift in range(top.bit_length(), 3 * top.bit_length() + 8):
         recip = -(-(1 << shift) // divisor)
         if all((x * recip) >> shift == x // divisor for x in range(top + 1)):
-            return (value * recip) >> shift
+            return recip, shift
     raise ValueError(f"No exact reciprocal for division by {divisor}")  # pragma: no cover
 
