@@ -159,5 +159,5 @@ def run(args):
           + f", {rep['build_seconds']} s")
     if not rep["timing_met"]:
         raise ToolFailed(f"timing not met: fmax {rep['fmax_mhz']} MHz < target "
-                         f"{rep['target_mhz']} MHz (see build/ecp5/hefl.tim)")
+                         f"{rep['target_mhz']} MHz (see {Path(rep['bitstream']).with_suffix('.tim')})")
     return 0

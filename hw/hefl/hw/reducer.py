@@ -79,7 +79,11 @@ class Reducer(wiring.Component):
         # N in LUT-RAM, read asynchronously into a register one word ahead,
         # so a beat is subtracted the cycle after it is taken (2 cycles a
         # beat, faster than a lane sends them). x and d in block RAM.
-        m.submodules.nmem = nmem = Memory(shape=unsigned(w), depth=s, init=[])
+        # "distributed": without it yosys folds n_q into an ECP5 block RAM's
+        # output (5.6 ns clock-to-out in front of the subtractor's carry chain,
+        # the board's longest path at 100 MHz).
+        m.submodules.nmem = nmem = Memory(shape=unsigned(w), depth=s, init=[],
+                                          attrs={"ram_style": "distributed"})
         m.submodules.rmem = rmem = Memory(shape=unsigned(2 * w), depth=s, init=[])
         n_wr, n_rd = nmem.write_port(), nmem.read_port(domain="comb")
         r_wr, r_rd = rmem.write_port(), rmem.read_port()
@@ -125,15 +129,20 @@ class Reducer(wiring.Component):
         return m
 
     def _elab_out(self, m, j, ge, r_rd):
-        """OUT_READ, OUT_LOAD, OUT_HOLD: one word every 3 cycles, ``d_j`` if ``x ≥ N`` else ``x_j``."""
+        """OUT_READ, OUT_LOAD, OUT_HOLD: one word every 3 cycles, ``d_j`` if ``x ≥ N`` else ``x_j``.
+
+        The memory's word is registered as it is (no logic behind the block
+        RAM's output); ``ge``, a register, selects its half at the output.
+        """
         s, w, o = self._s, self._w, self.o_stream
+        word = Signal(2 * w)
+        m.d.comb += o.payload.data.eq(Mux(ge, word[w:], word[:w]))
         with m.State("OUT_READ"):
             m.d.comb += self.busy.eq(1)
             m.next = "OUT_LOAD"
         with m.State("OUT_LOAD"):
             m.d.comb += self.busy.eq(1)
-            m.d.sync += [o.payload.data.eq(Mux(ge, r_rd.data[w:], r_rd.data[:w])),
-                         o.payload.last.eq(j == s - 1), o.valid.eq(1)]
+            m.d.sync += [word.eq(r_rd.data), o.payload.last.eq(j == s - 1), o.valid.eq(1)]
             m.next = "OUT_HOLD"
         with m.State("OUT_HOLD"):
             m.d.comb += self.busy.eq(1)
