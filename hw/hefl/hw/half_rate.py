@@ -17,24 +17,23 @@ skid buffer's timing, so every cycle count through it is unchanged.
 """
 
 from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+
+from hefl.hw.skid import PipeStage
 
 __all__ = ["HalfRateStage"]
 
 
-class HalfRateStage(wiring.Component):
+class HalfRateStage(PipeStage):
     """One-entry registered stage with a registered ``ready`` (module docstring).
+
+    A :class:`~hefl.hw.skid.PipeStage` (same ports) whose ``ready`` does not
+    pass the sink's back: it is high only while the entry is empty.
 
     Parameters
     ----------
     shape : shape-castable
         Payload shape of both streams.
     """
-
-    def __init__(self, shape):
-        super().__init__({"i_stream": In(stream.Signature(shape)),
-                          "o_stream": Out(stream.Signature(shape))})
 
     def elaborate(self, platform):
         m = Module()
