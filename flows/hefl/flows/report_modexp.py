@@ -58,7 +58,6 @@ import json
 import math
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 from hefl.flows.report import register_section
@@ -295,11 +294,9 @@ def _per_6dsp(lut_eq, dsp):
 def _lane_fields(per, L, w, k):
     """``lane``: a lane's share of the sub-engine (the projected cost) and the lane alone."""
     from hefl.hw.modexp import ModExp
-    from hefl.hw.montmul import MontMul
-    mul = partial(MontMul, t_ram_style=ALVEO_T_RAM_STYLE)
     alone = _synth_cached(lambda: ModExp(operand_bits=L, word_bits=w, window_bits=k,
-                                         max_exp_bits=L, multiplier=mul,
-                                         ram_style=ALVEO_LANE_RAM_STYLE),
+                                         max_exp_bits=L, ram_style=ALVEO_LANE_RAM_STYLE,
+                                         t_ram_style=ALVEO_T_RAM_STYLE),
                           f"modexp_L{L}_w{w}_k{k}_x{L}_{_STYLE_TAG}")
     ratio = _per_6dsp(per["lut_total"], per["dsp48e2"])
     F = ENGINE_TREE_FAN

@@ -54,8 +54,9 @@ Structure (trees of registered stages, fan-out ``F`` =
   ``last``. A lane sends a result word at most every 3 cycles, so each
   node's output stage is a :class:`~hefl.hw.half_rate.HalfRateStage` (one
   beat per two cycles, no payload mux; the same timing as a skid buffer
-  for such a stream); the table-request tree's too. Results are rare next to the work behind them (a result per
-  thousands of cycles per lane), so fixed priority does not starve anyone.
+  for such a stream); the table-request tree's too. Results are rare next
+  to the work behind them (a result per thousands of cycles per lane), so
+  fixed priority does not starve anyone.
 * Reducer (:class:`~hefl.hw.reducer.Reducer`): a lane sends its
   accumulator ``≡`` the result, ``< 2N``; the reducer at the root makes
   every result ``< N`` with one subtraction for the whole sub-engine
@@ -86,8 +87,6 @@ Latency: :func:`hefl.golden.batch.engine_overhead` gives the cycles a job
 spends in the trees on an idle engine (lane 0's path).
 """
 
-from functools import partial
-
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -106,7 +105,6 @@ from hefl.hw.jobs import (
     table_response_layout,
 )
 from hefl.hw.modexp import ModExp
-from hefl.hw.montmul import T_RAM_STYLES, MontMul
 from hefl.hw.params import ENGINE_TREE_FAN, MODEXP_WINDOW_BITS
 from hefl.hw.reducer import Reducer
 from hefl.hw.regmap import LAYOUT
@@ -145,10 +143,9 @@ class BatchEngine(wiring.Component):
         UltraScale+ (not on ECP5, which has none); default: the tool's
         choice (block RAM).
     t_ram_style : str, optional
-        The lanes' MontMul accumulator ``t_ram_style``
-        (:data:`hefl.hw.montmul.T_RAM_STYLES`): ``"block"`` puts it in a
-        block RAM instead of LUT-RAM. Default: the tool's choice. Only with
-        the default ``multiplier`` (a given one is used as it is).
+        The lanes' MontMul accumulator ``t_ram_style`` (:class:`ModExp`'s):
+        ``"block"`` puts it in a block RAM instead of LUT-RAM. Default: the
+        tool's choice. Only with the default ``multiplier``.
     table_max : int
         0: no table port. Otherwise the most entries a compact
         TABLE_PRODUCT job may name (each lane's index memory), and the ports
@@ -163,16 +160,10 @@ class BatchEngine(wiring.Component):
         if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
             self._MustUse__silence = True       # never built: no "unused" warning
             raise TypeError(f"Lane count must be a positive integer, not {lanes!r}")
-        if t_ram_style is not None:
-            if t_ram_style not in T_RAM_STYLES or multiplier is not None:
-                self._MustUse__silence = True
-                raise TypeError(f"t RAM style must be one of {T_RAM_STYLES} with the default "
-                                f"multiplier, not {t_ram_style!r}")
-            multiplier = partial(MontMul, t_ram_style=t_ram_style)
         self._lane_args = dict(operand_bits=operand_bits, word_bits=word_bits,
                                window_bits=window_bits, max_exp_bits=max_exp_bits,
                                tag_bits=tag_bits, multiplier=multiplier,
-                               ram_style=lane_ram_style)
+                               ram_style=lane_ram_style, t_ram_style=t_ram_style)
         # Validates the shared parameters once.
         try:
             proto = ModExp(**self._lane_args)

@@ -81,6 +81,8 @@ Deviations and limits
   kernel validates jobs before they reach the engine.
 """
 
+from functools import partial
+
 from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
@@ -88,7 +90,7 @@ from amaranth.lib.memory import Memory
 from hefl.golden.montgomery import words_for
 from hefl.hw.checks import check_int
 from hefl.hw.jobs import CONST_SEL, COUNT_BITS, TAG_BITS, JobOp, engine_ports
-from hefl.hw.montmul import MODE
+from hefl.hw.montmul import MODE, T_RAM_STYLES, MontMul
 from hefl.hw.params import MODEXP_WINDOW_BITS
 
 __all__ = ["ModExp", "RAM_STYLES"]
@@ -119,6 +121,10 @@ class ModExp(wiring.Component):
         to ``MontMul``.
     ram_style : str, optional
         ``"block"`` or ``"ultra"``: the lane memory's ``ram_style`` attribute.
+    t_ram_style : str, optional
+        The default MontMul's ``t_ram_style``
+        (:data:`hefl.hw.montmul.T_RAM_STYLES`: ``"block"`` puts its
+        accumulator in a block RAM); only without a ``multiplier``.
 
     Attributes
     ----------
@@ -137,7 +143,8 @@ class ModExp(wiring.Component):
     """
 
     @staticmethod
-    def _check(operand_bits, word_bits, window_bits, max_exp_bits, tag_bits, ram_style):
+    def _check(operand_bits, word_bits, window_bits, max_exp_bits, tag_bits, ram_style,
+               t_ram_style, multiplier):
         check_int("Operand width", operand_bits, 4)
         check_int("Word width", word_bits, 2)
         check_int("Window width", window_bits)
@@ -153,19 +160,23 @@ class ModExp(wiring.Component):
                             f"field, not {max_exp_bits!r}")
         if ram_style not in RAM_STYLES:
             raise TypeError(f"RAM style must be one of {RAM_STYLES}, not {ram_style!r}")
+        if t_ram_style is not None and (t_ram_style not in T_RAM_STYLES or multiplier is not None):
+            raise TypeError(f"t RAM style must be one of {T_RAM_STYLES} with the default "
+                            f"multiplier, not {t_ram_style!r}")
         return max_exp_bits
 
     def __init__(self, *, operand_bits, word_bits, window_bits=MODEXP_WINDOW_BITS,
-                 max_exp_bits=None, tag_bits=TAG_BITS, multiplier=None, ram_style=None):
+                 max_exp_bits=None, tag_bits=TAG_BITS, multiplier=None, ram_style=None,
+                 t_ram_style=None):
         try:
             max_exp_bits = self._check(operand_bits, word_bits, window_bits, max_exp_bits,
-                                       tag_bits, ram_style)
+                                       tag_bits, ram_style, t_ram_style, multiplier)
         except TypeError:
             # A component that was never built must not warn "created but never used".
             self._MustUse__silence = True
             raise
         if multiplier is None:
-            from hefl.hw.montmul import MontMul as multiplier
+            multiplier = partial(MontMul, t_ram_style=t_ram_style)
         self._L = operand_bits
         self._w = word_bits
         self._k = window_bits
@@ -216,9 +227,8 @@ class ModExp(wiring.Component):
             attrs["ram_style"] = self._ram_style
         m.submodules.mem = mem = Memory(shape=unsigned(w), depth=sl.depth, init=[], attrs=attrs)
         rd = mem.read_port(domain="comb")
-        rd_data = Signal(w, reset_less=True)
+        rd_data = lane.rd_data
         m.d.sync += rd_data.eq(rd.data)
-        lane.rd_data = rd_data
         wr = mem.write_port()
         lane.chain = getattr(mm, "chain_safe", False)
 
@@ -542,7 +552,8 @@ class _LaneRegs:
         self.chain = False
         # Memory ports.
         self.rd_exp = Signal()               # the lane reads exponent word widx, else ACC_rj
-        self.rq = Signal(w)                  # the lane's read data, registered
+        self.rd_data = Signal(w, reset_less=True)  # the memory's read port, registered
+        self.rq = Signal(w)                  # ... and once more: the lane's read data
         self.ld_en = Signal()                # job words
         self.ld_addr = Signal(aw)
         self.ld_data = Signal(w)
@@ -581,7 +592,6 @@ class _LaneRegs:
 
         # Output.
         self.rj = Signal(range(s))
-        self.rd_data = None                  # the memory's read register (elaborate)
         self.o_valid = Signal()
         self.o_data = Signal(w)
         self.o_last = Signal()
