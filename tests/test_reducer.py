@@ -32,7 +32,11 @@ def _corners(n, w, s, rng):
 
 
 def _run(n, w, s, values, *, gap):
-    """Feed ``values`` (one result each, ``gap`` idle cycles between beats); return (value, tag, latency)."""
+    """Feed ``values`` (one result each, ``gap`` idle cycles after each beat).
+
+    Returns, per result, ``(value out, tags seen, cycles from the last beat in
+    to the last beat out, cycles each beat waited for ready)``.
+    """
     dut = Reducer(words=s, word_bits=w, tag_bits=4)
     out = []
 

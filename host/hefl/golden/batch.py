@@ -336,6 +336,14 @@ class _Core:
             t += 1
 
 
+#: Cycles a lane's EMIT spends per result word (:mod:`hefl.hw.modexp`).
+LANE_EMIT_CYCLES = 3
+#: Cycles the sub-engine's :class:`~hefl.hw.reducer.Reducer` spends per beat
+#: sent at full readiness (read, register, handshake). It takes a beat every
+#: 2 cycles, faster than a lane sends them.
+REDUCER_OUT_CYCLES = 3
+
+
 def modexp_job_cycles(op, count, *, words, word_bits, window_bits, mm_latency):
     """Exact cycles of one job on an idle ModExp lane (see :mod:`hefl.hw.modexp`).
 
@@ -366,10 +374,10 @@ def modexp_job_cycles(op, count, *, words, word_bits, window_bits, mm_latency):
     multiply, and spends one cycle in WIN_DONE; FINAL asks for the multiply by
     one; RED_WAIT waits for the core's result (``idle``), then EMIT sends
     the accumulator's words, 3 cycles each (the last handshake ``3s − 1``
-    after EMIT begins; the sub-engine's reducer subtracts N). PRODUCT of ``K ≥ 2`` loads ``2s`` beats, multiplies
-    each next factor in (PMUL) and loads the following one while the core
-    computes, then asks for the ``K − 1`` corrections (none for
-    TABLE_PRODUCT), then CORR and RED_WAIT.
+    after EMIT begins; the sub-engine's reducer subtracts N). PRODUCT of
+    ``K ≥ 2`` loads ``2s`` beats, multiplies each next factor in (PMUL) and
+    loads the following one while the core computes, then asks for the
+    ``K − 1`` corrections (none for TABLE_PRODUCT), then CORR and RED_WAIT.
     """
     s, w, k = words, word_bits, window_bits
     core = _Core(s, mm_latency)
@@ -402,14 +410,6 @@ def modexp_job_cycles(op, count, *, words, word_bits, window_bits, mm_latency):
     t = max(t, core.idle_at()) + 1                   # EMIT
     total = t + LANE_EMIT_CYCLES * s - 1
     return JobCycles(total, lane_montmuls(op, count, k), lane_squarings(op, count, k))
-
-
-#: Cycles a lane's EMIT spends per result word (:mod:`hefl.hw.modexp`).
-LANE_EMIT_CYCLES = 3
-#: Cycles the sub-engine's :class:`~hefl.hw.reducer.Reducer` spends per beat
-#: sent at full readiness (read, register, handshake). It takes a beat every
-#: 2 cycles, faster than a lane sends them.
-REDUCER_OUT_CYCLES = 3
 
 
 def reducer_latency(words):

@@ -1,7 +1,7 @@
 """HalfRateStage: a one-entry registered stream stage whose ``ready`` is a register too.
 
 For streams that never carry a beat in two consecutive cycles — a lane's
-result words (one every 5 cycles, :mod:`hefl.hw.modexp`) and the table
+result words (one every 3 cycles, :mod:`hefl.hw.modexp`) and the table
 requests of :class:`~hefl.hw.table_expand.TableExpander` (one per ``s``-word
 entry) — a :class:`~hefl.hw.skid.SkidBuffer` buys a throughput nobody uses
 with a second register and a payload-wide mux (a LUT per bit). This stage

@@ -39,6 +39,7 @@ from hefl.hw.jobs import CONST_SEL, result_layout
 
 __all__ = ["Reducer"]
 
+
 class Reducer(wiring.Component):
     """``x mod N`` for results ``x < 2N`` streamed word by word (see the module docstring).
 
