@@ -1,5 +1,6 @@
 """``hefl bench kernels``: the report's fields, on a small key (the sides' results are compared inside)."""
 
+import argparse
 import json
 
 import pytest
@@ -14,7 +15,7 @@ def test_kernels_bench_reports_both_sides(tmp_path):
         assert r["skipped"] == native.unavailable_reason()
         pytest.skip(f"native kernels unavailable here: {r['skipped']}")
     out = tmp_path / "kernels.json"
-    parser = __import__("argparse").ArgumentParser()
+    parser = argparse.ArgumentParser()
     kernels.add_arguments(parser)
     assert kernels.run(parser.parse_args(["--key-bits", "256", "--count", "9", "--repeat", "1",
                                           "--json", str(out)])) == 0

@@ -48,7 +48,7 @@ POWM_WINDOW_BITS = 5
 _SOURCE = Path(__file__).with_name("mm52.c")
 _CFLAGS = ["-O2", "-shared", "-fPIC", "-std=c11"]
 
-_state = {"lib": None, "reason": None, "tried": False}
+_state = {"lib": None, "reason": None, "tried": False, "kernels": None}
 
 
 def digits52(x, n):
@@ -248,9 +248,11 @@ class Mm52:
 def kernels():
     """The :class:`Mm52` kernels of this process, or ``None`` (see :func:`unavailable_reason`)."""
     lib = _lib()
-    if lib is not None and _state.get("kernels") is None:
+    if lib is None:
+        return None
+    if _state["kernels"] is None:
         _state["kernels"] = Mm52(lib)
-    return _state.get("kernels") if lib is not None else None
+    return _state["kernels"]
 
 
 def counting_kernels():

@@ -51,6 +51,8 @@ The cycle counter runs from the accepted start to the result header (the
 value written in the header and shown in the ``cycles_*`` registers).
 """
 
+import functools
+
 from amaranth.hdl import Array, Cat, ClockDomain, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -736,10 +738,13 @@ def div_const(value, divisor, value_bits):
     return (value * recip) >> shift if recip != 1 else value >> shift
 
 
+@functools.cache
 def div_const_parts(divisor, value_bits):
     """``(recip, shift)`` with ``floor(x / divisor) = (x · recip) >> shift`` for every ``x < 2^value_bits``.
 
     ``(1, log2 divisor)`` for a power of two (:func:`div_const`'s reciprocal).
+    Cached: the reciprocal is checked against every ``x``, and every kernel
+    built asks for the same few.
     """
     if divisor & (divisor - 1) == 0:
         return 1, divisor.bit_length() - 1
