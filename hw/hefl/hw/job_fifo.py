@@ -1,9 +1,13 @@
 """JobFifo: a lane's job queue in block RAM, the job header stored once per job.
 
 A job's ``op``, ``tag`` and ``count`` are read on its first beat only
-(:mod:`hefl.hw.jobs`), so only ``{data, first, last}`` (``w + 2`` bits) go
+(:mod:`hefl.hw.jobs`), so only ``{data, last}`` (``w + 1`` bits) go
 into the memory, one word per beat, and the header goes into a register
-when the first beat is written. The register drives the header fields of
+when the first beat is written. The queue holds at most one first beat
+(see below), so its ``first`` flag is not stored either: the first beat's
+address is kept, and the output's flag is a register set when that address
+is read (a block RAM output is slow on ECP5, and the flag drives the
+queue's own ready). The register drives the header fields of
 every beat leaving the queue; they are the job's own on its first beat and
 unspecified (the latest header written) on the others. Once a job's last
 beat is in while its first beat still waits, the queue takes nothing more
@@ -77,7 +81,7 @@ class JobFifo(wiring.Component):
         m = Module()
         i, o = self.i_stream, self.o_stream
         inner = self._depth - 1
-        beat = data.StructLayout({"data": self._w, "first": 1, "last": 1})
+        beat = data.StructLayout({"data": self._w, "last": 1})
         # The memory is a power of two deep, so the pointers wrap by overflow
         # (no compare and mux behind each increment); it still holds at most
         # ``inner`` beats. A block RAM has the room (512 words of 72 bits).
@@ -89,6 +93,9 @@ class JobFifo(wiring.Component):
         inner_level = Signal(range(inner + 1))
         first_queued = Signal()             # a first beat is in the queue, not yet read
         closed = Signal()                   # ... and its job's last beat is in too: no writes
+        first_in_mem = Signal()             # ... and it is in the memory, at first_addr
+        first_addr = Signal.like(produce)
+        out_first = Signal()                # the output register's first flag
         header = Signal(data.StructLayout({"op": JobOp, "tag": len(i.payload.tag),
                                            "count": len(i.payload.count)}))
 
@@ -101,10 +108,9 @@ class JobFifo(wiring.Component):
         do_read = o.valid & o.ready
         do_inner_read = (inner_level != 0) & (~o.valid | o.ready)
         m.d.comb += [wp.addr.eq(produce), wp.en.eq(do_write),
-                     wp.data.data.eq(i.payload.data), wp.data.first.eq(i.payload.first),
-                     wp.data.last.eq(i.payload.last),
+                     wp.data.data.eq(i.payload.data), wp.data.last.eq(i.payload.last),
                      rp.addr.eq(consume), rp.en.eq(do_inner_read),
-                     o.payload.data.eq(rp.data.data), o.payload.first.eq(rp.data.first),
+                     o.payload.data.eq(rp.data.data), o.payload.first.eq(out_first),
                      o.payload.last.eq(rp.data.last), o.payload.op.eq(header.op),
                      o.payload.tag.eq(header.tag), o.payload.count.eq(header.count),
                      self.level.eq(inner_level + o.valid)]
@@ -129,35 +135,26 @@ class JobFifo(wiring.Component):
         at_top, below_top = inner_level == inner, inner_level == inner - 1
         full_next = Mux(do_write & ~do_inner_read, below_top, at_top & ~do_inner_read)
 
-        # first_queued is set by a first beat's write and cleared when it
-        # leaves the output register. The output's first flag is the block
-        # RAM's output (DP16KD: ~5.6 ns to the fabric); block RAM -> first
-        # leaves -> closed -> ready was the ECP5 board's 100 MHz critical path
-        # (11.99 ns). So everything but that flag is reduced first, to terms
-        # of registers and the write, and each of the three registers is one
-        # LUT of the flag and those terms. On ECP5 the terms are kept as wires
-        # (``keep``): yosys's ABC does not see the block RAM's output delay and
-        # otherwise remixes the flag into the first LUT level (three LUT
-        # levels after the block RAM, 12.64 ns). Elsewhere (synth_xilinx for
-        # Alveo, no platform) they are left free: kept, they cost 4 LUTs a lane
-        # there (on ECP5 98 LUT4 kept, 79 free, for a 180-deep queue of
-        # 36-bit words; 100 before the registered ready). The output's taken
-        # test is one of the terms: merged with the lane's ready, the flag
-        # went through three LUT levels again (11.43 ns).
-        keep = {"keep": 1} if getattr(platform, "family", None) == "ecp5" else {}
-
-        def term(name, value):
-            sig = Signal(name=name, attrs=keep)
-            m.d.comb += sig.eq(value)
-            return sig
+        # At most one first beat is queued: a job's beats arrive together, so
+        # the next job's first beat comes after this job's last, and then the
+        # queue is closed until this first beat has left. Its address is kept
+        # and compared with the read pointer (registers only); the output's
+        # flag is a register, so the flag -> closed -> ready logic below
+        # starts from flops (the flag read from the block RAM was the ECP5
+        # board's 100 MHz critical path: DP16KD output, 5.6 ns, then three
+        # LUT levels).
+        new_first = do_write & i.payload.first
+        reads_first = do_inner_read & first_in_mem & (consume == first_addr)
+        with m.If(new_first):
+            m.d.sync += first_addr.eq(produce)
+        m.d.sync += first_in_mem.eq(new_first | (first_in_mem & ~reads_first))
+        with m.If(do_inner_read):
+            m.d.sync += out_first.eq(reads_first)
         keeps = closed | (do_write & i.payload.last)            # closed, if still queued
-        new_first = term("new_first", do_write & i.payload.first)
-        closes_new = term("closes_new", new_first & keeps)      # closed by a new job
-        closes_old = term("closes_old", first_queued & keeps)   # closed unless its first leaves
-        room = term("room", ~full_next & ~closes_new)
-        leaves = term("out_taken", do_read) & o.payload.first
+        leaves = do_read & out_first
+        still_closed = (new_first | first_queued) & keeps & ~leaves
         m.d.sync += [first_queued.eq(new_first | (first_queued & ~leaves)),
-                     closed.eq(closes_new | (closes_old & ~leaves)),
-                     can_take.eq(room & ~(closes_old & ~leaves))]
+                     closed.eq(still_closed),
+                     can_take.eq(~full_next & ~still_closed)]
         return m
 
