@@ -21,7 +21,7 @@ from hefl.golden import batch as gb
 from hefl.golden.modexp import modexp
 from hefl.golden.montgomery import from_words, mont_constants, words_for
 from hefl.hw.jobs import JobOp
-from hefl.hw.modexp import ModExp
+from hefl.hw.modexp import ModExp, ecp5_slice_bits
 from hefl.hw.montmul import MontMul
 from hefl.hw.params import MONTMUL_MIN_WORDS
 
@@ -86,11 +86,15 @@ def _mm_latency(bits):
     return gb.montmul_tail_latency(mm.timing, words_for(bits, W)), mm.chain_safe
 
 
-@pytest.mark.parametrize("bits", [L, 2 * W * MONTMUL_MIN_WORDS - 2], ids=["s5", "s10"])
-def test_modexp_cycles_match_model_and_are_constant(rng, bits):
+@pytest.mark.parametrize("bits,slice_bits", [(L, None), (2 * W * MONTMUL_MIN_WORDS - 2, None),
+                                             (L, 3)], ids=["s5", "s10", "s5-sliced"])
+def test_modexp_cycles_match_model_and_are_constant(rng, bits, slice_bits):
+    """The ECP5 build's lane memory in width slices (3 + 3 + 2 bits here) behaves alike."""
     mm_tail, chain = _mm_latency(bits)
     assert chain == (bits != L)      # s = 5 waits for each result, s = 10 chains
-    dut = ModExp(operand_bits=bits, word_bits=W, window_bits=K, max_exp_bits=X)
+    dut = ModExp(operand_bits=bits, word_bits=W, window_bits=K, max_exp_bits=X,
+                 mem_slice_bits=slice_bits)
+    assert dut.slice_bits_for(None) == (slice_bits or W)
     s = dut.words
     n = (1 << (bits - 1)) | rng.getrandbits(bits - 1) | 1
     kw = dict(word_bits=W, words=s)
@@ -192,6 +196,7 @@ def test_job_encoders_reject_bad_operands():
     (dict(operand_bits=64, word_bits=8, max_exp_bits=1 << 16), "Maximum exponent"),
     (dict(operand_bits=64, word_bits=8, tag_bits=0), "Tag width"),
     (dict(operand_bits=64, word_bits=8, ram_style="lut"), "RAM style"),
+    (dict(operand_bits=64, word_bits=8, mem_slice_bits=0), "slice width"),
 ])
 def test_modexp_rejects_bad_parameters(kw, match):
     with pytest.raises(TypeError, match=match):
@@ -223,3 +228,15 @@ def test_u250_projection_arithmetic():
     assert (lanes, binding) == (min(fits.values()), "lut")
     # LUT-RAM primitives occupy LUTs: RAM32M16/RAM64M8 take 8 each.
     assert lut_equivalent({"RAM32M16": 3, "RAM64M8": 2, "LUT6": 100}) == 40
+
+
+def test_ecp5_lane_memory_slices_fit_one_block_ram():
+    """On ECP5 each slice is as wide as a DP16KD holds the memory's depth of."""
+    class Ecp5:
+        family = "ecp5"
+    assert [ecp5_slice_bits(d) for d in (1, 512, 513, 1024, 1254, 2048, 2049, 8193)] == \
+        [36, 36, 18, 18, 9, 9, 4, 1]
+    board = ModExp(operand_bits=2048, word_bits=36, window_bits=4, max_exp_bits=2048)
+    assert board.mem_depth == 1254 and board.slice_bits_for(Ecp5()) == 9
+    assert board.slice_bits_for(None) == 36
+    assert ModExp(operand_bits=64, word_bits=8, mem_slice_bits=20).slice_bits_for(None) == 8

@@ -93,7 +93,7 @@ from hefl.hw.jobs import CONST_SEL, COUNT_BITS, TAG_BITS, JobOp, engine_ports
 from hefl.hw.montmul import MODE, T_RAM_STYLES, MontMul
 from hefl.hw.params import MODEXP_WINDOW_BITS
 
-__all__ = ["ModExp", "RAM_STYLES"]
+__all__ = ["ModExp", "RAM_STYLES", "ecp5_slice_bits"]
 
 #: ``ram_style`` values for the lane memory (passed to synthesis as the
 #: memory's ``ram_style`` attribute): None lets the tool choose.
@@ -125,6 +125,12 @@ class ModExp(wiring.Component):
         The default MontMul's ``t_ram_style``
         (:data:`hefl.hw.montmul.T_RAM_STYLES`: ``"block"`` puts its
         accumulator in a block RAM); only without a ``multiplier``.
+    mem_slice_bits : int, optional
+        Build the lane memory as memories of this many bits side by side
+        (the last one narrower), so that each is one block RAM as deep as
+        the lane memory and no multiplexer follows the block RAMs' outputs.
+        Default: on ECP5, :func:`ecp5_slice_bits` of the memory's depth;
+        elsewhere one memory of ``w`` bits.
 
     Attributes
     ----------
@@ -167,8 +173,10 @@ class ModExp(wiring.Component):
 
     def __init__(self, *, operand_bits, word_bits, window_bits=MODEXP_WINDOW_BITS,
                  max_exp_bits=None, tag_bits=TAG_BITS, multiplier=None, ram_style=None,
-                 t_ram_style=None):
+                 t_ram_style=None, mem_slice_bits=None):
         try:
+            if mem_slice_bits is not None:
+                check_int("Memory slice width", mem_slice_bits, 1)
             max_exp_bits = self._check(operand_bits, word_bits, window_bits, max_exp_bits,
                                        tag_bits, ram_style, t_ram_style, multiplier)
         except TypeError:
@@ -185,6 +193,7 @@ class ModExp(wiring.Component):
         self._s = words_for(operand_bits, word_bits)
         self._multiplier = multiplier
         self._ram_style = ram_style
+        self._slice_bits = mem_slice_bits
         super().__init__(engine_ports(word_bits, self._s, tag_bits))
 
     # Read-only parameters -------------------------------------------------
@@ -205,6 +214,14 @@ class ModExp(wiring.Component):
         """Words of the lane memory: ``(2^k + 5)·s`` slots plus the exponent."""
         return _Slots(self._s, self._k, self.exp_words).depth
 
+    def slice_bits_for(self, platform):
+        """Width of each lane-memory slice when elaborated for ``platform``."""
+        if self._slice_bits is not None:
+            return min(self._slice_bits, self._w)
+        if getattr(platform, "family", None) == "ecp5":
+            return min(ecp5_slice_bits(self.mem_depth), self._w)
+        return self._w
+
     def elaborate(self, platform):
         m = Module()
         w, s = self._w, self._s
@@ -222,14 +239,9 @@ class ModExp(wiring.Component):
         # with no_rw_check honoured: no read-old-data emulation (a delayed
         # write and an address compare behind the read-address mux, the ECP5
         # board's longest path). Same cycle behaviour as a synchronous port.
-        attrs = {"no_rw_check": 1}
-        if self._ram_style:
-            attrs["ram_style"] = self._ram_style
-        m.submodules.mem = mem = Memory(shape=unsigned(w), depth=sl.depth, init=[], attrs=attrs)
-        rd = mem.read_port(domain="comb")
+        rd, wr = self._elab_memory(m, sl.depth, self.slice_bits_for(platform))
         rd_data = lane.rd_data
         m.d.sync += rd_data.eq(rd.data)
-        wr = mem.write_port()
         lane.chain = getattr(mm, "chain_safe", False)
 
         # The read port: the core's while it issues, the lane's otherwise; the
@@ -261,6 +273,33 @@ class ModExp(wiring.Component):
         self._elab_output(m, lane)
         return m
 
+    def _elab_memory(self, m, depth, slice_bits):
+        """The lane memory: ``(read, write)`` ports of ``w`` bits, read asynchronous.
+
+        Built as ``ceil(w / slice_bits)`` memories side by side, each with
+        its bits of the same address, enable and data. On ECP5 a memory
+        deeper than one DP16KD's 512 words of 36 bits is otherwise split by
+        depth, and a multiplexer on registered address bits follows the
+        block RAMs' outputs (DP16KD: ~5.6 ns clock-to-out): block RAM →
+        multiplexer → the core's read register or the output register was
+        the board's 100 MHz critical path. Slices as wide as a block RAM
+        of that depth holds need no multiplexer.
+        """
+        w = self._w
+        attrs = {"no_rw_check": 1}
+        if self._ram_style:
+            attrs["ram_style"] = self._ram_style
+        rd = _Port(addr=Signal(max(1, (depth - 1).bit_length())), data=Signal(w))
+        wr = _Port(addr=Signal.like(rd.addr), data=Signal(w), en=Signal())
+        for i, lo in enumerate(range(0, w, slice_bits)):
+            bits = min(slice_bits, w - lo)
+            mem = Memory(shape=unsigned(bits), depth=depth, init=[], attrs=attrs)
+            m.submodules["mem" if lo == 0 and bits == w else f"mem{i}"] = mem
+            r, wp = mem.read_port(domain="comb"), mem.write_port()
+            m.d.comb += [r.addr.eq(rd.addr), rd.data[lo:lo + bits].eq(r.data),
+                         wp.addr.eq(wr.addr), wp.en.eq(wr.en), wp.data.eq(wr.data[lo:lo + bits])]
+        return rd, wr
+
     def _elab_write_port(self, m, lane, mm, wr):
         """The lane memory's one write port: MontMul results, job words, constants.
 
@@ -286,12 +325,16 @@ class ModExp(wiring.Component):
         c_en, c_addr, c_data = Signal(), Signal(sl.aw), Signal(self._w)
         m.d.sync += [c_en.eq(self.const_wr_en & (self.const_wr_sel < len(CONST_SEL))),
                      c_addr.eq(const_base + self.const_wr_addr), c_data.eq(self.const_wr_data)]
-        with m.If(mm.wr_en):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(mm.wr_addr), wr.data.eq(mm.wr_data)]
-        with m.Elif(lane.ld_en):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(lane.ld_addr), wr.data.eq(lane.ld_data)]
-        with m.Elif(c_en):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(c_addr), wr.data.eq(c_data)]
+        # Address and data are selected by registers only (the core's wr_en,
+        # c_en): job words come only in LOAD, constants only while idle, so
+        # "neither" means a job word. ld_en (the state, the beat's valid, the
+        # depth compare) only enables: selected by it, state and compare →
+        # address multiplexer → every block RAM was the board's 100 MHz
+        # critical path.
+        m.d.comb += [lane.ld_data.eq(self.i_stream.payload.data),
+                     wr.en.eq(mm.wr_en | lane.ld_en | c_en),
+                     wr.addr.eq(Mux(mm.wr_en, mm.wr_addr, Mux(c_en, c_addr, lane.ld_addr))),
+                     wr.data.eq(Mux(mm.wr_en, mm.wr_data, Mux(c_en, c_data, lane.ld_data)))]
 
     def _fsm_job_load(self, m, lane, mm):
         """States IDLE, LOAD and PMUL: take a job header, its operand words, multiply factors in.
@@ -320,7 +363,7 @@ class ModExp(wiring.Component):
                 m.next = "LOAD"
 
         with m.State("LOAD"):
-            m.d.comb += [self.i_stream.ready.eq(~mm.wr_en), lane.ld_data.eq(beat.data)]
+            m.d.comb += self.i_stream.ready.eq(~mm.wr_en)
             with m.If(self.i_stream.valid & ~mm.wr_en):
                 # Words past the exponent memory are dropped.
                 m.d.comb += lane.ld_en.eq(lane.ld_addr < sl.depth)
@@ -515,6 +558,25 @@ class ModExp(wiring.Component):
                      o.tag.eq(lane.job_tag), o.last.eq(lane.o_last)]
         with m.If(self.o_stream.valid & self.o_stream.ready):
             m.d.sync += lane.o_valid.eq(0)
+
+
+def ecp5_slice_bits(depth):
+    """Widest slice one ECP5 DP16KD holds ``depth`` words of (1 … 36 bits).
+
+    A DP16KD is 16 kbit plus parity: 512 × 36 (as a simple dual port),
+    1024 × 18, 2048 × 9, 4096 × 4, 8192 × 2 or 16384 × 1.
+    """
+    for words, bits in ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2)):
+        if depth <= words:
+            return bits
+    return 1
+
+
+class _Port:
+    """A memory port's signals (``addr``, ``data``, and ``en`` for a write port)."""
+
+    def __init__(self, **signals):
+        self.__dict__.update(signals)
 
 
 class _Slots:
