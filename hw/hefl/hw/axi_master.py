@@ -428,6 +428,8 @@ class AxiMaster(wiring.Component):
                 wr.aw_addr.eq(beat.align(cmd.addr)),
                 wr.aw_left.eq(beat.count(cmd.limbs, off)),
                 wr.w_left.eq(cmd.limbs),
+                wr.w_more.eq(cmd.limbs != 0),
+                wr.w_one.eq(cmd.limbs == 1),
                 wr.w_pos.eq(off),
                 wr.w_active.eq(cmd.limbs != 0),
             ]
@@ -471,7 +473,10 @@ class AxiMaster(wiring.Component):
             m.d.comb += blen.r_en.eq(last)
 
         take = self.wr_data.valid & self.wr_data.ready
-        m.d.comb += self.wr_data.ready.eq(wr.w_active & (wr.w_left != 0) & (~wr.pk_full | move))
+        # w_left != 0 and == 1 are registers (w_more, w_one) kept beside the
+        # count: the 32-bit tests in front of ready, take and the count's
+        # enables were the ECP5 board's 100 MHz critical path (10.34 ns).
+        m.d.comb += self.wr_data.ready.eq(wr.w_active & wr.w_more & (~wr.pk_full | move))
         with m.If(take):
             strobe = Const((1 << 8) - 1, 8)
             if beat.limb_bits:
@@ -483,10 +488,11 @@ class AxiMaster(wiring.Component):
                     m.d.sync += wr.wstrb.word_select(wr.w_pos, 8).eq(strobe)
             else:
                 m.d.sync += [wr.wbuf.eq(self.wr_data.payload), wr.wstrb.eq(strobe)]
-            m.d.sync += [wr.w_left.eq(wr.w_left - 1), wr.w_pos.eq(wr.w_pos + 1)]
-            with m.If((wr.w_pos == beat.limbs - 1) | (wr.w_left == 1)):
+            m.d.sync += [wr.w_left.eq(wr.w_left - 1), wr.w_pos.eq(wr.w_pos + 1),
+                         wr.w_more.eq(~wr.w_one), wr.w_one.eq(wr.w_left == 2)]
+            with m.If((wr.w_pos == beat.limbs - 1) | wr.w_one):
                 m.d.sync += [wr.pk_full.eq(1), wr.w_pos.eq(0)]
-        with m.If(wr.w_active & (wr.w_left == 0) & ~wr.pk_full):
+        with m.If(wr.w_active & ~wr.w_more & ~wr.pk_full):
             m.d.sync += wr.w_active.eq(0)
 
         b_hs = Signal()
@@ -564,6 +570,8 @@ class _WriteRegs:
         self.burst_beat = Signal(range(max_burst + 1))   # beats of the current burst sent
         self.blen = None
         self.w_left = Signal(32)                 # limbs still to accept
+        self.w_more = Signal()                   # ... registered: w_left != 0
+        self.w_one = Signal()                    # ... registered: w_left == 1
         self.w_pos = Signal(beat.idx_bits)
         self.wbuf = Signal(data_bits)
         self.wstrb = Signal(beat.bytes)

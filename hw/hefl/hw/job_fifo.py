@@ -106,7 +106,11 @@ class JobFifo(wiring.Component):
         m.d.comb += i.ready.eq(can_take)
         do_write = i.valid & i.ready
         do_read = o.valid & o.ready
-        do_inner_read = (inner_level != 0) & (~o.valid | o.ready)
+        # inner_level != 0 as a register of its own: the compare in front of
+        # the read, the block RAM's enable and the level's update was on the
+        # ECP5 board's 100 MHz edge.
+        inner_any = Signal()
+        do_inner_read = inner_any & (~o.valid | o.ready)
         m.d.comb += [wp.addr.eq(produce), wp.en.eq(do_write),
                      wp.data.data.eq(i.payload.data), wp.data.last.eq(i.payload.last),
                      rp.addr.eq(consume), rp.en.eq(do_inner_read),
@@ -129,7 +133,7 @@ class JobFifo(wiring.Component):
             m.d.comb += next_level.eq(inner_level + 1)
         with m.If(do_inner_read & ~do_write):
             m.d.comb += next_level.eq(inner_level - 1)
-        m.d.sync += inner_level.eq(next_level)
+        m.d.sync += [inner_level.eq(next_level), inner_any.eq(next_level != 0)]
         # Full next cycle: the level's two top compares are made from
         # registers, beside the read and write decisions, which only select.
         at_top, below_top = inner_level == inner, inner_level == inner - 1

@@ -597,6 +597,9 @@ class Kernel(wiring.Component):
         osp = res.o_stream
         m.d.comb += r.res_valid.eq(osp.valid)
         res_left = Signal(range(s + 1))
+        # res_left == 1, a register: the compare behind the writer's ready ->
+        # jobs_done's adder was on the ECP5 board's 100 MHz edge.
+        res_last = Signal()
         # The slot's byte offset (8 + tag·s limbs): a multiply by a constant.
         rp_off = Signal(range((LAYOUT.result.limbs + ((1 << len(osp.payload.tag)) - 1) * s
                                + 1) * LAYOUT.limb_bytes))
@@ -614,7 +617,8 @@ class Kernel(wiring.Component):
                     m.d.comb += [mem.wr_cmd.valid.eq(1), mem.wr_cmd.payload.addr.eq(rp_addr),
                                  mem.wr_cmd.payload.limbs.eq(s)]
                     with m.If(mem.wr_cmd.ready):
-                        m.d.sync += [r.rp_busy.eq(1), res_left.eq(s), rp_stage.eq(0)]
+                        m.d.sync += [r.rp_busy.eq(1), res_left.eq(s), res_last.eq(s == 1),
+                                     rp_stage.eq(0)]
             with m.Else():
                 m.d.sync += rp_stage.eq(0)
         with m.Else():
@@ -622,8 +626,8 @@ class Kernel(wiring.Component):
                          mem.wr_data.payload.eq(osp.payload.data),
                          osp.ready.eq(mem.wr_data.ready)]
             with m.If(osp.valid & osp.ready):
-                m.d.sync += res_left.eq(res_left - 1)
-                with m.If(res_left == 1):
+                m.d.sync += [res_left.eq(res_left - 1), res_last.eq(res_left == 2)]
+                with m.If(res_last):
                     m.d.sync += [r.rp_busy.eq(0), r.jobs_done.eq(r.jobs_done + 1)]
 
 

@@ -383,16 +383,18 @@ class Link(wiring.Component):
                     r.start_reply(m, 1)
 
     def _fsm_reply(self, m, r):
-        """States REPLY, MEM_RD, MEM_RD_DATA, TX_PAY, TX_PCRC: send the reply.
+        """States REPLY, MEM_RD, MEM_RD_Q, MEM_RD_DATA, TX_PAY, TX_PCRC: send the reply.
 
         One byte per cycle of ``o_stream`` readiness: the 6 header bytes
         (SYNC, CMD, STATUS, LEN, HCRC; the CRCs computed as the bytes
         leave), then, for an OK reply with payload, per unit the bytes of
         ``limb`` (a READ_MEM limb is fetched first: MEM_RD until
-        ``mem_ack``, MEM_RD_DATA one cycle), then the PCRC. An error reply
-        counts in ``errors``.
+        ``mem_ack``, then MEM_RD_Q and MEM_RD_DATA one cycle each), then
+        the PCRC. An error reply counts in ``errors``.
         """
         tx = self.o_stream
+        rdata_q = Signal.like(self.mem_rdata, reset_less=True)
+        m.d.sync += rdata_q.eq(self.mem_rdata)
         with m.State("REPLY"):
             n = Mux(r.status == Status.OK, r.rlen, 0)
             out = Signal(8)
@@ -424,9 +426,14 @@ class Link(wiring.Component):
             m.d.comb += self.mem_req.eq(1)
             with m.If(self.mem_ack):
                 m.d.sync += r.addr.eq(r.addr + 1)
-                m.next = "MEM_RD_DATA"
+                m.next = "MEM_RD_Q"
+        with m.State("MEM_RD_Q"):
+            # mem_rdata (the memory's block RAM outputs, spread over the die)
+            # into rdata_q before the limb's multiplexer: block RAM → mux →
+            # limb was on the ECP5 board's 100 MHz edge (10.5 ns).
+            m.next = "MEM_RD_DATA"
         with m.State("MEM_RD_DATA"):
-            m.d.sync += r.limb.eq(self.mem_rdata)
+            m.d.sync += r.limb.eq(rdata_q)
             m.next = "TX_PAY"
         with m.State("TX_PAY"):
             m.d.comb += [tx.valid.eq(1), tx.payload.eq(r.limb[:8])]
