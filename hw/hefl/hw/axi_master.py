@@ -282,11 +282,24 @@ class AxiMaster(wiring.Component):
 
         # --- commands and bursts ---
         if rp.info_depth == 1:
-            # Port 0: one command at a time, delivered completely first.
+            # Port 0: one command at a time, delivered completely first. It
+            # is taken into a register and loaded a cycle later: the kernel's
+            # command fields -> beat count and "no limbs" tests -> the queue's
+            # level was the ECP5 board's 100 MHz critical path (10.31 ns).
+            # One cycle per job stream, not per burst.
             m.d.comb += rp.cmd.ready.eq(~rp.busy)
+            staged = Signal(name=f"{pre}_cmd_staged")
+            cmd_q = Signal.like(cmd, name=f"{pre}_cmd_q")
+            taken_now = rp.cmd.valid & rp.cmd.ready
+            with m.If(taken_now):
+                m.d.sync += [staged.eq(1), cmd_q.eq(cmd)]
+            with m.Elif(staged):
+                m.d.sync += staged.eq(0)
+            taken, cmd = staged & ~aborting & ~abort_now, cmd_q
+            rp.staged = staged
         else:
             m.d.comb += rp.cmd.ready.eq(~rp.ar_active & info.w_rdy & ~aborting)
-        taken = rp.cmd.valid & rp.cmd.ready
+            taken = rp.cmd.valid & rp.cmd.ready
         off = beat.limb_offset(cmd.addr)
         m.d.comb += [info.w_data.eq(Cat(off, cmd.limbs)), info.w_en.eq(taken & (cmd.limbs != 0))]
         with m.If(taken):
@@ -342,7 +355,7 @@ class AxiMaster(wiring.Component):
                         load_next()
 
         m.d.comb += rp.busy.eq(rp.ar_active | info.r_rdy | rp.cur_valid | (rp.credit != 0)
-                               | (rp.granted != 0)
+                               | (rp.granted != 0) | rp.staged
                                | aborting | held)
         if abort is None:
             return
@@ -427,6 +440,7 @@ class AxiMaster(wiring.Component):
             m.d.sync += [
                 wr.aw_addr.eq(beat.align(cmd.addr)),
                 wr.aw_left.eq(beat.count(cmd.limbs, off)),
+                wr.aw_more.eq(beat.count(cmd.limbs, off) != 0),
                 wr.w_left.eq(cmd.limbs),
                 wr.w_more.eq(cmd.limbs != 0),
                 wr.w_one.eq(cmd.limbs == 1),
@@ -437,14 +451,21 @@ class AxiMaster(wiring.Component):
         aw_len = Signal.like(aw_len_c, name="aw_len_r")
         aw_len_ok = Signal()
         aw_issue = Signal()
-        m.d.sync += [aw_len.eq(aw_len_c), aw_len_ok.eq(~(taken | aw_issue))]
-        m.d.comb += [aw_issue.eq((wr.aw_left != 0) & aw_len_ok & ~bus.awvalid & blen.w_rdy),
+        # aw_left != 0 as a register (aw_more), cleared by the last burst's
+        # issue (aw_last, registered with the length it describes): the
+        # 33-bit test in front of the issue and the address and count
+        # enables was on the ECP5 board's 100 MHz edge.
+        aw_last = Signal()
+        m.d.sync += [aw_len.eq(aw_len_c), aw_last.eq(self._is_len(wr.aw_left, aw_len_c)),
+                     aw_len_ok.eq(~(taken | aw_issue))]
+        m.d.comb += [aw_issue.eq(wr.aw_more & aw_len_ok & ~bus.awvalid & blen.w_rdy),
                      blen.w_en.eq(aw_issue), blen.w_data.eq(aw_len)]
         with m.If(aw_issue):
             m.d.sync += [
                 bus.awvalid.eq(1), bus.awaddr.eq(wr.aw_addr), bus.awlen.eq(aw_len - 1),
                 wr.aw_addr.eq(wr.aw_addr + (aw_len << beat.size)),
                 wr.aw_left.eq(wr.aw_left - aw_len),
+                wr.aw_more.eq(~aw_last),
             ]
         m.d.comb += wr.aw_hs.eq(bus.awvalid & bus.awready)
         with m.If(wr.aw_hs):
@@ -539,6 +560,7 @@ class _ReadPort:
         self.info_depth = info_depth
         self.info_width = beat.idx_bits + 32           # {skip, limbs} of a queued command
         self.fifo = None
+        self.staged = Const(0)                               # port 0: a command taken, not loaded
         self.ar_active = Signal(name=f"{pre}_ar_active")
         self.ar_addr = Signal(64, name=f"{pre}_ar_addr")
         self.ar_left = Signal(33, name=f"{pre}_ar_left")     # beats not yet covered by an AR
@@ -566,6 +588,7 @@ class _WriteRegs:
         self.w_active = Signal()                 # limbs of the command remain to be packed
         self.aw_addr = Signal(64)
         self.aw_left = Signal(33)                # beats of the command not yet covered by an AW
+        self.aw_more = Signal()                  # ... registered: aw_left != 0
         self.burst_left = Signal(range(max_burst + 1))
         self.burst_beat = Signal(range(max_burst + 1))   # beats of the current burst sent
         self.blen = None

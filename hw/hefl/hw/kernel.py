@@ -495,7 +495,7 @@ class Kernel(wiring.Component):
             with m.Else():
                 m.d.sync += [r.job_op.eq(r.l_op), r.job_tag.eq(r.l_tag),
                              r.job_count.eq(r.l_count), r.job_left.eq(r.job_n_ops),
-                             r.job_first.eq(1),
+                             r.job_last.eq(r.job_n_ops == 1), r.job_first.eq(1),
                              # left1 - n_ops - 1, one adder: -x - 1 = ~x.
                              r.left1.eq(r.left1 + Cat(~r.job_n_ops, ones)),
                              r.stream_end.eq(r.job_n_ops == r.left1),
@@ -507,15 +507,16 @@ class Kernel(wiring.Component):
                 r.p_valid.eq(mem.rd_data.valid),
                 p.data.eq(limb[:w]),
                 p.first.eq(r.job_first),
-                p.last.eq(r.job_left == 1),
+                p.last.eq(r.job_last),
                 p.op.eq(r.job_op),
                 p.tag.eq(r.job_tag),
                 p.count.eq(r.job_count),
                 mem.rd_data.ready.eq(r.p_ready),
             ]
             with m.If(r.p_valid & r.p_ready):
-                m.d.sync += [r.job_left.eq(r.job_left - 1), r.job_first.eq(0)]
-                with m.If(r.job_left == 1):
+                m.d.sync += [r.job_left.eq(r.job_left - 1), r.job_last.eq(r.job_left == 2),
+                             r.job_first.eq(0)]
+                with m.If(r.job_last):
                     m.d.sync += [r.jobs_sent.eq(r.jobs_sent + 1),
                                  r.all_sent.eq(r.jobs_sent + 1 == r.field("jobs"))]
                     m.next = "JOB_HDR"
@@ -688,6 +689,9 @@ class _RunRegs:
         self.job_count = Signal(countf.width)
         self.job_left = Signal(range(s * ((1 << countf.width) - 1) + 1))
         self.job_first = Signal()
+        # job_left == 1, a register: the compare into the engine's input
+        # stage (the beat's last flag) was on the ECP5 board's 100 MHz edge.
+        self.job_last = Signal()
         self.done_pulse = Signal()
         self.start_pulse = Signal()
         self.ap_idle = Signal()
