@@ -25,7 +25,7 @@ more than one node.
   answers that must reach the group of lanes that asked.
 """
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -211,17 +211,21 @@ class PacketRouter(_Router):
         for k in reversed(range(n)):
             with m.If(self.child_best[k]):
                 m.d.comb += pick.eq(k)
+        # sel: locked & (route == k), one register per output, so that each
+        # output's valid is one gate after the input's (it feeds the job
+        # FIFOs' write and registered-ready logic).
+        sel = Signal(n)
         for k, o in enumerate(outs):
-            m.d.comb += [o.payload.eq(i.payload), o.valid.eq(locked & (route == k) & i.valid)]
+            m.d.comb += [o.payload.eq(i.payload), o.valid.eq(sel[k] & i.valid)]
         with m.If(locked):
             m.d.comb += i.ready.eq(Array(o.ready for o in outs)[route])
             with m.If(i.valid & i.ready & i.payload.last):
-                m.d.sync += locked.eq(0)
+                m.d.sync += [locked.eq(0), sel.eq(0)]
         with m.Else():
             # A stray beat outside a packet is dropped; a first beat waits for a free output.
             m.d.comb += i.ready.eq(~i.payload.first)
             with m.If(i.valid & i.payload.first & self.child_free.any()):
-                m.d.sync += [locked.eq(1), route.eq(pick)]
+                m.d.sync += [locked.eq(1), route.eq(pick), sel.eq(Const(1, n) << pick)]
         return m
 
 

@@ -134,10 +134,9 @@ class JobFifo(wiring.Component):
         with m.If(do_inner_read & ~do_write):
             m.d.comb += next_level.eq(inner_level - 1)
         m.d.sync += [inner_level.eq(next_level), inner_any.eq(next_level != 0)]
-        # Full next cycle: the level's two top compares are made from
-        # registers, beside the read and write decisions, which only select.
+        # Full next cycle (in _next_ready): the level's two top compares are
+        # made from registers, beside the read and write decisions.
         at_top, below_top = inner_level == inner, inner_level == inner - 1
-        full_next = Mux(do_write & ~do_inner_read, below_top, at_top & ~do_inner_read)
 
         # At most one first beat is queued: a job's beats arrive together, so
         # the next job's first beat comes after this job's last, and then the
@@ -154,11 +153,35 @@ class JobFifo(wiring.Component):
         m.d.sync += first_in_mem.eq(new_first | (first_in_mem & ~reads_first))
         with m.If(do_inner_read):
             m.d.sync += out_first.eq(reads_first)
-        keeps = closed | (do_write & i.payload.last)            # closed, if still queued
         leaves = do_read & out_first
-        still_closed = (new_first | first_queued) & keeps & ~leaves
+        still_closed = (new_first | first_queued) & (closed | (do_write & i.payload.last)) & ~leaves
         m.d.sync += [first_queued.eq(new_first | (first_queued & ~leaves)),
                      closed.eq(still_closed),
-                     can_take.eq(~full_next & ~still_closed)]
+                     can_take.eq(self._next_ready(m, platform, do_write, at_top, below_top,
+                                                  do_inner_read, leaves, first_queued, closed))]
         return m
+
+    def _next_ready(self, m, platform, do_write, at_top, below_top, reads, leaves, queued, closed):
+        """The registered ready's next value, as a choice by ``do_write`` of two precomputed values.
+
+        The write (the input's valid, from the dispatcher's router, and
+        this ready) arrives last: router -> write -> closed -> ready was the
+        ECP5 board's 100 MHz critical path, across the die. So the value for
+        "written" and the value for "not written" are computed beside it from
+        everything else, and the write only selects. On ECP5 both are kept as
+        wires (``keep``), or yosys's ABC merges the write back into the first
+        LUT level; elsewhere they are left free.
+        """
+        keep = {"keep": 1} if getattr(platform, "family", None) == "ecp5" else {}
+        i = self.i_stream.payload
+        if_write, if_not = Signal(name="ready_if_write", attrs=keep), \
+            Signal(name="ready_if_not", attrs=keep)
+        # Written: full if one below the top and nothing read (a write at
+        # the top cannot happen: ready is low there); closed if the job's
+        # first beat stays queued and its last beat is in.
+        full_w = below_top & ~reads
+        closed_w = (i.first | queued) & (closed | i.last) & ~leaves
+        closed_n = queued & closed & ~leaves
+        m.d.comb += [if_write.eq(~full_w & ~closed_w), if_not.eq(~(at_top & ~reads) & ~closed_n)]
+        return Mux(do_write, if_write, if_not)
 
