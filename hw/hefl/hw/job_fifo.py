@@ -133,7 +133,13 @@ class JobFifo(wiring.Component):
             m.d.comb += next_level.eq(inner_level + 1)
         with m.If(do_inner_read & ~do_write):
             m.d.comb += next_level.eq(inner_level - 1)
-        m.d.sync += [inner_level.eq(next_level), inner_any.eq(next_level != 0)]
+        # inner_any's next value without the level's adder: the lane's ready
+        # (a decode of its state) -> read -> adder -> compare was the ECP5
+        # board's 100 MHz critical path (10.16 ns). A write leaves a beat; a
+        # read empties the memory only from one beat (a register compare).
+        one_left = inner_level == 1
+        m.d.sync += [inner_level.eq(next_level),
+                     inner_any.eq(do_write | (inner_any & ~(one_left & (~o.valid | o.ready))))]
         # Full next cycle (in _next_ready): the level's two top compares are
         # made from registers, beside the read and write decisions.
         at_top, below_top = inner_level == inner, inner_level == inner - 1
