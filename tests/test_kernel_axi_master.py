@@ -435,9 +435,9 @@ def test_burst_length(data_bits, max_burst, rng):
     bb = data_bits // 8
     m = Module()
     addr, left = Signal(64), Signal(33)
-    length = dut._burst_len(m, addr, left, "t")
+    length, last = dut._burst_len(m, addr, left, "t")
     is_len = Signal()
-    m.d.comb += is_len.eq(dut._is_len(left, length))
+    m.d.comb += is_len.eq(last)
     lefts = [0, 1, max_burst - 1, max_burst, max_burst + 1, 2 * max_burst, 1 << 32,
              (1 << 33) - 1, (1 << 32) + max_burst, (1 << len(length)) + 1]
     addrs = [0, 4096 - bb, 4096 - max_burst * bb, 8192 - (max_burst - 1) * bb]
