@@ -44,7 +44,7 @@ def _tool_env():
     return env
 
 
-def build_bitstream(out=None, *, clock_mhz=None, seed=1, **core):
+def build_bitstream(out=None, *, clock_mhz=None, seed=None, **core):
     """Build the bitstream and write the report.
 
     Parameters
@@ -54,8 +54,9 @@ def build_bitstream(out=None, *, clock_mhz=None, seed=1, **core):
     clock_mhz : int, optional
         Target clock (the PLL output); default from
         :data:`~hefl.hw.ecp5_top.BOARD_DEFAULTS` (:data:`hefl.hw.params.ECP5_CLOCK_MHZ`).
-    seed : int
-        nextpnr placement seed.
+    seed : int, optional
+        nextpnr placement seed; default
+        :data:`hefl.hw.params.ECP5_NEXTPNR_SEED`.
     **core
         :class:`~hefl.hw.ecp5_top.BoardCore` parameters overriding
         :data:`~hefl.hw.ecp5_top.BOARD_DEFAULTS`.
@@ -68,7 +69,11 @@ def build_bitstream(out=None, *, clock_mhz=None, seed=1, **core):
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
     from hefl.hw.ecp5_top import BOARD_DEFAULTS, ULX3STop
+    from hefl.hw.params import ECP5_NEXTPNR_SEED
     from hefl.paths import build_root
+
+    if seed is None:
+        seed = ECP5_NEXTPNR_SEED
 
     root = Path(out).resolve() if out is not None else build_root()
     bdir = root / "ecp5"
@@ -135,7 +140,7 @@ def build_bitstream(out=None, *, clock_mhz=None, seed=1, **core):
 
 def add_arguments(parser):
     """Arguments of ``hefl bitstream``."""
-    from hefl.hw.params import ECP5_CLOCK_MHZ
+    from hefl.hw.params import ECP5_CLOCK_MHZ, ECP5_NEXTPNR_SEED
     parser.add_argument("--out", default=None, help="build root (default build/)")
     parser.add_argument("--clock-mhz", type=int, default=None,
                         help=f"target clock, the PLL output (default {ECP5_CLOCK_MHZ})")
@@ -145,7 +150,8 @@ def add_arguments(parser):
                         help="kernel operand width (default: hefl.hw.ecp5_top.BOARD_DEFAULTS)")
     parser.add_argument("--mem-limbs", type=int, default=None,
                         help="operand memory depth in limbs (default: hefl.hw.ecp5_top.BOARD_DEFAULTS)")
-    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    parser.add_argument("--seed", type=int, default=None,
+                        help=f"nextpnr placement seed (default {ECP5_NEXTPNR_SEED})")
 
 
 def run(args):

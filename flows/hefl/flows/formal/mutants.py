@@ -80,7 +80,7 @@ class _IgnoresBoundary(AxiMaster):
     def _burst_len(self, m, addr, beats_left, name):
         length = Signal(range(self.max_burst + 1), name=f"{name}_len")
         m.d.comb += length.eq(Mux(beats_left > self.max_burst, self.max_burst, beats_left))
-        return length
+        return length, beats_left <= self.max_burst
 
 
 class _NoWlast(AxiMaster):
