@@ -17,7 +17,7 @@ from hefl.hw.params import ECP5_CLOCK_MHZ, ULX3S_OSC_MHZ
 OSC = ULX3S_OSC_MHZ
 
 
-@pytest.mark.parametrize("mhz", [25, 40, 50, 75, 100, 125, ECP5_CLOCK_MHZ])
+@pytest.mark.parametrize("mhz", sorted({25, 40, 50, 75, 80, 100, 125, ECP5_CLOCK_MHZ}))
 def test_pll_params_are_exact_and_in_range(mhz):
     clki, fb, op = pll_params(OSC, mhz)
     assert OSC / clki * fb == pytest.approx(mhz)

@@ -30,7 +30,7 @@ constraint from the EHXPLLL dividers, so no hand-written constraint file is
 needed.
 
 LEDs: 0 ``interrupt`` (a run finished), 1 link answered an error, 2 UART
-framing error seen, 7 heartbeat (clock / 2^26: ~1.2 Hz at 80 MHz).
+framing error seen, 7 heartbeat (clock / 2^26: ~1.5 Hz at 100 MHz).
 """
 
 from functools import partial
@@ -67,22 +67,20 @@ from hefl.hw.uart import Uart
 __all__ = ["BoardCore", "ULX3STop", "BOARD_DEFAULTS", "BOARD_TABLE_MAX", "pll_params"]
 
 #: The board configuration ``make bitstream`` builds (Paillier-1024: 2048-bit modulus).
-#: Four lanes (18×18 tiles), yosys ``synth_ecp5 -abc9``, nextpnr seed 1:
-#: 87.40 MHz asked for 80 (the default, :data:`~hefl.hw.params.ECP5_CLOCK_MHZ`);
-#: asked for 100 MHz, 83-87.5 MHz over this round's cuts (placement-dependent,
-#: each cut moved the longest path elsewhere), so the default stays 80. The
-#: longest path at 80 runs from a lane's FSM state through the BatchEngine's
-#: output stage of that lane (its ``valid``) back into the lane's exponent
-#: registers (``boff`` / ``exp_below`` enables). Cut: the master's read
-#: credit (late grant count) and burst length (narrow compares), the job
-#: FIFOs' registered ready and the logic behind their block-RAM first flag,
-#: the kernel's job-length check, POWMOD count multiply and result-slot
-#: multiply, the board memory's read (no collision emulation) and write
-#: (registered port); earlier, the master's read data, the lanes' memory
-#: reads and constant writes, the job FIFOs' block-RAM outputs, the DRAIN
-#: condition, the stream-end tests and the read abort. Six and eight lanes fit
-#: the device but nextpnr's router had not converged after ten minutes,
-#: beyond the 15-minute build budget.
+#: Four lanes (18×18 tiles), yosys ``synth_ecp5 -abc9``, at 100 MHz
+#: (:data:`~hefl.hw.params.ECP5_CLOCK_MHZ`) with nextpnr seed 2
+#: (:data:`~hefl.hw.params.ECP5_NEXTPNR_SEED`): 104.26 MHz; seed 1 gives 98.32
+#: for the same netlist. The cuts that got there from 82 MHz (docs/boards.md):
+#: the job FIFOs' first flag from a register, the lane memory in width slices
+#: one DP16KD deep (no multiplexer behind the block RAMs' outputs) with its
+#: write selects from registers, registered "count is 0 / 1" flags in the AXI
+#: master and the kernel, the master's port-0 command taken into a register,
+#: burst "last" flags beside their lengths, the FIFOs' ready chosen by the
+#: write, a one-hot router valid, and the link's memory read registered.
+#: Earlier rounds cut the master's read credit and data, the lanes' reads and
+#: constant writes, the kernel's job checks and result-slot multiply and the
+#: board memory's ports. Six and eight lanes fit the device but nextpnr's
+#: router had not converged after ten minutes, beyond the 15-minute budget.
 BOARD_DEFAULTS = dict(operand_bits=2048, word_bits=MONTMUL_ECP5_WORD_BITS, lanes=4,
                       window_bits=MODEXP_WINDOW_BITS, max_exp_bits=2048, mem_limbs=8192,
                       baud=ECP5_UART_BAUD, clock_mhz=ECP5_CLOCK_MHZ)
