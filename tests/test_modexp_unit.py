@@ -237,6 +237,9 @@ def test_ecp5_lane_memory_slices_fit_one_block_ram():
     assert [ecp5_slice_bits(d) for d in (1, 512, 513, 1024, 1254, 2048, 2049, 8193)] == \
         [36, 36, 18, 18, 9, 9, 4, 1]
     board = ModExp(operand_bits=2048, word_bits=36, window_bits=4, max_exp_bits=2048)
-    assert board.mem_depth == 1254 and board.slice_bits_for(Ecp5()) == 9
+    # (2^k + 5) slots of s words and the exponent words: 1,254, in 2,048 × 9 slices.
+    s = words_for(2048, 36)
+    assert board.mem_depth == (2 ** 4 + 5) * s + -(-2048 // 36) == 1254
+    assert board.slice_bits_for(Ecp5()) == 9
     assert board.slice_bits_for(None) == 36
     assert ModExp(operand_bits=64, word_bits=8, mem_slice_bits=20).slice_bits_for(None) == 8

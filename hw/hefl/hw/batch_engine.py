@@ -249,7 +249,8 @@ class BatchEngine(wiring.Component):
         next level; the reducer's copy is registered once.
         """
         F = ENGINE_TREE_FAN
-        ports = ("nprime", "const_wr_en", "const_wr_sel", "const_wr_addr", "const_wr_data")
+        writes = ("const_wr_en", "const_wr_sel", "const_wr_addr", "const_wr_data")
+        ports = ("nprime", *writes)
 
         def fan(members, sigs, tag):
             copy = [Signal.like(x, name=f"{name}_{tag}") for x, name in zip(sigs, ports)]
@@ -263,8 +264,8 @@ class BatchEngine(wiring.Component):
                 fan(members[g:g + size], copy, f"{tag}_{g // size}")
 
         fan(list(range(len(lanes))), [getattr(self, n) for n in ports], "r")
-        for n in ports[1:]:
-            m.d.sync += getattr(red, n).eq(getattr(self, n))
+        # The reducer keeps N from the constant writes (it needs no N').
+        m.d.sync += [getattr(red, n).eq(getattr(self, n)) for n in writes]
 
     def _elab_table(self, m, fifos):
         """Expanders before the FIFOs, the fetcher and its two trees; returns the expanders."""

@@ -82,6 +82,7 @@ Deviations and limits
 """
 
 from functools import partial
+from types import SimpleNamespace
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
@@ -150,7 +151,7 @@ class ModExp(wiring.Component):
 
     @staticmethod
     def _check(operand_bits, word_bits, window_bits, max_exp_bits, tag_bits, ram_style,
-               t_ram_style, multiplier):
+               t_ram_style, multiplier, mem_slice_bits):
         check_int("Operand width", operand_bits, 4)
         check_int("Word width", word_bits, 2)
         check_int("Window width", window_bits)
@@ -169,16 +170,17 @@ class ModExp(wiring.Component):
         if t_ram_style is not None and (t_ram_style not in T_RAM_STYLES or multiplier is not None):
             raise TypeError(f"t RAM style must be one of {T_RAM_STYLES} with the default "
                             f"multiplier, not {t_ram_style!r}")
+        if mem_slice_bits is not None:
+            check_int("Memory slice width", mem_slice_bits)
         return max_exp_bits
 
     def __init__(self, *, operand_bits, word_bits, window_bits=MODEXP_WINDOW_BITS,
                  max_exp_bits=None, tag_bits=TAG_BITS, multiplier=None, ram_style=None,
                  t_ram_style=None, mem_slice_bits=None):
         try:
-            if mem_slice_bits is not None:
-                check_int("Memory slice width", mem_slice_bits, 1)
             max_exp_bits = self._check(operand_bits, word_bits, window_bits, max_exp_bits,
-                                       tag_bits, ram_style, t_ram_style, multiplier)
+                                       tag_bits, ram_style, t_ram_style, multiplier,
+                                       mem_slice_bits)
         except TypeError:
             # A component that was never built must not warn "created but never used".
             self._MustUse__silence = True
@@ -289,8 +291,8 @@ class ModExp(wiring.Component):
         attrs = {"no_rw_check": 1}
         if self._ram_style:
             attrs["ram_style"] = self._ram_style
-        rd = _Port(addr=Signal(max(1, (depth - 1).bit_length())), data=Signal(w))
-        wr = _Port(addr=Signal.like(rd.addr), data=Signal(w), en=Signal())
+        rd = SimpleNamespace(addr=Signal(max(1, (depth - 1).bit_length())), data=Signal(w))
+        wr = SimpleNamespace(addr=Signal.like(rd.addr), data=Signal(w), en=Signal())
         for i, lo in enumerate(range(0, w, slice_bits)):
             bits = min(slice_bits, w - lo)
             mem = Memory(shape=unsigned(bits), depth=depth, init=[], attrs=attrs)
@@ -304,9 +306,9 @@ class ModExp(wiring.Component):
         """The lane memory's one write port: MontMul results, job words, constants.
 
         By priority: the core's result words (which never wait), job words
-        (``ld_*``; LOAD holds ``i_stream.ready`` low while the core writes) and
-        constants (only while idle; sel 0 = N, 1 = R² mod N, 2 = R mod N into
-        ``T[0]``).
+        (``ld_en``, ``ld_addr``, ``ld_data``; LOAD holds ``i_stream.ready``
+        low while the core writes) and constants (only while idle; sel 0 = N,
+        1 = R² mod N, 2 = R mod N into ``T[0]``).
         """
         sl = lane.slots
         const_base = Signal(sl.aw)
@@ -570,13 +572,6 @@ def ecp5_slice_bits(depth):
         if depth <= words:
             return bits
     return 1
-
-
-class _Port:
-    """A memory port's signals (``addr``, ``data``, and ``en`` for a write port)."""
-
-    def __init__(self, **signals):
-        self.__dict__.update(signals)
 
 
 class _Slots:
