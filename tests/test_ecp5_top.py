@@ -50,3 +50,22 @@ def test_prepare_renders_pins_and_clock_constraint():
     assert "EHXPLLL" in rtlil
     for name, value in (("CLKI_DIV", clki), ("CLKFB_DIV", fb), ("CLKOP_DIV", op)):
         assert re.search(rf"parameter \\{name} {value}\b", rtlil), name
+
+
+def test_slowest_endpoints_take_each_cells_latest_arrival():
+    """ecp5.json's near-critical list: per endpoint cell its latest sink, latest first, capped."""
+    from hefl.flows.ecp5 import slowest_endpoints
+
+    def net(driver, *sinks):
+        return {"driver": driver, "endpoints": [{"cell": c, "port": p, "delay": [0.0, t]}
+                                                for c, p, t in sinks]}
+    rep = {"detailed_net_timings": [
+        net("lut_a", ("ff_x", "DI", 9.5), ("ram_y", "ADA3", 10.25)),
+        net("lut_b", ("ff_x", "CE", 9.9), ("ff_z", "M", 4.0)),
+        net("lut_c", ("ram_y", "ADA1", 8.0)),
+    ]}
+    got = slowest_endpoints(rep, count=2)
+    assert got == [{"endpoint": "ram_y.ADA3", "arrival_ns": 10.25, "driver": "lut_a"},
+                   {"endpoint": "ff_x.CE", "arrival_ns": 9.9, "driver": "lut_b"}]
+    assert [e["endpoint"] for e in slowest_endpoints(rep)] == ["ram_y.ADA3", "ff_x.CE", "ff_z.M"]
+    assert slowest_endpoints({}) == []

@@ -7,7 +7,8 @@ Builds :class:`hefl.hw.ecp5_top.ULX3STop` with amaranth-boards'
 
     build/ecp5/hefl.bit             the bitstream
     build/ecp5/hefl.{ys,lpf,json,config,tim,rpt}   the platform's build files and logs
-    build/reports/ecp5.json         fmax, target, utilisation (used/available)
+    build/reports/ecp5.json         fmax, target, utilisation (used/available), the
+                                    latest-arriving endpoints (nextpnr's detailed report)
 
 The run fails (non-zero exit, one line) when nextpnr's achieved Fmax on the
 PLL clock is below the target: the bitstream is written either way (nextpnr
@@ -21,12 +22,16 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["build_bitstream", "add_arguments", "run", "UTILISATION_CELLS", "SYNTH_OPTS"]
+__all__ = ["build_bitstream", "add_arguments", "run", "slowest_endpoints", "UTILISATION_CELLS",
+           "SYNTH_OPTS", "SLOWEST_ENDPOINTS"]
 
 #: yosys ``synth_ecp5`` options. ``-abc9`` maps with ABC's delay-aware
 #: mapper (it sees the carry chains and block RAM/DSP boxes): the default
 #: build went from 82.7 to 86.9 MHz at a 100 MHz target (14,702 -> 14,719 LUT4).
 SYNTH_OPTS = "-abc9"
+
+#: Endpoints ecp5.json lists by arrival time (:func:`slowest_endpoints`).
+SLOWEST_ENDPOINTS = 25
 
 #: nextpnr utilisation cells reported, by the key used in ecp5.json.
 UTILISATION_CELLS = {"lut4": "TRELLIS_COMB", "ff": "TRELLIS_FF", "mult18": "MULT18X18D",
@@ -100,7 +105,8 @@ def build_bitstream(out=None, *, clock_mhz=None, seed=None, **core):
         # cwd): the WebAssembly nextpnr may only see paths below it.
         ULX3S_85F_Platform().build(
             top, name="hefl", build_dir=str(bdir), do_program=False, synth_opts=SYNTH_OPTS,
-            nextpnr_opts=f"--report {nextpnr_report.name} --timing-allow-fail --seed {seed}")
+            nextpnr_opts=f"--report {nextpnr_report.name} --detailed-timing-report "
+                         f"--timing-allow-fail --seed {seed}")
     except subprocess.CalledProcessError as e:
         from hefl.errors import ToolFailed
         raise ToolFailed(f"the ECP5 build failed (exit {e.returncode}); see the logs in {bdir} "
@@ -130,12 +136,33 @@ def build_bitstream(out=None, *, clock_mhz=None, seed=None, **core):
         "nextpnr_seed": seed,
         "clocks": {k: {"achieved_mhz": round(v["achieved"], 2), "constraint_mhz": v.get("constraint")}
                    for k, v in clocks.items()},
+        "slowest_endpoints": slowest_endpoints(rep),
     }
     for key, cell in UTILISATION_CELLS.items():
         u = util.get(cell, {})
         report[key] = {"used": int(u.get("used", 0)), "available": int(u.get("available", 0))}
     (rdir / "ecp5.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def slowest_endpoints(nextpnr_report, count=SLOWEST_ENDPOINTS):
+    """The ``count`` latest-arriving endpoints of a nextpnr ``--detailed-timing-report`` report.
+
+    nextpnr prints one critical path per clock; the detailed report's
+    ``detailed_net_timings`` give the arrival time at every sink, so every
+    path near the limit shows, not only the worst (this is how the board's
+    100 MHz cuts were found). Returns ``[{"endpoint": "cell.port",
+    "arrival_ns": t, "driver": cell}, ...]``, latest first, one entry per
+    endpoint cell.
+    """
+    latest = {}
+    for net in nextpnr_report.get("detailed_net_timings", []):
+        for sink in net["endpoints"]:
+            t = sink["delay"][1]
+            if sink["cell"] not in latest or t > latest[sink["cell"]]["arrival_ns"]:
+                latest[sink["cell"]] = {"endpoint": f"{sink['cell']}.{sink['port']}",
+                                        "arrival_ns": round(t, 2), "driver": net["driver"]}
+    return sorted(latest.values(), key=lambda e: -e["arrival_ns"])[:count]
 
 
 def add_arguments(parser):
