@@ -180,6 +180,44 @@ class _NoisyPort:
         return getattr(self.inner, name)
 
 
+class _CmdFlipPort:
+    """Flips a bit of the CMD byte in the first request of each kind in ``targets``."""
+
+    def __init__(self, inner, targets, bit):
+        self.inner, self.left, self.bit, self.flips = inner, set(targets), bit, 0
+
+    def write(self, data):
+        data = bytearray(data)
+        key = (data[1], int.from_bytes(data[2:6], "little"))
+        if key in self.left:
+            self.left.discard(key)
+            data[1] ^= 1 << self.bit
+            self.flips += 1
+        return self.inner.write(bytes(data))
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("bit", [0, 4, 7])
+def test_control_requests_are_repeated_when_their_command_byte_is_hit(library, seed, rng, bit):
+    """The clear-on-read ctrl read and the ap_start write are not blindly repeated, but a
+    frame the board refused (BAD_CRC, echoing the corrupted CMD it read) executed nothing
+    and is: the run completes, with one error counted per flip."""
+    ctrl = REGMAP.reg("ctrl").offset
+    port = _CmdFlipPort(BoardModelPort(library, seed=seed, stall_percent=10),
+                        {(lp.Cmd.READ_REG, ctrl), (lp.Cmd.WRITE_REG, ctrl)}, bit)
+    acc = get_accelerator("serial", port=port, link_timeout=5.0, retries=2, verify=0)
+    try:
+        n = _odd_modulus(rng, acc.hw.max_modulus_bits)
+        a, b = [rng.randrange(n) for _ in range(3)], [rng.randrange(n) for _ in range(3)]
+        assert acc.mulmod(a, b, n) == [x * y % n for x, y in zip(a, b)]
+        assert port.flips == 2 and not port.left
+        assert acc.transport.counters["errors"] == 2
+    finally:
+        acc.close()
+
+
 def test_serial_backend_matches_pow(library, seed, rng):
     """powmod / mulmod / product through DeviceAccelerator over a noisy link."""
     noisy = _NoisyPort(BoardModelPort(library, seed=seed, stall_percent=10), rng, rate=0.05)

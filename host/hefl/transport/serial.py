@@ -50,6 +50,9 @@ __all__ = ["SerialTransport", "DEFAULT_BAUD"]
 DEFAULT_BAUD = ECP5_UART_BAUD
 #: Bytes per limb: board memory is allocated and moved in whole limbs.
 _LIMB = LAYOUT.limb_bytes
+#: Statuses with which the board refuses a frame before executing any of it
+#: (link_proto: a bad checksum or a truncated frame writes nothing).
+_REJECTED = frozenset({lp.Status.BAD_CRC, lp.Status.TIMEOUT})
 
 
 class _Retry(Exception):
@@ -156,6 +159,13 @@ class SerialTransport(Transport):
                 if retry:
                     continue
                 break
+            if r.status in _REJECTED:
+                # The board refused the frame before acting on it, so it can
+                # be repeated even with side effects. Its CMD byte is what the
+                # board read, which a flipped bit in ours may have changed.
+                self.counters["errors"] += 1
+                why = r.describe()
+                continue
             if r.cmd != cmd:
                 why = f"reply to command 0x{r.cmd:02x}, expected 0x{int(cmd):02x}"
                 self.counters["errors"] += 1
@@ -166,8 +176,7 @@ class SerialTransport(Transport):
                 return r
             self.counters["errors"] += 1
             why = r.describe()
-            if r.status not in (lp.Status.BAD_CRC, lp.Status.TIMEOUT):
-                break          # repeating the same request cannot help
+            break              # repeating the same request cannot help
         raise LinkError(f"{lp.Cmd(cmd).name} at 0x{addr:x} failed on {self.url or 'the link'}: {why}")
 
     # --- registers ----------------------------------------------------------
