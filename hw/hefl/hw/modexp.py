@@ -350,8 +350,16 @@ class ModExp(wiring.Component):
         next factor while the core computes.
         """
         sl, s, beat = lane.slots, self._s, self.i_stream.payload
+        # The job stream's ready from registers only: in_idle and in_load
+        # follow the FSM (set and cleared with its transitions into and out
+        # of IDLE and LOAD); decoded from the state, lane state -> ready ->
+        # the job FIFO's read and registered ready was the ECP5 board's
+        # 100 MHz critical path (10.3 ns). IDLE leaves a first beat on the
+        # stream; LOAD takes a beat whenever the core does not write.
+        m.d.comb += self.i_stream.ready.eq(Mux(lane.in_idle, ~beat.first,
+                                               lane.in_load & ~mm.wr_en))
         with m.State("IDLE"):
-            m.d.comb += [self.idle.eq(1), self.i_stream.ready.eq(~beat.first)]
+            m.d.comb += self.idle.eq(1)
             # A first beat is left on the stream and consumed by LOAD.
             with m.If(self.i_stream.valid & beat.first):
                 m.d.sync += [lane.job_op.eq(beat.op), lane.job_tag.eq(beat.tag),
@@ -362,17 +370,17 @@ class ModExp(wiring.Component):
                     m.d.sync += lane.ld_addr.eq(sl.x)
                 with m.Else():
                     m.d.sync += lane.ld_addr.eq(sl.acc)
+                m.d.sync += [lane.in_idle.eq(0), lane.in_load.eq(1)]
                 m.next = "LOAD"
 
         with m.State("LOAD"):
-            m.d.comb += self.i_stream.ready.eq(~mm.wr_en)
             with m.If(self.i_stream.valid & ~mm.wr_en):
                 # Words past the exponent memory are dropped.
                 m.d.comb += lane.ld_en.eq(lane.ld_addr < sl.depth)
                 m.d.sync += lane.ld_addr.eq(lane.ld_addr + 1)
                 with m.If(lane.job_op == JobOp.POWMOD):
                     with m.If(beat.last):
-                        m.d.sync += lane.ti.eq(1)
+                        m.d.sync += [lane.ti.eq(1), lane.in_load.eq(0)]
                         m.next = "TABLE"
                 with m.Else():
                     m.d.sync += lane.fj.eq(lane.fj + 1)
@@ -385,10 +393,11 @@ class ModExp(wiring.Component):
                         with m.If(lane.first_fac):
                             m.d.sync += [lane.ld_addr.eq(sl.x), lane.fsel.eq(0)]
                             with m.If(beat.last):
+                                m.d.sync += lane.in_load.eq(0)
                                 m.next = "CORR"
                         with m.Else():
                             m.d.sync += [lane.ld_addr.eq(Mux(lane.fsel, sl.x, sl.y)),
-                                         lane.fsel.eq(~lane.fsel)]
+                                         lane.fsel.eq(~lane.fsel), lane.in_load.eq(0)]
                             m.next = "PMUL"
 
         with m.State("PMUL"):
@@ -398,6 +407,7 @@ class ModExp(wiring.Component):
                 with m.If(lane.in_done):
                     m.next = "CORR"
                 with m.Else():
+                    m.d.sync += lane.in_load.eq(1)
                     m.next = "LOAD"
 
     def _fsm_powmod(self, m, lane, mm):
@@ -548,6 +558,7 @@ class ModExp(wiring.Component):
         with m.State("EMIT_V"):
             with m.If(self.o_stream.ready):
                 with m.If(lane.o_last):
+                    m.d.sync += lane.in_idle.eq(1)
                     m.next = "IDLE"
                 with m.Else():
                     m.d.sync += lane.rj.eq(lane.rj + 1)
@@ -612,6 +623,8 @@ class _LaneRegs:
         self.rd_data = Signal(w, reset_less=True)  # the memory's read port, registered
         self.rq = Signal(w)                  # ... and once more: the lane's read data
         self.ld_en = Signal()                # job words
+        self.in_idle = Signal(init=1)        # the FSM is in IDLE (a register beside it)
+        self.in_load = Signal()              # ... in LOAD
         self.ld_addr = Signal(aw)
         self.ld_data = Signal(w)
         self.can_start = Signal()            # the core takes an op asked for now
