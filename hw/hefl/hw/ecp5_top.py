@@ -69,14 +69,15 @@ __all__ = ["BoardCore", "ULX3STop", "BOARD_DEFAULTS", "BOARD_TABLE_MAX", "pll_pa
 #: The board configuration ``make bitstream`` builds (Paillier-1024: 2048-bit modulus).
 #: Four lanes (18×18 tiles), yosys ``synth_ecp5 -abc9``, at 100 MHz
 #: (:data:`~hefl.hw.params.ECP5_CLOCK_MHZ`) with nextpnr seed 2
-#: (:data:`~hefl.hw.params.ECP5_NEXTPNR_SEED`): 104.26 MHz; seed 1 gives 98.32
-#: for the same netlist. The cuts that got there from 82 MHz (docs/boards.md):
+#: (:data:`~hefl.hw.params.ECP5_NEXTPNR_SEED`): 102.87 MHz; seeds 1 and 3 give
+#: 103.37 and 100.04 for the same netlist. The cuts that got there from 82 MHz (docs/boards.md):
 #: the job FIFOs' first flag from a register, the lane memory in width slices
 #: one DP16KD deep (no multiplexer behind the block RAMs' outputs) with its
 #: write selects from registers, registered "count is 0 / 1" flags in the AXI
 #: master and the kernel, the master's port-0 command taken into a register,
 #: burst "last" flags beside their lengths, the FIFOs' ready chosen by the
-#: write, a one-hot router valid, and the link's memory read registered.
+#: write, a one-hot router valid, the link's memory read registered, and the
+#: lanes' job-stream ready from state registers.
 #: Earlier rounds cut the master's read credit and data, the lanes' reads and
 #: constant writes, the kernel's job checks and result-slot multiply and the
 #: board memory's ports. Six and eight lanes fit the device but nextpnr's

@@ -80,8 +80,8 @@ ULX3S_OSC_MHZ = 25
 ECP5_CLOCK_MHZ = 100
 #: nextpnr placement seed of ``make bitstream``. nextpnr's result moves by
 #: several MHz with the seed for one netlist (this round's final netlist at
-#: 100 MHz: seed 1 98.3 MHz, seed 2 104.3 MHz; docs/boards.md); the default
-#: is the seed that closes, and ``hefl bitstream --seed`` picks another.
+#: 100 MHz: seeds 1, 2, 3 give 103.4, 102.9, 100.0 MHz; docs/boards.md);
+#: ``hefl bitstream --seed`` picks another.
 ECP5_NEXTPNR_SEED = 2
 #: Fmax ``hefl hw-report`` asks of the board's MontMul synthesised alone
 #: (yosys + nextpnr, no kernel around it); not the board clock.
