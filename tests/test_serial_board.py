@@ -162,41 +162,52 @@ def test_write_mem_with_bad_payload_crc_writes_nothing(port, rng):
     tr.close()
 
 
-class _NoisyPort:
-    """Flips one random bit in some request frames, as a bad cable would."""
+class _FlippingPort:
+    """A port that flips one bit of the request frames :meth:`_flip` picks, as a bad cable would."""
+
+    def __init__(self, inner):
+        self.inner, self.flips = inner, 0
+
+    def write(self, data):
+        data = bytearray(data)
+        hit = self._flip(data)
+        if hit is not None:
+            byte, bit = hit
+            data[byte] ^= 1 << bit
+            self.flips += 1
+        return self.inner.write(bytes(data))
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+class _NoisyPort(_FlippingPort):
+    """Flips one random bit (SYNC aside) in a fraction ``rate`` of the request frames."""
 
     def __init__(self, inner, rng, rate):
-        self.inner, self.rng, self.rate, self.flips = inner, rng, rate, 0
+        super().__init__(inner)
+        self.rng, self.rate = rng, rate
 
-    def write(self, data):
-        data = bytearray(data)
+    def _flip(self, data):
         if self.rng.random() < self.rate and len(data) > 1:
-            i = self.rng.randrange(1, len(data))
-            data[i] ^= 1 << self.rng.randrange(8)
-            self.flips += 1
-        return self.inner.write(bytes(data))
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
+            return self.rng.randrange(1, len(data)), self.rng.randrange(8)
+        return None
 
 
-class _CmdFlipPort:
-    """Flips a bit of the CMD byte in the first request of each kind in ``targets``."""
+class _CmdFlipPort(_FlippingPort):
+    """Flips ``bit`` of the CMD byte (the one after SYNC) in the first request
+    whose header is one of ``headers`` (each header once)."""
 
-    def __init__(self, inner, targets, bit):
-        self.inner, self.left, self.bit, self.flips = inner, set(targets), bit, 0
+    def __init__(self, inner, headers, bit):
+        super().__init__(inner)
+        self.left, self.bit = set(headers), bit
 
-    def write(self, data):
-        data = bytearray(data)
-        key = (data[1], int.from_bytes(data[2:6], "little"))
-        if key in self.left:
-            self.left.discard(key)
-            data[1] ^= 1 << self.bit
-            self.flips += 1
-        return self.inner.write(bytes(data))
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
+    def _flip(self, data):
+        header = bytes(data[:1 + lp.HEADER_BYTES])
+        if header not in self.left:
+            return None
+        self.left.discard(header)
+        return 1, self.bit
 
 
 @pytest.mark.parametrize("bit", [0, 4, 7])
@@ -205,8 +216,11 @@ def test_control_requests_are_repeated_when_their_command_byte_is_hit(library, s
     frame the board refused (BAD_CRC, echoing the corrupted CMD it read) executed nothing
     and is: the run completes, with one error counted per flip."""
     ctrl = REGMAP.reg("ctrl").offset
-    port = _CmdFlipPort(BoardModelPort(library, seed=seed, stall_percent=10),
-                        {(lp.Cmd.READ_REG, ctrl), (lp.Cmd.WRITE_REG, ctrl)}, bit)
+    # The headers of the ctrl read and write, from the codec (a header does not
+    # depend on the payload's value).
+    headers = {lp.encode_request(cmd, ctrl, 1, payload)[:1 + lp.HEADER_BYTES]
+               for cmd, payload in ((lp.Cmd.READ_REG, b""), (lp.Cmd.WRITE_REG, bytes(4)))}
+    port = _CmdFlipPort(BoardModelPort(library, seed=seed, stall_percent=10), headers, bit)
     acc = get_accelerator("serial", port=port, link_timeout=5.0, retries=2, verify=0)
     try:
         n = _odd_modulus(rng, acc.hw.max_modulus_bits)
